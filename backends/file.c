@@ -1,0 +1,211 @@
+/* ringcopy - file backend: image files (and, until the blockdev backend
+ * takes them, block devices through the page cache).
+ *
+ * A target that does not exist yet is not created by open(): refusals are
+ * decided for every target before any of them is touched, so creation and
+ * truncation happen in prepare().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ringcopy/backend.h"
+
+struct file_dev {
+	struct rc_dev dev; /* first: the core sees only this */
+	int create;        /* target does not exist yet */
+	int is_blk;        /* a block device */
+};
+
+static int file_probe(const char *path, int mode)
+{
+	/* The fallback for anything that is a path. */
+	return 1;
+}
+
+static int parent_writable(const char *path)
+{
+	char *copy = strdup(path);
+	struct stat st;
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	if (stat(dirname(copy), &st) < 0)
+		rc = -errno;
+	else if (!S_ISDIR(st.st_mode))
+		rc = -ENOTDIR;
+	else if (access(dirname(copy), W_OK | X_OK) < 0)
+		rc = -errno;
+	free(copy);
+	return rc;
+}
+
+static int file_open(const char *path, int mode, struct rc_dev **out)
+{
+	struct file_dev *f;
+	struct stat st;
+	int fd = -1, create = 0, rc;
+	uint64_t size = 0;
+
+	if (mode == RC_OPEN_SOURCE) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return -errno;
+	} else {
+		/* Never through a symlink: a planted link would redirect a
+		 * write meant for an image onto something else. */
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+		if (fd < 0 && errno == ENOENT) {
+			rc = parent_writable(path);
+			if (rc < 0)
+				return rc;
+			create = 1;
+		} else if (fd < 0) {
+			return errno == ELOOP ? -ELOOP : -errno;
+		}
+	}
+	if (fd >= 0) {
+		if (fstat(fd, &st) < 0) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			close(fd);
+			return -EISDIR;
+		}
+		if (S_ISBLK(st.st_mode)) {
+			if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+				rc = -errno;
+				close(fd);
+				return rc;
+			}
+		} else if (S_ISREG(st.st_mode)) {
+			size = (uint64_t)st.st_size;
+		} else {
+			close(fd);
+			return -EINVAL; /* pipes and ttys: the stdio backend */
+		}
+	}
+	f = calloc(1, sizeof *f);
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	rc_dev_init(&f->dev, &rc_file_backend, path, fd, size);
+	f->create = create;
+	f->is_blk = fd >= 0 && S_ISBLK(st.st_mode);
+	if (f->is_blk)
+		f->dev.caps |= RC_CAP_BLOCKDEV;
+	/* A regular-file target grows to the image: no size limit. */
+	if (mode == RC_OPEN_TARGET && !f->is_blk)
+		f->dev.size = UINT64_MAX;
+	*out = &f->dev;
+	return 0;
+}
+
+static int file_prepare(struct rc_dev *dev, uint64_t size)
+{
+	struct file_dev *f = (struct file_dev *)dev;
+
+	if (f->create) {
+		dev->fd = open(dev->path,
+			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+				       O_NOFOLLOW | O_NOCTTY,
+			       0644);
+		if (dev->fd < 0)
+			return -errno;
+		f->create = 0;
+	}
+	if (!f->is_blk) {
+		if (ftruncate(dev->fd, (off_t)size) < 0)
+			return -errno;
+		dev->size = size;
+	}
+	return 0;
+}
+
+static ssize_t file_pread(struct rc_dev *dev, void *buf, size_t len,
+			  uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(dev->fd, (char *)buf + done, len - done,
+				  (off_t)(off + done));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break; /* end of file: the caller decides */
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t file_pwrite(struct rc_dev *dev, const void *buf, size_t len,
+			   uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(dev->fd, (const char *)buf + done,
+				   len - done, (off_t)(off + done));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENOSPC;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+static int file_flush(struct rc_dev *dev)
+{
+	/* fsync errors are final: the page cache may have dropped the
+	 * failed pages, so a retry could report a success it has not. */
+	if (dev->fd >= 0 && fsync(dev->fd) < 0)
+		return -errno;
+	return 0;
+}
+
+static int file_close(struct rc_dev *dev)
+{
+	int rc = 0;
+
+	if (dev->fd >= 0 && close(dev->fd) < 0 && errno != EINTR)
+		rc = -errno;
+	free(dev);
+	return rc;
+}
+
+const struct rc_backend rc_file_backend = {
+	.version = RC_BACKEND_VERSION,
+	.name = "file",
+	.prefix = "file:",
+	.caps = RC_CAP_SEEKABLE | RC_CAP_SOURCE | RC_CAP_TARGET,
+	.probe = file_probe,
+	.open = file_open,
+	.prepare = file_prepare,
+	.pread = file_pread,
+	.pwrite = file_pwrite,
+	.flush = file_flush,
+	.close = file_close,
+};

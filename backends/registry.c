@@ -1,0 +1,179 @@
+/* ringcopy - the backend registry and the range-checked wrappers.
+ *
+ * One ordered static array (the libblkid habit): an explicit prefix picks a
+ * backend; otherwise each backend's probe scores the spec and the highest
+ * score wins, earlier entries winning ties.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ringcopy/backend.h"
+
+static const struct rc_backend *const backends[] = {
+	&rc_null_backend,
+	&rc_file_backend,
+	NULL,
+};
+
+const struct rc_backend *const *rc_backends(void)
+{
+	return backends;
+}
+
+int rc_backend_check(const struct rc_backend *be)
+{
+	if (!be || be->version != RC_BACKEND_VERSION || !be->name ||
+	    !be->open || !be->close)
+		return -EINVAL;
+	if ((be->caps & RC_CAP_SOURCE) && !be->pread)
+		return -EINVAL;
+	if ((be->caps & RC_CAP_TARGET) && (!be->pwrite || !be->flush))
+		return -EINVAL;
+	return 0;
+}
+
+const struct rc_backend *rc_backend_for(const char *spec, int mode,
+					 const char **path)
+{
+	const struct rc_backend *best = NULL;
+	int best_score = 0;
+	size_t i;
+
+	for (i = 0; backends[i]; i++) {
+		const struct rc_backend *be = backends[i];
+		size_t n;
+
+		if (rc_backend_check(be) < 0)
+			continue;
+		if (!be->prefix)
+			continue;
+		n = strlen(be->prefix);
+		if (strncmp(spec, be->prefix, n) == 0) {
+			*path = spec + n;
+			return be;
+		}
+	}
+	for (i = 0; backends[i]; i++) {
+		const struct rc_backend *be = backends[i];
+		int score;
+
+		if (rc_backend_check(be) < 0 || !be->probe)
+			continue;
+		score = be->probe(spec, mode);
+		if (score > best_score) {
+			best = be;
+			best_score = score;
+		}
+	}
+	*path = spec;
+	return best;
+}
+
+int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
+		const char *path, int fd, uint64_t size)
+{
+	dev->be = be;
+	dev->spec = NULL;
+	dev->path = path;
+	dev->size = size;
+	dev->caps = be->caps;
+	dev->fd = fd;
+	return 0;
+}
+
+int rc_dev_open(const char *spec, int mode, struct rc_dev **out)
+{
+	const struct rc_backend *be;
+	const char *path;
+	struct rc_dev *dev = NULL;
+	char *copy;
+	int rc;
+
+	*out = NULL;
+	be = rc_backend_for(spec, mode, &path);
+	if (!be)
+		return -ENOENT;
+	if (!(be->caps & (mode == RC_OPEN_SOURCE ? RC_CAP_SOURCE
+						 : RC_CAP_TARGET)))
+		return -EOPNOTSUPP;
+	copy = strdup(spec);
+	if (!copy)
+		return -ENOMEM;
+	/* path points into the caller's spec: repoint it into our copy. */
+	rc = be->open(copy + (path - spec), mode, &dev);
+	if (rc < 0) {
+		free(copy);
+		return rc;
+	}
+	dev->spec = copy;
+	*out = dev;
+	return 0;
+}
+
+static int range_ok(const struct rc_dev *dev, size_t len, uint64_t off)
+{
+	if (dev->size == UINT64_MAX)
+		return 1;
+	return off <= dev->size && len <= dev->size - off;
+}
+
+ssize_t rc_dev_pread(struct rc_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	if (!range_ok(dev, len, off))
+		return -ERANGE;
+	return dev->be->pread(dev, buf, len, off);
+}
+
+ssize_t rc_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
+		      uint64_t off)
+{
+	if (!range_ok(dev, len, off))
+		return -ENOSPC;
+	return dev->be->pwrite(dev, buf, len, off);
+}
+
+int rc_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
+{
+	static const unsigned char zeros[65536];
+
+	if (!range_ok(dev, len, off))
+		return -ENOSPC;
+	if (dev->be->zero) {
+		int rc = dev->be->zero(dev, off, len);
+
+		if (rc != -EOPNOTSUPP && rc != -ENOTTY)
+			return rc;
+	}
+	while (len) {
+		size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
+		ssize_t w = dev->be->pwrite(dev, zeros, n, off);
+
+		if (w < 0)
+			return (int)w;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int rc_dev_flush(struct rc_dev *dev)
+{
+	return dev->be->flush ? dev->be->flush(dev) : 0;
+}
+
+int rc_dev_close(struct rc_dev *dev)
+{
+	char *spec;
+	int rc;
+
+	if (!dev)
+		return 0;
+	spec = dev->spec;
+	rc = dev->be->close(dev);
+	free(spec);
+	return rc;
+}

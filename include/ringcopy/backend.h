@@ -1,0 +1,110 @@
+/* ringcopy - backend interface.
+ *
+ * A backend is one `const struct rc_backend' with designated initialisers,
+ * listed in the static array of backends/registry.c.  This header is the
+ * only contract between the core and the backends: fields are only ever
+ * appended, and `version' is checked when the registry is loaded, so a
+ * backend built against an older layout is refused rather than misread.
+ *
+ * Functions return 0 (or a count) on success and -errno on failure.  The
+ * core validates every range once, in the rc_dev_* wrappers, so backends
+ * never re-check their arguments.
+ */
+#ifndef RINGCOPY_BACKEND_H
+#define RINGCOPY_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RC_BACKEND_VERSION 1
+
+/* Capability bits of a backend (and of an open device). */
+#define RC_CAP_SEEKABLE   (1u << 0) /* pread/pwrite at any offset */
+#define RC_CAP_SEQUENTIAL (1u << 1) /* offsets must only grow */
+#define RC_CAP_SPARSE     (1u << 2) /* extents() reports holes */
+#define RC_CAP_ZERO       (1u << 3) /* zero() is cheaper than writing */
+#define RC_CAP_DIRECT     (1u << 4) /* opened O_DIRECT: aligned I/O only */
+#define RC_CAP_BLOCKDEV   (1u << 5) /* a block device */
+#define RC_CAP_SOURCE     (1u << 6) /* may be opened as a source */
+#define RC_CAP_TARGET     (1u << 7) /* may be opened as a target */
+
+/* How a device is opened. */
+enum rc_open_mode {
+	RC_OPEN_SOURCE = 0, /* read only */
+	RC_OPEN_TARGET = 1, /* write; created if the backend can */
+};
+
+struct rc_backend;
+
+/* An open source or target.  Each backend embeds this as the first member
+ * of its private struct (the nbdcopy `struct rw' habit). */
+struct rc_dev {
+	const struct rc_backend *be; /* the backend that opened it */
+	char *spec;                  /* the spec as given, for messages */
+	const char *path;            /* spec without its prefix */
+	uint64_t size;               /* bytes; UINT64_MAX for unbounded sinks */
+	unsigned caps;               /* RC_CAP_* of this very device */
+	int fd;                      /* descriptor, or -1 */
+};
+
+struct rc_backend {
+	/* RC_BACKEND_VERSION the backend was built against. */
+	uint32_t version;
+	/* Short name, used in messages and `status'. */
+	const char *name;
+	/* Explicit spec prefix including the colon ("file:"), or NULL. */
+	const char *prefix;
+	/* RC_CAP_* the backend can offer. */
+	unsigned caps;
+	/* Score how well the backend fits a spec without a prefix: 0 means
+	 * not at all, higher wins.  May be NULL (prefix only). */
+	int (*probe)(const char *path, int mode);
+	/* Open path (prefix stripped) in mode; on success *out holds a new
+	 * device whose size is known.  A target is not truncated here. */
+	int (*open)(const char *path, int mode, struct rc_dev **out);
+	/* Prepare a target to receive an image of `size' bytes (create or
+	 * truncate a file).  Called once, after every refusal check.  May be
+	 * NULL. */
+	int (*prepare)(struct rc_dev *dev, uint64_t size);
+	/* Read exactly len bytes at off; short only at end of data. */
+	ssize_t (*pread)(struct rc_dev *dev, void *buf, size_t len,
+			 uint64_t off);
+	/* Write exactly len bytes at off, or fail. */
+	ssize_t (*pwrite)(struct rc_dev *dev, const void *buf, size_t len,
+			  uint64_t off);
+	/* Make [off, off+len) read as zeros.  NULL: the core writes zeros. */
+	int (*zero)(struct rc_dev *dev, uint64_t off, uint64_t len);
+	/* Report the data extent at or after off in data_off and data_len;
+	 * data_len is 0 when only a hole follows.  NULL: all data. */
+	int (*extents)(struct rc_dev *dev, uint64_t off, uint64_t *data_off,
+		       uint64_t *data_len);
+	/* Make every write so far durable.  An error is final. */
+	int (*flush)(struct rc_dev *dev);
+	/* Release the device; returns the first deferred error, if any. */
+	int (*close)(struct rc_dev *dev);
+};
+
+/* Registry (backends/registry.c). */
+const struct rc_backend *const *rc_backends(void);
+int rc_backend_check(const struct rc_backend *be);
+const struct rc_backend *rc_backend_for(const char *spec, int mode,
+					 const char **path);
+int rc_dev_open(const char *spec, int mode, struct rc_dev **out);
+
+/* Range-checked wrappers used by the core. */
+ssize_t rc_dev_pread(struct rc_dev *dev, void *buf, size_t len, uint64_t off);
+ssize_t rc_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
+		      uint64_t off);
+int rc_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len);
+int rc_dev_flush(struct rc_dev *dev);
+int rc_dev_close(struct rc_dev *dev);
+
+/* Backend helpers shared by backends (backends/registry.c). */
+int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
+		const char *path, int fd, uint64_t size);
+
+extern const struct rc_backend rc_file_backend;
+extern const struct rc_backend rc_null_backend;
+
+#endif

@@ -1,0 +1,94 @@
+/* ringcopy - the core: election, producer, consumer, results. */
+#ifndef RINGCOPY_CORE_H
+#define RINGCOPY_CORE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ringcopy/backend.h"
+#include "ringcopy/ring.h"
+
+/* Identity of a source, from which its rendezvous file is named. */
+struct rc_source_id {
+	uint32_t kind; /* enum rc_src_kind */
+	uint64_t id0, id1;
+};
+
+int rc_source_identity(int fd, struct rc_source_id *id);
+/* "file-<dev>-<ino>" or "blk-<major>-<minor>"; returns -ENAMETOOLONG if
+ * it does not fit. */
+int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len);
+
+/* The run directory: RINGCOPY_RUNDIR, /run/ringcopy for root, otherwise
+ * $XDG_RUNTIME_DIR/ringcopy.  Created 0700; refused when it is a symlink,
+ * not a directory, not ours, or open to others. */
+int rc_rundir(char *buf, size_t len, char *err, size_t errlen);
+
+/* What an invocation asks of the election. */
+struct rc_join_req {
+	struct rc_source_id id;
+	uint64_t image_size;
+	uint32_t block_size;
+	bool block_size_set;
+	uint64_t buffer_size;
+	bool buffer_size_set;
+	uint64_t rate;
+	bool rate_set;
+	uint32_t ntargets;
+	const char *const *targets; /* names for the consumer table */
+	int source_fd;              /* kept open by a forked producer */
+	struct rc_dev *source;      /* read by a forked producer */
+};
+
+struct rc_join {
+	struct rc_ring ring;
+	bool created;              /* this invocation created the ring */
+	uint32_t idx[RC_CONS_MAX]; /* consumer-table entry per target */
+	uint64_t first_seq;        /* where every target of ours starts */
+};
+
+/* Find the live ring of the source and register ntargets consumers in it,
+ * or create a ring, register them and fork its producer.  Returns 0,
+ * -EBUSY/-EINVAL for a refusal (err says why; exit 2), other -errno for a
+ * failure (exit 1). */
+int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
+	     size_t errlen);
+/* The parent's liveness token for entry idx, held between registration and
+ * the consumer's own: drop it once the consumer holds its own. */
+void rc_drop_owner_token(struct rc_ring *r, uint32_t idx);
+/* Give up entry idx without ever having served it. */
+void rc_abandon_entry(struct rc_ring *r, uint32_t idx);
+
+/* The producer: writes one byte to ready_fd once it serves the ring, then
+ * closes it; never returns. */
+void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
+		      const char *rdv_path, int ready_fd)
+	__attribute__((noreturn));
+/* Remove the rendezvous file at path if it still names (shmid, semid). */
+void rc_rdv_remove_if_ours(const char *path, int shmid, int semid);
+
+/* Outcome of one target, written by its consumer into memory shared with
+ * the invocation. */
+enum rc_result_status {
+	RC_RES_PENDING = 0,
+	RC_RES_OK = 1,
+	RC_RES_FAILED = 2,
+};
+
+struct rc_result {
+	int32_t status;       /* enum rc_result_status */
+	int32_t pad;
+	uint64_t start_block; /* where the target started */
+	uint64_t bytes_written;
+	uint64_t ns;          /* wall time of the copy */
+	char error[512];      /* message when failed */
+};
+
+/* Consumer: take over the liveness of entry idx (then write a byte to
+ * ready_fd and close it), copy nblocks slots to dst; *res is filled. */
+int rc_consumer_run(struct rc_ring *r, uint32_t idx, struct rc_dev *dst,
+		    struct rc_result *res, int ready_fd);
+
+#endif

@@ -1,0 +1,217 @@
+/* ringcopy - the shared ring: SysV shared-memory layout and semaphores.
+ *
+ * The segment holds offsets, never pointers, so every process may map it at
+ * a different address.  Every field read from it is input: a process that
+ * attaches validates the header with rc_ring_validate() before using it, and
+ * every index taken from it is bounds-checked again where it is used.
+ */
+#ifndef RINGCOPY_RING_H
+#define RINGCOPY_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/sem.h>
+#include <sys/types.h>
+
+#define RC_RING_MAGIC   UINT64_C(0x3159504f43474e52) /* "RNGCOPY1" */
+#define RC_RING_VERSION 1
+
+#define RC_BLOCK_MIN     4096u
+#define RC_BLOCK_MAX     (64u << 20)
+#define RC_BLOCK_DEFAULT (1u << 20)
+#define RC_BUFFER_DEFAULT (UINT64_C(64) << 20)
+/* FREE[i] starts at the slot count and must fit SEMVMX (32767) even after a
+ * leaving consumer's final post. */
+#define RC_SLOTS_MAX  16384u
+#define RC_CONS_MAX   128u /* consumer capacity of a ring */
+#define RC_NAME_MAX   256u
+#define RC_ERRMSG_MAX 256u
+#define RC_ALIGN      4096u /* slot data alignment, for O_DIRECT */
+
+/* Ring states (header `state'). */
+enum rc_ring_state {
+	RC_RING_STARTING = 1, /* created, producer not yet running */
+	RC_RING_RUNNING = 2,  /* joinable */
+	RC_RING_CLOSING = 3,  /* producer leaving: do not join */
+	RC_RING_FAILED = 4,   /* source failed: err_* say why */
+};
+
+/* Consumer-table entry states. */
+enum rc_cons_state {
+	RC_CONS_FREE = 0,    /* unused; may be registered */
+	RC_CONS_ACTIVE = 1,  /* registered; the producer serves it */
+	RC_CONS_LEAVING = 2, /* gone; the producer still has to drop it */
+};
+
+/* Source identity kinds. */
+enum rc_src_kind {
+	RC_SRC_FILE = 1,  /* id0 = st_dev, id1 = st_ino */
+	RC_SRC_BLOCK = 2, /* id0 = st_rdev, id1 = 0 */
+	RC_SRC_PIPE = 3,  /* unique per invocation; never joinable */
+};
+
+struct rc_ring_hdr {
+	uint64_t magic;       /* RC_RING_MAGIC */
+	uint32_t version;     /* RC_RING_VERSION */
+	uint32_t hdr_size;    /* sizeof(struct rc_ring_hdr) */
+	uint64_t seg_size;    /* bytes in the segment, checked vs IPC_STAT */
+	uint32_t src_kind;    /* enum rc_src_kind */
+	uint32_t block_size;  /* bytes per block, power of two */
+	uint64_t src_id0;     /* source identity, see rc_src_kind */
+	uint64_t src_id1;
+	uint64_t image_size;  /* bytes in the image */
+	uint64_t nblocks;     /* ceil(image_size / block_size) */
+	uint32_t nslots;      /* slots in the ring */
+	uint32_t ncons;       /* consumer-table capacity */
+	uint64_t ctab_off;    /* offset of the consumer table */
+	uint64_t shdr_off;    /* offset of the slot headers */
+	uint64_t data_off;    /* offset of slot data, RC_ALIGN aligned */
+	uint32_t state;       /* enum rc_ring_state, under LOCK */
+	int32_t producer_pid; /* producer process */
+	uint64_t producer_start; /* its start time (/proc stat field 22) */
+	uint64_t rate;        /* source read cap in bytes/s, 0 = none */
+	uint64_t next_seq;    /* next sequence number to produce, under LOCK */
+	/* Counters, written by the producer only. */
+	uint64_t bytes_read;  /* bytes read from the source, all passes */
+	uint64_t blocks_read; /* blocks read from the source, all passes */
+	uint64_t passes;      /* times the last block was read */
+	uint64_t zero_blocks; /* all-zero blocks seen */
+	/* The producer's error, valid when state == RC_RING_FAILED. */
+	int32_t err_code;     /* positive errno */
+	uint32_t pad0;
+	uint64_t err_offset;  /* source offset of the failure */
+	char err_msg[RC_ERRMSG_MAX]; /* NUL-terminated */
+};
+
+struct rc_cons_ent {
+	uint32_t state;         /* enum rc_cons_state, under LOCK */
+	int32_t pid;            /* consumer process (its owner until handoff) */
+	uint64_t pstart;        /* start time of pid */
+	uint64_t first_seq;     /* first sequence number it needs */
+	uint64_t blocks_done;   /* written so far, by the consumer only */
+	uint64_t bytes_written; /* written so far, by the consumer only */
+	char target[RC_NAME_MAX]; /* target spec, NUL-terminated, for status */
+};
+
+/* Slot flags. */
+#define RC_SLOT_ZERO (1u << 0) /* data is all zeros */
+
+struct rc_slot_hdr {
+	uint64_t seq;   /* sequence number whose block the slot holds */
+	uint64_t block; /* block index = seq mod nblocks */
+	uint32_t len;   /* valid bytes: block_size, less for the last block */
+	uint32_t flags; /* RC_SLOT_* */
+	uint64_t hash;  /* XXH3-64 of the len data bytes */
+};
+
+_Static_assert(sizeof(struct rc_ring_hdr) == 432, "ring header layout");
+_Static_assert(sizeof(struct rc_cons_ent) == 296, "consumer entry layout");
+_Static_assert(sizeof(struct rc_slot_hdr) == 32, "slot header layout");
+_Static_assert(offsetof(struct rc_ring_hdr, next_seq) == 120,
+	       "ring header layout");
+
+/* Semaphore indices in a ring's set. */
+#define RC_SEM_LOCK   0 /* mutex for header and consumer table (SEM_UNDO) */
+#define RC_SEM_JOIN   1 /* posted when a consumer registers */
+#define RC_SEM_PALIVE 2 /* 1 while the producer lives (SEM_UNDO) */
+#define RC_SEM_AVAIL(i) (3 + 3 * (i)) /* slots ready for consumer i */
+#define RC_SEM_FREE(i)  (4 + 3 * (i)) /* slots consumer i released */
+#define RC_SEM_ALIVE(i) (5 + 3 * (i)) /* 1 while consumer i lives */
+#define RC_NSEMS(ncons) (3 + 3 * (ncons))
+
+/* Geometry computed from the parameters, used both to create a segment and
+ * to validate one. */
+struct rc_layout {
+	uint64_t ctab_off, shdr_off, data_off, seg_size;
+};
+
+int rc_ring_layout(uint32_t block_size, uint32_t nslots, uint32_t ncons,
+		   struct rc_layout *out);
+/* Validate a header read from a segment of seg_size bytes.  Returns 0 or
+ * -EINVAL with a reason in why (may be NULL). */
+int rc_ring_validate(const struct rc_ring_hdr *h, uint64_t seg_size,
+		     const char **why);
+
+/* Sequence arithmetic. */
+static inline uint64_t rc_seq_block(uint64_t seq, uint64_t nblocks)
+{
+	return seq % nblocks;
+}
+static inline uint32_t rc_seq_slot(uint64_t seq, uint32_t nslots)
+{
+	return (uint32_t)(seq % nslots);
+}
+/* Does a consumer starting at first need seq? */
+static inline bool rc_cons_needs(uint64_t first, uint64_t nblocks,
+				 uint64_t seq)
+{
+	return seq >= first && seq - first < nblocks;
+}
+static inline uint64_t rc_cons_last_seq(uint64_t first, uint64_t nblocks)
+{
+	return first + nblocks - 1;
+}
+uint32_t rc_block_len(uint64_t image_size, uint32_t block_size,
+		      uint64_t block);
+
+/* A process's view of an attached ring. */
+struct rc_ring {
+	int shmid, semid;
+	void *base;
+	uint64_t size;
+	struct rc_ring_hdr *hdr;
+	struct rc_cons_ent *ctab;
+	struct rc_slot_hdr *shdr;
+	unsigned char *data;
+	/* Copies of the validated geometry: never re-read from the segment. */
+	uint32_t block_size, nslots, ncons;
+	uint64_t image_size, nblocks;
+};
+
+struct rc_ring_params {
+	uint32_t src_kind;
+	uint64_t src_id0, src_id1;
+	uint64_t image_size;
+	uint32_t block_size;
+	uint64_t buffer_size;
+	uint32_t ncons;
+	uint64_t rate;
+};
+
+int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
+		   char *err, size_t errlen);
+int rc_ring_attach(int shmid, int semid, struct rc_ring *r, char *err,
+		   size_t errlen);
+void rc_ring_detach(struct rc_ring *r);
+void rc_ring_remove(struct rc_ring *r);
+
+static inline unsigned char *rc_slot_data(const struct rc_ring *r,
+					  uint32_t slot)
+{
+	return r->data + (uint64_t)slot * r->block_size;
+}
+
+/* Semaphore helpers.  rc_semop retries EINTR with the deadline recomputed
+ * unless *interrupted is set by a signal handler; timeout_ms < 0 waits
+ * forever.  Returns 0, -EAGAIN on timeout, -EINTR when interrupted,
+ * -EIDRM when the set is gone, or another -errno. */
+int rc_semop(int semid, struct sembuf *ops, size_t nops, int timeout_ms);
+int rc_ring_lock(struct rc_ring *r);
+void rc_ring_unlock(struct rc_ring *r);
+int rc_sem_get(struct rc_ring *r, int idx);
+
+/* Set by signal handlers; rc_semop returns -EINTR once it is set. */
+extern volatile int rc_interrupted;
+
+/* Kernel limits. */
+struct rc_ipc_limits {
+	long semmsl, semmns, semopm, semmni;
+	uint64_t shmmax, shmall_pages;
+	long shmmni;
+};
+int rc_ipc_limits(struct rc_ipc_limits *l);
+/* Largest consumer capacity the limits allow (<= RC_CONS_MAX). */
+uint32_t rc_ipc_cons_capacity(const struct rc_ipc_limits *l);
+
+#endif

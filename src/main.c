@@ -1,0 +1,491 @@
+/* ringcopy - copy one disk image to many targets, reading the source once.
+ *
+ * The invocation: parse the command line, open the source and every target
+ * and refuse what is unsafe before anything is written, join or create the
+ * ring of the source, fork one consumer per target, wait for them and
+ * report.  Only main() exits; forked children _exit().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ringcopy/core.h"
+#include "ringcopy/util.h"
+
+struct opts {
+	uint32_t block_size;
+	bool block_size_set;
+	uint64_t buffer;
+	bool buffer_set;
+	uint64_t rate;
+	bool rate_set;
+	bool json;
+};
+
+static pid_t children[RC_CONS_MAX];
+static size_t nchildren;
+
+static void usage(FILE *f)
+{
+	fputs("Usage:\n"
+	      " ringcopy [options] SOURCE TARGET...\n"
+	      "\n"
+	      "Copy the image in SOURCE to every TARGET, reading SOURCE once.\n"
+	      "Started again on the same SOURCE while a copy runs, ringcopy\n"
+	      "joins that copy: its targets start at the block being read and\n"
+	      "receive the blocks before it when reading wraps to block 0.\n"
+	      "\n"
+	      "Options:\n"
+	      " -b, --block-size SIZE  block size, a power of two from 4K to 64M (default 1M)\n"
+	      "     --buffer SIZE      ring size (default 64M)\n"
+	      "     --rate SIZE        cap the source read rate, bytes per second\n"
+	      "     --json             print a JSON summary on standard output\n"
+	      " -q, --quiet            print only errors\n"
+	      " -h, --help             display this help\n"
+	      " -V, --version          display the version\n"
+	      "\n"
+	      "SIZE accepts K, M, G and T suffixes (powers of 1024).\n"
+	      "Targets: a file path, file:PATH, or null: (discard).\n"
+	      "Exit status: 0 every target complete; 1 a target or the source\n"
+	      "failed; 2 refused before anything was written.\n"
+	      "See ringcopy(1).\n",
+	      f);
+}
+
+static int usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	rc_err("%s (try 'ringcopy --help')", buf);
+	return RC_EXIT_REFUSED;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON };
+	static const struct option longopts[] = {
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "buffer", required_argument, NULL, OPT_BUFFER },
+		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	memset(o, 0, sizeof *o);
+	o->block_size = RC_BLOCK_DEFAULT;
+	o->buffer = RC_BUFFER_DEFAULT;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+b:qhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (rc_parse_size(optarg, &v) < 0 || !rc_is_pow2(v) ||
+			    v < RC_BLOCK_MIN || v > RC_BLOCK_MAX)
+				return usage_error("--block-size '%s': want a power of two from 4K to 64M",
+						   optarg);
+			o->block_size = (uint32_t)v;
+			o->block_size_set = true;
+			break;
+		case OPT_BUFFER:
+			if (rc_parse_size(optarg, &v) < 0 || v == 0)
+				return usage_error("--buffer '%s': want a size such as 64M",
+						   optarg);
+			o->buffer = v;
+			o->buffer_set = true;
+			break;
+		case OPT_RATE:
+			if (rc_parse_size(optarg, &v) < 0 || v == 0)
+				return usage_error("--rate '%s': want bytes per second such as 100M",
+						   optarg);
+			o->rate = v;
+			o->rate_set = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case 'q':
+			rc_quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(RC_EXIT_OK);
+		case 'V':
+			printf("ringcopy %s\n", PACKAGE_VERSION);
+			exit(RC_EXIT_OK);
+		case ':':
+			return usage_error("option '%s' needs a value",
+					   argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'",
+					   argv[optind - 1]);
+		}
+	}
+	if (o->buffer < o->block_size)
+		return usage_error("--buffer %llu is smaller than one block of %u bytes",
+				   (unsigned long long)o->buffer,
+				   o->block_size);
+	if (argc - optind < 2)
+		return usage_error("%s", argc - optind < 1
+						 ? "missing SOURCE and TARGET"
+						 : "missing TARGET");
+	if ((size_t)(argc - optind - 1) > RC_CONS_MAX)
+		return usage_error("%d targets: at most %u per invocation",
+				   argc - optind - 1, RC_CONS_MAX);
+	return -1;
+}
+
+static void on_signal(int sig)
+{
+	size_t i;
+
+	rc_interrupted = 1;
+	for (i = 0; i < nchildren; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGTERM);
+}
+
+static void set_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal; /* no SA_RESTART: waits see EINTR */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The identity of a path that may not exist yet (st_dev, st_ino). */
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	if (S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode))
+		return a->st_rdev == b->st_rdev;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Open and check every target; nothing is written.  Returns 0 or the
+ * refusal's exit code after printing why. */
+static int open_targets(int n, char **specs, struct rc_dev *src,
+			const struct stat *src_st, struct rc_dev **dst)
+{
+	struct stat st[RC_CONS_MAX];
+	int i, j, rc;
+
+	for (i = 0; i < n; i++) {
+		rc = rc_dev_open(specs[i], RC_OPEN_TARGET, &dst[i]);
+		if (rc < 0) {
+			rc_err("target %s refused: %s%s", specs[i],
+			       strerror(-rc),
+			       rc == -ELOOP ? " (a symlink: name the file itself)"
+			       : rc == -EOPNOTSUPP ? " (this backend cannot be written)"
+			       : "");
+			return RC_EXIT_REFUSED;
+		}
+		st[i].st_mode = 0;
+		if (dst[i]->fd >= 0 && fstat(dst[i]->fd, &st[i]) < 0)
+			st[i].st_mode = 0;
+		for (j = 0; j < i; j++) {
+			bool dup = strcmp(specs[i], specs[j]) == 0 ||
+				   (st[i].st_mode && st[j].st_mode &&
+				    same_file(&st[i], &st[j]));
+
+			if (dup) {
+				rc_err("target %s refused: the same target as %s",
+				       specs[i], specs[j]);
+				return RC_EXIT_REFUSED;
+			}
+		}
+		if (st[i].st_mode && same_file(&st[i], src_st)) {
+			rc_err("target %s refused: it is the source %s",
+			       specs[i], src->spec);
+			return RC_EXIT_REFUSED;
+		}
+		if (dst[i]->size != UINT64_MAX && dst[i]->size < src->size) {
+			rc_err("target %s refused: it holds %llu bytes, the image has %llu",
+			       specs[i], (unsigned long long)dst[i]->size,
+			       (unsigned long long)src->size);
+			return RC_EXIT_REFUSED;
+		}
+	}
+	return 0;
+}
+
+static void report(struct opts *o, int n, char **specs, struct rc_result *res,
+		   uint64_t image, uint32_t bs, uint64_t bytes_read)
+{
+	int i;
+
+	for (i = 0; i < n && !rc_quiet; i++) {
+		double s = (double)res[i].ns / 1e9;
+		double mbs = s > 0 ? (double)res[i].bytes_written / 1e6 / s : 0;
+
+		fprintf(stderr, "%-6s %s  %llu bytes  start block %llu  %.2f s  %.1f MB/s%s%s\n",
+			res[i].status == RC_RES_OK ? "ok" : "FAILED", specs[i],
+			(unsigned long long)res[i].bytes_written,
+			(unsigned long long)res[i].start_block, s, mbs,
+			res[i].status == RC_RES_OK ? "" : "  ",
+			res[i].status == RC_RES_OK ? "" : res[i].error);
+	}
+	if (!o->json)
+		return;
+	printf("{\"image_bytes\": %llu, \"block_size\": %u, \"source_bytes_read\": %llu, \"targets\": [",
+	       (unsigned long long)image, bs, (unsigned long long)bytes_read);
+	for (i = 0; i < n; i++) {
+		printf("%s{\"target\": ", i ? ", " : "");
+		rc_json_str(stdout, specs[i]);
+		printf(", \"status\": \"%s\", \"start_block\": %llu, \"bytes_written\": %llu, \"seconds\": %.3f, \"error\": ",
+		       res[i].status == RC_RES_OK ? "ok" : "failed",
+		       (unsigned long long)res[i].start_block,
+		       (unsigned long long)res[i].bytes_written,
+		       (double)res[i].ns / 1e9);
+		rc_json_str(stdout, res[i].status == RC_RES_OK ? NULL
+							      : res[i].error);
+		putchar('}');
+	}
+	printf("]}\n");
+	fflush(stdout);
+}
+
+/* An empty image needs no ring: every target becomes empty. */
+static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
+{
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		rc = dst[i]->be->prepare ? dst[i]->be->prepare(dst[i], 0) : 0;
+		if (rc == 0)
+			rc = rc_dev_flush(dst[i]);
+		if (rc < 0)
+			snprintf(res[i].error, sizeof res[i].error,
+				 "target %s: %s", dst[i]->spec, strerror(-rc));
+		res[i].status = rc < 0 ? RC_RES_FAILED : RC_RES_OK;
+	}
+}
+
+/* Fork one consumer per registered target and wait for all of them. */
+static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
+			  struct rc_dev *src, struct rc_result *res)
+{
+	pid_t pids[RC_CONS_MAX] = { 0 };
+	int pipes[RC_CONS_MAX];
+	int i, k;
+
+	for (i = 0; i < n; i++) {
+		int pfd[2] = { -1, -1 };
+		pid_t pid;
+
+		pipes[i] = -1;
+		if (res[i].status == RC_RES_FAILED) {
+			rc_abandon_entry(&j->ring, j->idx[i]);
+			continue;
+		}
+		if (pipe2(pfd, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+			snprintf(res[i].error, sizeof res[i].error,
+				 "cannot start a consumer: %s",
+				 strerror(errno));
+			res[i].status = RC_RES_FAILED;
+			if (pfd[0] >= 0) {
+				close(pfd[0]);
+				close(pfd[1]);
+			}
+			rc_abandon_entry(&j->ring, j->idx[i]);
+			continue;
+		}
+		if (pid == 0) {
+			nchildren = 0;
+			close(pfd[0]);
+			for (k = 0; k < n; k++) {
+				if (k != i && dst[k])
+					close(dst[k]->fd);
+				if (k < i && pipes[k] >= 0)
+					close(pipes[k]);
+			}
+			rc_dev_close(src);
+			res[i].status = RC_RES_PENDING;
+			rc_consumer_run(&j->ring, j->idx[i], dst[i], &res[i],
+					pfd[1]);
+			_exit(res[i].status == RC_RES_OK ? 0 : 1);
+		}
+		close(pfd[1]);
+		children[nchildren++] = pid;
+		pipes[i] = pfd[0];
+		pids[i] = pid;
+	}
+	/* Hand each entry's liveness over to its consumer. */
+	for (i = 0; i < n; i++) {
+		char c;
+		ssize_t r;
+
+		if (pipes[i] < 0)
+			continue;
+		do {
+			r = read(pipes[i], &c, 1);
+		} while (r < 0 && errno == EINTR && !rc_interrupted);
+		close(pipes[i]);
+		if (r == 1)
+			rc_drop_owner_token(&j->ring, j->idx[i]);
+		else
+			rc_abandon_entry(&j->ring, j->idx[i]);
+	}
+	for (i = 0; i < n; i++) {
+		pid_t pid = pids[i];
+		int status;
+
+		if (!pid)
+			continue;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (res[i].status == RC_RES_PENDING) {
+			res[i].status = RC_RES_FAILED;
+			if (WIFSIGNALED(status))
+				snprintf(res[i].error, sizeof res[i].error,
+					 "consumer killed by signal %d",
+					 WTERMSIG(status));
+			else
+				snprintf(res[i].error, sizeof res[i].error,
+					 "consumer exited with status %d",
+					 WEXITSTATUS(status));
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct rc_dev *dst[RC_CONS_MAX] = { NULL };
+	struct rc_join_req req;
+	struct rc_join *j;
+	struct rc_result *res;
+	struct rc_dev *src = NULL;
+	struct stat src_st;
+	struct opts o;
+	char err[512];
+	char **specs;
+	int n, i, rc, status = RC_EXIT_OK;
+	uint64_t bytes_read = 0;
+
+	rc = parse_args(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	specs = argv + optind + 1;
+	n = argc - optind - 1;
+
+	rc = rc_dev_open(argv[optind], RC_OPEN_SOURCE, &src);
+	if (rc < 0) {
+		rc_err("source %s refused: %s", argv[optind], strerror(-rc));
+		return RC_EXIT_REFUSED;
+	}
+	if (fstat(src->fd, &src_st) < 0) {
+		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
+		return RC_EXIT_REFUSED;
+	}
+	rc = open_targets(n, specs, src, &src_st, dst);
+	if (rc) {
+		for (i = 0; i < n; i++)
+			rc_dev_close(dst[i]);
+		rc_dev_close(src);
+		return rc;
+	}
+
+	/* Results live in memory shared with the consumers. */
+	res = mmap(NULL, sizeof *res * (size_t)n, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	j = calloc(1, sizeof *j);
+	if (res == MAP_FAILED || !j) {
+		rc_err("out of memory");
+		return RC_EXIT_FAILED;
+	}
+	set_signals();
+
+	if (src->size == 0) {
+		copy_empty(n, dst, res);
+		goto done;
+	}
+
+	memset(&req, 0, sizeof req);
+	if (rc_source_identity(src->fd, &req.id) < 0) {
+		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
+		return RC_EXIT_FAILED;
+	}
+	req.image_size = src->size;
+	req.block_size = o.block_size;
+	req.block_size_set = o.block_size_set;
+	req.buffer_size = o.buffer;
+	req.buffer_size_set = o.buffer_set;
+	req.rate = o.rate;
+	req.rate_set = o.rate_set;
+	req.ntargets = (uint32_t)n;
+	req.targets = (const char *const *)specs;
+	req.source_fd = src->fd;
+	req.source = src;
+	rc = rc_elect(&req, j, err, sizeof err);
+	if (rc < 0) {
+		rc_err("%s", err);
+		return rc == -EINVAL || rc == -EBUSY || rc == -ENOSPC
+			       ? RC_EXIT_REFUSED
+			       : RC_EXIT_FAILED;
+	}
+	if (!j->created)
+		rc_msg("joined the running copy of %s at block %llu of %llu",
+		       src->spec,
+		       (unsigned long long)rc_seq_block(j->first_seq,
+							j->ring.nblocks),
+		       (unsigned long long)j->ring.nblocks);
+
+	/* Every refusal is behind us: now targets may be created. */
+	for (i = 0; i < n; i++) {
+		rc = dst[i]->be->prepare
+			     ? dst[i]->be->prepare(dst[i], j->ring.image_size)
+			     : 0;
+		if (rc < 0) {
+			snprintf(res[i].error, sizeof res[i].error,
+				 "target %s: cannot prepare it: %s",
+				 dst[i]->spec, strerror(-rc));
+			res[i].status = RC_RES_FAILED;
+		}
+		res[i].start_block = rc_seq_block(j->first_seq,
+						  j->ring.nblocks);
+	}
+	run_consumers(j, n, dst, src, res);
+	bytes_read = __atomic_load_n(&j->ring.hdr->bytes_read,
+				     __ATOMIC_RELAXED);
+	rc_ring_detach(&j->ring);
+done:
+	report(&o, n, specs, res, src->size, j->ring.block_size
+					     ? j->ring.block_size
+					     : o.block_size, bytes_read);
+	for (i = 0; i < n; i++) {
+		if (res[i].status != RC_RES_OK)
+			status = RC_EXIT_FAILED;
+		/* Consumers closed their own copies; close the parent's. */
+		if (dst[i]->fd >= 0)
+			close(dst[i]->fd);
+		dst[i]->fd = -1;
+		rc_dev_close(dst[i]);
+	}
+	rc_dev_close(src);
+	munmap(res, sizeof *res * (size_t)n);
+	free(j);
+	return status;
+}

@@ -1,0 +1,341 @@
+/* ringcopy - the producer: reads the source once per pass into the ring.
+ *
+ * For each sequence number n (DESIGN.md, "The semaphores"):
+ *  1. under LOCK, drop consumers that left, take n = next_seq++ and the set
+ *     R of active consumers that need n; with nobody to serve, leave;
+ *  2. one semtimedop takes FREE[i] -1 for every i in R at once: SysV applies
+ *     all or nothing, so no slot is overwritten before every consumer that
+ *     needs it has read it;
+ *  3. read block n mod nblocks into slot n mod nslots, hash it;
+ *  4. one semop posts AVAIL[i] +1 for every i in R.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sem.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "ringcopy/core.h"
+#include "ringcopy/util.h"
+
+#define WAIT_MS 500 /* how long a wait goes before checking on its peers */
+
+struct producer {
+	struct rc_ring *r;
+	struct rc_dev *src;
+	uint32_t set[RC_CONS_MAX];
+	uint32_t nset;
+	struct sembuf ops[RC_CONS_MAX];
+	uint64_t rate_t0, rate_bytes;
+};
+
+static void set_counter(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+static bool all_zero(const unsigned char *p, size_t len)
+{
+	static const unsigned char z[16];
+
+	if (len < 16)
+		return memcmp(p, z, len) == 0;
+	/* Compare the buffer with itself shifted: one pass, libc-fast. */
+	return memcmp(p, z, 16) == 0 && memcmp(p, p + 16, len - 16) == 0;
+}
+
+/* Mark dead consumers of the table as leaving (LOCK held).  A consumer is
+ * dead when its liveness token is gone: SEM_UNDO dropped it with the
+ * process, whatever killed it. */
+static void evict_dead_locked(struct producer *p)
+{
+	struct rc_ring *r = p->r;
+	uint32_t i;
+
+	for (i = 0; i < r->ncons; i++)
+		if (r->ctab[i].state == RC_CONS_ACTIVE &&
+		    rc_sem_get(r, RC_SEM_ALIVE(i)) == 0)
+			r->ctab[i].state = RC_CONS_LEAVING;
+}
+
+/* Keep only the members of the set that are still active (LOCK held). */
+static void prune_set_locked(struct producer *p)
+{
+	uint32_t k, j = 0;
+
+	evict_dead_locked(p);
+	for (k = 0; k < p->nset; k++)
+		if (p->r->ctab[p->set[k]].state == RC_CONS_ACTIVE)
+			p->set[j++] = p->set[k];
+	p->nset = j;
+}
+
+/* Sleep until the consumer table may have changed, or WAIT_MS. */
+static int wait_table(struct producer *p)
+{
+	struct sembuf op = { RC_SEM_JOIN, -1, 0 };
+	int rc = rc_semop(p->r->semid, &op, 1, WAIT_MS);
+
+	if (rc == -EIDRM)
+		return rc;
+	semctl(p->r->semid, RC_SEM_JOIN, SETVAL, 0);
+	return 0;
+}
+
+static int wait_free(struct producer *p)
+{
+	struct rc_ring *r = p->r;
+	uint32_t k;
+	int rc;
+
+	for (;;) {
+		for (k = 0; k < p->nset; k++) {
+			p->ops[k].sem_num = (unsigned short)RC_SEM_FREE(p->set[k]);
+			p->ops[k].sem_op = -1;
+			p->ops[k].sem_flg = 0;
+		}
+		rc = rc_semop(r->semid, p->ops, p->nset, WAIT_MS);
+		if (rc == 0)
+			return 0;
+		if (rc != -EAGAIN && rc != -EINTR)
+			return rc;
+		/* Slow or dead consumers: drop the dead and the departed,
+		 * and wait again for the rest. */
+		rc = rc_ring_lock(r);
+		if (rc < 0)
+			return rc;
+		prune_set_locked(p);
+		rc_ring_unlock(r);
+		if (p->nset == 0)
+			return 0;
+	}
+}
+
+static int post_avail(struct producer *p)
+{
+	uint32_t k;
+
+	for (k = 0; k < p->nset; k++) {
+		p->ops[k].sem_num = (unsigned short)RC_SEM_AVAIL(p->set[k]);
+		p->ops[k].sem_op = 1;
+		p->ops[k].sem_flg = 0;
+	}
+	return rc_semop(p->r->semid, p->ops, p->nset, -1);
+}
+
+static void throttle(struct producer *p, uint32_t len)
+{
+	uint64_t rate = p->r->hdr->rate, due, now;
+	struct timespec ts;
+
+	if (!rate)
+		return;
+	if (!p->rate_t0)
+		p->rate_t0 = rc_now_ns();
+	/* The time by which the bytes read so far were due. */
+	due = p->rate_t0 +
+	      (uint64_t)((double)p->rate_bytes * 1e9 / (double)rate);
+	now = rc_now_ns();
+	if (due > now) {
+		ts.tv_sec = (time_t)((due - now) / 1000000000u);
+		ts.tv_nsec = (long)((due - now) % 1000000000u);
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	p->rate_bytes += len;
+}
+
+/* Fail the ring: every consumer reports err; then wait for them to go. */
+static void fail_ring(struct producer *p, int err, uint64_t off,
+		      const char *msg)
+{
+	struct rc_ring *r = p->r;
+	struct rc_ring_hdr *h = r->hdr;
+	uint32_t i;
+
+	if (rc_ring_lock(r) < 0)
+		return;
+	h->err_code = err;
+	h->err_offset = off;
+	rc_strlcpy(h->err_msg, msg, sizeof h->err_msg);
+	h->state = RC_RING_FAILED;
+	p->nset = 0;
+	for (i = 0; i < r->ncons; i++)
+		if (r->ctab[i].state == RC_CONS_ACTIVE)
+			p->set[p->nset++] = i;
+	rc_ring_unlock(r);
+	post_avail(p); /* wake them: they see FAILED */
+	for (;;) {
+		uint32_t active = 0;
+
+		if (rc_ring_lock(r) < 0)
+			return;
+		evict_dead_locked(p);
+		for (i = 0; i < r->ncons; i++) {
+			if (r->ctab[i].state == RC_CONS_LEAVING)
+				r->ctab[i].state = RC_CONS_FREE;
+			else if (r->ctab[i].state == RC_CONS_ACTIVE)
+				active++;
+		}
+		rc_ring_unlock(r);
+		if (!active || wait_table(p) < 0)
+			return;
+	}
+}
+
+static int produce(struct producer *p, uint64_t n)
+{
+	struct rc_ring *r = p->r;
+	struct rc_ring_hdr *h = r->hdr;
+	uint64_t block = rc_seq_block(n, r->nblocks);
+	uint64_t off = block * r->block_size;
+	uint32_t len = rc_block_len(r->image_size, r->block_size, block);
+	uint32_t slot = rc_seq_slot(n, r->nslots);
+	struct rc_slot_hdr *s = &r->shdr[slot];
+	unsigned char *data = rc_slot_data(r, slot);
+	char msg[RC_ERRMSG_MAX];
+	ssize_t got;
+	bool zero;
+
+	throttle(p, len);
+	got = rc_dev_pread(p->src, data, len, off);
+	if (got < 0) {
+		snprintf(msg, sizeof msg, "source %s: read of %u bytes at offset %llu: %s",
+			 p->src->spec, len, (unsigned long long)off,
+			 strerror((int)-got));
+		fail_ring(p, (int)-got, off, msg);
+		return -1;
+	}
+	if ((uint32_t)got < len) {
+		snprintf(msg, sizeof msg, "source %s: read at offset %llu returned %zd of %u bytes: the source shrank",
+			 p->src->spec, (unsigned long long)off, got, len);
+		fail_ring(p, EIO, off + (uint64_t)got, msg);
+		return -1;
+	}
+	zero = all_zero(data, len);
+	s->seq = n;
+	s->block = block;
+	s->len = len;
+	s->flags = zero ? RC_SLOT_ZERO : 0;
+	s->hash = XXH3_64bits(data, len);
+	set_counter(&h->bytes_read, h->bytes_read + len);
+	set_counter(&h->blocks_read, h->blocks_read + 1);
+	if (zero)
+		set_counter(&h->zero_blocks, h->zero_blocks + 1);
+	if (block == r->nblocks - 1)
+		set_counter(&h->passes, h->passes + 1);
+	return 0;
+}
+
+/* The main loop; returns when nobody is left to serve or the ring fails. */
+static void serve(struct producer *p)
+{
+	struct rc_ring *r = p->r;
+	struct rc_ring_hdr *h = r->hdr;
+
+	for (;;) {
+		uint64_t n, later = UINT64_MAX;
+		uint32_t i, active = 0;
+
+		if (rc_ring_lock(r) < 0)
+			return;
+		n = h->next_seq;
+		p->nset = 0;
+		for (i = 0; i < r->ncons; i++) {
+			struct rc_cons_ent *c = &r->ctab[i];
+			uint64_t first = c->first_seq;
+
+			if (c->state == RC_CONS_LEAVING) {
+				/* We wait on nobody now: safe to reuse. */
+				c->state = RC_CONS_FREE;
+				continue;
+			}
+			if (c->state != RC_CONS_ACTIVE)
+				continue;
+			active++;
+			if (rc_cons_needs(first, r->nblocks, n))
+				p->set[p->nset++] = i;
+			else if (first > n && first < later)
+				later = first;
+		}
+		if (!active) {
+			h->state = RC_RING_CLOSING;
+			rc_ring_unlock(r);
+			return;
+		}
+		if (!p->nset) {
+			if (later != UINT64_MAX) {
+				/* Nobody needs n: jump, read nothing. */
+				h->next_seq = later;
+				rc_ring_unlock(r);
+				continue;
+			}
+			/* Everyone has what they need and is finishing. */
+			evict_dead_locked(p);
+			rc_ring_unlock(r);
+			if (wait_table(p) < 0)
+				return;
+			continue;
+		}
+		h->next_seq = n + 1;
+		rc_ring_unlock(r);
+
+		if (wait_free(p) < 0)
+			return;
+		if (!p->nset)
+			continue;
+		if (produce(p, n) < 0)
+			return;
+		if (post_avail(p) < 0)
+			return;
+	}
+}
+
+void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
+		      const char *rdv_path, int ready_fd)
+{
+	struct producer p = { .r = r, .src = src };
+	struct sembuf op = { RC_SEM_PALIVE, 1, SEM_UNDO };
+	int keep[2] = { src->fd, ready_fd };
+	int fd;
+
+	setsid();
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	rc_close_fds_except(keep, 2);
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (rc_semop(r->semid, &op, 1, -1) < 0 || rc_ring_lock(r) < 0)
+		_exit(1);
+	r->hdr->producer_pid = getpid();
+	r->hdr->producer_start = rc_proc_start(getpid());
+	r->hdr->state = RC_RING_RUNNING;
+	rc_ring_unlock(r);
+	if (write(ready_fd, "1", 1) != 1)
+		_exit(1);
+	close(ready_fd);
+
+	serve(&p);
+
+	{
+		int shmid = r->shmid, semid = r->semid;
+
+		rc_ring_remove(r);
+		rc_rdv_remove_if_ours(rdv_path, shmid, semid);
+	}
+	rc_dev_close(src);
+	_exit(0);
+}

@@ -1,0 +1,499 @@
+/* ringcopy - the run directory, rendezvous files and role election.
+ *
+ * An invocation finds the ring of its source through a rendezvous file
+ * named from the source's identity and held with flock(LOCK_EX) while it
+ * decides: a live, valid ring of this user means join; anything else means
+ * create a ring and fork its producer.  The lock makes the election
+ * race-free; the producer takes the same lock to remove the file, so a
+ * joiner never attaches to a ring that is being torn down without seeing
+ * its CLOSING state first.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ringcopy/core.h"
+#include "ringcopy/util.h"
+
+#define RDV_TAG "ringcopy-rendezvous 1"
+
+int rc_source_identity(int fd, struct rc_source_id *id)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	memset(id, 0, sizeof *id);
+	if (S_ISBLK(st.st_mode)) {
+		id->kind = RC_SRC_BLOCK;
+		id->id0 = st.st_rdev;
+	} else if (S_ISREG(st.st_mode)) {
+		id->kind = RC_SRC_FILE;
+		id->id0 = st.st_dev;
+		id->id1 = st.st_ino;
+	} else {
+		id->kind = RC_SRC_PIPE;
+		id->id0 = (uint64_t)getpid();
+		id->id1 = rc_now_ns();
+	}
+	return 0;
+}
+
+int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len)
+{
+	int n;
+
+	switch (id->kind) {
+	case RC_SRC_FILE:
+		n = snprintf(buf, len, "file-%" PRIx64 "-%" PRIx64, id->id0,
+			     id->id1);
+		break;
+	case RC_SRC_BLOCK:
+		n = snprintf(buf, len, "blk-%u-%u", major(id->id0),
+			     minor(id->id0));
+		break;
+	case RC_SRC_PIPE:
+		n = snprintf(buf, len, "pipe-%" PRIx64 "-%" PRIx64, id->id0,
+			     id->id1);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int rc_rundir(char *buf, size_t len, char *err, size_t errlen)
+{
+	const char *env = getenv("RINGCOPY_RUNDIR");
+	struct stat st;
+	int n;
+
+	if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if (geteuid() == 0)
+		n = snprintf(buf, len, "/run/ringcopy");
+	else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+		n = snprintf(buf, len, "%s/ringcopy", env);
+	else {
+		snprintf(err, errlen,
+			 "no run directory: set XDG_RUNTIME_DIR or RINGCOPY_RUNDIR");
+		return -ENOENT;
+	}
+	if (n < 0 || (size_t)n >= len) {
+		snprintf(err, errlen, "run directory path too long");
+		return -ENAMETOOLONG;
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "run directory %s: mkdir: %s", buf,
+			 strerror(errno));
+		return -errno;
+	}
+	if (lstat(buf, &st) < 0) {
+		snprintf(err, errlen, "run directory %s: %s", buf,
+			 strerror(errno));
+		return -errno;
+	}
+	if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen,
+			 "run directory %s refused: it is not a directory (a symlink?)",
+			 buf);
+		return -EPERM;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 0077)) {
+		snprintf(err, errlen,
+			 "run directory %s refused: owned by uid %u with mode %03o, want uid %u and 0700",
+			 buf, (unsigned)st.st_uid,
+			 (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Open the rendezvous file at path, creating it, and lock it.  Retries
+ * when the file it locked was unlinked or replaced meanwhile. */
+static int rdv_open_locked(const char *path, char *err, size_t errlen)
+{
+	int tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		struct stat fst, pst;
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+					    O_NOCTTY,
+			      0600);
+
+		if (fd < 0) {
+			snprintf(err, errlen, "rendezvous file %s: %s%s", path,
+				 strerror(errno),
+				 errno == ELOOP ? " (a symlink: refused)" : "");
+			return -errno;
+		}
+		if (flock(fd, LOCK_EX) < 0) {
+			int e = errno;
+
+			close(fd);
+			if (e == EINTR && !rc_interrupted)
+				continue;
+			snprintf(err, errlen, "rendezvous file %s: flock: %s",
+				 path, strerror(e));
+			return -e;
+		}
+		if (fstat(fd, &fst) < 0 || lstat(path, &pst) < 0 ||
+		    fst.st_ino != pst.st_ino || fst.st_dev != pst.st_dev) {
+			close(fd); /* removed or replaced under us */
+			continue;
+		}
+		if (!S_ISREG(fst.st_mode) || fst.st_uid != geteuid() ||
+		    (fst.st_mode & 0077)) {
+			close(fd);
+			snprintf(err, errlen,
+				 "rendezvous file %s refused: not a private regular file of uid %u",
+				 path, (unsigned)geteuid());
+			return -EPERM;
+		}
+		return fd;
+	}
+	snprintf(err, errlen, "rendezvous file %s keeps changing", path);
+	return -EAGAIN;
+}
+
+static int rdv_read(int fd, int *shmid, int *semid)
+{
+	char buf[128];
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	char tail;
+
+	if (n <= 0)
+		return -ENOENT;
+	buf[n] = '\0';
+	if (sscanf(buf, RDV_TAG " %d %d%c", shmid, semid, &tail) != 3 ||
+	    tail != '\n' || *shmid < 0 || *semid < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int rdv_write(int fd, int shmid, int semid)
+{
+	char buf[128];
+	int n = snprintf(buf, sizeof buf, RDV_TAG " %d %d\n", shmid, semid);
+
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+		return -errno;
+	return 0;
+}
+
+void rc_rdv_remove_if_ours(const char *path, int shmid, int semid)
+{
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	struct stat fst, pst;
+	int a, b;
+
+	if (fd < 0)
+		return;
+	/* Blocks while an invocation decides; it may replace our ring. */
+	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+		;
+	if (fstat(fd, &fst) == 0 && lstat(path, &pst) == 0 &&
+	    fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev &&
+	    fst.st_uid == geteuid() && rdv_read(fd, &a, &b) == 0 &&
+	    a == shmid && b == semid)
+		unlink(path);
+	close(fd);
+}
+
+/* Register n consumers; LOCK is held.  The caller's liveness tokens keep
+ * the entries alive until each consumer holds its own. */
+static int register_entries(struct rc_ring *r, const struct rc_join_req *req,
+			    struct rc_join *out, char *err, size_t errlen)
+{
+	struct sembuf ops[RC_CONS_MAX + 1];
+	uint32_t i, k = 0;
+	uint64_t first = r->hdr->next_seq;
+	uint64_t pstart = rc_proc_start(getpid());
+	int rc;
+
+	for (i = 0; i < r->ncons && k < req->ntargets; i++)
+		if (r->ctab[i].state == RC_CONS_FREE)
+			out->idx[k++] = i;
+	if (k < req->ntargets) {
+		snprintf(err, errlen,
+			 "the ring has room for %u more consumers, %u asked (capacity %u)",
+			 k, req->ntargets, r->ncons);
+		return -EBUSY;
+	}
+	for (k = 0; k < req->ntargets; k++) {
+		uint32_t e = out->idx[k];
+		struct rc_cons_ent *c = &r->ctab[e];
+
+		if (semctl(r->semid, RC_SEM_AVAIL(e), SETVAL, 0) < 0 ||
+		    semctl(r->semid, RC_SEM_FREE(e), SETVAL, (int)r->nslots) <
+			    0) {
+			snprintf(err, errlen, "semctl SETVAL: %s",
+				 strerror(errno));
+			return -errno;
+		}
+		ops[k].sem_num = (unsigned short)RC_SEM_ALIVE(e);
+		ops[k].sem_op = 1;
+		ops[k].sem_flg = SEM_UNDO;
+		memset(c, 0, sizeof *c);
+		c->pid = getpid();
+		c->pstart = pstart;
+		c->first_seq = first;
+		rc_strlcpy(c->target, req->targets[k], sizeof c->target);
+	}
+	ops[k].sem_num = RC_SEM_JOIN;
+	ops[k].sem_op = 1;
+	ops[k].sem_flg = 0;
+	rc = rc_semop(r->semid, ops, k + 1, -1);
+	if (rc < 0) {
+		snprintf(err, errlen, "semop (register): %s", strerror(-rc));
+		return rc;
+	}
+	for (k = 0; k < req->ntargets; k++)
+		r->ctab[out->idx[k]].state = RC_CONS_ACTIVE;
+	out->first_seq = first;
+	return 0;
+}
+
+void rc_drop_owner_token(struct rc_ring *r, uint32_t idx)
+{
+	struct sembuf op = { (unsigned short)RC_SEM_ALIVE(idx), -1,
+			     SEM_UNDO | IPC_NOWAIT };
+
+	rc_semop(r->semid, &op, 1, -1);
+}
+
+void rc_abandon_entry(struct rc_ring *r, uint32_t idx)
+{
+	struct sembuf op = { (unsigned short)RC_SEM_FREE(idx), 1, 0 };
+
+	/* Post first: see leave() in consumer.c. */
+	rc_semop(r->semid, &op, 1, -1);
+	if (rc_ring_lock(r) < 0)
+		return;
+	if (r->ctab[idx].state == RC_CONS_ACTIVE)
+		r->ctab[idx].state = RC_CONS_LEAVING;
+	rc_ring_unlock(r);
+	rc_drop_owner_token(r, idx);
+}
+
+/* Is the attached ring live and the one of this source? */
+static bool ring_joinable(struct rc_ring *r, const struct rc_join_req *req)
+{
+	const struct rc_ring_hdr *h = r->hdr;
+
+	return h->state == RC_RING_RUNNING && h->src_kind == req->id.kind &&
+	       h->src_id0 == req->id.id0 && h->src_id1 == req->id.id1 &&
+	       rc_sem_get(r, RC_SEM_PALIVE) > 0 &&
+	       rc_proc_alive(h->producer_pid, h->producer_start);
+}
+
+static int try_join(int shmid, int semid, const struct rc_join_req *req,
+		    struct rc_join *out, char *err, size_t errlen)
+{
+	struct rc_ring *r = &out->ring;
+	char why[256];
+	struct shmid_ds ds;
+	bool stale;
+	int rc;
+
+	rc = rc_ring_attach(shmid, semid, r, why, sizeof why);
+	if (rc < 0) {
+		if (rc == -EPERM || rc == -EINVAL)
+			rc_msg("not joining: %s", why);
+		return 1; /* gone or foreign: create a new ring */
+	}
+	rc = rc_ring_lock(r);
+	if (rc < 0) {
+		rc_ring_detach(r);
+		return 1;
+	}
+	if (!ring_joinable(r, req)) {
+		stale = r->hdr->state != RC_RING_CLOSING &&
+			rc_sem_get(r, RC_SEM_PALIVE) == 0;
+		rc_ring_unlock(r);
+		/* A dead producer's ring that nobody else has attached: ours
+		 * to remove.  A closing one is removed by its producer. */
+		if (stale && shmctl(shmid, IPC_STAT, &ds) == 0 &&
+		    ds.shm_nattch == 1) {
+			rc_msg("removed the stale ring of a dead producer (shm %d, sem %d)",
+			       shmid, semid);
+			rc_ring_remove(r);
+		} else {
+			rc_ring_detach(r);
+		}
+		return 1;
+	}
+	if (req->block_size_set && req->block_size != r->block_size) {
+		rc_ring_unlock(r);
+		snprintf(err, errlen,
+			 "--block-size %u conflicts with the running copy of this source (block size %u): omit it to join",
+			 req->block_size, r->block_size);
+		rc_ring_detach(r);
+		return -EINVAL;
+	}
+	if (r->image_size != req->image_size) {
+		rc_ring_unlock(r);
+		snprintf(err, errlen,
+			 "the running copy of this source has an image of %llu bytes, the source now has %llu: source changed",
+			 (unsigned long long)r->image_size,
+			 (unsigned long long)req->image_size);
+		rc_ring_detach(r);
+		return -ESTALE;
+	}
+	rc = register_entries(r, req, out, err, errlen);
+	rc_ring_unlock(r);
+	if (rc < 0) {
+		rc_ring_detach(r);
+		return rc;
+	}
+	if (req->buffer_size_set &&
+	    req->buffer_size != (uint64_t)r->nslots * r->block_size)
+		rc_msg("joining a ring of %u slots of %u bytes: --buffer ignored",
+		       r->nslots, r->block_size);
+	if (req->rate_set && req->rate != r->hdr->rate)
+		rc_msg("joining a running copy: its read rate stays as it is, --rate ignored");
+	out->created = false;
+	return 0;
+}
+
+/* Fork the producer twice removed, so it is nobody's child here and
+ * outlives us; wait until it serves the ring. */
+static int start_producer(struct rc_ring *r, const struct rc_join_req *req,
+			  const char *rdv_path, char *err, size_t errlen)
+{
+	int pfd[2], status;
+	pid_t pid;
+	char c;
+	ssize_t n;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		pid_t p2;
+
+		close(pfd[0]);
+		p2 = fork();
+		if (p2 == 0)
+			rc_producer_main(r, req->source, rdv_path, pfd[1]);
+		_exit(p2 < 0 ? 1 : 0);
+	}
+	close(pfd[1]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	do {
+		n = read(pfd[0], &c, 1);
+	} while (n < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (n != 1) {
+		snprintf(err, errlen, "the producer failed to start");
+		return -ECHILD;
+	}
+	return 0;
+}
+
+int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
+	     size_t errlen)
+{
+	struct rc_ring_params p;
+	char dir[PATH_MAX - 64], name[64], path[PATH_MAX];
+	int fd, rc, shmid, semid;
+
+	memset(out, 0, sizeof *out);
+	rc = rc_rundir(dir, sizeof dir, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = rc_rdv_name(&req->id, name, sizeof name);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot name the rendezvous file");
+		return rc;
+	}
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	fd = rdv_open_locked(path, err, errlen);
+	if (fd < 0)
+		return fd;
+	if (req->id.kind != RC_SRC_PIPE && rdv_read(fd, &shmid, &semid) == 0) {
+		rc = try_join(shmid, semid, req, out, err, errlen);
+		if (rc <= 0) {
+			close(fd); /* releases the lock */
+			return rc;
+		}
+	}
+
+	memset(&p, 0, sizeof p);
+	p.src_kind = req->id.kind;
+	p.src_id0 = req->id.id0;
+	p.src_id1 = req->id.id1;
+	p.image_size = req->image_size;
+	p.block_size = req->block_size;
+	p.buffer_size = req->buffer_size;
+	p.ncons = RC_CONS_MAX;
+	p.rate = req->rate;
+	{
+		struct rc_ipc_limits lim;
+
+		if (rc_ipc_limits(&lim) == 0) {
+			uint32_t cap = rc_ipc_cons_capacity(&lim);
+
+			if (cap < req->ntargets) {
+				snprintf(err, errlen,
+					 "kernel.sem allows %u consumers per ring, %u targets asked: raise SEMOPM and SEMMSL in kernel.sem",
+					 cap, req->ntargets);
+				rc = -ENOSPC;
+				goto unlink_out;
+			}
+			p.ncons = cap;
+		}
+	}
+	rc = rc_ring_create(&p, &out->ring, err, errlen);
+	if (rc < 0)
+		goto unlink_out;
+	/* Nobody else can see the ring yet: the lock is a formality that
+	 * keeps register_entries' contract. */
+	rc = rc_ring_lock(&out->ring);
+	if (rc == 0) {
+		rc = register_entries(&out->ring, req, out, err, errlen);
+		rc_ring_unlock(&out->ring);
+	}
+	if (rc == 0) {
+		rc = rdv_write(fd, out->ring.shmid, out->ring.semid);
+		if (rc < 0)
+			snprintf(err, errlen, "rendezvous file %s: write: %s",
+				 path, strerror(-rc));
+	}
+	if (rc == 0)
+		rc = start_producer(&out->ring, req, path, err, errlen);
+	if (rc < 0) {
+		rc_ring_remove(&out->ring);
+		goto unlink_out;
+	}
+	out->created = true;
+	close(fd);
+	return 0;
+unlink_out:
+	unlink(path);
+	close(fd);
+	return rc;
+}

@@ -1,0 +1,197 @@
+/* ringcopy - small helpers. */
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringcopy/util.h"
+
+bool rc_quiet;
+
+bool rc_is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+int rc_parse_size(const char *s, uint64_t *out)
+{
+	const char *p = s;
+	uint64_t v = 0;
+	unsigned shift = 0;
+
+	if (!s || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	switch (*p) {
+	case 'k': case 'K': shift = 10; p++; break;
+	case 'm': case 'M': shift = 20; p++; break;
+	case 'g': case 'G': shift = 30; p++; break;
+	case 't': case 'T': shift = 40; p++; break;
+	default: break;
+	}
+	if (shift && *p == 'i')
+		p++;
+	if (*p == 'B' || *p == 'b')
+		p++;
+	if (*p)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+static void vmsg(const char *fmt, va_list ap)
+{
+	char buf[1024];
+
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	/* One write, so lines from several processes do not interleave. */
+	dprintf(STDERR_FILENO, "ringcopy: %s\n", buf);
+}
+
+void rc_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+void rc_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (rc_quiet)
+		return;
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+uint64_t rc_proc_start(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long start = 0;
+	const char *p;
+	ssize_t n;
+	int fd, field;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields count from the last
+	 * ')'.  Field 3 (state) follows it. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+		return 0; /* a zombie holds no resources and does no work */
+	for (field = 2; field < 22 && *p; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 22 || sscanf(p, "%llu", &start) != 1)
+		return 0;
+	return start;
+}
+
+bool rc_proc_alive(pid_t pid, uint64_t start)
+{
+	uint64_t s = rc_proc_start(pid);
+
+	return s != 0 && s == start;
+}
+
+uint64_t rc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void rc_strlcpy(char *dst, const char *src, size_t len)
+{
+	if (!len)
+		return;
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+void rc_close_fds_except(const int *keep, size_t nkeep)
+{
+	int fds[1024];
+	size_t n = 0, i, k;
+	struct dirent *de;
+	DIR *d;
+
+	/* Collect first: closing while reading the directory would close
+	 * the directory's own descriptor under it. */
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	while ((de = readdir(d)) && n < sizeof fds / sizeof fds[0]) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+
+		if (*end || end == de->d_name || fd == dirfd(d))
+			continue;
+		fds[n++] = (int)fd;
+	}
+	closedir(d);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < nkeep; k++)
+			if (keep[k] == fds[i])
+				break;
+		if (k == nkeep)
+			close(fds[i]);
+	}
+}
+
+void rc_json_str(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		switch (c) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\t': fputs("\\t", f); break;
+		case '\r': fputs("\\r", f); break;
+		default:
+			if (c < 0x20)
+				fprintf(f, "\\u%04x", c);
+			else
+				fputc(c, f);
+		}
+	}
+	fputc('"', f);
+}

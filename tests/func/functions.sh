@@ -1,0 +1,141 @@
+# Shared helpers for the functional tests (the nbdkit tests/functions.sh
+# habit).  Source it first thing; it gives the test its own temporary
+# directory, run directory and, where possible, its own IPC namespace, and
+# a cleanup trap that asserts nothing was left behind.
+
+set -u
+
+: "${RINGCOPY:?RINGCOPY must name the built binary}"
+: "${top_srcdir:?}"
+
+# Run each test in a private IPC namespace when we may, so that `ipcs'
+# sees only this test's objects and `make -j check' is safe.
+if [ -z "${RC_IN_IPCNS:-}" ] && unshare --ipc true 2>/dev/null; then
+	RC_IN_IPCNS=1 exec unshare --ipc "${BASH:-bash}" "$0" "$@"
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rctest.XXXXXX")
+export RINGCOPY_RUNDIR="$tmp/run"
+rc_cleanup_hooks=()
+rc_failed=0
+bg_pids=()
+
+mkimage() { bash "$top_srcdir/fixtures/mkimage.sh" "$@"; }
+
+fail() {
+	echo "FAIL: $*" >&2
+	rc_failed=1
+	exit 1
+}
+
+skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+requires() {
+	"$@" >/dev/null 2>&1 || skip "requires: $*"
+}
+
+on_exit() { rc_cleanup_hooks+=("$1"); }
+
+# The tool, under valgrind in `make check-valgrind'.  Every process it
+# forks (consumers, the producer) writes its own log; cleanup reads them.
+ringcopy() {
+	if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
+		"${VALGRIND:-valgrind}" --quiet --trace-children=yes \
+			--error-exitcode=99 --leak-check=full \
+			--errors-for-leak-kinds=definite \
+			--show-leak-kinds=definite \
+			--suppressions="$top_srcdir/tests/valgrind.supp" \
+			--log-file="$tmp/vg.%p.log" "$RINGCOPY" "$@"
+	else
+		"$RINGCOPY" "$@"
+	fi
+}
+
+# How long a run may take: valgrind is ~20 times slower.
+slow() {
+	if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then echo $(( $1 * 20 )); else echo "$1"; fi
+}
+
+# Wait until every ring of this test has been torn down: no rendezvous
+# file left (producers remove theirs after the IPC objects).
+wait_rings_gone() {
+	local i limit
+	limit=$(( $(slow 10) * 10 ))
+	for (( i = 0; i < limit; i++ )); do
+		if [ -z "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+ipc_objects() {
+	# Our own objects only: the namespace is private when we have one.
+	ipcs -m | awk -v u="$(id -un)" '$3 == u { print "shm " $2 }'
+	ipcs -s | awk -v u="$(id -un)" '$3 == u { print "sem " $2 }'
+}
+
+rc_exit_trap() {
+	local status=$? h pid log leftover
+	set +e
+	for h in "${rc_cleanup_hooks[@]}"; do eval "$h"; done
+	for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
+	if ! wait_rings_gone; then
+		echo "FAIL: rendezvous files left behind:" >&2
+		ls -l "$RINGCOPY_RUNDIR" >&2
+		status=1
+	fi
+	if [ -n "${RC_IN_IPCNS:-}" ]; then
+		leftover=$(ipc_objects)
+		if [ -n "$leftover" ]; then
+			echo "FAIL: IPC objects left behind: $leftover" >&2
+			ipcs >&2
+			status=1
+			# Remove them so nothing leaks past the test.
+			ipcrm -a 2>/dev/null
+		fi
+	fi
+	# Valgrind logs: wait for each traced process to finish writing.
+	for log in "$tmp"/vg.*.log; do
+		[ -e "$log" ] || continue
+		pid=${log##*/vg.}; pid=${pid%.log}
+		for (( i = 0; i < 300; i++ )); do
+			[ -d "/proc/$pid" ] || break
+			sleep 0.1
+		done
+		if grep -qE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' "$log"; then
+			echo "FAIL: valgrind found errors in process $pid:" >&2
+			cat "$log" >&2
+			status=1
+		fi
+	done
+	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
+		echo "test directory kept: $tmp" >&2
+	else
+		rm -rf "$tmp"
+	fi
+	exit "$status"
+}
+trap rc_exit_trap EXIT
+trap 'exit 130' INT TERM
+
+# Assertions.
+expect_status() {
+	# expect_status N cmd...: run cmd, require exit status N.
+	local want=$1 got
+	shift
+	"$@"
+	got=$?
+	[ "$got" -eq "$want" ] || fail "'$*' exited $got, expected $want"
+}
+
+same() { cmp "$1" "$2" || fail "$2 differs from $1"; }
+
+json_get() {
+	# json_get FILE EXPR: a python expression over the parsed object `j'.
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
