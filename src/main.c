@@ -98,7 +98,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->block_size = RC_BLOCK_DEFAULT;
 	o->buffer = RC_BUFFER_DEFAULT;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+b:qhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":b:qhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (rc_parse_size(optarg, &v) < 0 || !rc_is_pow2(v) ||
@@ -393,7 +393,9 @@ int main(int argc, char **argv)
 
 	rc = rc_dev_open(argv[optind], RC_OPEN_SOURCE, &src);
 	if (rc < 0) {
-		rc_err("source %s refused: %s", argv[optind], strerror(-rc));
+		rc_err("source %s refused: %s%s", argv[optind], strerror(-rc),
+		       rc == -EOPNOTSUPP ? " (this backend cannot be read)"
+					 : "");
 		return RC_EXIT_REFUSED;
 	}
 	if (fstat(src->fd, &src_st) < 0) {

@@ -240,30 +240,14 @@ static void serve(struct producer *p)
 	struct rc_ring_hdr *h = r->hdr;
 
 	for (;;) {
-		uint64_t n, later = UINT64_MAX;
-		uint32_t i, active = 0;
+		uint64_t n, later;
+		uint32_t active;
 
 		if (rc_ring_lock(r) < 0)
 			return;
 		n = h->next_seq;
-		p->nset = 0;
-		for (i = 0; i < r->ncons; i++) {
-			struct rc_cons_ent *c = &r->ctab[i];
-			uint64_t first = c->first_seq;
-
-			if (c->state == RC_CONS_LEAVING) {
-				/* We wait on nobody now: safe to reuse. */
-				c->state = RC_CONS_FREE;
-				continue;
-			}
-			if (c->state != RC_CONS_ACTIVE)
-				continue;
-			active++;
-			if (rc_cons_needs(first, r->nblocks, n))
-				p->set[p->nset++] = i;
-			else if (first > n && first < later)
-				later = first;
-		}
+		active = rc_ring_select(r->ctab, r->ncons, r->nblocks, n,
+					p->set, &p->nset, &later);
 		if (!active) {
 			h->state = RC_RING_CLOSING;
 			rc_ring_unlock(r);

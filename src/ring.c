@@ -60,6 +60,33 @@ uint32_t rc_block_len(uint64_t image_size, uint32_t block_size,
 					     : block_size;
 }
 
+uint32_t rc_ring_select(struct rc_cons_ent *ctab, uint32_t ncons,
+			uint64_t nblocks, uint64_t n, uint32_t *set,
+			uint32_t *nset, uint64_t *later)
+{
+	uint32_t i, active = 0;
+
+	*nset = 0;
+	*later = UINT64_MAX;
+	for (i = 0; i < ncons; i++) {
+		struct rc_cons_ent *c = &ctab[i];
+		uint64_t first = c->first_seq;
+
+		if (c->state == RC_CONS_LEAVING) {
+			c->state = RC_CONS_FREE;
+			continue;
+		}
+		if (c->state != RC_CONS_ACTIVE)
+			continue;
+		active++;
+		if (rc_cons_needs(first, nblocks, n))
+			set[(*nset)++] = i;
+		else if (first > n && first < *later)
+			*later = first;
+	}
+	return active;
+}
+
 int rc_ring_validate(const struct rc_ring_hdr *h, uint64_t seg_size,
 		     const char **why)
 {

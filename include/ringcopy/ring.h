@@ -155,6 +155,15 @@ static inline uint64_t rc_cons_last_seq(uint64_t first, uint64_t nblocks)
 uint32_t rc_block_len(uint64_t image_size, uint32_t block_size,
 		      uint64_t block);
 
+/* The producer's choice for sequence number n (LOCK held): entries that
+ * left become free (the producer waits on nobody at this point, so they
+ * may be reused), set[] receives the active entries that need n, *later
+ * the smallest start after n of the others (UINT64_MAX if none).  Returns
+ * the number of active entries. */
+uint32_t rc_ring_select(struct rc_cons_ent *ctab, uint32_t ncons,
+			uint64_t nblocks, uint64_t n, uint32_t *set,
+			uint32_t *nset, uint64_t *later);
+
 /* A process's view of an attached ring. */
 struct rc_ring {
 	int shmid, semid;

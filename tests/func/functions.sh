@@ -22,8 +22,12 @@ bg_pids=()
 
 mkimage() { bash "$top_srcdir/fixtures/mkimage.sh" "$@"; }
 
+# Messages of the test itself go to the log even where a command's stderr
+# is redirected around the call that fails.
+exec 3>&2
+
 fail() {
-	echo "FAIL: $*" >&2
+	echo "FAIL: $*" >&3
 	rc_failed=1
 	exit 1
 }
@@ -38,6 +42,15 @@ requires() {
 }
 
 on_exit() { rc_cleanup_hooks+=("$1"); }
+
+# The consumer processes of an invocation started in the background as
+# `ringcopy ... &' (the shell function runs in a subshell: its child is
+# the tool, and the tool's children are the consumers).
+consumer_pids() {
+	local main
+	main=$(pgrep -P "$1" | head -n 1)
+	[ -n "$main" ] && pgrep -P "$main"
+}
 
 # The tool, under valgrind in `make check-valgrind'.  Every process it
 # forks (consumers, the producer) writes its own log; cleanup reads them.

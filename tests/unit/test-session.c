@@ -1,1 +1,129 @@
-int main(void){return 0;}
+/* Unit tests: rendezvous naming, the run directory's safety checks. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ringcopy/core.h"
+
+static char base[PATH_MAX / 2];
+
+static int setup(void **state)
+{
+	snprintf(base, sizeof base, "%s/rc-unit.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	return mkdtemp(base) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_rdv_name(void **state)
+{
+	struct rc_source_id f = { RC_SRC_FILE, 0x803, 0x1234 };
+	struct rc_source_id b = { RC_SRC_BLOCK, makedev(7, 3), 0 };
+	struct rc_source_id bad = { 0, 0, 0 };
+	char buf[64];
+
+	assert_int_equal(rc_rdv_name(&f, buf, sizeof buf), 0);
+	assert_string_equal(buf, "file-803-1234");
+	assert_int_equal(rc_rdv_name(&b, buf, sizeof buf), 0);
+	assert_string_equal(buf, "blk-7-3");
+	assert_int_equal(rc_rdv_name(&f, buf, 8), -ENAMETOOLONG);
+	assert_int_equal(rc_rdv_name(&bad, buf, sizeof buf), -EINVAL);
+}
+
+static void test_identity(void **state)
+{
+	struct rc_source_id a, b;
+	char path[PATH_MAX];
+	struct stat st;
+	int fd, fd2;
+
+	snprintf(path, sizeof path, "%s/img", base);
+	fd = open(path, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	fd2 = open(path, O_RDONLY);
+	assert_true(fd2 >= 0);
+	assert_int_equal(rc_source_identity(fd, &a), 0);
+	assert_int_equal(rc_source_identity(fd2, &b), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(a.kind, RC_SRC_FILE);
+	assert_true(a.id0 == st.st_dev && a.id1 == st.st_ino);
+	/* Two opens of one file: one identity, one ring. */
+	assert_memory_equal(&a, &b, sizeof a);
+	close(fd);
+	close(fd2);
+}
+
+static void test_rundir_created_private(void **state)
+{
+	char want[PATH_MAX], got[PATH_MAX], err[256];
+	struct stat st;
+
+	snprintf(want, sizeof want, "%s/run", base);
+	setenv("RINGCOPY_RUNDIR", want, 1);
+	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), 0);
+	assert_string_equal(got, want);
+	assert_int_equal(lstat(want, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	/* Again: an existing private directory is fine. */
+	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), 0);
+}
+
+static void test_rundir_refusals(void **state)
+{
+	char dir[PATH_MAX], link[PATH_MAX], got[PATH_MAX], err[256];
+
+	snprintf(dir, sizeof dir, "%s/open", base);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	setenv("RINGCOPY_RUNDIR", dir, 1);
+	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), -EPERM);
+	assert_non_null(strstr(err, "refused"));
+
+	/* A planted symlink to a private directory is still refused. */
+	snprintf(dir, sizeof dir, "%s/target", base);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(link, sizeof link, "%s/link", base);
+	assert_int_equal(symlink(dir, link), 0);
+	setenv("RINGCOPY_RUNDIR", link, 1);
+	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), -EPERM);
+	assert_non_null(strstr(err, "symlink"));
+
+	/* A file where the directory should be. */
+	snprintf(dir, sizeof dir, "%s/file", base);
+	assert_int_equal(close(open(dir, O_CREAT | O_WRONLY, 0600)), 0);
+	setenv("RINGCOPY_RUNDIR", dir, 1);
+	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), -EPERM);
+	unsetenv("RINGCOPY_RUNDIR");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rdv_name),
+		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_rundir_created_private),
+		cmocka_unit_test(test_rundir_refusals),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Usage errors: exit 2, one line naming what is wrong, nothing written.
+source "$top_srcdir/tests/func/functions.sh"
+
+mkimage "$tmp/src.img" 64K
+check() {
+	# check PATTERN args...
+	local pat=$1
+	shift
+	expect_status 2 ringcopy "$@" 2> "$tmp/err"
+	grep -q -- "$pat" "$tmp/err" || fail "'$*': no '$pat' in: $(cat "$tmp/err")"
+	[ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "'$*': more than one line"
+	[ ! -e "$tmp/t.img" ] || fail "'$*' created its target"
+}
+check "missing SOURCE"
+check "missing TARGET" "$tmp/src.img"
+check "block-size '3K'" -b 3K "$tmp/src.img" "$tmp/t.img"
+check "block-size '128M'" -b 128M "$tmp/src.img" "$tmp/t.img"
+check "block-size '2K'" --block-size 2K "$tmp/src.img" "$tmp/t.img"
+check "block-size 'lots'" -b lots "$tmp/src.img" "$tmp/t.img"
+check "buffer 'x'" --buffer x "$tmp/src.img" "$tmp/t.img"
+check "smaller than one block" --buffer 4K "$tmp/src.img" "$tmp/t.img"
+check "rate '0'" --rate 0 "$tmp/src.img" "$tmp/t.img"
+check "rate '99999999999999999999'" --rate 99999999999999999999 "$tmp/src.img" "$tmp/t.img"
+check "unknown option '--frobnicate'" --frobnicate "$tmp/src.img" "$tmp/t.img"
+check "needs a value" "$tmp/src.img" "$tmp/t.img" --rate
+
+expect_status 0 ringcopy --help > "$tmp/help"
+grep -q "Usage:" "$tmp/help" || fail "help"
+expect_status 0 ringcopy --version > "$tmp/ver"
+grep -q "^ringcopy [0-9]" "$tmp/ver" || fail "version"

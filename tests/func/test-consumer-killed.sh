@@ -1,0 +1,33 @@
+#!/bin/bash
+# A consumer killed with SIGKILL: its target is reported failed, the other
+# target finishes, the invocation exits 1, and the ring is cleaned up.
+source "$top_srcdir/tests/func/functions.sh"
+
+mkimage "$tmp/src.img" 12M
+ringcopy --json --rate 4M --buffer 2M "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" \
+	> "$tmp/out.json" 2> "$tmp/err" &
+inv=$!
+bg_pids+=("$inv")
+victim=
+for (( i = 0; i < 200; i++ )); do
+	kids=($(consumer_pids "$inv"))
+	if [ "${#kids[@]}" -ge 2 ]; then victim=${kids[1]}; break; fi
+	sleep 0.05
+done
+[ -n "$victim" ] || fail "no consumers found"
+sleep 1
+kill -KILL "$victim"
+wait "$inv"
+status=$?
+[ "$status" -eq 1 ] || fail "exit $status, expected 1: $(cat "$tmp/err")"
+python3 - "$tmp/out.json" <<'PY' || fail "json: $(cat "$tmp/out.json")"
+import json, sys
+t = json.load(open(sys.argv[1]))["targets"]
+st = sorted(x["status"] for x in t)
+assert st == ["failed", "ok"], t
+bad = [x for x in t if x["status"] == "failed"][0]
+assert "signal 9" in bad["error"], bad
+PY
+ok=$(json_get "$tmp/out.json" '[x["target"] for x in j["targets"] if x["status"] == "ok"][0]')
+same "$tmp/src.img" "$ok"
+grep -q "^FAILED" "$tmp/err" || fail "no FAILED line"

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Three invocations at staggered times on one source: one producer, three
+# identical targets, start blocks in the order of arrival.
+source "$top_srcdir/tests/func/functions.sh"
+
+mkimage "$tmp/src.img" 24M
+ringcopy --json --rate 4M --buffer 4M "$tmp/src.img" "$tmp/a.img" \
+	> "$tmp/a.json" 2> "$tmp/a.err" &
+pa=$!
+bg_pids+=("$pa")
+for (( i = 0; i < 200; i++ )); do
+	[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && break
+	sleep 0.05
+done
+sleep 1
+ringcopy --json "$tmp/src.img" "$tmp/b.img" > "$tmp/b.json" 2> "$tmp/b.err" &
+pb=$!
+bg_pids+=("$pb")
+sleep 1.5
+ringcopy --json "$tmp/src.img" "$tmp/c1.img" "$tmp/c2.img" \
+	> "$tmp/c.json" 2> "$tmp/c.err" &
+pc=$!
+bg_pids+=("$pc")
+wait "$pa" || fail "a: $(cat "$tmp/a.err")"
+wait "$pb" || fail "b: $(cat "$tmp/b.err")"
+wait "$pc" || fail "c: $(cat "$tmp/c.err")"
+for t in a b c1 c2; do
+	same "$tmp/src.img" "$tmp/$t.img"
+done
+sa=$(json_get "$tmp/a.json" 'j["targets"][0]["start_block"]')
+sb=$(json_get "$tmp/b.json" 'j["targets"][0]["start_block"]')
+sc=$(json_get "$tmp/c.json" 'j["targets"][0]["start_block"]')
+sc2=$(json_get "$tmp/c.json" 'j["targets"][1]["start_block"]')
+[ "$sa" -eq 0 ] && [ "$sb" -gt 0 ] && [ "$sc" -gt "$sb" ] ||
+	fail "start blocks $sa $sb $sc"
+[ "$sc" -eq "$sc2" ] || fail "one invocation, two start blocks: $sc $sc2"
+# The last one out read the image once plus the wrap to c's start.
+read_c=$(json_get "$tmp/c.json" 'j["source_bytes_read"]')
+[ "$read_c" -le $(( (24 + sc + 4) * 1048576 )) ] || fail "read $read_c"
