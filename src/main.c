@@ -237,9 +237,12 @@ static void report(struct opts *o, int n, char **specs, struct rc_result *res,
 {
 	int i;
 
-	for (i = 0; i < n && !rc_quiet; i++) {
+	for (i = 0; i < n; i++) {
 		double s = (double)res[i].ns / 1e9;
 		double mbs = s > 0 ? (double)res[i].bytes_written / 1e6 / s : 0;
+
+		if (rc_quiet && res[i].status == RC_RES_OK)
+			continue; /* -q: failures only */
 
 		fprintf(stderr, "%-6s %s  %llu bytes  start block %llu  %.2f s  %.1f MB/s%s%s\n",
 			res[i].status == RC_RES_OK ? "ok" : "FAILED", specs[i],

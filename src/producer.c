@@ -29,8 +29,7 @@
 struct producer {
 	struct rc_ring *r;
 	struct rc_dev *src;
-	uint32_t set[RC_CONS_MAX];
-	uint32_t nset;
+	struct rc_select sel;
 	struct sembuf ops[RC_CONS_MAX];
 	uint64_t rate_t0, rate_bytes;
 };
@@ -64,16 +63,22 @@ static void evict_dead_locked(struct producer *p)
 			r->ctab[i].state = RC_CONS_LEAVING;
 }
 
-/* Keep only the members of the set that are still active (LOCK held). */
-static void prune_set_locked(struct producer *p)
+static uint32_t prune(struct rc_ring *r, uint32_t *set, uint32_t n)
 {
 	uint32_t k, j = 0;
 
+	for (k = 0; k < n; k++)
+		if (r->ctab[set[k]].state == RC_CONS_ACTIVE)
+			set[j++] = set[k];
+	return j;
+}
+
+/* Keep only the members of the sets that are still active (LOCK held). */
+static void prune_sets_locked(struct producer *p)
+{
 	evict_dead_locked(p);
-	for (k = 0; k < p->nset; k++)
-		if (p->r->ctab[p->set[k]].state == RC_CONS_ACTIVE)
-			p->set[j++] = p->set[k];
-	p->nset = j;
+	p->sel.nwait = prune(p->r, p->sel.wait, p->sel.nwait);
+	p->sel.nneed = prune(p->r, p->sel.need, p->sel.nneed);
 }
 
 /* Sleep until the consumer table may have changed, or WAIT_MS. */
@@ -95,12 +100,13 @@ static int wait_free(struct producer *p)
 	int rc;
 
 	for (;;) {
-		for (k = 0; k < p->nset; k++) {
-			p->ops[k].sem_num = (unsigned short)RC_SEM_FREE(p->set[k]);
+		for (k = 0; k < p->sel.nwait; k++) {
+			p->ops[k].sem_num =
+				(unsigned short)RC_SEM_FREE(p->sel.wait[k]);
 			p->ops[k].sem_op = -1;
 			p->ops[k].sem_flg = 0;
 		}
-		rc = rc_semop(r->semid, p->ops, p->nset, WAIT_MS);
+		rc = rc_semop(r->semid, p->ops, p->sel.nwait, WAIT_MS);
 		if (rc == 0)
 			return 0;
 		if (rc != -EAGAIN && rc != -EINTR)
@@ -110,9 +116,9 @@ static int wait_free(struct producer *p)
 		rc = rc_ring_lock(r);
 		if (rc < 0)
 			return rc;
-		prune_set_locked(p);
+		prune_sets_locked(p);
 		rc_ring_unlock(r);
-		if (p->nset == 0)
+		if (p->sel.nwait == 0)
 			return 0;
 	}
 }
@@ -121,12 +127,13 @@ static int post_avail(struct producer *p)
 {
 	uint32_t k;
 
-	for (k = 0; k < p->nset; k++) {
-		p->ops[k].sem_num = (unsigned short)RC_SEM_AVAIL(p->set[k]);
+	for (k = 0; k < p->sel.nneed; k++) {
+		p->ops[k].sem_num =
+			(unsigned short)RC_SEM_AVAIL(p->sel.need[k]);
 		p->ops[k].sem_op = 1;
 		p->ops[k].sem_flg = 0;
 	}
-	return rc_semop(p->r->semid, p->ops, p->nset, -1);
+	return rc_semop(p->r->semid, p->ops, p->sel.nneed, -1);
 }
 
 static void throttle(struct producer *p, uint32_t len)
@@ -165,10 +172,10 @@ static void fail_ring(struct producer *p, int err, uint64_t off,
 	h->err_offset = off;
 	rc_strlcpy(h->err_msg, msg, sizeof h->err_msg);
 	h->state = RC_RING_FAILED;
-	p->nset = 0;
+	p->sel.nneed = 0;
 	for (i = 0; i < r->ncons; i++)
 		if (r->ctab[i].state == RC_CONS_ACTIVE)
-			p->set[p->nset++] = i;
+			p->sel.need[p->sel.nneed++] = i;
 	rc_ring_unlock(r);
 	post_avail(p); /* wake them: they see FAILED */
 	for (;;) {
@@ -240,23 +247,23 @@ static void serve(struct producer *p)
 	struct rc_ring_hdr *h = r->hdr;
 
 	for (;;) {
-		uint64_t n, later;
+		uint64_t n;
 		uint32_t active;
 
 		if (rc_ring_lock(r) < 0)
 			return;
 		n = h->next_seq;
-		active = rc_ring_select(r->ctab, r->ncons, r->nblocks, n,
-					p->set, &p->nset, &later);
+		active = rc_ring_select(r->ctab, r->ncons, r->nblocks,
+					r->nslots, n, &p->sel);
 		if (!active) {
 			h->state = RC_RING_CLOSING;
 			rc_ring_unlock(r);
 			return;
 		}
-		if (!p->nset) {
-			if (later != UINT64_MAX) {
+		if (!p->sel.nneed) {
+			if (p->sel.later != UINT64_MAX) {
 				/* Nobody needs n: jump, read nothing. */
-				h->next_seq = later;
+				h->next_seq = p->sel.later;
 				rc_ring_unlock(r);
 				continue;
 			}
@@ -272,8 +279,8 @@ static void serve(struct producer *p)
 
 		if (wait_free(p) < 0)
 			return;
-		if (!p->nset)
-			continue;
+		if (!p->sel.nneed)
+			continue; /* those who needed n are gone */
 		if (produce(p, n) < 0)
 			return;
 		if (post_avail(p) < 0)

@@ -61,14 +61,14 @@ uint32_t rc_block_len(uint64_t image_size, uint32_t block_size,
 }
 
 uint32_t rc_ring_select(struct rc_cons_ent *ctab, uint32_t ncons,
-			uint64_t nblocks, uint64_t n, uint32_t *set,
-			uint32_t *nset, uint64_t *later)
+			uint64_t nblocks, uint32_t nslots, uint64_t n,
+			struct rc_select *sel)
 {
 	uint32_t i, active = 0;
 
-	*nset = 0;
-	*later = UINT64_MAX;
-	for (i = 0; i < ncons; i++) {
+	sel->nneed = sel->nwait = 0;
+	sel->later = UINT64_MAX;
+	for (i = 0; i < ncons && i < RC_CONS_MAX; i++) {
 		struct rc_cons_ent *c = &ctab[i];
 		uint64_t first = c->first_seq;
 
@@ -80,9 +80,14 @@ uint32_t rc_ring_select(struct rc_cons_ent *ctab, uint32_t ncons,
 			continue;
 		active++;
 		if (rc_cons_needs(first, nblocks, n))
-			set[(*nset)++] = i;
-		else if (first > n && first < *later)
-			*later = first;
+			sel->need[sel->nneed++] = i;
+		else if (first > n && first < sel->later)
+			sel->later = first;
+		/* Its last nslots slots stay protected after its range: it
+		 * took nslots credits at registration and posts one per
+		 * block, so the takes balance at nblocks + nslots. */
+		if (rc_cons_needs(first, nblocks + nslots, n))
+			sel->wait[sel->nwait++] = i;
 	}
 	return active;
 }

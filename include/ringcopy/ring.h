@@ -155,14 +155,23 @@ static inline uint64_t rc_cons_last_seq(uint64_t first, uint64_t nblocks)
 uint32_t rc_block_len(uint64_t image_size, uint32_t block_size,
 		      uint64_t block);
 
-/* The producer's choice for sequence number n (LOCK held): entries that
- * left become free (the producer waits on nobody at this point, so they
- * may be reused), set[] receives the active entries that need n, *later
- * the smallest start after n of the others (UINT64_MAX if none).  Returns
- * the number of active entries. */
+/* The producer's choice for sequence number n (LOCK held).  Entries that
+ * left become free (the producer waits on nobody at this point, so they may
+ * be reused).  need[] receives the active entries that need n: they get
+ * AVAIL posts.  wait[] receives the active entries whose FREE must be taken
+ * before slot n mod nslots is overwritten: those that need n, and those
+ * that may still have to read the slot's previous occupant n - nslots,
+ * i.e. that started at s with s <= n < s + nblocks + nslots.  *later is the
+ * smallest start after n of the others (UINT64_MAX if none).  Returns the
+ * number of active entries. */
+struct rc_select {
+	uint32_t need[RC_CONS_MAX], nneed;
+	uint32_t wait[RC_CONS_MAX], nwait;
+	uint64_t later;
+};
 uint32_t rc_ring_select(struct rc_cons_ent *ctab, uint32_t ncons,
-			uint64_t nblocks, uint64_t n, uint32_t *set,
-			uint32_t *nset, uint64_t *later);
+			uint64_t nblocks, uint32_t nslots, uint64_t n,
+			struct rc_select *sel);
 
 /* A process's view of an attached ring. */
 struct rc_ring {

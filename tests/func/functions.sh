@@ -15,6 +15,7 @@ if [ -z "${RC_IN_IPCNS:-}" ] && unshare --ipc true 2>/dev/null; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rctest.XXXXXX")
+export tmp
 export RINGCOPY_RUNDIR="$tmp/run"
 rc_cleanup_hooks=()
 rc_failed=0

@@ -9,12 +9,12 @@ for round in $(seq 1 10); do
 	pids=()
 	for k in 1 2 3; do
 		timeout "$lim" "$BASH" -c "$(declare -f ringcopy); ringcopy -q -b 64K \"\$@\"" _ \
-			"$tmp/src.img" "$tmp/r$round-$k.img" &
+			"$tmp/src.img" "$tmp/r$round-$k.img" 2> "$tmp/r$round-$k.err" &
 		pids+=($!)
 		sleep 0.0$k
 	done
 	for p in "${pids[@]}"; do
-		wait "$p" || fail "round $round: an invocation failed or hung ($?)"
+		wait "$p" || fail "round $round: an invocation failed or hung ($?): $(cat "$tmp"/r$round-*.err)"
 	done
 	for k in 1 2 3; do
 		same "$tmp/src.img" "$tmp/r$round-$k.img"

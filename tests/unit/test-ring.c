@@ -56,9 +56,10 @@ static void test_block_len(void **state)
 static void test_select(void **state)
 {
 	struct rc_cons_ent t[5];
-	uint32_t set[5], nset, active;
-	uint64_t later;
+	struct rc_select sel;
+	uint32_t active;
 
+	/* 10 blocks, 4 slots. */
 	memset(t, 0, sizeof t);
 	t[0].state = RC_CONS_ACTIVE; t[0].first_seq = 0;  /* 0..9 */
 	t[1].state = RC_CONS_ACTIVE; t[1].first_seq = 5;  /* 5..14 */
@@ -66,32 +67,50 @@ static void test_select(void **state)
 	t[3].state = RC_CONS_ACTIVE; t[3].first_seq = 20; /* waits */
 	t[4].state = RC_CONS_FREE;
 
-	active = rc_ring_select(t, 5, 10, 7, set, &nset, &later);
+	active = rc_ring_select(t, 5, 10, 4, 7, &sel);
 	assert_int_equal(active, 3);
-	assert_int_equal(nset, 2);
-	assert_int_equal(set[0], 0);
-	assert_int_equal(set[1], 1);
-	assert_true(later == 20);
+	assert_int_equal(sel.nneed, 2);
+	assert_int_equal(sel.need[0], 0);
+	assert_int_equal(sel.need[1], 1);
+	assert_int_equal(sel.nwait, 2);
+	assert_true(sel.later == 20);
 	/* The leaving entry was reclaimed. */
 	assert_int_equal(t[2].state, RC_CONS_FREE);
 
-	/* After the first consumer's range: only the joiner, through the
-	 * wrap (seq 12 is block 2). */
-	active = rc_ring_select(t, 5, 10, 12, set, &nset, &later);
-	assert_int_equal(nset, 1);
-	assert_int_equal(set[0], 1);
+	/* Seq 12 (block 2, after the wrap) is needed by the joiner only,
+	 * but slot 0 still holds seq 8 of the first consumer: its FREE must
+	 * be taken too, or a slow first consumer loses block 8. */
+	active = rc_ring_select(t, 5, 10, 4, 12, &sel);
+	assert_int_equal(sel.nneed, 1);
+	assert_int_equal(sel.need[0], 1);
+	assert_int_equal(sel.nwait, 2);
+	assert_int_equal(sel.wait[0], 0);
+	assert_int_equal(sel.wait[1], 1);
+	/* Seq 14 overwrites seq 10's slot: nobody's but the joiner's. */
+	active = rc_ring_select(t, 5, 10, 4, 14, &sel);
+	assert_int_equal(sel.nwait, 1);
+	assert_int_equal(sel.wait[0], 1);
 
 	/* Past everyone but the waiting one: nobody needs 15, jump to 20. */
-	active = rc_ring_select(t, 5, 10, 15, set, &nset, &later);
-	assert_int_equal(nset, 0);
-	assert_true(later == 20);
+	active = rc_ring_select(t, 5, 10, 4, 15, &sel);
+	assert_int_equal(sel.nneed, 0);
+	assert_true(sel.later == 20);
 	assert_int_equal(active, 3);
+
+	/* A ring as large as the image: the slot of seq 3 is next reused
+	 * by seq 6, outside a 3-block consumer's range 3..5. */
+	memset(t, 0, sizeof t);
+	t[0].state = RC_CONS_ACTIVE; t[0].first_seq = 3;
+	t[1].state = RC_CONS_ACTIVE; t[1].first_seq = 5;
+	rc_ring_select(t, 5, 3, 3, 6, &sel);
+	assert_int_equal(sel.nneed, 1);
+	assert_int_equal(sel.nwait, 2);
 
 	/* Nobody active: the producer leaves. */
 	memset(t, 0, sizeof t);
-	active = rc_ring_select(t, 5, 10, 0, set, &nset, &later);
+	active = rc_ring_select(t, 5, 10, 4, 0, &sel);
 	assert_int_equal(active, 0);
-	assert_true(later == UINT64_MAX);
+	assert_true(sel.later == UINT64_MAX);
 }
 
 /* A valid header in a buffer of the right size. */
