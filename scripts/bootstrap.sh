@@ -1,0 +1,36 @@
+#!/bin/bash
+# Set up a fresh Debian machine for ringcopy and build it: install the
+# packages the build, the tests and the benchmarks need (as root, through
+# apt-get), then autoreconf, configure and make.  Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+	build-essential autoconf automake pkg-config
+	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev
+	valgrind python3 util-linux procps zstd xxhash
+	e2fsprogs fdisk groff-base man-db
+)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "bootstrap: missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
+	autoreconf -fi
+fi
+if [ ! -f Makefile ] || [ configure -nt config.status ]; then
+	./configure -q
+fi
+make -j"$(nproc)" >/dev/null
+echo "bootstrap: built $(pwd)/ringcopy"
