@@ -186,6 +186,50 @@ static int file_flush(struct rc_dev *dev)
 	return 0;
 }
 
+static int file_open_readback(struct rc_dev *dev, struct rc_dev **out,
+			      const char **how)
+{
+	struct file_dev *f = (struct file_dev *)dev, *r;
+	struct stat a, b;
+	int fd, rc;
+
+	*how = "direct";
+	fd = open(dev->path, O_RDONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC |
+				     O_NOCTTY);
+	if (fd < 0 && errno == EINVAL) {
+		/* No O_DIRECT here (tmpfs, some FUSE): the data was fsynced
+		 * by the writer; drop the cached pages so the reads come
+		 * from the storage where the filesystem allows it. */
+		*how = "fadvise";
+		fd = open(dev->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+					     O_NOCTTY);
+		if (fd >= 0)
+			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	}
+	if (fd < 0)
+		return -errno;
+	/* The path must still name what we wrote: a file swapped in
+	 * meanwhile would be "verified" instead of the target. */
+	if (dev->fd >= 0 &&
+	    (fstat(fd, &a) < 0 || fstat(dev->fd, &b) < 0 ||
+	     a.st_ino != b.st_ino || a.st_dev != b.st_dev ||
+	     a.st_rdev != b.st_rdev)) {
+		close(fd);
+		return -ESTALE;
+	}
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		close(fd);
+		return -ENOMEM;
+	}
+	rc_dev_init(&r->dev, &rc_file_backend, dev->path, fd, dev->size);
+	r->is_blk = f->is_blk;
+	r->dev.spec = NULL;
+	rc = 0;
+	*out = &r->dev;
+	return rc;
+}
+
 static int file_close(struct rc_dev *dev)
 {
 	int rc = 0;
@@ -208,4 +252,5 @@ const struct rc_backend rc_file_backend = {
 	.pwrite = file_pwrite,
 	.flush = file_flush,
 	.close = file_close,
+	.open_readback = file_open_readback,
 };

@@ -15,6 +15,7 @@
 
 static const struct rc_backend *const backends[] = {
 	&rc_null_backend,
+	&rc_fault_backend,
 	&rc_file_backend,
 	NULL,
 };
@@ -121,19 +122,45 @@ static int range_ok(const struct rc_dev *dev, size_t len, uint64_t off)
 	return off <= dev->size && len <= dev->size - off;
 }
 
+/* Short counts are retried here, once for every backend: a read is short
+ * only at the end of the data, a write never. */
 ssize_t rc_dev_pread(struct rc_dev *dev, void *buf, size_t len, uint64_t off)
 {
+	size_t done = 0;
+
 	if (!range_ok(dev, len, off))
 		return -ERANGE;
-	return dev->be->pread(dev, buf, len, off);
+	while (done < len) {
+		ssize_t n = dev->be->pread(dev, (char *)buf + done, len - done,
+					   off + done);
+
+		if (n < 0)
+			return n;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
 }
 
 ssize_t rc_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
 		      uint64_t off)
 {
+	size_t done = 0;
+
 	if (!range_ok(dev, len, off))
 		return -ENOSPC;
-	return dev->be->pwrite(dev, buf, len, off);
+	while (done < len) {
+		ssize_t n = dev->be->pwrite(dev, (const char *)buf + done,
+					    len - done, off + done);
+
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return -ENOSPC;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
 }
 
 int rc_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)

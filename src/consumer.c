@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sem.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include "ringcopy/core.h"
 #include "ringcopy/util.h"
+#include "ringcopy/verify.h"
 
 #define WAIT_MS 500
 
@@ -97,41 +99,43 @@ static void leave(struct rc_ring *r, uint32_t idx)
 	rc_semop(r->semid, &tok, 1, -1);
 }
 
-int rc_consumer_run(struct rc_ring *r, uint32_t idx, struct rc_dev *dst,
-		    struct rc_result *res, int ready_fd)
+static int write_block(struct rc_dev *dst, const void *data, uint32_t len,
+		       uint64_t off, char *err, size_t errlen)
 {
-	struct sembuf tok = { (unsigned short)RC_SEM_ALIVE(idx), 1, SEM_UNDO };
-	struct sembuf fr = { (unsigned short)RC_SEM_FREE(idx), 1, 0 };
-	struct rc_cons_ent *c = &r->ctab[idx];
-	uint64_t first, k, t0 = rc_now_ns();
+	ssize_t w = rc_dev_pwrite(dst, data, len, off);
+
+	if (w < 0)
+		snprintf(err, errlen,
+			 "target %s: write of %u bytes at offset %llu: %s",
+			 dst->spec, len, (unsigned long long)off,
+			 strerror((int)-w));
+	return w < 0 ? (int)w : 0;
+}
+
+static int flush(struct rc_dev *dst, char *err, size_t errlen)
+{
+	int rc = rc_dev_flush(dst);
+
+	/* Final: the kernel may have dropped the pages that failed, so a
+	 * second fsync could succeed without the data being there. */
+	if (rc < 0)
+		snprintf(err, errlen, "target %s: fsync: %s", dst->spec,
+			 strerror(-rc));
+	return rc;
+}
+
+/* Copy every block of the image from the ring to the target. */
+static int copy(const struct rc_consumer_args *a, uint64_t first,
+		void *block0, uint32_t *block0_len)
+{
+	struct rc_ring *r = a->ring;
+	struct rc_cons_ent *c = &r->ctab[a->idx];
+	struct rc_result *res = a->res;
+	struct sembuf fr = { (unsigned short)RC_SEM_FREE(a->idx), 1, 0 };
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
+	uint64_t k;
 	int rc = 0;
-
-	res->status = RC_RES_PENDING;
-	/* Our own liveness token: from now on our death is seen. */
-	if (rc_semop(r->semid, &tok, 1, -1) < 0) {
-		snprintf(err, errlen, "the ring was removed before the copy began");
-		res->status = RC_RES_FAILED;
-		return -EIDRM;
-	}
-	/* Tell the invocation it may drop the token it held for us. */
-	if (ready_fd >= 0) {
-		ssize_t w = write(ready_fd, "1", 1);
-
-		(void)w;
-		close(ready_fd);
-	}
-	if (rc_ring_lock(r) < 0) {
-		snprintf(err, errlen, "the ring was removed before the copy began");
-		res->status = RC_RES_FAILED;
-		return -EIDRM;
-	}
-	c->pid = getpid();
-	c->pstart = rc_proc_start(getpid());
-	first = c->first_seq;
-	rc_ring_unlock(r);
-	res->start_block = rc_seq_block(first, r->nblocks);
 
 	for (k = 0; k < r->nblocks; k++) {
 		uint64_t seq = first + k;
@@ -142,15 +146,13 @@ int rc_consumer_run(struct rc_ring *r, uint32_t idx, struct rc_dev *dst,
 		uint32_t len = rc_block_len(r->image_size, r->block_size,
 					    block);
 		uint64_t off = block * r->block_size;
-		ssize_t w;
+		uint64_t hash;
 
-		rc = wait_avail(r, idx, err, errlen);
+		rc = wait_avail(r, a->idx, err, errlen);
 		if (rc < 0)
-			break;
-		if (check_producer(r, err, errlen)) {
-			rc = -EPIPE;
-			break;
-		}
+			return rc;
+		if (check_producer(r, err, errlen))
+			return -EPIPE;
 		/* The slot header is input: it must claim exactly the
 		 * block we wait for. */
 		if (s->seq != seq || s->block != block || s->len != len) {
@@ -160,56 +162,148 @@ int rc_consumer_run(struct rc_ring *r, uint32_t idx, struct rc_dev *dst,
 				 (unsigned long long)s->block, s->len,
 				 (unsigned long long)seq,
 				 (unsigned long long)block, len);
-			rc = -EPROTO;
-			break;
+			return -EPROTO;
 		}
-		if (XXH3_64bits(data, len) != s->hash) {
+		hash = s->hash;
+		if (XXH3_64bits(data, len) != hash) {
 			snprintf(err, errlen,
 				 "checksum mismatch in ring slot %u (block at offset %llu): not written",
 				 slot, (unsigned long long)off);
-			rc = -EBADMSG;
-			break;
+			return -EBADMSG;
 		}
-		w = rc_dev_pwrite(dst, data, len, off);
-		if (w < 0) {
-			snprintf(err, errlen, "target %s: write of %u bytes at offset %llu: %s",
-				 dst->spec, len, (unsigned long long)off,
-				 strerror((int)-w));
-			rc = (int)w;
-			break;
+		if (block == 0 && block0) {
+			/* Written last: see rc_consumer_run. */
+			memcpy(block0, data, len);
+			*block0_len = len;
+		} else {
+			rc = write_block(a->dst, data, len, off, err, errlen);
+			if (rc < 0)
+				return rc;
 		}
 		if (s->seq != seq) {
 			snprintf(err, errlen,
 				 "ring slot %u was overwritten while block at offset %llu was written",
 				 slot, (unsigned long long)off);
-			rc = -EPROTO;
-			break;
+			return -EPROTO;
 		}
 		rc = rc_semop(r->semid, &fr, 1, -1);
 		if (rc < 0) {
 			snprintf(err, errlen, "the ring was removed");
-			break;
+			return rc;
 		}
+		if (a->hashes)
+			a->hashes[block] = hash;
 		set_counter(&c->blocks_done, k + 1);
 		set_counter(&c->bytes_written, c->bytes_written + len);
 		res->bytes_written += len;
 	}
-	if (rc == 0) {
-		rc = rc_dev_flush(dst);
-		if (rc < 0)
-			snprintf(err, errlen, "target %s: fsync: %s", dst->spec,
-				 strerror(-rc));
+	return 0;
+}
+
+int rc_consumer_run(const struct rc_consumer_args *a)
+{
+	struct rc_ring *r = a->ring;
+	struct rc_dev *dst = a->dst;
+	struct rc_result *res = a->res;
+	struct sembuf tok = { (unsigned short)RC_SEM_ALIVE(a->idx), 1,
+			      SEM_UNDO };
+	struct rc_cons_ent *c = &r->ctab[a->idx];
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+	uint64_t first, t0 = rc_now_ns();
+	void *block0 = NULL;
+	uint32_t block0_len = 0;
+	int rc;
+
+	res->status = RC_RES_PENDING;
+	/* Our own liveness token: from now on our death is seen. */
+	if (rc_semop(r->semid, &tok, 1, -1) < 0 || rc_ring_lock(r) < 0) {
+		snprintf(err, errlen, "the ring was removed before the copy began");
+		res->status = RC_RES_FAILED;
+		return -EIDRM;
 	}
-	leave(r, idx);
+	c->pid = getpid();
+	c->pstart = rc_proc_start(getpid());
+	first = c->first_seq;
+	rc_ring_unlock(r);
+	/* Tell the invocation it may drop the token it held for us. */
+	if (a->ready_fd >= 0) {
+		ssize_t w = write(a->ready_fd, "1", 1);
+
+		(void)w;
+		close(a->ready_fd);
+	}
+	res->start_block = rc_seq_block(first, r->nblocks);
+
+	/* Block 0 (partition table, superblock) is written last, once every
+	 * other block is on stable storage: a target interrupted mid-copy
+	 * never looks like a complete image. */
+	if (r->nblocks > 1 && posix_memalign(&block0, RC_ALIGN, r->block_size)) {
+		snprintf(err, errlen, "out of memory for block 0");
+		rc = -ENOMEM;
+	} else {
+		rc = copy(a, first, block0, &block0_len);
+	}
+	/* We have read all we need (or failed): free the producer now, not
+	 * after the flush and verification. */
+	leave(r, a->idx);
+	if (rc == 0)
+		rc = flush(dst, err, errlen);
+	if (rc == 0 && block0) {
+		rc = write_block(dst, block0, block0_len, 0, err, errlen);
+		if (rc == 0)
+			rc = flush(dst, err, errlen);
+	}
+	free(block0);
+
+	if (rc == 0 && a->hashes) {
+		struct rc_image_hashes h = {
+			.image_size = r->image_size,
+			.block_size = r->block_size,
+			.nblocks = r->nblocks,
+			.hash = a->hashes,
+		};
+
+		if (a->verify && dst->be->open_readback) {
+			struct rc_verify_out v;
+			int vr = rc_verify_dev(dst, &h, &v);
+
+			rc_strlcpy(res->how, v.how, sizeof res->how);
+			if (vr < 0) {
+				rc_strlcpy(err, v.error, errlen);
+				rc = vr;
+			} else if (vr > 0) {
+				char d[200];
+
+				rc_verify_describe(&v, d, sizeof d);
+				snprintf(err, errlen,
+					 "verification failed: %s", d);
+				rc_strlcpy(res->digest, v.digest,
+					   sizeof res->digest);
+				res->status = RC_RES_MISMATCH;
+			} else {
+				res->verified = 1;
+				rc_strlcpy(res->digest, v.digest,
+					   sizeof res->digest);
+			}
+		} else {
+			/* --no-verify, or a sink such as null: that holds
+			 * nothing to read back: the digest as copied. */
+			rc_digest(&h, res->digest);
+			rc_strlcpy(res->how, a->verify ? "none" : "",
+				   sizeof res->how);
+		}
+	}
 	if (rc == 0) {
 		rc = rc_dev_close(dst);
 		if (rc < 0)
-			snprintf(err, errlen, "target %s: close: %s", dst->spec,
-				 strerror(-rc));
+			snprintf(err, errlen, "target %s: close: %s",
+				 dst->spec, strerror(-rc));
 	} else {
 		rc_dev_close(dst);
 	}
 	res->ns = rc_now_ns() - t0;
-	res->status = rc == 0 ? RC_RES_OK : RC_RES_FAILED;
+	if (res->status != RC_RES_MISMATCH)
+		res->status = rc == 0 ? RC_RES_OK : RC_RES_FAILED;
 	return rc;
 }

@@ -22,6 +22,7 @@
 
 #include "ringcopy/core.h"
 #include "ringcopy/util.h"
+#include "ringcopy/verify.h"
 
 struct opts {
 	uint32_t block_size;
@@ -31,6 +32,8 @@ struct opts {
 	uint64_t rate;
 	bool rate_set;
 	bool json;
+	bool verify;
+	const char *manifest;
 };
 
 static pid_t children[RC_CONS_MAX];
@@ -40,6 +43,7 @@ static void usage(FILE *f)
 {
 	fputs("Usage:\n"
 	      " ringcopy [options] SOURCE TARGET...\n"
+	      " ringcopy verify MANIFEST TARGET...\n"
 	      "\n"
 	      "Copy the image in SOURCE to every TARGET, reading SOURCE once.\n"
 	      "Started again on the same SOURCE while a copy runs, ringcopy\n"
@@ -50,6 +54,8 @@ static void usage(FILE *f)
 	      " -b, --block-size SIZE  block size, a power of two from 4K to 64M (default 1M)\n"
 	      "     --buffer SIZE      ring size (default 64M)\n"
 	      "     --rate SIZE        cap the source read rate, bytes per second\n"
+	      "     --no-verify        do not read the targets back\n"
+	      "     --manifest FILE    write the block hashes and digest to FILE\n"
 	      "     --json             print a JSON summary on standard output\n"
 	      " -q, --quiet            print only errors\n"
 	      " -h, --help             display this help\n"
@@ -57,8 +63,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "SIZE accepts K, M, G and T suffixes (powers of 1024).\n"
 	      "Targets: a file path, file:PATH, or null: (discard).\n"
-	      "Exit status: 0 every target complete; 1 a target or the source\n"
-	      "failed; 2 refused before anything was written.\n"
+	      "Exit status: 0 every target complete and verified; 1 a target or\n"
+	      "the source failed; 2 refused before anything was written; 3 a\n"
+	      "target read back differently.\n"
 	      "See ringcopy(1).\n",
 	      f);
 }
@@ -80,12 +87,15 @@ static int usage_error(const char *fmt, ...)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON };
+	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
+	       OPT_MANIFEST };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+		{ "manifest", required_argument, NULL, OPT_MANIFEST },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -97,6 +107,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof *o);
 	o->block_size = RC_BLOCK_DEFAULT;
 	o->buffer = RC_BUFFER_DEFAULT;
+	o->verify = true;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":b:qhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -124,6 +135,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_JSON:
 			o->json = true;
+			break;
+		case OPT_NO_VERIFY:
+			o->verify = false;
+			break;
+		case OPT_MANIFEST:
+			if (!*optarg)
+				return usage_error("--manifest needs a file name");
+			o->manifest = optarg;
 			break;
 		case 'q':
 			rc_quiet = true;
@@ -232,39 +251,60 @@ static int open_targets(int n, char **specs, struct rc_dev *src,
 	return 0;
 }
 
+static const char *status_word(const struct rc_result *r)
+{
+	switch (r->status) {
+	case RC_RES_OK:
+		return "ok";
+	case RC_RES_MISMATCH:
+		return "mismatch";
+	default:
+		return "failed";
+	}
+}
+
 static void report(struct opts *o, int n, char **specs, struct rc_result *res,
 		   uint64_t image, uint32_t bs, uint64_t bytes_read)
 {
 	int i;
 
 	for (i = 0; i < n; i++) {
-		double s = (double)res[i].ns / 1e9;
-		double mbs = s > 0 ? (double)res[i].bytes_written / 1e6 / s : 0;
+		const struct rc_result *r = &res[i];
+		double s = (double)r->ns / 1e9;
+		double mbs = s > 0 ? (double)r->bytes_written / 1e6 / s : 0;
 
-		if (rc_quiet && res[i].status == RC_RES_OK)
+		if (rc_quiet && r->status == RC_RES_OK)
 			continue; /* -q: failures only */
-
-		fprintf(stderr, "%-6s %s  %llu bytes  start block %llu  %.2f s  %.1f MB/s%s%s\n",
-			res[i].status == RC_RES_OK ? "ok" : "FAILED", specs[i],
-			(unsigned long long)res[i].bytes_written,
-			(unsigned long long)res[i].start_block, s, mbs,
-			res[i].status == RC_RES_OK ? "" : "  ",
-			res[i].status == RC_RES_OK ? "" : res[i].error);
+		fprintf(stderr, "%-8s %s  %llu bytes  start block %llu  %.2f s  %.1f MB/s",
+			r->status == RC_RES_OK ? "ok" :
+			r->status == RC_RES_MISMATCH ? "MISMATCH" : "FAILED",
+			specs[i], (unsigned long long)r->bytes_written,
+			(unsigned long long)r->start_block, s, mbs);
+		if (r->status == RC_RES_OK)
+			fprintf(stderr, "  %s %s\n",
+				r->verified ? "verified" : "digest",
+				r->digest[0] ? r->digest : "-");
+		else
+			fprintf(stderr, "  %s\n", r->error);
 	}
 	if (!o->json)
 		return;
 	printf("{\"image_bytes\": %llu, \"block_size\": %u, \"source_bytes_read\": %llu, \"targets\": [",
 	       (unsigned long long)image, bs, (unsigned long long)bytes_read);
 	for (i = 0; i < n; i++) {
+		const struct rc_result *r = &res[i];
+
 		printf("%s{\"target\": ", i ? ", " : "");
 		rc_json_str(stdout, specs[i]);
-		printf(", \"status\": \"%s\", \"start_block\": %llu, \"bytes_written\": %llu, \"seconds\": %.3f, \"error\": ",
-		       res[i].status == RC_RES_OK ? "ok" : "failed",
-		       (unsigned long long)res[i].start_block,
-		       (unsigned long long)res[i].bytes_written,
-		       (double)res[i].ns / 1e9);
-		rc_json_str(stdout, res[i].status == RC_RES_OK ? NULL
-							      : res[i].error);
+		printf(", \"status\": \"%s\", \"start_block\": %llu, \"bytes_written\": %llu, \"seconds\": %.3f, \"verified\": %s, \"verify_method\": ",
+		       status_word(r), (unsigned long long)r->start_block,
+		       (unsigned long long)r->bytes_written,
+		       (double)r->ns / 1e9, r->verified ? "true" : "false");
+		rc_json_str(stdout, r->how[0] ? r->how : NULL);
+		printf(", \"digest\": ");
+		rc_json_str(stdout, r->digest[0] ? r->digest : NULL);
+		printf(", \"error\": ");
+		rc_json_str(stdout, r->status == RC_RES_OK ? NULL : r->error);
 		putchar('}');
 	}
 	printf("]}\n");
@@ -287,9 +327,35 @@ static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 	}
 }
 
+/* The manifest needs every block's hash: any target that completed the
+ * copy saw them all. */
+static void write_manifest(const char *path, struct rc_ring *r,
+			   uint64_t *hashes, struct rc_result *res, int n)
+{
+	struct rc_image_hashes h = {
+		.image_size = r->image_size, .block_size = r->block_size,
+		.nblocks = r->nblocks, .hash = hashes,
+	};
+	char err[512];
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (res[i].status == RC_RES_OK ||
+		    res[i].status == RC_RES_MISMATCH)
+			break;
+	if (!hashes || i == n) {
+		rc_err("manifest %s not written: no target completed the copy",
+		       path);
+		return;
+	}
+	if (rc_manifest_write(path, &h, err, sizeof err) < 0)
+		rc_err("%s", err);
+}
+
 /* Fork one consumer per registered target and wait for all of them. */
 static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
-			  struct rc_dev *src, struct rc_result *res)
+			  struct rc_dev *src, struct rc_result *res,
+			  uint64_t *hashes, bool verify)
 {
 	pid_t pids[RC_CONS_MAX] = { 0 };
 	int pipes[RC_CONS_MAX];
@@ -326,9 +392,15 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 					close(pipes[k]);
 			}
 			rc_dev_close(src);
+			struct rc_consumer_args a = {
+				.ring = &j->ring, .idx = j->idx[i],
+				.dst = dst[i], .res = &res[i],
+				.ready_fd = pfd[1], .hashes = hashes,
+				.verify = verify,
+			};
+
 			res[i].status = RC_RES_PENDING;
-			rc_consumer_run(&j->ring, j->idx[i], dst[i], &res[i],
-					pfd[1]);
+			rc_consumer_run(&a);
 			_exit(res[i].status == RC_RES_OK ? 0 : 1);
 		}
 		close(pfd[1]);
@@ -386,8 +458,11 @@ int main(int argc, char **argv)
 	char err[512];
 	char **specs;
 	int n, i, rc, status = RC_EXIT_OK;
-	uint64_t bytes_read = 0;
+	uint64_t bytes_read = 0, *hashes = NULL;
+	size_t hashes_len = 0;
 
+	if (argc > 1 && strcmp(argv[1], "verify") == 0)
+		return rc_cmd_verify(argc - 1, argv + 1);
 	rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
@@ -433,6 +508,13 @@ int main(int argc, char **argv)
 		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
 		return RC_EXIT_FAILED;
 	}
+	/* A fault-injecting source is its own ring: it must neither join
+	 * nor be joined by copies of the file it wraps. */
+	if (src->be == &rc_fault_backend) {
+		req.id.kind = RC_SRC_PIPE;
+		req.id.id0 = (uint64_t)getpid();
+		req.id.id1 = rc_now_ns();
+	}
 	req.image_size = src->size;
 	req.block_size = o.block_size;
 	req.block_size_set = o.block_size_set;
@@ -472,16 +554,36 @@ int main(int argc, char **argv)
 		res[i].start_block = rc_seq_block(j->first_seq,
 						  j->ring.nblocks);
 	}
-	run_consumers(j, n, dst, src, res);
+	/* Block hashes, shared: every consumer stores what it saw (the same
+	 * values), and the manifest is written from them. */
+	hashes_len = j->ring.nblocks * sizeof *hashes;
+	hashes = mmap(NULL, hashes_len, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (hashes == MAP_FAILED) {
+		hashes = NULL;
+		if (o.verify || o.manifest)
+			rc_err("no memory for %llu block hashes: targets are not verified",
+			       (unsigned long long)j->ring.nblocks);
+	}
+	run_consumers(j, n, dst, src, res, hashes, o.verify);
 	bytes_read = __atomic_load_n(&j->ring.hdr->bytes_read,
 				     __ATOMIC_RELAXED);
+	if (o.manifest)
+		write_manifest(o.manifest, &j->ring, hashes, res, n);
+	if (hashes)
+		munmap(hashes, hashes_len);
 	rc_ring_detach(&j->ring);
 done:
 	report(&o, n, specs, res, src->size, j->ring.block_size
 					     ? j->ring.block_size
 					     : o.block_size, bytes_read);
+	/* A mismatch outranks a failure: a target that looks complete but
+	 * is wrong is the worst outcome of a rollout. */
 	for (i = 0; i < n; i++) {
-		if (res[i].status != RC_RES_OK)
+		if (res[i].status == RC_RES_MISMATCH)
+			status = RC_EXIT_MISMATCH;
+		else if (res[i].status != RC_RES_OK &&
+			 status != RC_EXIT_MISMATCH)
 			status = RC_EXIT_FAILED;
 		/* Consumers closed their own copies; close the parent's. */
 		if (dst[i]->fd >= 0)

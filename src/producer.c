@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sem.h>
 #include <time.h>
@@ -32,6 +33,10 @@ struct producer {
 	struct rc_select sel;
 	struct sembuf ops[RC_CONS_MAX];
 	uint64_t rate_t0, rate_bytes;
+	/* The hash of every block the first time it was read, to catch a
+	 * source that changes between passes (NULL if out of memory). */
+	uint64_t *first_hash;
+	uint8_t *seen; /* bitmap of blocks read at least once */
 };
 
 static void set_counter(uint64_t *p, uint64_t v)
@@ -231,6 +236,22 @@ static int produce(struct producer *p, uint64_t n)
 	s->len = len;
 	s->flags = zero ? RC_SLOT_ZERO : 0;
 	s->hash = XXH3_64bits(data, len);
+	if (p->seen) {
+		uint8_t bit = (uint8_t)(1u << (block % 8));
+
+		if (!(p->seen[block / 8] & bit)) {
+			p->seen[block / 8] |= bit;
+			p->first_hash[block] = s->hash;
+		} else if (p->first_hash[block] != s->hash) {
+			/* Consumers past their wrap would complete with a mix
+			 * of two versions of the image: fail them all. */
+			snprintf(msg, sizeof msg,
+				 "source %s changed at offset %llu since it was first read: no target can hold a consistent image",
+				 p->src->spec, (unsigned long long)off);
+			fail_ring(p, ESTALE, off, msg);
+			return -1;
+		}
+	}
 	set_counter(&h->bytes_read, h->bytes_read + len);
 	set_counter(&h->blocks_read, h->blocks_read + 1);
 	if (zero)
@@ -319,7 +340,17 @@ void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
 		_exit(1);
 	close(ready_fd);
 
+	p.first_hash = malloc(r->nblocks * sizeof *p.first_hash);
+	p.seen = calloc(r->nblocks / 8 + 1, 1);
+	if (!p.first_hash || !p.seen) {
+		free(p.first_hash);
+		free(p.seen);
+		p.first_hash = NULL;
+		p.seen = NULL;
+	}
 	serve(&p);
+	free(p.first_hash);
+	free(p.seen);
 
 	{
 		int shmid = r->shmid, semid = r->semid;

@@ -83,6 +83,12 @@ struct rc_backend {
 	int (*flush)(struct rc_dev *dev);
 	/* Release the device; returns the first deferred error, if any. */
 	int (*close)(struct rc_dev *dev);
+	/* Open a new read-only device on the same object that reads past the
+	 * page cache (O_DIRECT, else POSIX_FADV_DONTNEED), for verification;
+	 * *how names the method.  Must refuse an object that is not the one
+	 * dev has open.  NULL: cannot be read back. */
+	int (*open_readback)(struct rc_dev *dev, struct rc_dev **out,
+			     const char **how);
 };
 
 /* Registry (backends/registry.c). */
@@ -106,5 +112,6 @@ int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 
 extern const struct rc_backend rc_file_backend;
 extern const struct rc_backend rc_null_backend;
+extern const struct rc_backend rc_fault_backend;
 
 #endif

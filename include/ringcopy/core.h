@@ -75,20 +75,33 @@ enum rc_result_status {
 	RC_RES_PENDING = 0,
 	RC_RES_OK = 1,
 	RC_RES_FAILED = 2,
+	RC_RES_MISMATCH = 3, /* complete, but read back differently */
 };
 
 struct rc_result {
 	int32_t status;       /* enum rc_result_status */
-	int32_t pad;
+	int32_t verified;     /* read back and matched */
 	uint64_t start_block; /* where the target started */
 	uint64_t bytes_written;
-	uint64_t ns;          /* wall time of the copy */
-	char error[512];      /* message when failed */
+	uint64_t ns;          /* wall time of the copy and verification */
+	char how[16];         /* read-back method: "direct", "fadvise" */
+	char digest[33];      /* image digest of the target (or as copied) */
+	char error[512];      /* message when failed or mismatched */
 };
 
-/* Consumer: take over the liveness of entry idx (then write a byte to
- * ready_fd and close it), copy nblocks slots to dst; *res is filled. */
-int rc_consumer_run(struct rc_ring *r, uint32_t idx, struct rc_dev *dst,
-		    struct rc_result *res, int ready_fd);
+struct rc_consumer_args {
+	struct rc_ring *ring;
+	uint32_t idx;          /* consumer-table entry */
+	struct rc_dev *dst;    /* the target, prepared */
+	struct rc_result *res; /* filled in */
+	int ready_fd;          /* a byte once our liveness token is held */
+	uint64_t *hashes;      /* nblocks XXH3-64s, filled as blocks pass */
+	bool verify;           /* read the target back when complete */
+};
+
+/* Consumer: take over the liveness of its entry, copy nblocks slots to the
+ * target holding block 0 back until the rest is on stable storage, leave
+ * the ring, then verify.  Returns 0 or -errno; *res says what happened. */
+int rc_consumer_run(const struct rc_consumer_args *a);
 
 #endif

@@ -1,0 +1,233 @@
+/* ringcopy - fault backend: wraps another spec and injects failures.
+ *
+ *   fault:OPTIONS:SPEC      OPTIONS is a comma-separated list of
+ *
+ *   read-fail=N     the Nth read fails          (counting from 1)
+ *   write-fail=N    the Nth write fails
+ *   read-at=OFF     the read covering byte OFF fails
+ *   write-at=OFF    the write covering byte OFF fails
+ *   flush-fail      every flush (fsync) fails
+ *   corrupt-at=OFF  the write covering byte OFF silently flips that byte
+ *   short           reads and writes transfer at most half what is asked
+ *   errno=NAME      the error injected: EIO (default), ENOSPC, EROFS, EPERM,
+ *                   ENXIO, EINVAL
+ *
+ * For the test suite, and for users debugging how a setup behaves when a
+ * disk fails.  Everything else is passed to the wrapped device.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringcopy/backend.h"
+
+struct fault_dev {
+	struct rc_dev dev; /* first */
+	struct rc_dev *inner;
+	uint64_t read_fail, write_fail; /* 0 = never */
+	uint64_t read_at, write_at, corrupt_at; /* UINT64_MAX = never */
+	uint64_t nreads, nwrites;
+	bool flush_fail, short_io;
+	int err;
+};
+
+static const struct {
+	const char *name;
+	int err;
+} errnames[] = {
+	{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EROFS", EROFS },
+	{ "EPERM", EPERM }, { "ENXIO", ENXIO }, { "EINVAL", EINVAL },
+};
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, &end, 0);
+	return errno || *end ? -EINVAL : 0;
+}
+
+static int parse_opts(struct fault_dev *f, char *opts)
+{
+	char *save = NULL, *o;
+
+	for (o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(o, '=');
+		size_t i;
+
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(o, "flush-fail") && !val)
+			f->flush_fail = true;
+		else if (!strcmp(o, "short") && !val)
+			f->short_io = true;
+		else if (!val)
+			return -EINVAL;
+		else if (!strcmp(o, "read-fail"))
+			{ if (parse_u64(val, &f->read_fail)) return -EINVAL; }
+		else if (!strcmp(o, "write-fail"))
+			{ if (parse_u64(val, &f->write_fail)) return -EINVAL; }
+		else if (!strcmp(o, "read-at"))
+			{ if (parse_u64(val, &f->read_at)) return -EINVAL; }
+		else if (!strcmp(o, "write-at"))
+			{ if (parse_u64(val, &f->write_at)) return -EINVAL; }
+		else if (!strcmp(o, "corrupt-at"))
+			{ if (parse_u64(val, &f->corrupt_at)) return -EINVAL; }
+		else if (!strcmp(o, "errno")) {
+			for (i = 0; i < sizeof errnames / sizeof errnames[0]; i++)
+				if (!strcmp(val, errnames[i].name))
+					break;
+			if (i == sizeof errnames / sizeof errnames[0])
+				return -EINVAL;
+			f->err = errnames[i].err;
+		} else
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int fault_open(const char *path, int mode, struct rc_dev **out)
+{
+	const char *colon = strchr(path, ':');
+	struct fault_dev *f;
+	char *opts;
+	int rc;
+
+	if (!colon || colon == path || !colon[1])
+		return -EINVAL;
+	f = calloc(1, sizeof *f);
+	opts = strndup(path, (size_t)(colon - path));
+	if (!f || !opts) {
+		free(f);
+		free(opts);
+		return -ENOMEM;
+	}
+	f->read_at = f->write_at = f->corrupt_at = UINT64_MAX;
+	f->err = EIO;
+	rc = parse_opts(f, opts);
+	free(opts);
+	if (rc == 0)
+		rc = rc_dev_open(colon + 1, mode, &f->inner);
+	if (rc < 0) {
+		free(f);
+		return rc;
+	}
+	rc_dev_init(&f->dev, &rc_fault_backend, path, f->inner->fd,
+		    f->inner->size);
+	f->dev.caps = f->inner->caps;
+	*out = &f->dev;
+	return 0;
+}
+
+static int fault_prepare(struct rc_dev *dev, uint64_t size)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+	int rc = f->inner->be->prepare ? f->inner->be->prepare(f->inner, size)
+				       : 0;
+
+	dev->fd = f->inner->fd;
+	dev->size = f->inner->size;
+	return rc;
+}
+
+static bool covers(uint64_t at, size_t len, uint64_t off)
+{
+	return at != UINT64_MAX && at >= off && at - off < len;
+}
+
+static ssize_t fault_pread(struct rc_dev *dev, void *buf, size_t len,
+			   uint64_t off)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+
+	f->nreads++;
+	if (f->nreads == f->read_fail || covers(f->read_at, len, off))
+		return -f->err;
+	if (f->short_io && len > 1)
+		len /= 2;
+	return f->inner->be->pread(f->inner, buf, len, off);
+}
+
+static ssize_t fault_pwrite(struct rc_dev *dev, const void *buf, size_t len,
+			    uint64_t off)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+	ssize_t rc;
+
+	f->nwrites++;
+	if (f->nwrites == f->write_fail || covers(f->write_at, len, off))
+		return -f->err;
+	if (f->short_io && len > 1)
+		len /= 2;
+	if (covers(f->corrupt_at, len, off)) {
+		unsigned char *copy = malloc(len);
+
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, buf, len);
+		copy[f->corrupt_at - off] ^= 0x01;
+		rc = f->inner->be->pwrite(f->inner, copy, len, off);
+		free(copy);
+		return rc;
+	}
+	return f->inner->be->pwrite(f->inner, buf, len, off);
+}
+
+static int fault_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+
+	if (covers(f->write_at, len, off))
+		return -f->err;
+	return rc_dev_zero(f->inner, off, len);
+}
+
+static int fault_flush(struct rc_dev *dev)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+
+	if (f->flush_fail)
+		return -f->err;
+	return rc_dev_flush(f->inner);
+}
+
+static int fault_close(struct rc_dev *dev)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+	int rc = rc_dev_close(f->inner);
+
+	free(f);
+	return rc;
+}
+
+static int fault_open_readback(struct rc_dev *dev, struct rc_dev **out,
+			       const char **how)
+{
+	struct fault_dev *f = (struct fault_dev *)dev;
+
+	/* The wrapped device, as it really is: injected faults stop here. */
+	if (!f->inner->be->open_readback)
+		return -EOPNOTSUPP;
+	return f->inner->be->open_readback(f->inner, out, how);
+}
+
+const struct rc_backend rc_fault_backend = {
+	.version = RC_BACKEND_VERSION,
+	.name = "fault",
+	.prefix = "fault:",
+	.caps = RC_CAP_SEEKABLE | RC_CAP_SOURCE | RC_CAP_TARGET,
+	.open = fault_open,
+	.prepare = fault_prepare,
+	.pread = fault_pread,
+	.pwrite = fault_pwrite,
+	.zero = fault_zero,
+	.flush = fault_flush,
+	.close = fault_close,
+	.open_readback = fault_open_readback,
+};

@@ -1,0 +1,58 @@
+/* ringcopy - block hashes, image digests, manifests and read-back. */
+#ifndef RINGCOPY_VERIFY_H
+#define RINGCOPY_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringcopy/backend.h"
+
+#define RC_MANIFEST_TAG "ringcopy-manifest"
+#define RC_MANIFEST_VERSION 1
+#define RC_DIGEST_HEX 33 /* 32 hex digits and a NUL */
+#define RC_BAD_MAX 8     /* bad offsets named in a report */
+
+/* The XXH3-64 of every block of an image, in block order. */
+struct rc_image_hashes {
+	uint64_t image_size;
+	uint32_t block_size;
+	uint64_t nblocks;
+	uint64_t *hash; /* nblocks entries */
+};
+
+/* XXH3-128 over the block hashes (as little-endian 64-bit words) in block
+ * order, as 32 hex digits. */
+void rc_digest(const struct rc_image_hashes *h, char out[RC_DIGEST_HEX]);
+/* XXH3-64 of len zero bytes. */
+uint64_t rc_zero_hash(uint32_t len);
+
+/* Write the manifest atomically (a temporary file renamed over path). */
+int rc_manifest_write(const char *path, const struct rc_image_hashes *h,
+		      char *err, size_t errlen);
+/* Parse a manifest; on error err says "PATH:LINE: what".  Returns 0,
+ * -EINVAL for a malformed manifest, or -errno when it cannot be read.
+ * h->hash is malloc'ed. */
+int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
+		     size_t errlen);
+
+struct rc_verify_out {
+	uint64_t nbad;                /* blocks that differ */
+	uint64_t bad_off[RC_BAD_MAX]; /* the first bad blocks' byte offsets */
+	const char *how;              /* "direct", "fadvise" */
+	char digest[RC_DIGEST_HEX];   /* digest of what the target holds */
+	char error[256];              /* when it could not be read */
+};
+
+/* Read dev back past the page cache and compare every block with h.
+ * Returns 0 when it matches, 1 on a mismatch, -errno when it cannot be
+ * read (out->error says why). */
+int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
+		  struct rc_verify_out *out);
+/* "offsets 0, 1048576 and 2 more" for messages. */
+void rc_verify_describe(const struct rc_verify_out *v, char *buf,
+			size_t len);
+
+/* `ringcopy verify MANIFEST TARGET...' */
+int rc_cmd_verify(int argc, char **argv);
+
+#endif

@@ -1,0 +1,445 @@
+/* ringcopy - block hashes, image digests, manifests and read-back.
+ *
+ * The manifest is a line-oriented text file (documented in ringcopy(1)):
+ *
+ *   ringcopy-manifest 1
+ *   image-size BYTES
+ *   block-size BYTES
+ *   blocks N
+ *   digest HEX32
+ *   block INDEX HEX16          one block's XXH3-64
+ *   zeros FIRST LAST           a run of all-zero blocks
+ *   end
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "ringcopy/ring.h"
+#include "ringcopy/util.h"
+#include "ringcopy/verify.h"
+
+void rc_digest(const struct rc_image_hashes *h, char out[RC_DIGEST_HEX])
+{
+	XXH3_state_t *st = XXH3_createState();
+	unsigned char le[8 * 512];
+	XXH128_canonical_t c;
+	XXH128_hash_t d;
+	uint64_t b = 0;
+	size_t n = 0;
+	int i;
+
+	XXH3_128bits_reset(st);
+	for (b = 0; b < h->nblocks; b++) {
+		for (i = 0; i < 8; i++)
+			le[n++] = (unsigned char)(h->hash[b] >> (8 * i));
+		if (n == sizeof le) {
+			XXH3_128bits_update(st, le, n);
+			n = 0;
+		}
+	}
+	XXH3_128bits_update(st, le, n);
+	d = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	XXH128_canonicalFromHash(&c, d);
+	for (i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
+}
+
+uint64_t rc_zero_hash(uint32_t len)
+{
+	static uint64_t cached;
+	static uint32_t cached_len;
+	void *z;
+
+	if (len == cached_len && len)
+		return cached;
+	z = calloc(1, len ? len : 1);
+	if (!z)
+		abort();
+	cached = XXH3_64bits(z, len);
+	cached_len = len;
+	free(z);
+	return cached;
+}
+
+int rc_manifest_write(const char *path, const struct rc_image_hashes *h,
+		      char *err, size_t errlen)
+{
+	char tmp[4096], digest[RC_DIGEST_HEX];
+	uint64_t b, zfull = rc_zero_hash(h->block_size);
+	FILE *f;
+	int fd;
+
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path) >=
+	    sizeof tmp) {
+		snprintf(err, errlen, "manifest %s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		snprintf(err, errlen, "manifest %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	fchmod(fd, 0644);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		snprintf(err, errlen, "manifest %s: %s", path, strerror(errno));
+		return -ENOMEM;
+	}
+	rc_digest(h, digest);
+	fprintf(f, RC_MANIFEST_TAG " %d\nimage-size %" PRIu64
+		   "\nblock-size %u\nblocks %" PRIu64 "\ndigest %s\n",
+		RC_MANIFEST_VERSION, h->image_size, h->block_size, h->nblocks,
+		digest);
+	for (b = 0; b < h->nblocks;) {
+		uint32_t len = rc_block_len(h->image_size, h->block_size, b);
+		uint64_t z = len == h->block_size ? zfull : rc_zero_hash(len);
+		uint64_t e = b;
+
+		if (h->hash[b] != z) {
+			fprintf(f, "block %" PRIu64 " %016" PRIx64 "\n", b,
+				h->hash[b]);
+			b++;
+			continue;
+		}
+		/* A run of zero blocks (full-size ones, and the last). */
+		while (e + 1 < h->nblocks) {
+			uint32_t l2 = rc_block_len(h->image_size,
+						   h->block_size, e + 1);
+
+			if (h->hash[e + 1] !=
+			    (l2 == h->block_size ? zfull : rc_zero_hash(l2)))
+				break;
+			e++;
+		}
+		fprintf(f, "zeros %" PRIu64 " %" PRIu64 "\n", b, e);
+		b = e + 1;
+	}
+	fputs("end\n", f);
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
+		snprintf(err, errlen, "manifest %s: write: %s", path,
+			 strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		return -EIO;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		snprintf(err, errlen, "manifest %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
+static int parse_hex64(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (strlen(s) != 16 || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, &end, 16);
+	return errno || *end ? -1 : 0;
+}
+
+#define BAD(...)                                                       \
+	do {                                                           \
+		snprintf(msg, sizeof msg, __VA_ARGS__);                \
+		goto bad;                                              \
+	} while (0)
+
+int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
+		     size_t errlen)
+{
+	char line[256], msg[200], digest[RC_DIGEST_HEX] = "", a[64], b[64];
+	char want_digest[RC_DIGEST_HEX];
+	uint64_t next = 0, v, v2, lineno = 0;
+	int state = 0; /* header lines seen: tag, size, bsize, blocks, digest */
+	bool ended = false;
+	FILE *f;
+
+	memset(h, 0, sizeof *h);
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "manifest %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (fgets(line, sizeof line, f)) {
+		size_t n = strlen(line);
+		char extra;
+
+		lineno++;
+		if (n == 0 || line[n - 1] != '\n')
+			BAD("line too long or not terminated");
+		line[--n] = '\0';
+		if (ended)
+			BAD("text after 'end'");
+		switch (state) {
+		case 0:
+			if (sscanf(line, RC_MANIFEST_TAG " %63s%c", a, &extra) != 1)
+				BAD("not a ringcopy manifest (want '" RC_MANIFEST_TAG " %d')",
+				    RC_MANIFEST_VERSION);
+			if (parse_u64(a, &v) < 0 || v != RC_MANIFEST_VERSION)
+				BAD("unsupported manifest version '%s' (this ringcopy reads version %d)",
+				    a, RC_MANIFEST_VERSION);
+			state++;
+			continue;
+		case 1:
+			if (sscanf(line, "image-size %63s%c", a, &extra) != 1 ||
+			    parse_u64(a, &h->image_size) < 0)
+				BAD("want 'image-size BYTES'");
+			state++;
+			continue;
+		case 2:
+			if (sscanf(line, "block-size %63s%c", a, &extra) != 1 ||
+			    parse_u64(a, &v) < 0 || !rc_is_pow2(v) ||
+			    v < RC_BLOCK_MIN || v > RC_BLOCK_MAX)
+				BAD("want 'block-size N', a power of two from 4096 to 64M");
+			h->block_size = (uint32_t)v;
+			state++;
+			continue;
+		case 3:
+			if (sscanf(line, "blocks %63s%c", a, &extra) != 1 ||
+			    parse_u64(a, &h->nblocks) < 0)
+				BAD("want 'blocks N'");
+			if (h->nblocks != h->image_size / h->block_size +
+						  !!(h->image_size % h->block_size))
+				BAD("blocks %" PRIu64 " does not match image-size %" PRIu64 " and block-size %u",
+				    h->nblocks, h->image_size, h->block_size);
+			if (h->nblocks > (UINT64_C(1) << 34))
+				BAD("too many blocks");
+			h->hash = calloc(h->nblocks ? h->nblocks : 1,
+					 sizeof *h->hash);
+			if (!h->hash)
+				BAD("out of memory for %" PRIu64 " blocks",
+				    h->nblocks);
+			state++;
+			continue;
+		case 4:
+			if (sscanf(line, "digest %63s%c", a, &extra) != 1 ||
+			    strlen(a) != 32 || strspn(a, "0123456789abcdef") != 32)
+				BAD("want 'digest' and 32 lower-case hex digits");
+			memcpy(digest, a, sizeof digest);
+			state++;
+			continue;
+		}
+		if (strcmp(line, "end") == 0) {
+			ended = true;
+			continue;
+		}
+		if (sscanf(line, "block %63s %63s%c", a, b, &extra) == 2) {
+			if (parse_u64(a, &v) < 0 || v != next)
+				BAD("block '%s' out of order (want %" PRIu64 ")", a, next);
+			if (v >= h->nblocks)
+				BAD("block %" PRIu64 " beyond the %" PRIu64 " blocks", v, h->nblocks);
+			if (parse_hex64(b, &h->hash[v]) < 0)
+				BAD("block %" PRIu64 ": want 16 hex digits", v);
+			next++;
+			continue;
+		}
+		if (sscanf(line, "zeros %63s %63s%c", a, b, &extra) == 2) {
+			if (parse_u64(a, &v) < 0 || v != next ||
+			    parse_u64(b, &v2) < 0 || v2 < v)
+				BAD("zeros '%s %s' out of order (want %" PRIu64 " and a last block not before it)",
+				    a, b, next);
+			if (v2 >= h->nblocks)
+				BAD("zeros run ends beyond the %" PRIu64 " blocks", h->nblocks);
+			for (; v <= v2; v++)
+				h->hash[v] = rc_zero_hash(rc_block_len(
+					h->image_size, h->block_size, v));
+			next = v2 + 1;
+			continue;
+		}
+		BAD("unknown line '%.40s'", line);
+	}
+	if (ferror(f))
+		BAD("read error");
+	lineno++;
+	if (state < 5)
+		BAD("truncated: the header is incomplete");
+	if (next != h->nblocks)
+		BAD("truncated: %" PRIu64 " of %" PRIu64 " blocks listed", next, h->nblocks);
+	if (!ended)
+		BAD("truncated: no 'end' line");
+	fclose(f);
+	rc_digest(h, want_digest);
+	if (strcmp(want_digest, digest) != 0) {
+		snprintf(err, errlen,
+			 "manifest %s: the digest %s does not match its block hashes (%s): corrupt",
+			 path, digest, want_digest);
+		free(h->hash);
+		h->hash = NULL;
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "manifest %s:%" PRIu64 ": %s", path, lineno, msg);
+	fclose(f);
+	free(h->hash);
+	h->hash = NULL;
+	return -EINVAL;
+}
+#undef BAD
+
+int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
+		  struct rc_verify_out *out)
+{
+	struct rc_image_hashes got = *h;
+	struct rc_dev *rd = NULL;
+	void *buf = NULL;
+	uint64_t b;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!dev->be->open_readback) {
+		snprintf(out->error, sizeof out->error,
+			 "the %s backend cannot be read back", dev->be->name);
+		return -EOPNOTSUPP;
+	}
+	rc = dev->be->open_readback(dev, &rd, &out->how);
+	if (rc < 0) {
+		snprintf(out->error, sizeof out->error,
+			 "target %s: cannot open it to read it back: %s",
+			 dev->spec, strerror(-rc));
+		return rc;
+	}
+	got.hash = malloc((h->nblocks ? h->nblocks : 1) * sizeof *got.hash);
+	if (!got.hash || posix_memalign(&buf, RC_ALIGN, h->block_size)) {
+		rc = -ENOMEM;
+		snprintf(out->error, sizeof out->error, "out of memory");
+		goto out;
+	}
+	for (b = 0; b < h->nblocks; b++) {
+		uint32_t len = rc_block_len(h->image_size, h->block_size, b);
+		/* O_DIRECT wants whole sectors: read the tail rounded up. */
+		uint32_t alen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
+		uint64_t off = b * h->block_size;
+		ssize_t n;
+
+		if (alen > h->block_size)
+			alen = h->block_size;
+		n = rd->be->pread(rd, buf, alen, off);
+		if (n < 0) {
+			rc = (int)n;
+			snprintf(out->error, sizeof out->error,
+				 "target %s: read-back of %u bytes at offset %" PRIu64 ": %s",
+				 dev->spec, alen, off, strerror(-rc));
+			goto out;
+		}
+		if ((uint64_t)n < len)
+			got.hash[b] = ~h->hash[b]; /* the target is short */
+		else
+			got.hash[b] = XXH3_64bits(buf, len);
+		if (got.hash[b] != h->hash[b]) {
+			if (out->nbad < RC_BAD_MAX)
+				out->bad_off[out->nbad] = off;
+			out->nbad++;
+		}
+	}
+	rc_digest(&got, out->digest);
+	rc = out->nbad ? 1 : 0;
+out:
+	free(buf);
+	free(got.hash);
+	rc_dev_close(rd);
+	return rc;
+}
+
+void rc_verify_describe(const struct rc_verify_out *v, char *buf, size_t len)
+{
+	size_t used;
+	uint64_t i, shown = v->nbad < 4 ? v->nbad : 4;
+
+	used = (size_t)snprintf(buf, len, "%" PRIu64 " bad block%s at offset%s ",
+				v->nbad, v->nbad == 1 ? "" : "s",
+				v->nbad == 1 ? "" : "s");
+	for (i = 0; i < shown && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%" PRIu64,
+					 i ? ", " : "", v->bad_off[i]);
+	if (v->nbad > shown && used < len)
+		snprintf(buf + used, len - used, " and %" PRIu64 " more",
+			 v->nbad - shown);
+}
+
+int rc_cmd_verify(int argc, char **argv)
+{
+	struct rc_image_hashes h;
+	char err[512], digest[RC_DIGEST_HEX];
+	int i, status = RC_EXIT_OK;
+
+	while (argc > 1 && argv[1][0] == '-' && argv[1][1]) {
+		if (!strcmp(argv[1], "-q") || !strcmp(argv[1], "--quiet")) {
+			rc_quiet = true;
+		} else {
+			rc_err("verify: unknown option '%s' (try 'ringcopy --help')",
+			       argv[1]);
+			return RC_EXIT_REFUSED;
+		}
+		argc--;
+		argv++;
+	}
+	if (argc < 3) {
+		rc_err("verify: usage: ringcopy verify MANIFEST TARGET... (try 'ringcopy --help')");
+		return RC_EXIT_REFUSED;
+	}
+	i = rc_manifest_read(argv[1], &h, err, sizeof err);
+	if (i < 0) {
+		rc_err("%s", err);
+		return RC_EXIT_REFUSED;
+	}
+	rc_digest(&h, digest);
+	for (i = 2; i < argc; i++) {
+		struct rc_verify_out v;
+		struct rc_dev *dev;
+		int rc = rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev);
+
+		if (rc < 0) {
+			rc_err("verify: target %s: %s", argv[i], strerror(-rc));
+			if (status == RC_EXIT_OK)
+				status = RC_EXIT_FAILED;
+			continue;
+		}
+		if (dev->size < h.image_size) {
+			rc_err("verify: target %s holds %" PRIu64 " bytes, the image has %" PRIu64,
+			       argv[i], dev->size, h.image_size);
+		}
+		rc = rc_verify_dev(dev, &h, &v);
+		rc_dev_close(dev);
+		if (rc < 0) {
+			rc_err("verify: %s", v.error);
+			if (status == RC_EXIT_OK)
+				status = RC_EXIT_FAILED;
+		} else if (rc > 0) {
+			rc_verify_describe(&v, err, sizeof err);
+			fprintf(stderr, "MISMATCH %s  %s\n", argv[i], err);
+			status = RC_EXIT_MISMATCH;
+		} else if (!rc_quiet) {
+			fprintf(stderr, "ok       %s  digest %s  (read back: %s)\n",
+				argv[i], v.digest, v.how);
+		}
+	}
+	free(h.hash);
+	return status;
+}

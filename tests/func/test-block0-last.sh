@@ -1,0 +1,25 @@
+#!/bin/bash
+# Block 0 is written last: a consumer killed mid-copy leaves block 0 of
+# its target unwritten, so the target never carries the partition table or
+# superblock of a half-written image.
+source "$top_srcdir/tests/func/functions.sh"
+
+mb=1048576
+mkimage "$tmp/src.img" 12M
+ringcopy --rate 4M "$tmp/src.img" "$tmp/t.img" 2> /dev/null &
+inv=$!
+bg_pids+=("$inv")
+victim=
+for (( i = 0; i < 200; i++ )); do
+	victim=$(consumer_pids "$inv" | head -n 1)
+	[ -n "$victim" ] && break
+	sleep 0.05
+done
+[ -n "$victim" ] || fail "no consumer"
+sleep 1.5
+kill -KILL "$victim"
+wait "$inv"
+[ $? -eq 1 ] || fail "expected exit 1"
+# Blocks after 0 were written, block 0 was not.
+cmp -s -n $mb "$tmp/t.img" /dev/zero || fail "block 0 was written"
+cmp -s -i $mb:$mb -n $mb "$tmp/src.img" "$tmp/t.img" || fail "block 1 missing"

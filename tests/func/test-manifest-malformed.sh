@@ -1,0 +1,38 @@
+#!/bin/bash
+# A malformed manifest is refused with exit 2 and its line number.
+source "$top_srcdir/tests/func/functions.sh"
+
+mkimage "$tmp/src.img" 300K
+expect_status 0 ringcopy -q -b 64K --manifest "$tmp/m.txt" "$tmp/src.img" "$tmp/t.img"
+bad() {
+	# bad LINE PATTERN: the edited manifest in $tmp/b.txt is refused.
+	expect_status 2 ringcopy verify "$tmp/b.txt" "$tmp/t.img" 2> "$tmp/err"
+	grep -q "b.txt:$1: .*$2" "$tmp/err" || fail "line $1 '$2': $(cat "$tmp/err")"
+}
+sed 's/^ringcopy-manifest 1$/ringcopy-manifest 9/' "$tmp/m.txt" > "$tmp/b.txt"
+bad 1 "unsupported manifest version '9'"
+sed '7,$d' "$tmp/m.txt" > "$tmp/b.txt"
+bad 7 "truncated"
+sed '$d' "$tmp/m.txt" > "$tmp/b.txt"
+bad "$(wc -l < "$tmp/m.txt")" "no 'end' line"
+sed 's/^image-size .*/image-size 999999999/' "$tmp/m.txt" > "$tmp/b.txt"
+bad 4 "does not match image-size"
+sed 's/^image-size .*/image-size lots/' "$tmp/m.txt" > "$tmp/b.txt"
+bad 2 "want 'image-size BYTES'"
+sed '6s/.*/block 0 zzzz/' "$tmp/m.txt" > "$tmp/b.txt"
+bad 6 "want 16 hex digits"
+sed '7s/^block 1 /block 3 /' "$tmp/m.txt" > "$tmp/b.txt"
+bad 7 "out of order"
+{ head -n 6 "$tmp/m.txt"; echo "garbage here"; tail -n +7 "$tmp/m.txt"; } > "$tmp/b.txt"
+bad 7 "unknown line 'garbage here'"
+head -c 100 /dev/urandom > "$tmp/b.txt"
+bad 1 ""
+# A block hash edited: the digest line no longer matches.
+sed '6s/ \(.\)/ f/' "$tmp/m.txt" | sed '6s/ f\(.*\)/ 0\1/' > "$tmp/b.txt"
+cmp -s "$tmp/m.txt" "$tmp/b.txt" || {
+	expect_status 2 ringcopy verify "$tmp/b.txt" "$tmp/t.img" 2> "$tmp/err"
+	grep -q "does not match its block hashes" "$tmp/err" || fail "digest check: $(cat "$tmp/err")"
+}
+expect_status 2 ringcopy verify "$tmp/missing.txt" "$tmp/t.img" 2> "$tmp/err"
+grep -q "No such file" "$tmp/err" || fail "missing manifest"
+expect_status 2 ringcopy verify "$tmp/m.txt"
