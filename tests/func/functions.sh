@@ -46,11 +46,26 @@ on_exit() { rc_cleanup_hooks+=("$1"); }
 
 # The consumer processes of an invocation started in the background as
 # `ringcopy ... &' (the shell function runs in a subshell: its child is
-# the tool, and the tool's children are the consumers).
+# the tool, and the tool's children are the consumers and, for a moment,
+# the intermediate that forks the producer).  wait_consumers INV N waits
+# until N children have lived through two polls and prints their pids.
 consumer_pids() {
 	local main
 	main=$(pgrep -P "$1" | head -n 1)
-	[ -n "$main" ] && pgrep -P "$main"
+	[ -n "$main" ] && pgrep -P "$main" | sort
+}
+wait_consumers() {
+	local i a b
+	for (( i = 0; i < $(slow 10) * 10; i++ )); do
+		a=$(consumer_pids "$1")
+		sleep 0.2
+		b=$(consumer_pids "$1")
+		if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$(wc -l <<< "$a")" -ge "$2" ]; then
+			echo "$a"
+			return 0
+		fi
+	done
+	return 1
 }
 
 # The tool, under valgrind in `make check-valgrind'.  Every process it

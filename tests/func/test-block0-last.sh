@@ -9,14 +9,9 @@ mkimage "$tmp/src.img" 12M
 ringcopy --rate 4M "$tmp/src.img" "$tmp/t.img" 2> /dev/null &
 inv=$!
 bg_pids+=("$inv")
-victim=
-for (( i = 0; i < 200; i++ )); do
-	victim=$(consumer_pids "$inv" | head -n 1)
-	[ -n "$victim" ] && break
-	sleep 0.05
-done
+victim=$(wait_consumers "$inv" 1 | head -n 1)
 [ -n "$victim" ] || fail "no consumer"
-sleep 1.5
+sleep 1
 kill -KILL "$victim"
 wait "$inv"
 [ $? -eq 1 ] || fail "expected exit 1"

@@ -8,12 +8,7 @@ ringcopy --json --rate 4M --buffer 2M "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" \
 	> "$tmp/out.json" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
-victim=
-for (( i = 0; i < 200; i++ )); do
-	kids=($(consumer_pids "$inv"))
-	if [ "${#kids[@]}" -ge 2 ]; then victim=${kids[1]}; break; fi
-	sleep 0.05
-done
+victim=$(wait_consumers "$inv" 2 | tail -n 1)
 [ -n "$victim" ] || fail "no consumers found"
 sleep 1
 kill -KILL "$victim"
