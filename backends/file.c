@@ -8,11 +8,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/falloc.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +25,8 @@ struct file_dev {
 	struct rc_dev dev; /* first: the core sees only this */
 	int create;        /* target does not exist yet */
 	int is_blk;        /* a block device */
+	int fresh;         /* truncated by prepare(): all holes until written */
+	int punch_off;     /* hole punching said EOPNOTSUPP once */
 };
 
 static int file_probe(const char *path, int mode)
@@ -73,6 +77,12 @@ static int file_open(const char *path, int mode, struct rc_dev **out)
 			return errno == ELOOP ? -ELOOP : -errno;
 		}
 	}
+	if (fd >= 0 && mode == RC_OPEN_TARGET && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		/* Every ringcopy writing a file holds this lock. */
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return rc;
+	}
 	if (fd >= 0) {
 		if (fstat(fd, &st) < 0) {
 			rc = -errno;
@@ -107,6 +117,8 @@ static int file_open(const char *path, int mode, struct rc_dev **out)
 	f->is_blk = fd >= 0 && S_ISBLK(st.st_mode);
 	if (f->is_blk)
 		f->dev.caps |= RC_CAP_BLOCKDEV;
+	else
+		f->dev.caps |= RC_CAP_SPARSE | RC_CAP_ZERO;
 	/* A regular-file target grows to the image: no size limit. */
 	if (mode == RC_OPEN_TARGET && !f->is_blk)
 		f->dev.size = UINT64_MAX;
@@ -126,11 +138,17 @@ static int file_prepare(struct rc_dev *dev, uint64_t size)
 		if (dev->fd < 0)
 			return -errno;
 		f->create = 0;
+		if (flock(dev->fd, LOCK_EX | LOCK_NB) < 0)
+			return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	}
 	if (!f->is_blk) {
-		if (ftruncate(dev->fd, (off_t)size) < 0)
+		/* Empty, then the image size: every byte is a hole until a
+		 * block is written, so zero blocks cost nothing. */
+		if (ftruncate(dev->fd, 0) < 0 ||
+		    ftruncate(dev->fd, (off_t)size) < 0)
 			return -errno;
 		dev->size = size;
+		f->fresh = 1;
 	}
 	return 0;
 }
@@ -175,6 +193,48 @@ static ssize_t file_pwrite(struct rc_dev *dev, const void *buf, size_t len,
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
+}
+
+static int file_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
+{
+	struct file_dev *f = (struct file_dev *)dev;
+
+	if (f->is_blk)
+		return -EOPNOTSUPP;
+	if (f->fresh)
+		return 0; /* a hole already, and written once at most */
+	if (f->punch_off)
+		return -EOPNOTSUPP;
+	if (fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP || errno == ENOSYS) {
+		f->punch_off = 1; /* off once, never retried */
+		return -EOPNOTSUPP;
+	}
+	return -errno;
+}
+
+static int file_extents(struct rc_dev *dev, uint64_t off, uint64_t *data_off,
+			uint64_t *data_len)
+{
+	off_t d, h;
+
+	d = lseek(dev->fd, (off_t)off, SEEK_DATA);
+	if (d < 0) {
+		if (errno == ENXIO) { /* only a hole from off to the end */
+			*data_off = dev->size;
+			*data_len = 0;
+			return 0;
+		}
+		return -errno; /* EINVAL: no SEEK_DATA here */
+	}
+	h = lseek(dev->fd, d, SEEK_HOLE);
+	if (h < 0)
+		return -errno;
+	*data_off = (uint64_t)d;
+	*data_len = (uint64_t)(h - d);
+	return 0;
 }
 
 static int file_flush(struct rc_dev *dev)
@@ -244,12 +304,15 @@ const struct rc_backend rc_file_backend = {
 	.version = RC_BACKEND_VERSION,
 	.name = "file",
 	.prefix = "file:",
-	.caps = RC_CAP_SEEKABLE | RC_CAP_SOURCE | RC_CAP_TARGET,
+	.caps = RC_CAP_SEEKABLE | RC_CAP_SPARSE | RC_CAP_ZERO | RC_CAP_SOURCE |
+		RC_CAP_TARGET,
 	.probe = file_probe,
 	.open = file_open,
 	.prepare = file_prepare,
 	.pread = file_pread,
 	.pwrite = file_pwrite,
+	.zero = file_zero,
+	.extents = file_extents,
 	.flush = file_flush,
 	.close = file_close,
 	.open_readback = file_open_readback,

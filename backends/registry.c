@@ -16,6 +16,7 @@
 static const struct rc_backend *const backends[] = {
 	&rc_null_backend,
 	&rc_fault_backend,
+	&rc_blockdev_backend,
 	&rc_file_backend,
 	NULL,
 };
@@ -163,10 +164,27 @@ ssize_t rc_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
 	return (ssize_t)done;
 }
 
+int rc_dev_write_zeros(struct rc_dev *dev, uint64_t off, uint64_t len)
+{
+	/* Aligned, so that O_DIRECT devices can take it as it is. */
+	static const unsigned char zeros[65536] __attribute__((aligned(4096)));
+
+	if (!range_ok(dev, len, off))
+		return -ENOSPC;
+	while (len) {
+		size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
+		ssize_t w = rc_dev_pwrite(dev, zeros, n, off);
+
+		if (w < 0)
+			return (int)w;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int rc_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
 {
-	static const unsigned char zeros[65536];
-
 	if (!range_ok(dev, len, off))
 		return -ENOSPC;
 	if (dev->be->zero) {
@@ -175,14 +193,39 @@ int rc_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
 		if (rc != -EOPNOTSUPP && rc != -ENOTTY)
 			return rc;
 	}
-	while (len) {
-		size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
-		ssize_t w = dev->be->pwrite(dev, zeros, n, off);
+	return rc_dev_write_zeros(dev, off, len);
+}
 
-		if (w < 0)
-			return (int)w;
-		off += n;
-		len -= n;
+void rc_holes_init(struct rc_holes *c)
+{
+	memset(c, 0, sizeof *c);
+}
+
+int rc_is_hole(struct rc_dev *dev, struct rc_holes *c, uint64_t off,
+	       uint64_t len)
+{
+	uint64_t d, dl;
+
+	if (c->off || !dev->be->extents || !(dev->caps & RC_CAP_SPARSE))
+		return 0;
+	if (off >= c->hole_start && off + len <= c->hole_end)
+		return 1;
+	if (off >= c->data_start && off < c->data_end)
+		return 0;
+	if (dev->be->extents(dev, off, &d, &dl) < 0) {
+		c->off = 1;
+		return 0;
+	}
+	if (dl == 0 || d > off) {
+		/* A hole from off up to the next data (or the end). */
+		c->hole_start = off;
+		c->hole_end = dl == 0 ? UINT64_MAX : d;
+		if (off + len <= c->hole_end)
+			return 1;
+	}
+	if (dl) {
+		c->data_start = d;
+		c->data_end = d + dl;
 	}
 	return 0;
 }

@@ -124,9 +124,29 @@ static int flush(struct rc_dev *dst, char *err, size_t errlen)
 	return rc;
 }
 
+/* A zero block: the slot carries the flag, maybe not the zeros. */
+static int write_zero_block(const struct rc_consumer_args *a, uint32_t len,
+			    uint64_t off, char *err, size_t errlen)
+{
+	struct rc_dev *dst = a->dst;
+	int rc;
+
+	if (a->sparse == RC_SPARSE_ALWAYS ||
+	    (a->sparse == RC_SPARSE_AUTO && (dst->caps & RC_CAP_ZERO)))
+		rc = rc_dev_zero(dst, off, len);
+	else
+		rc = rc_dev_write_zeros(dst, off, len);
+	if (rc < 0)
+		snprintf(err, errlen,
+			 "target %s: zeroing %u bytes at offset %llu: %s",
+			 dst->spec, len, (unsigned long long)off,
+			 strerror(-rc));
+	return rc;
+}
+
 /* Copy every block of the image from the ring to the target. */
 static int copy(const struct rc_consumer_args *a, uint64_t first,
-		void *block0, uint32_t *block0_len)
+		void *block0, uint32_t *block0_len, bool *block0_zero)
 {
 	struct rc_ring *r = a->ring;
 	struct rc_cons_ent *c = &r->ctab[a->idx];
@@ -147,6 +167,7 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 					    block);
 		uint64_t off = block * r->block_size;
 		uint64_t hash;
+		bool zero;
 
 		rc = wait_avail(r, a->idx, err, errlen);
 		if (rc < 0)
@@ -165,7 +186,9 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 			return -EPROTO;
 		}
 		hash = s->hash;
-		if (XXH3_64bits(data, len) != hash) {
+		zero = s->flags & RC_SLOT_ZERO;
+		if (zero ? hash != rc_zero_hash(len)
+			 : XXH3_64bits(data, len) != hash) {
 			snprintf(err, errlen,
 				 "checksum mismatch in ring slot %u (block at offset %llu): not written",
 				 slot, (unsigned long long)off);
@@ -173,10 +196,14 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		}
 		if (block == 0 && block0) {
 			/* Written last: see rc_consumer_run. */
-			memcpy(block0, data, len);
+			if (!zero)
+				memcpy(block0, data, len);
 			*block0_len = len;
+			*block0_zero = zero;
 		} else {
-			rc = write_block(a->dst, data, len, off, err, errlen);
+			rc = zero ? write_zero_block(a, len, off, err, errlen)
+				  : write_block(a->dst, data, len, off, err,
+						errlen);
 			if (rc < 0)
 				return rc;
 		}
@@ -213,6 +240,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	uint64_t first, t0 = rc_now_ns();
 	void *block0 = NULL;
 	uint32_t block0_len = 0;
+	bool block0_zero = false;
 	int rc;
 
 	res->status = RC_RES_PENDING;
@@ -242,7 +270,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		snprintf(err, errlen, "out of memory for block 0");
 		rc = -ENOMEM;
 	} else {
-		rc = copy(a, first, block0, &block0_len);
+		rc = copy(a, first, block0, &block0_len, &block0_zero);
 	}
 	/* We have read all we need (or failed): free the producer now, not
 	 * after the flush and verification. */
@@ -250,7 +278,10 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	if (rc == 0)
 		rc = flush(dst, err, errlen);
 	if (rc == 0 && block0) {
-		rc = write_block(dst, block0, block0_len, 0, err, errlen);
+		rc = block0_zero
+			     ? write_zero_block(a, block0_len, 0, err, errlen)
+			     : write_block(dst, block0, block0_len, 0, err,
+					   errlen);
 		if (rc == 0)
 			rc = flush(dst, err, errlen);
 	}

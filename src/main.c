@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "ringcopy/core.h"
+#include "ringcopy/describe.h"
+#include "ringcopy/targets.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
 
@@ -34,7 +36,13 @@ struct opts {
 	bool json;
 	bool verify;
 	const char *manifest;
+	int sparse;          /* enum rc_sparse */
+	bool force;
+	int size_mode;       /* SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN */
+	uint64_t size;       /* with SIZE_GIVEN */
 };
+
+enum { SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN };
 
 static pid_t children[RC_CONS_MAX];
 static size_t nchildren;
@@ -54,6 +62,10 @@ static void usage(FILE *f)
 	      " -b, --block-size SIZE  block size, a power of two from 4K to 64M (default 1M)\n"
 	      "     --buffer SIZE      ring size (default 64M)\n"
 	      "     --rate SIZE        cap the source read rate, bytes per second\n"
+	      "     --size auto|device|SIZE  how much of SOURCE to copy (default auto:\n"
+	      "                        the image on a disk, see ringcopy(1))\n"
+	      "     --sparse auto|always|never  how zero blocks are written (default auto)\n"
+	      "     --force            overwrite a device holding a partition table or filesystem\n"
 	      "     --no-verify        do not read the targets back\n"
 	      "     --manifest FILE    write the block hashes and digest to FILE\n"
 	      "     --json             print a JSON summary on standard output\n"
@@ -62,7 +74,8 @@ static void usage(FILE *f)
 	      " -V, --version          display the version\n"
 	      "\n"
 	      "SIZE accepts K, M, G and T suffixes (powers of 1024).\n"
-	      "Targets: a file path, file:PATH, or null: (discard).\n"
+	      "Specs: a path (block device or file), dev:PATH, file:PATH, null: (discard),\n"
+	      "fault:OPTIONS:SPEC (inject failures).\n"
 	      "Exit status: 0 every target complete and verified; 1 a target or\n"
 	      "the source failed; 2 refused before anything was written; 3 a\n"
 	      "target read back differently.\n"
@@ -88,7 +101,7 @@ static int usage_error(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
-	       OPT_MANIFEST };
+	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -96,6 +109,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 		{ "manifest", required_argument, NULL, OPT_MANIFEST },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "sparse", required_argument, NULL, OPT_SPARSE },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -138,6 +154,33 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_VERIFY:
 			o->verify = false;
+			break;
+		case OPT_SIZE:
+			if (!strcmp(optarg, "auto")) {
+				o->size_mode = SIZE_AUTO;
+			} else if (!strcmp(optarg, "device")) {
+				o->size_mode = SIZE_DEVICE;
+			} else if (rc_parse_size(optarg, &v) == 0 && v > 0) {
+				o->size_mode = SIZE_GIVEN;
+				o->size = v;
+			} else {
+				return usage_error("--size '%s': want auto, device or a size such as 8G",
+						   optarg);
+			}
+			break;
+		case OPT_SPARSE:
+			if (!strcmp(optarg, "auto"))
+				o->sparse = RC_SPARSE_AUTO;
+			else if (!strcmp(optarg, "always"))
+				o->sparse = RC_SPARSE_ALWAYS;
+			else if (!strcmp(optarg, "never"))
+				o->sparse = RC_SPARSE_NEVER;
+			else
+				return usage_error("--sparse '%s': want auto, always or never",
+						   optarg);
+			break;
+		case OPT_FORCE:
+			o->force = true;
 			break;
 		case OPT_MANIFEST:
 			if (!*optarg)
@@ -194,61 +237,6 @@ static void set_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-}
-
-/* The identity of a path that may not exist yet (st_dev, st_ino). */
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	if (S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode))
-		return a->st_rdev == b->st_rdev;
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
-
-/* Open and check every target; nothing is written.  Returns 0 or the
- * refusal's exit code after printing why. */
-static int open_targets(int n, char **specs, struct rc_dev *src,
-			const struct stat *src_st, struct rc_dev **dst)
-{
-	struct stat st[RC_CONS_MAX];
-	int i, j, rc;
-
-	for (i = 0; i < n; i++) {
-		rc = rc_dev_open(specs[i], RC_OPEN_TARGET, &dst[i]);
-		if (rc < 0) {
-			rc_err("target %s refused: %s%s", specs[i],
-			       strerror(-rc),
-			       rc == -ELOOP ? " (a symlink: name the file itself)"
-			       : rc == -EOPNOTSUPP ? " (this backend cannot be written)"
-			       : "");
-			return RC_EXIT_REFUSED;
-		}
-		st[i].st_mode = 0;
-		if (dst[i]->fd >= 0 && fstat(dst[i]->fd, &st[i]) < 0)
-			st[i].st_mode = 0;
-		for (j = 0; j < i; j++) {
-			bool dup = strcmp(specs[i], specs[j]) == 0 ||
-				   (st[i].st_mode && st[j].st_mode &&
-				    same_file(&st[i], &st[j]));
-
-			if (dup) {
-				rc_err("target %s refused: the same target as %s",
-				       specs[i], specs[j]);
-				return RC_EXIT_REFUSED;
-			}
-		}
-		if (st[i].st_mode && same_file(&st[i], src_st)) {
-			rc_err("target %s refused: it is the source %s",
-			       specs[i], src->spec);
-			return RC_EXIT_REFUSED;
-		}
-		if (dst[i]->size != UINT64_MAX && dst[i]->size < src->size) {
-			rc_err("target %s refused: it holds %llu bytes, the image has %llu",
-			       specs[i], (unsigned long long)dst[i]->size,
-			       (unsigned long long)src->size);
-			return RC_EXIT_REFUSED;
-		}
-	}
-	return 0;
 }
 
 static const char *status_word(const struct rc_result *r)
@@ -311,6 +299,37 @@ static void report(struct opts *o, int n, char **specs, struct rc_result *res,
 	fflush(stdout);
 }
 
+/* How much of the source is the image (--size), said to the user. */
+static int image_size(const struct opts *o, struct rc_dev *src,
+		      uint64_t *image)
+{
+	struct rc_describe d;
+
+	*image = src->size;
+	if (o->size_mode == SIZE_GIVEN) {
+		if (o->size > src->size) {
+			rc_err("--size %llu refused: the source %s holds only %llu bytes",
+			       (unsigned long long)o->size, src->spec,
+			       (unsigned long long)src->size);
+			return RC_EXIT_REFUSED;
+		}
+		*image = o->size;
+		rc_msg("source %s: copying the first %llu bytes (--size)",
+		       src->spec, (unsigned long long)*image);
+		return 0;
+	}
+	/* auto sizes disks, whose image may be smaller than the device;
+	 * an image file is copied whole. */
+	if (o->size_mode == SIZE_DEVICE || !(src->caps & RC_CAP_BLOCKDEV) ||
+	    src->fd < 0)
+		return 0;
+	if (rc_describe_path(src->path, src->size, &d) == 0) {
+		*image = d.image_size;
+		rc_msg("source %s: %s", src->spec, d.why);
+	}
+	return 0;
+}
+
 /* An empty image needs no ring: every target becomes empty. */
 static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 {
@@ -355,7 +374,7 @@ static void write_manifest(const char *path, struct rc_ring *r,
 /* Fork one consumer per registered target and wait for all of them. */
 static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 			  struct rc_dev *src, struct rc_result *res,
-			  uint64_t *hashes, bool verify)
+			  uint64_t *hashes, const struct opts *o)
 {
 	pid_t pids[RC_CONS_MAX] = { 0 };
 	int pipes[RC_CONS_MAX];
@@ -396,7 +415,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 				.ring = &j->ring, .idx = j->idx[i],
 				.dst = dst[i], .res = &res[i],
 				.ready_fd = pfd[1], .hashes = hashes,
-				.verify = verify,
+				.verify = o->verify, .sparse = o->sparse,
 			};
 
 			res[i].status = RC_RES_PENDING;
@@ -449,6 +468,8 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 int main(int argc, char **argv)
 {
 	struct rc_dev *dst[RC_CONS_MAX] = { NULL };
+	struct rc_target_req treq = { 0 };
+	char *owned[RC_CONS_MAX] = { NULL };
 	struct rc_join_req req;
 	struct rc_join *j;
 	struct rc_result *res;
@@ -458,7 +479,7 @@ int main(int argc, char **argv)
 	char err[512];
 	char **specs;
 	int n, i, rc, status = RC_EXIT_OK;
-	uint64_t bytes_read = 0, *hashes = NULL;
+	uint64_t bytes_read = 0, image = 0, *hashes = NULL;
 	size_t hashes_len = 0;
 
 	if (argc > 1 && strcmp(argv[1], "verify") == 0)
@@ -480,12 +501,26 @@ int main(int argc, char **argv)
 		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
 		return RC_EXIT_REFUSED;
 	}
-	rc = open_targets(n, specs, src, &src_st, dst);
+	rc = image_size(&o, src, &image);
 	if (rc) {
-		for (i = 0; i < n; i++)
-			rc_dev_close(dst[i]);
 		rc_dev_close(src);
 		return rc;
+	}
+	treq.n = n;
+	treq.specs = specs;
+	treq.src_st = &src_st;
+	treq.src_spec = src->spec;
+	treq.image_size = image;
+	treq.force = o.force;
+	rc = rc_open_targets(&treq, dst, owned, err, sizeof err);
+	if (rc < 0) {
+		rc_err("%s", err);
+		for (i = 0; i < n; i++) {
+			rc_dev_close(dst[i]);
+			free(owned[i]);
+		}
+		rc_dev_close(src);
+		return RC_EXIT_REFUSED;
 	}
 
 	/* Results live in memory shared with the consumers. */
@@ -498,7 +533,7 @@ int main(int argc, char **argv)
 	}
 	set_signals();
 
-	if (src->size == 0) {
+	if (image == 0) {
 		copy_empty(n, dst, res);
 		goto done;
 	}
@@ -515,7 +550,8 @@ int main(int argc, char **argv)
 		req.id.id0 = (uint64_t)getpid();
 		req.id.id1 = rc_now_ns();
 	}
-	req.image_size = src->size;
+	req.image_size = image;
+	req.size_set = o.size_mode == SIZE_GIVEN;
 	req.block_size = o.block_size;
 	req.block_size_set = o.block_size_set;
 	req.buffer_size = o.buffer;
@@ -565,7 +601,7 @@ int main(int argc, char **argv)
 			rc_err("no memory for %llu block hashes: targets are not verified",
 			       (unsigned long long)j->ring.nblocks);
 	}
-	run_consumers(j, n, dst, src, res, hashes, o.verify);
+	run_consumers(j, n, dst, src, res, hashes, &o);
 	bytes_read = __atomic_load_n(&j->ring.hdr->bytes_read,
 				     __ATOMIC_RELAXED);
 	if (o.manifest)
@@ -574,7 +610,7 @@ int main(int argc, char **argv)
 		munmap(hashes, hashes_len);
 	rc_ring_detach(&j->ring);
 done:
-	report(&o, n, specs, res, src->size, j->ring.block_size
+	report(&o, n, specs, res, image, j->ring.block_size
 					     ? j->ring.block_size
 					     : o.block_size, bytes_read);
 	/* A mismatch outranks a failure: a target that looks complete but
@@ -590,6 +626,7 @@ done:
 			close(dst[i]->fd);
 		dst[i]->fd = -1;
 		rc_dev_close(dst[i]);
+		free(owned[i]);
 	}
 	rc_dev_close(src);
 	munmap(res, sizeof *res * (size_t)n);

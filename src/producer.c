@@ -24,6 +24,7 @@
 
 #include "ringcopy/core.h"
 #include "ringcopy/util.h"
+#include "ringcopy/verify.h"
 
 #define WAIT_MS 500 /* how long a wait goes before checking on its peers */
 
@@ -37,6 +38,7 @@ struct producer {
 	 * source that changes between passes (NULL if out of memory). */
 	uint64_t *first_hash;
 	uint8_t *seen; /* bitmap of blocks read at least once */
+	struct rc_holes holes; /* the source's holes are not read */
 };
 
 static void set_counter(uint64_t *p, uint64_t v)
@@ -201,20 +203,17 @@ static void fail_ring(struct producer *p, int err, uint64_t off,
 	}
 }
 
-static int produce(struct producer *p, uint64_t n)
+/* Read block into data, or learn it is a hole: 0, or -1 with the ring
+ * failed. */
+static int read_block(struct producer *p, uint64_t off, uint32_t len,
+		      unsigned char *data, bool *hole)
 {
-	struct rc_ring *r = p->r;
-	struct rc_ring_hdr *h = r->hdr;
-	uint64_t block = rc_seq_block(n, r->nblocks);
-	uint64_t off = block * r->block_size;
-	uint32_t len = rc_block_len(r->image_size, r->block_size, block);
-	uint32_t slot = rc_seq_slot(n, r->nslots);
-	struct rc_slot_hdr *s = &r->shdr[slot];
-	unsigned char *data = rc_slot_data(r, slot);
 	char msg[RC_ERRMSG_MAX];
 	ssize_t got;
-	bool zero;
 
+	*hole = rc_is_hole(p->src, &p->holes, off, len);
+	if (*hole)
+		return 0; /* the ring carries the flag, not the zeros */
 	throttle(p, len);
 	got = rc_dev_pread(p->src, data, len, off);
 	if (got < 0) {
@@ -230,29 +229,60 @@ static int produce(struct producer *p, uint64_t n)
 		fail_ring(p, EIO, off + (uint64_t)got, msg);
 		return -1;
 	}
-	zero = all_zero(data, len);
+	return 0;
+}
+
+/* A block read again on a later pass must hash as it did the first time:
+ * consumers past their wrap would otherwise complete with a mix of two
+ * versions of the image.  0, or -1 with the ring failed. */
+static int check_stable(struct producer *p, uint64_t block, uint64_t hash,
+			uint64_t off)
+{
+	uint8_t bit = (uint8_t)(1u << (block % 8));
+	char msg[RC_ERRMSG_MAX];
+
+	if (!p->seen)
+		return 0;
+	if (!(p->seen[block / 8] & bit)) {
+		p->seen[block / 8] |= bit;
+		p->first_hash[block] = hash;
+		return 0;
+	}
+	if (p->first_hash[block] == hash)
+		return 0;
+	snprintf(msg, sizeof msg,
+		 "source %s changed at offset %llu since it was first read: no target can hold a consistent image",
+		 p->src->spec, (unsigned long long)off);
+	fail_ring(p, ESTALE, off, msg);
+	return -1;
+}
+
+static int produce(struct producer *p, uint64_t n)
+{
+	struct rc_ring *r = p->r;
+	struct rc_ring_hdr *h = r->hdr;
+	uint64_t block = rc_seq_block(n, r->nblocks);
+	uint64_t off = block * r->block_size;
+	uint32_t len = rc_block_len(r->image_size, r->block_size, block);
+	uint32_t slot = rc_seq_slot(n, r->nslots);
+	struct rc_slot_hdr *s = &r->shdr[slot];
+	unsigned char *data = rc_slot_data(r, slot);
+	uint64_t hash;
+	bool hole, zero;
+
+	if (read_block(p, off, len, data, &hole) < 0)
+		return -1;
+	zero = hole || all_zero(data, len);
+	hash = hole ? rc_zero_hash(len) : XXH3_64bits(data, len);
+	if (check_stable(p, block, hash, off) < 0)
+		return -1;
 	s->seq = n;
 	s->block = block;
 	s->len = len;
 	s->flags = zero ? RC_SLOT_ZERO : 0;
-	s->hash = XXH3_64bits(data, len);
-	if (p->seen) {
-		uint8_t bit = (uint8_t)(1u << (block % 8));
-
-		if (!(p->seen[block / 8] & bit)) {
-			p->seen[block / 8] |= bit;
-			p->first_hash[block] = s->hash;
-		} else if (p->first_hash[block] != s->hash) {
-			/* Consumers past their wrap would complete with a mix
-			 * of two versions of the image: fail them all. */
-			snprintf(msg, sizeof msg,
-				 "source %s changed at offset %llu since it was first read: no target can hold a consistent image",
-				 p->src->spec, (unsigned long long)off);
-			fail_ring(p, ESTALE, off, msg);
-			return -1;
-		}
-	}
-	set_counter(&h->bytes_read, h->bytes_read + len);
+	s->hash = hash;
+	if (!hole)
+		set_counter(&h->bytes_read, h->bytes_read + len);
 	set_counter(&h->blocks_read, h->blocks_read + 1);
 	if (zero)
 		set_counter(&h->zero_blocks, h->zero_blocks + 1);
@@ -313,6 +343,8 @@ void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
 		      const char *rdv_path, int ready_fd)
 {
 	struct producer p = { .r = r, .src = src };
+
+	rc_holes_init(&p.holes);
 	struct sembuf op = { RC_SEM_PALIVE, 1, SEM_UNDO };
 	int keep[2] = { src->fd, ready_fd };
 	int fd;

@@ -345,6 +345,15 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 		rc_ring_detach(r);
 		return -EINVAL;
 	}
+	if (r->image_size != req->image_size && req->size_set) {
+		rc_ring_unlock(r);
+		snprintf(err, errlen,
+			 "--size %llu conflicts with the running copy of this source (image of %llu bytes): omit it to join",
+			 (unsigned long long)req->image_size,
+			 (unsigned long long)r->image_size);
+		rc_ring_detach(r);
+		return -EINVAL;
+	}
 	if (r->image_size != req->image_size) {
 		rc_ring_unlock(r);
 		snprintf(err, errlen,

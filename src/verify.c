@@ -308,6 +308,7 @@ int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 {
 	struct rc_image_hashes got = *h;
 	struct rc_dev *rd = NULL;
+	struct rc_holes holes;
 	void *buf = NULL;
 	uint64_t b;
 	int rc;
@@ -331,27 +332,32 @@ int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 		snprintf(out->error, sizeof out->error, "out of memory");
 		goto out;
 	}
+	rc_holes_init(&holes);
 	for (b = 0; b < h->nblocks; b++) {
 		uint32_t len = rc_block_len(h->image_size, h->block_size, b);
 		/* O_DIRECT wants whole sectors: read the tail rounded up. */
 		uint32_t alen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
 		uint64_t off = b * h->block_size;
-		ssize_t n;
 
 		if (alen > h->block_size)
 			alen = h->block_size;
-		n = rd->be->pread(rd, buf, alen, off);
-		if (n < 0) {
-			rc = (int)n;
-			snprintf(out->error, sizeof out->error,
-				 "target %s: read-back of %u bytes at offset %" PRIu64 ": %s",
-				 dev->spec, alen, off, strerror(-rc));
-			goto out;
+		if (rc_is_hole(rd, &holes, off, len)) {
+			/* A hole reads as zeros by definition. */
+			got.hash[b] = rc_zero_hash(len);
+		} else {
+			ssize_t n = rd->be->pread(rd, buf, alen, off);
+
+			if (n < 0) {
+				rc = (int)n;
+				snprintf(out->error, sizeof out->error,
+					 "target %s: read-back of %u bytes at offset %" PRIu64 ": %s",
+					 dev->spec, alen, off, strerror(-rc));
+				goto out;
+			}
+			/* A short target cannot match. */
+			got.hash[b] = (uint64_t)n < len ? ~h->hash[b]
+							: XXH3_64bits(buf, len);
 		}
-		if ((uint64_t)n < len)
-			got.hash[b] = ~h->hash[b]; /* the target is short */
-		else
-			got.hash[b] = XXH3_64bits(buf, len);
 		if (got.hash[b] != h->hash[b]) {
 			if (out->nbad < RC_BAD_MAX)
 				out->bad_off[out->nbad] = off;

@@ -103,6 +103,20 @@ ssize_t rc_dev_pread(struct rc_dev *dev, void *buf, size_t len, uint64_t off);
 ssize_t rc_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
 		      uint64_t off);
 int rc_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len);
+/* Write len zero bytes at off (what zero() falls back to). */
+int rc_dev_write_zeros(struct rc_dev *dev, uint64_t off, uint64_t len);
+
+/* A cache of the last hole and data extent seen, so that a sequential
+ * reader asks the backend once per extent, not once per block. */
+struct rc_holes {
+	uint64_t hole_start, hole_end; /* [start, end) is a hole */
+	uint64_t data_start, data_end; /* [start, end) holds data */
+	int off;                       /* extents() failed: all data */
+};
+void rc_holes_init(struct rc_holes *c);
+/* 1 when [off, off+len) is entirely a hole of dev, else 0. */
+int rc_is_hole(struct rc_dev *dev, struct rc_holes *c, uint64_t off,
+	       uint64_t len);
 int rc_dev_flush(struct rc_dev *dev);
 int rc_dev_close(struct rc_dev *dev);
 
@@ -113,5 +127,6 @@ int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 extern const struct rc_backend rc_file_backend;
 extern const struct rc_backend rc_null_backend;
 extern const struct rc_backend rc_fault_backend;
+extern const struct rc_backend rc_blockdev_backend;
 
 #endif

@@ -30,6 +30,7 @@ int rc_rundir(char *buf, size_t len, char *err, size_t errlen);
 struct rc_join_req {
 	struct rc_source_id id;
 	uint64_t image_size;
+	bool size_set;              /* image_size given with --size */
 	uint32_t block_size;
 	bool block_size_set;
 	uint64_t buffer_size;
@@ -89,6 +90,13 @@ struct rc_result {
 	char error[512];      /* message when failed or mismatched */
 };
 
+/* How a consumer writes zero blocks (--sparse). */
+enum rc_sparse {
+	RC_SPARSE_AUTO = 0,   /* holes or zero-out where that is cheap */
+	RC_SPARSE_ALWAYS = 1, /* always ask the target to zero the range */
+	RC_SPARSE_NEVER = 2,  /* write every zero byte */
+};
+
 struct rc_consumer_args {
 	struct rc_ring *ring;
 	uint32_t idx;          /* consumer-table entry */
@@ -97,6 +105,7 @@ struct rc_consumer_args {
 	int ready_fd;          /* a byte once our liveness token is held */
 	uint64_t *hashes;      /* nblocks XXH3-64s, filled as blocks pass */
 	bool verify;           /* read the target back when complete */
+	int sparse;            /* enum rc_sparse */
 };
 
 /* Consumer: take over the liveness of its entry, copy nblocks slots to the

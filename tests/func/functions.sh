@@ -68,6 +68,27 @@ wait_consumers() {
 	return 1
 }
 
+# Loop devices: root and a working losetup, or skip.  loop_attach FILE
+# [losetup options] prints the device and detaches it at exit, whatever
+# happens (recorded in a file: it runs in a command substitution).
+requires_loop() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for loop devices"
+	command -v losetup >/dev/null || skip "no losetup"
+	[ -e /dev/loop-control ] || skip "no loop device support"
+	truncate -s 1M "$tmp/.probe"
+	local d
+	d=$(losetup -f --show "$tmp/.probe" 2>/dev/null) || skip "losetup does not work here"
+	losetup -d "$d"
+	rm -f "$tmp/.probe"
+}
+loop_attach() {
+	local f=$1 d
+	shift
+	d=$(losetup -f --show "$@" "$f") || fail "losetup $f"
+	echo "$d" >> "$tmp/.loops"
+	echo "$d"
+}
+
 # The tool, under valgrind in `make check-valgrind'.  Every process it
 # forks (consumers, the producer) writes its own log; cleanup reads them.
 ringcopy() {
@@ -113,6 +134,20 @@ rc_exit_trap() {
 	set +e
 	for h in "${rc_cleanup_hooks[@]}"; do eval "$h"; done
 	for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
+	wait_rings_gone
+	if [ -f "$tmp/.loops" ]; then
+		for dev in $(tac "$tmp/.loops"); do
+			umount "$dev" 2>/dev/null
+			grep -q "^$dev" /proc/mounts && umount -l "$dev" 2>/dev/null
+			losetup -d "$dev" 2>/dev/null
+		done
+		for dev in $(cat "$tmp/.loops"); do
+			if losetup "$dev" 2>/dev/null | grep -q "$tmp"; then
+				echo "FAIL: loop device $dev left attached" >&2
+				status=1
+			fi
+		done
+	fi
 	if ! wait_rings_gone; then
 		echo "FAIL: rendezvous files left behind:" >&2
 		ls -l "$RINGCOPY_RUNDIR" >&2

@@ -1,0 +1,28 @@
+/* ringcopy - what a disk or image holds (libblkid), and its image size. */
+#ifndef RINGCOPY_DESCRIBE_H
+#define RINGCOPY_DESCRIBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rc_describe {
+	char pttype[32];     /* "dos", "gpt", or "" */
+	char fstype[32];     /* "ext4", ..., "ambiguous", or "" */
+	char label[64];      /* filesystem label, or "" */
+	int nparts;          /* partitions in the table */
+	uint64_t image_size; /* the size of the image on it */
+	char why[256];       /* how image_size was chosen, for the user */
+};
+
+/* Probe path (a device or image of dev_size bytes) through a descriptor
+ * of its own. */
+int rc_describe_path(const char *path, uint64_t dev_size,
+		     struct rc_describe *d);
+/* "a dos partition table with 2 partitions", "a ext4 filesystem labelled
+ * 'root'", "no partition table or filesystem". */
+void rc_describe_holds(const struct rc_describe *d, char *buf, size_t len);
+/* Does it hold a partition table or a filesystem? */
+bool rc_describe_in_use(const struct rc_describe *d);
+
+#endif

@@ -1,0 +1,33 @@
+/* ringcopy - opening targets and refusing unsafe ones. */
+#ifndef RINGCOPY_TARGETS_H
+#define RINGCOPY_TARGETS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "ringcopy/backend.h"
+#include "ringcopy/ring.h"
+
+#define RC_TARGETS_MAX RC_CONS_MAX
+
+struct rc_target_req {
+	int n;                     /* targets */
+	char *const *specs;        /* as the user named them */
+	const struct stat *src_st; /* the source, for relation checks */
+	const char *src_spec;
+	uint64_t image_size;       /* targets must hold it */
+	bool force;                /* overwrite what a device holds */
+	bool dry_run;              /* say nothing about overwriting */
+};
+
+/* Open every target after checking it: the source itself or on the same
+ * disk, a loop device over the source, named twice, a foreign symlink,
+ * read-only, in use, too small, holding a partition table or filesystem
+ * without force.  Nothing is created or written.  Returns 0, or -errno
+ * with err naming the target and the reason (exit 2).  owned[i] is a
+ * string to free (a resolved symlink), or NULL. */
+int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
+		    char **owned, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,267 @@
+/* ringcopy - refusing unsafe targets, before anything is written.
+ *
+ * Every check here runs for every target before any target is created,
+ * truncated or written (prepare() comes later), so a refusal loses nothing.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "ringcopy/describe.h"
+#include "ringcopy/targets.h"
+#include "ringcopy/util.h"
+
+/* The whole disk a block device belongs to (itself if it is one). */
+static dev_t whole_disk(dev_t dev)
+{
+	char path[PATH_MAX + 32], real[PATH_MAX], buf[64];
+	unsigned maj, min;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/sys/dev/block/%u:%u", major(dev),
+		 minor(dev));
+	if (!realpath(path, real))
+		return dev;
+	snprintf(path, sizeof path, "%s/partition", real);
+	if (access(path, F_OK) != 0)
+		return dev;
+	snprintf(path, sizeof path, "%s/../dev", real);
+	f = fopen(path, "re");
+	if (!f)
+		return dev;
+	if (!fgets(buf, sizeof buf, f) || sscanf(buf, "%u:%u", &maj, &min) != 2) {
+		fclose(f);
+		return dev;
+	}
+	fclose(f);
+	return makedev(maj, min);
+}
+
+/* The file a loop device is backed by: 0 and its dev/ino, or -1. */
+static int loop_backing(dev_t rdev, dev_t *bdev, ino_t *bino)
+{
+	char path[96], file[PATH_MAX];
+	struct stat st;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file",
+		 major(rdev), minor(rdev));
+	f = fopen(path, "re");
+	if (!f)
+		return -1; /* not a loop device, or not attached */
+	if (!fgets(file, sizeof file, f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	n = strlen(file);
+	if (n && file[n - 1] == '\n')
+		file[--n] = '\0';
+	if (stat(file, &st) < 0)
+		return -1; /* deleted: it cannot be our source any more */
+	*bdev = st.st_dev;
+	*bino = st.st_ino;
+	return 0;
+}
+
+static bool same_object(const struct stat *a, const struct stat *b)
+{
+	if (S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode))
+		return a->st_rdev == b->st_rdev;
+	return !S_ISBLK(a->st_mode) && !S_ISBLK(b->st_mode) &&
+	       a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Why target t must not be written while reading source s, or NULL. */
+static const char *related(const struct stat *s, const struct stat *t,
+			   char *buf, size_t len)
+{
+	dev_t d;
+	ino_t i;
+
+	if (same_object(s, t))
+		return "it is the source";
+	if (S_ISBLK(s->st_mode) && S_ISBLK(t->st_mode)) {
+		if (whole_disk(s->st_rdev) == whole_disk(t->st_rdev)) {
+			snprintf(buf, len, "it is on the same disk as the source (%u:%u)",
+				 major(whole_disk(s->st_rdev)),
+				 minor(whole_disk(s->st_rdev)));
+			return buf;
+		}
+	}
+	if (S_ISBLK(t->st_mode) && !S_ISBLK(s->st_mode)) {
+		if (loop_backing(t->st_rdev, &d, &i) == 0 && d == s->st_dev &&
+		    i == s->st_ino)
+			return "it is a loop device backed by the source file";
+		if (s->st_dev == t->st_rdev ||
+		    whole_disk(s->st_dev) == whole_disk(t->st_rdev))
+			return "the source file is stored on this device";
+	}
+	if (S_ISBLK(s->st_mode) && !S_ISBLK(t->st_mode)) {
+		if (loop_backing(s->st_rdev, &d, &i) == 0 && d == t->st_dev &&
+		    i == t->st_ino)
+			return "the source is a loop device backed by this file";
+		if (t->st_dev == s->st_rdev ||
+		    whole_disk(t->st_dev) == whole_disk(s->st_rdev))
+			return "it is a file on the source device";
+	}
+	return NULL;
+}
+
+/* Resolve a symlink target that its owner may have planted: followed only
+ * when the link belongs to us or to root.  *spec may be replaced by a new
+ * string (prefix + resolved path). */
+static int check_symlink(const char **spec, char **owned, char *err,
+			 size_t errlen)
+{
+	const struct rc_backend *be;
+	const char *path;
+	char real[PATH_MAX];
+	struct stat st;
+	size_t plen;
+
+	be = rc_backend_for(*spec, RC_OPEN_TARGET, &path);
+	if (!be || lstat(path, &st) < 0 || !S_ISLNK(st.st_mode))
+		return 0;
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(err, errlen,
+			 "target %s refused: a symlink owned by uid %u, another user: name the file itself",
+			 *spec, (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if (!realpath(path, real)) {
+		if (errno != ENOENT) {
+			snprintf(err, errlen, "target %s refused: %s", *spec,
+				 strerror(errno));
+			return -errno;
+		}
+		snprintf(err, errlen,
+			 "target %s refused: a symlink to nothing: name the file itself",
+			 *spec);
+		return -ENOENT;
+	}
+	plen = (size_t)(path - *spec);
+	*owned = malloc(plen + strlen(real) + 1);
+	if (!*owned)
+		return -ENOMEM;
+	memcpy(*owned, *spec, plen);
+	strcpy(*owned + plen, real);
+	*spec = *owned;
+	return 0;
+}
+
+static const char *open_hint(int rc)
+{
+	switch (rc) {
+	case -EBUSY:
+		return " (in use: mounted, or open by another program such as another ringcopy)";
+	case -ELOOP:
+		return " (a symlink: name the file itself)";
+	case -EOPNOTSUPP:
+		return " (this backend cannot be written)";
+	case -EROFS:
+		return " (read-only)";
+	default:
+		return "";
+	}
+}
+
+int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
+		    char **owned, char *err, size_t errlen)
+{
+	struct stat st[RC_TARGETS_MAX];
+	bool have[RC_TARGETS_MAX];
+	char why[256], holds[160];
+	int i, j, rc;
+
+	for (i = 0; i < req->n; i++) {
+		const char *spec = req->specs[i], *path;
+		const struct rc_backend *be;
+
+		owned[i] = NULL;
+		dst[i] = NULL;
+		rc = check_symlink(&spec, &owned[i], err, errlen);
+		if (rc < 0)
+			return rc;
+		be = rc_backend_for(spec, RC_OPEN_TARGET, &path);
+		have[i] = be && be != &rc_null_backend &&
+			  stat(path, &st[i]) == 0;
+		for (j = 0; j < i; j++) {
+			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
+			    (have[i] && have[j] && same_object(&st[i], &st[j]))) {
+				snprintf(err, errlen,
+					 "target %s refused: the same target as %s",
+					 req->specs[i], req->specs[j]);
+				return -EINVAL;
+			}
+		}
+		if (have[i] && req->src_st) {
+			const char *r = related(req->src_st, &st[i], why,
+						sizeof why);
+
+			if (r) {
+				snprintf(err, errlen,
+					 "target %s refused: %s (source %s)",
+					 req->specs[i], r, req->src_spec);
+				return -EINVAL;
+			}
+		}
+		if (have[i] && S_ISREG(st[i].st_mode) &&
+		    !(st[i].st_mode & 0222)) {
+			snprintf(err, errlen,
+				 "target %s refused: read-only (mode %04o): make it writable to overwrite it",
+				 req->specs[i], (unsigned)(st[i].st_mode & 07777));
+			return -EROFS;
+		}
+		rc = rc_dev_open(spec, RC_OPEN_TARGET, &dst[i]);
+		if (rc < 0) {
+			snprintf(err, errlen, "target %s refused: %s%s",
+				 req->specs[i], strerror(-rc), open_hint(rc));
+			return rc;
+		}
+		if (dst[i]->caps & RC_CAP_BLOCKDEV) {
+			int ro = 0;
+			struct rc_describe d;
+
+			if (ioctl(dst[i]->fd, BLKROGET, &ro) == 0 && ro) {
+				snprintf(err, errlen,
+					 "target %s refused: the device is read-only",
+					 req->specs[i]);
+				return -EROFS;
+			}
+			if (dst[i]->size < req->image_size) {
+				snprintf(err, errlen,
+					 "target %s refused: it holds %" PRIu64 " bytes, the image has %" PRIu64,
+					 req->specs[i], dst[i]->size,
+					 req->image_size);
+				return -ENOSPC;
+			}
+			if (rc_describe_path(dst[i]->path, dst[i]->size, &d) == 0) {
+				rc_describe_holds(&d, holds, sizeof holds);
+				if (rc_describe_in_use(&d) && !req->force) {
+					snprintf(err, errlen,
+						 "target %s refused: it holds %s; give --force to overwrite it",
+						 req->specs[i], holds);
+					return -EEXIST;
+				}
+				if (!req->dry_run)
+					rc_msg("target %s holds %s%s", req->specs[i],
+					       holds,
+					       rc_describe_in_use(&d) ? ": overwriting it (--force)" : "");
+			}
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,47 @@
+#!/bin/bash
+# Block devices as sources and targets: device to device, file to device,
+# device to file, and a late joiner on a device source.
+source "$top_srcdir/tests/func/functions.sh"
+requires_loop
+
+mb=1048576
+mkimage "$tmp/src.img" 8M 1
+truncate -s 12M "$tmp/t1.img" "$tmp/t2.img"
+src=$(loop_attach "$tmp/src.img")
+t1=$(loop_attach "$tmp/t1.img")
+t2=$(loop_attach "$tmp/t2.img")
+
+# file -> device: the device is larger; only the image is written.
+expect_status 0 ringcopy --json "$tmp/src.img" "$t1" > "$tmp/a.json" 2> "$tmp/a.err"
+cmp -n $((8 * mb)) "$tmp/src.img" "$t1" || fail "file -> device"
+json_get "$tmp/a.json" 'j["targets"][0]["verify_method"]' | grep -qx direct ||
+	fail "device not read back with O_DIRECT: $(cat "$tmp/a.json")"
+
+# device -> device and device -> file (random data: no signature, the
+# whole device is the image).
+expect_status 0 ringcopy "$src" "$t2" "$tmp/out.img" 2> "$tmp/b.err"
+grep -q "no partition table or filesystem: the whole $((8 * mb)) bytes" "$tmp/b.err" ||
+	fail "size not explained: $(cat "$tmp/b.err")"
+cmp -n $((8 * mb)) "$src" "$t2" || fail "device -> device"
+same "$tmp/src.img" "$tmp/out.img"
+
+# An image whose size is not a multiple of the sector size, onto a device:
+# the tail goes through the buffered descriptor.
+mkimage "$tmp/odd.img" $((3 * mb + 1000)) 4
+expect_status 0 ringcopy -q "$tmp/odd.img" "$t1"
+cmp -n $((3 * mb + 1000)) "$tmp/odd.img" "$t1" || fail "odd tail"
+
+# A late joiner on a device source.
+ringcopy --rate 4M "$src" "$tmp/j1.img" 2>/dev/null &
+bg_pids+=($!)
+for (( i = 0; i < 200; i++ )); do
+	[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && break
+	sleep 0.05
+done
+ls "$RINGCOPY_RUNDIR" | grep -q '^blk-7-' || fail "device ring not named from st_rdev"
+sleep 0.7
+expect_status 0 ringcopy --json "$src" "$tmp/j2.img" > "$tmp/j.json" 2>/dev/null
+wait "${bg_pids[0]}" || fail "first device copy"
+same "$tmp/src.img" "$tmp/j1.img"
+same "$tmp/src.img" "$tmp/j2.img"
+[ "$(json_get "$tmp/j.json" 'j["targets"][0]["start_block"]')" -gt 0 ] || fail "no join"
