@@ -32,7 +32,7 @@ expect_status 0 ringcopy -q "$tmp/odd.img" "$t1"
 cmp -n $((3 * mb + 1000)) "$tmp/odd.img" "$t1" || fail "odd tail"
 
 # A late joiner on a device source.
-ringcopy --rate 4M "$src" "$tmp/j1.img" 2>/dev/null &
+ringcopy --rate 2M "$src" "$tmp/j1.img" 2>/dev/null &
 bg_pids+=($!)
 for (( i = 0; i < 200; i++ )); do
 	[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && break
