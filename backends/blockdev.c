@@ -89,6 +89,7 @@ static int blockdev_open(const char *path, int mode, struct rc_dev **out)
 	b->bfd = -1;
 	b->mode = mode;
 	b->lbs = ssz > 0 ? (unsigned)ssz : 512;
+	b->dev.sector = b->lbs;
 	b->write_zeroes = offloads_zeroes(st.st_rdev);
 	if (!b->write_zeroes)
 		b->dev.caps &= ~RC_CAP_ZERO; /* zeroing would write anyway */

@@ -84,6 +84,7 @@ int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 	dev->size = size;
 	dev->caps = be->caps;
 	dev->fd = fd;
+	dev->sector = 512;
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sem.h>
+#include <sys/shm.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -51,19 +52,24 @@ static int wait_avail(struct rc_ring *r, uint32_t idx, char *err,
 	const char *why;
 
 	for (;;) {
-		int rc = rc_semop(r->semid, &op, 1, WAIT_MS);
+		/* A signal that arrived during a write did not interrupt
+		 * a semop: look at the flag too. */
+		int rc = rc_interrupted ? -EINTR
+					: rc_semop(r->semid, &op, 1, WAIT_MS);
 
-		if (rc == 0)
+		if (rc == 0 && r->ctab[idx].state == RC_CONS_ACTIVE)
 			return 0;
+		if (rc == 0)
+			rc = -EAGAIN; /* evicted meanwhile: say so below */
 		if (rc == -EINTR) {
 			snprintf(err, errlen, "interrupted");
 			return rc;
 		}
-		if (rc == -EIDRM) {
+		if (rc == -EIDRM && r->ctab[idx].state != RC_CONS_EVICTED) {
 			snprintf(err, errlen, "the ring was removed");
 			return rc;
 		}
-		if (rc != -EAGAIN) {
+		if (rc != -EAGAIN && rc != -EIDRM) {
 			snprintf(err, errlen, "semop: %s", strerror(-rc));
 			return rc;
 		}
@@ -71,7 +77,9 @@ static int wait_avail(struct rc_ring *r, uint32_t idx, char *err,
 		if (why)
 			return -EPIPE;
 		if (r->ctab[idx].state != RC_CONS_ACTIVE) {
-			snprintf(err, errlen, "evicted from the ring");
+			snprintf(err, errlen,
+				 "evicted from the ring: it made no progress for more than %u s (--stall-timeout)",
+				 r->hdr->stall_ms / 1000);
 			return -ESTALE;
 		}
 	}
@@ -90,6 +98,8 @@ static void leave(struct rc_ring *r, uint32_t idx)
 	 * slot it has not read. */
 	rc_semop(r->semid, &fr, 1, -1);
 	if (rc_ring_lock(r) == 0) {
+		/* An evicted entry stays evicted: the producer frees it
+		 * once our token below is gone. */
 		if (r->ctab[idx].state == RC_CONS_ACTIVE &&
 		    r->ctab[idx].pid == getpid())
 			r->ctab[idx].state = RC_CONS_LEAVING;
@@ -97,6 +107,30 @@ static void leave(struct rc_ring *r, uint32_t idx)
 	}
 	rc_semop(r->semid, &join, 1, -1);
 	rc_semop(r->semid, &tok, 1, -1);
+}
+
+/* The producer died: nobody will remove the ring unless the last consumer
+ * out does.  "Last" means no entry is active any more. */
+static void last_one_out(struct rc_ring *r, const char *rdv_path)
+{
+	uint32_t i, active = 0;
+	int shmid = r->shmid, semid = r->semid;
+
+	if (rc_ring_lock(r) < 0)
+		return;
+	for (i = 0; i < r->ncons; i++)
+		if (r->ctab[i].state == RC_CONS_ACTIVE &&
+		    rc_sem_get(r, RC_SEM_ALIVE(i)) > 0)
+			active++;
+	if (active || rc_sem_get(r, RC_SEM_PALIVE) > 0) {
+		rc_ring_unlock(r);
+		return;
+	}
+	/* Removing the set releases the lock with it. */
+	semctl(semid, 0, IPC_RMID);
+	shmctl(shmid, IPC_RMID, NULL);
+	if (rdv_path)
+		rc_rdv_remove_if_ours(rdv_path, shmid, semid);
 }
 
 static int write_block(struct rc_dev *dst, const void *data, uint32_t len,
@@ -275,6 +309,8 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	/* We have read all we need (or failed): free the producer now, not
 	 * after the flush and verification. */
 	leave(r, a->idx);
+	if (rc == -EPIPE && strstr(err, "producer died"))
+		last_one_out(r, a->rdv_path);
 	if (rc == 0)
 		rc = flush(dst, err, errlen);
 	if (rc == 0 && block0) {

@@ -40,6 +40,8 @@ struct opts {
 	bool force;
 	int size_mode;       /* SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN */
 	uint64_t size;       /* with SIZE_GIVEN */
+	uint32_t stall_ms;
+	const char *rescue_map;
 };
 
 enum { SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN };
@@ -67,6 +69,8 @@ static void usage(FILE *f)
 	      "     --sparse auto|always|never  how zero blocks are written (default auto)\n"
 	      "     --force            overwrite a device holding a partition table or filesystem\n"
 	      "     --no-verify        do not read the targets back\n"
+	      "     --stall-timeout SECONDS  evict a target stalled this long (default 60, 0 never)\n"
+	      "     --rescue MAPFILE   fill unreadable source sectors with a marker, list them in MAPFILE\n"
 	      "     --manifest FILE    write the block hashes and digest to FILE\n"
 	      "     --json             print a JSON summary on standard output\n"
 	      " -q, --quiet            print only errors\n"
@@ -101,7 +105,8 @@ static int usage_error(const char *fmt, ...)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
-	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE };
+	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
+	       OPT_RESCUE };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -112,6 +117,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "sparse", required_argument, NULL, OPT_SPARSE },
 		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "stall-timeout", required_argument, NULL, OPT_STALL },
+		{ "rescue", required_argument, NULL, OPT_RESCUE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -124,6 +131,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->block_size = RC_BLOCK_DEFAULT;
 	o->buffer = RC_BUFFER_DEFAULT;
 	o->verify = true;
+	o->stall_ms = 60000;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":b:qhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -181,6 +189,21 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_FORCE:
 			o->force = true;
+			break;
+		case OPT_STALL: {
+			char *end;
+			unsigned long sec = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || *optarg == '-' || sec > 86400)
+				return usage_error("--stall-timeout '%s': want seconds from 0 to 86400",
+						   optarg);
+			o->stall_ms = (uint32_t)sec * 1000u;
+			break;
+		}
+		case OPT_RESCUE:
+			if (!*optarg)
+				return usage_error("--rescue needs a map file name");
+			o->rescue_map = optarg;
 			break;
 		case OPT_MANIFEST:
 			if (!*optarg)
@@ -416,6 +439,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 				.dst = dst[i], .res = &res[i],
 				.ready_fd = pfd[1], .hashes = hashes,
 				.verify = o->verify, .sparse = o->sparse,
+				.rdv_path = j->rdv_path,
 			};
 
 			res[i].status = RC_RES_PENDING;
@@ -479,7 +503,7 @@ int main(int argc, char **argv)
 	char err[512];
 	char **specs;
 	int n, i, rc, status = RC_EXIT_OK;
-	uint64_t bytes_read = 0, image = 0, *hashes = NULL;
+	uint64_t bytes_read = 0, bad_bytes = 0, image = 0, *hashes = NULL;
 	size_t hashes_len = 0;
 
 	if (argc > 1 && strcmp(argv[1], "verify") == 0)
@@ -562,13 +586,34 @@ int main(int argc, char **argv)
 	req.targets = (const char *const *)specs;
 	req.source_fd = src->fd;
 	req.source = src;
+	req.stall_ms = o.stall_ms;
+	req.rescue = o.rescue_map != NULL;
+	req.map_fd = -1;
+	if (o.rescue_map) {
+		/* Opened here, written by the producer. */
+		req.map_fd = open(o.rescue_map, O_WRONLY | O_CREAT | O_TRUNC |
+							 O_NOFOLLOW | O_CLOEXEC,
+				  0644);
+		if (req.map_fd < 0) {
+			rc_err("--rescue map file %s refused: %s", o.rescue_map,
+			       strerror(errno));
+			return RC_EXIT_REFUSED;
+		}
+	}
 	rc = rc_elect(&req, j, err, sizeof err);
+	if (req.map_fd >= 0)
+		close(req.map_fd);
 	if (rc < 0) {
 		rc_err("%s", err);
-		return rc == -EINVAL || rc == -EBUSY || rc == -ENOSPC
+		/* Refusals exit 2; kernel limits and a changed source are
+		 * failures of the run, exit 1. */
+		return rc == -EINVAL || rc == -EBUSY || rc == -EPERM ||
+				       rc == -ELOOP
 			       ? RC_EXIT_REFUSED
 			       : RC_EXIT_FAILED;
 	}
+	if (o.rescue_map && !j->created)
+		rc_msg("joined a running copy: --rescue and its map file belong to the copy that started it");
 	if (!j->created)
 		rc_msg("joined the running copy of %s at block %llu of %llu",
 		       src->spec,
@@ -604,6 +649,15 @@ int main(int argc, char **argv)
 	run_consumers(j, n, dst, src, res, hashes, &o);
 	bytes_read = __atomic_load_n(&j->ring.hdr->bytes_read,
 				     __ATOMIC_RELAXED);
+	bad_bytes = __atomic_load_n(&j->ring.hdr->bad_bytes, __ATOMIC_RELAXED);
+	if (bad_bytes) {
+		rc_err("source %s: %llu bytes in %llu ranges could not be read and hold the marker 'RINGCOPY-BADSECT'%s%s",
+		       src->spec, (unsigned long long)bad_bytes,
+		       (unsigned long long)j->ring.hdr->bad_ranges,
+		       o.rescue_map ? "; map: " : "",
+		       o.rescue_map ? o.rescue_map : "");
+		status = RC_EXIT_FAILED;
+	}
 	if (o.manifest)
 		write_manifest(o.manifest, &j->ring, hashes, res, n);
 	if (hashes)

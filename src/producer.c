@@ -39,6 +39,13 @@ struct producer {
 	uint64_t *first_hash;
 	uint8_t *seen; /* bitmap of blocks read at least once */
 	struct rc_holes holes; /* the source's holes are not read */
+	/* Stall tracking, per consumer-table entry: the entry's first_seq
+	 * identifies its occupant, blocks_done its progress. */
+	struct {
+		uint64_t first, done, since_ns;
+	} stall[RC_CONS_MAX];
+	int map_fd;             /* --rescue map file, or -1 */
+	uint64_t bad_off, bad_len; /* the bad range being extended */
 };
 
 static void set_counter(uint64_t *p, uint64_t v)
@@ -80,10 +87,58 @@ static uint32_t prune(struct rc_ring *r, uint32_t *set, uint32_t n)
 	return j;
 }
 
+/* An evicted entry becomes free once its process has dropped its token
+ * (it noticed, or it died); until then a new occupant's token would be
+ * indistinguishable from the stalled one's (LOCK held). */
+static void reap_evicted_locked(struct producer *p)
+{
+	struct rc_ring *r = p->r;
+	uint32_t i;
+
+	for (i = 0; i < r->ncons; i++)
+		if (r->ctab[i].state == RC_CONS_EVICTED &&
+		    rc_sem_get(r, RC_SEM_ALIVE(i)) == 0)
+			r->ctab[i].state = RC_CONS_FREE;
+}
+
+/* Evict the consumers we wait for that made no progress for the stall
+ * timeout: alive (a SIGSTOPped process keeps its token) but holding every
+ * other target hostage (LOCK held). */
+static void evict_stalled_locked(struct producer *p)
+{
+	struct rc_ring *r = p->r;
+	uint64_t now = rc_now_ns(), limit = (uint64_t)r->hdr->stall_ms * 1000000u;
+	uint32_t k;
+
+	if (!limit)
+		return;
+	for (k = 0; k < p->sel.nwait; k++) {
+		uint32_t i = p->sel.wait[k];
+		struct rc_cons_ent *c = &r->ctab[i];
+		uint64_t done = __atomic_load_n(&c->blocks_done, __ATOMIC_RELAXED);
+
+		if (c->state != RC_CONS_ACTIVE)
+			continue;
+		/* Only one that holds us: its credits are spent.  Those that
+		 * wait for data starve with us and are not to blame. */
+		if (p->stall[i].first != c->first_seq || !p->stall[i].since_ns ||
+		    p->stall[i].done != done ||
+		    rc_sem_get(r, RC_SEM_FREE(i)) != 0) {
+			p->stall[i].first = c->first_seq;
+			p->stall[i].done = done;
+			p->stall[i].since_ns = now;
+		} else if (now - p->stall[i].since_ns > limit) {
+			c->state = RC_CONS_EVICTED;
+			p->stall[i].since_ns = 0;
+		}
+	}
+}
+
 /* Keep only the members of the sets that are still active (LOCK held). */
 static void prune_sets_locked(struct producer *p)
 {
 	evict_dead_locked(p);
+	evict_stalled_locked(p);
 	p->sel.nwait = prune(p->r, p->sel.wait, p->sel.nwait);
 	p->sel.nneed = prune(p->r, p->sel.need, p->sel.nneed);
 }
@@ -191,6 +246,7 @@ static void fail_ring(struct producer *p, int err, uint64_t off,
 		if (rc_ring_lock(r) < 0)
 			return;
 		evict_dead_locked(p);
+		reap_evicted_locked(p);
 		for (i = 0; i < r->ncons; i++) {
 			if (r->ctab[i].state == RC_CONS_LEAVING)
 				r->ctab[i].state = RC_CONS_FREE;
@@ -201,6 +257,57 @@ static void fail_ring(struct producer *p, int err, uint64_t off,
 		if (!active || wait_table(p) < 0)
 			return;
 	}
+}
+
+/* The marker written over unreadable sectors (--rescue): documented in
+ * ringcopy(1), so that a user can find them in a copy. */
+static const char rescue_marker[16] = "RINGCOPY-BADSECT";
+
+static void map_flush(struct producer *p)
+{
+	struct rc_ring_hdr *h = p->r->hdr;
+
+	if (!p->bad_len)
+		return;
+	if (p->map_fd >= 0)
+		dprintf(p->map_fd, "%llu %llu\n",
+			(unsigned long long)p->bad_off,
+			(unsigned long long)p->bad_len);
+	set_counter(&h->bad_ranges, h->bad_ranges + 1);
+	p->bad_len = 0;
+}
+
+/* Read what can be read of a failing block, sector by sector; fill the
+ * rest with the marker and note it in the map.  The ranges of a later pass
+ * are not noted again. */
+static int rescue_block(struct producer *p, uint64_t off, uint32_t len,
+			unsigned char *data, bool first_pass)
+{
+	struct rc_ring_hdr *h = p->r->hdr;
+	uint32_t sec = p->src->sector ? p->src->sector : 512, done, k;
+
+	for (done = 0; done < len; done += sec) {
+		uint32_t n = len - done < sec ? len - done : sec;
+		ssize_t got = rc_dev_pread(p->src, data + done, n, off + done);
+
+		if (got == (ssize_t)n)
+			continue;
+		if (got >= 0)
+			return -EIO; /* short: the source shrank */
+		for (k = 0; k < n; k++)
+			data[done + k] = (unsigned char)rescue_marker[k % 16];
+		if (!first_pass)
+			continue;
+		set_counter(&h->bad_bytes, h->bad_bytes + n);
+		if (p->bad_len && p->bad_off + p->bad_len == off + done) {
+			p->bad_len += n;
+		} else {
+			map_flush(p);
+			p->bad_off = off + done;
+			p->bad_len = n;
+		}
+	}
+	return 0;
 }
 
 /* Read block into data, or learn it is a hole: 0, or -1 with the ring
@@ -216,6 +323,15 @@ static int read_block(struct producer *p, uint64_t off, uint32_t len,
 		return 0; /* the ring carries the flag, not the zeros */
 	throttle(p, len);
 	got = rc_dev_pread(p->src, data, len, off);
+	if (got < 0 && p->r->hdr->rescue) {
+		uint64_t block = off / p->r->block_size;
+		bool first = !p->seen ||
+			     !(p->seen[block / 8] & (1u << (block % 8)));
+
+		if (rescue_block(p, off, len, data, first) == 0)
+			return 0;
+		got = 0; /* short: reported below */
+	}
 	if (got < 0) {
 		snprintf(msg, sizeof msg, "source %s: read of %u bytes at offset %llu: %s",
 			 p->src->spec, len, (unsigned long long)off,
@@ -304,6 +420,7 @@ static void serve(struct producer *p)
 		if (rc_ring_lock(r) < 0)
 			return;
 		n = h->next_seq;
+		reap_evicted_locked(p);
 		active = rc_ring_select(r->ctab, r->ncons, r->nblocks,
 					r->nslots, n, &p->sel);
 		if (!active) {
@@ -340,20 +457,19 @@ static void serve(struct producer *p)
 }
 
 void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
-		      const char *rdv_path, int ready_fd)
+		      const char *rdv_path, int ready_fd, int map_fd)
 {
-	struct producer p = { .r = r, .src = src };
-
-	rc_holes_init(&p.holes);
+	struct producer p = { .r = r, .src = src, .map_fd = map_fd };
 	struct sembuf op = { RC_SEM_PALIVE, 1, SEM_UNDO };
-	int keep[2] = { src->fd, ready_fd };
+	int keep[3] = { src->fd, ready_fd, map_fd };
 	int fd;
 
+	rc_holes_init(&p.holes);
 	setsid();
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
-	rc_close_fds_except(keep, 2);
+	rc_close_fds_except(keep, 3);
 	fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, 0);
@@ -381,6 +497,9 @@ void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
 		p.seen = NULL;
 	}
 	serve(&p);
+	map_flush(&p);
+	if (p.map_fd >= 0)
+		close(p.map_fd);
 	free(p.first_hash);
 	free(p.seen);
 

@@ -76,6 +76,8 @@ uint32_t rc_ring_select(struct rc_cons_ent *ctab, uint32_t ncons,
 			c->state = RC_CONS_FREE;
 			continue;
 		}
+		/* An evicted entry is reclaimed by the producer once its
+		 * process dropped its token (see evict in producer.c). */
 		if (c->state != RC_CONS_ACTIVE)
 			continue;
 		active++;
@@ -249,6 +251,8 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 	h->data_off = l.data_off;
 	h->state = RC_RING_STARTING;
 	h->rate = p->rate;
+	h->stall_ms = p->stall_ms;
+	h->rescue = p->rescue;
 	ring_bind(r);
 	return 0;
 fail:
@@ -458,8 +462,9 @@ uint32_t rc_ipc_cons_capacity(const struct rc_ipc_limits *l)
 
 	/* The producer's all-or-nothing FREE wait holds one operation per
 	 * consumer: SEMOPM bounds the capacity, SEMMSL the set size. */
-	if (l->semopm > 0 && l->semopm < cap)
-		cap = l->semopm;
+	/* Registration posts one token per target and JOIN in one call. */
+	if (l->semopm > 0 && l->semopm - 1 < cap)
+		cap = l->semopm - 1;
 	if (l->semmsl > 0 && (l->semmsl - 3) / 3 < cap)
 		cap = (l->semmsl - 3) / 3;
 	if (l->semmns > 0 && (l->semmns - 3) / 3 < cap)

@@ -406,7 +406,8 @@ static int start_producer(struct rc_ring *r, const struct rc_join_req *req,
 		close(pfd[0]);
 		p2 = fork();
 		if (p2 == 0)
-			rc_producer_main(r, req->source, rdv_path, pfd[1]);
+			rc_producer_main(r, req->source, rdv_path, pfd[1],
+					 req->map_fd);
 		_exit(p2 < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
@@ -419,6 +420,43 @@ static int start_producer(struct rc_ring *r, const struct rc_join_req *req,
 	if (n != 1) {
 		snprintf(err, errlen, "the producer failed to start");
 		return -ECHILD;
+	}
+	return 0;
+}
+
+/* Say which sysctl to raise before shmget fails with a bare EINVAL. */
+static int check_shm_limits(const struct rc_ring_params *p,
+			    const struct rc_ipc_limits *lim, char *err,
+			    size_t errlen)
+{
+	uint64_t nblocks = p->image_size / p->block_size +
+			   !!(p->image_size % p->block_size);
+	uint64_t nslots = p->buffer_size / p->block_size;
+	uint64_t pages;
+	struct rc_layout l;
+
+	if (nslots > nblocks)
+		nslots = nblocks;
+	if (nslots > RC_SLOTS_MAX)
+		nslots = RC_SLOTS_MAX;
+	if (nslots < 1)
+		nslots = 1;
+	if (rc_ring_layout(p->block_size, (uint32_t)nslots, p->ncons, &l) < 0)
+		return 0; /* rc_ring_create says why */
+	if (l.seg_size > lim->shmmax) {
+		snprintf(err, errlen,
+			 "the ring needs %llu bytes of shared memory, kernel.shmmax allows %llu: raise kernel.shmmax or use a smaller --buffer",
+			 (unsigned long long)l.seg_size,
+			 (unsigned long long)lim->shmmax);
+		return -ENOSPC;
+	}
+	pages = (l.seg_size + 4095) / 4096;
+	if (pages > lim->shmall_pages) {
+		snprintf(err, errlen,
+			 "the ring needs %llu pages of shared memory, kernel.shmall allows %llu in all: raise kernel.shmall or use a smaller --buffer",
+			 (unsigned long long)pages,
+			 (unsigned long long)lim->shmall_pages);
+		return -ENOSPC;
 	}
 	return 0;
 }
@@ -440,6 +478,7 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 		return rc;
 	}
 	snprintf(path, sizeof path, "%s/%s", dir, name);
+	rc_strlcpy(out->rdv_path, path, sizeof out->rdv_path);
 	fd = rdv_open_locked(path, err, errlen);
 	if (fd < 0)
 		return fd;
@@ -460,6 +499,8 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	p.buffer_size = req->buffer_size;
 	p.ncons = RC_CONS_MAX;
 	p.rate = req->rate;
+	p.stall_ms = req->stall_ms;
+	p.rescue = req->rescue;
 	{
 		struct rc_ipc_limits lim;
 
@@ -468,12 +509,15 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 
 			if (cap < req->ntargets) {
 				snprintf(err, errlen,
-					 "kernel.sem allows %u consumers per ring, %u targets asked: raise SEMOPM and SEMMSL in kernel.sem",
-					 cap, req->ntargets);
+					 "kernel.sem allows %u consumers per ring (SEMOPM %ld, SEMMSL %ld), %u targets asked: raise them in kernel.sem",
+					 cap, lim.semopm, lim.semmsl, req->ntargets);
 				rc = -ENOSPC;
 				goto unlink_out;
 			}
 			p.ncons = cap;
+			rc = check_shm_limits(&p, &lim, err, errlen);
+			if (rc < 0)
+				goto unlink_out;
 		}
 	}
 	rc = rc_ring_create(&p, &out->ring, err, errlen);
@@ -492,6 +536,11 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 			snprintf(err, errlen, "rendezvous file %s: write: %s",
 				 path, strerror(-rc));
 	}
+	/* Test hook: die where a crash leaves a ring without a producer
+	 * (tests/func/test-stale.sh); never set in production. */
+	if (rc == 0 && getenv("RINGCOPY_TEST_HOOK") &&
+	    !strcmp(getenv("RINGCOPY_TEST_HOOK"), "creator-dies"))
+		_exit(RC_EXIT_FAILED);
 	if (rc == 0)
 		rc = start_producer(&out->ring, req, path, err, errlen);
 	if (rc < 0) {

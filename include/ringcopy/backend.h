@@ -46,6 +46,7 @@ struct rc_dev {
 	uint64_t size;               /* bytes; UINT64_MAX for unbounded sinks */
 	unsigned caps;               /* RC_CAP_* of this very device */
 	int fd;                      /* descriptor, or -1 */
+	uint32_t sector;             /* smallest I/O unit (512 by default) */
 };
 
 struct rc_backend {

@@ -41,6 +41,9 @@ struct rc_join_req {
 	const char *const *targets; /* names for the consumer table */
 	int source_fd;              /* kept open by a forked producer */
 	struct rc_dev *source;      /* read by a forked producer */
+	uint32_t stall_ms;          /* --stall-timeout of a new ring */
+	bool rescue;                /* --rescue: fill unreadable sectors */
+	int map_fd;                 /* --rescue map file, or -1 */
 };
 
 struct rc_join {
@@ -48,6 +51,7 @@ struct rc_join {
 	bool created;              /* this invocation created the ring */
 	uint32_t idx[RC_CONS_MAX]; /* consumer-table entry per target */
 	uint64_t first_seq;        /* where every target of ours starts */
+	char rdv_path[PATH_MAX];   /* the rendezvous file */
 };
 
 /* Find the live ring of the source and register ntargets consumers in it,
@@ -65,7 +69,7 @@ void rc_abandon_entry(struct rc_ring *r, uint32_t idx);
 /* The producer: writes one byte to ready_fd once it serves the ring, then
  * closes it; never returns. */
 void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
-		      const char *rdv_path, int ready_fd)
+		      const char *rdv_path, int ready_fd, int map_fd)
 	__attribute__((noreturn));
 /* Remove the rendezvous file at path if it still names (shmid, semid). */
 void rc_rdv_remove_if_ours(const char *path, int shmid, int semid);
@@ -106,6 +110,7 @@ struct rc_consumer_args {
 	uint64_t *hashes;      /* nblocks XXH3-64s, filled as blocks pass */
 	bool verify;           /* read the target back when complete */
 	int sparse;            /* enum rc_sparse */
+	const char *rdv_path;  /* for the last one out of a dead ring */
 };
 
 /* Consumer: take over the liveness of its entry, copy nblocks slots to the

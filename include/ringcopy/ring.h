@@ -42,6 +42,8 @@ enum rc_cons_state {
 	RC_CONS_FREE = 0,    /* unused; may be registered */
 	RC_CONS_ACTIVE = 1,  /* registered; the producer serves it */
 	RC_CONS_LEAVING = 2, /* gone; the producer still has to drop it */
+	RC_CONS_EVICTED = 3, /* stalled past the stall timeout: no longer
+			      * served; free once its token is gone */
 };
 
 /* Source identity kinds. */
@@ -82,6 +84,11 @@ struct rc_ring_hdr {
 	uint32_t pad0;
 	uint64_t err_offset;  /* source offset of the failure */
 	char err_msg[RC_ERRMSG_MAX]; /* NUL-terminated */
+	/* Appended in layout 1 before any release. */
+	uint32_t stall_ms;    /* evict a consumer stalled this long, 0 never */
+	uint32_t rescue;      /* 1: unreadable sectors are filled, not fatal */
+	uint64_t bad_bytes;   /* bytes filled with the marker (--rescue) */
+	uint64_t bad_ranges;  /* unreadable ranges found (--rescue) */
 };
 
 struct rc_cons_ent {
@@ -105,7 +112,7 @@ struct rc_slot_hdr {
 	uint64_t hash;  /* XXH3-64 of the len data bytes */
 };
 
-_Static_assert(sizeof(struct rc_ring_hdr) == 432, "ring header layout");
+_Static_assert(sizeof(struct rc_ring_hdr) == 456, "ring header layout");
 _Static_assert(sizeof(struct rc_cons_ent) == 296, "consumer entry layout");
 _Static_assert(sizeof(struct rc_slot_hdr) == 32, "slot header layout");
 _Static_assert(offsetof(struct rc_ring_hdr, next_seq) == 120,
@@ -195,6 +202,8 @@ struct rc_ring_params {
 	uint64_t buffer_size;
 	uint32_t ncons;
 	uint64_t rate;
+	uint32_t stall_ms;
+	bool rescue;
 };
 
 int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,

@@ -281,7 +281,7 @@ static void test_limits(void **state)
 
 	assert_int_equal(rc_ipc_cons_capacity(&l), RC_CONS_MAX);
 	l.semopm = 32;
-	assert_int_equal(rc_ipc_cons_capacity(&l), 32);
+	assert_int_equal(rc_ipc_cons_capacity(&l), 31);
 	l.semmsl = 30; /* (30 - 3) / 3 */
 	assert_int_equal(rc_ipc_cons_capacity(&l), 9);
 	l.semmsl = 3;

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Kernel limits too small for the ring: a message naming the sysctl to
+# raise and exit 1, never a hang.  The limits are those of the test's own
+# IPC namespace, so lowering them touches nothing else.
+source "$top_srcdir/tests/func/functions.sh"
+[ -n "${RC_IN_IPCNS:-}" ] || skip "needs a private IPC namespace to lower the limits"
+[ -w /proc/sys/kernel/shmmax ] || skip "cannot set IPC sysctls here"
+
+mkimage "$tmp/src.img" 8M
+limited() {
+	local pat=$1
+	shift
+	timeout "$(slow 10)" "$BASH" -c "$(declare -f ringcopy); ringcopy \"\$@\"" _ "$@" 2> "$tmp/err"
+	local s=$?
+	[ "$s" -eq 1 ] || fail "'$*' exited $s: $(cat "$tmp/err")"
+	grep -q -- "$pat" "$tmp/err" || fail "no '$pat' in: $(cat "$tmp/err")"
+	[ ! -e "$tmp/t.img" ] || fail "the target was written"
+}
+saved_shm=$(cat /proc/sys/kernel/shmmax)
+echo 1048576 > /proc/sys/kernel/shmmax
+limited "kernel.shmmax allows 1048576: raise kernel.shmmax or use a smaller --buffer" \
+	"$tmp/src.img" "$tmp/t.img"
+echo "$saved_shm" > /proc/sys/kernel/shmmax
+
+saved_all=$(cat /proc/sys/kernel/shmall)
+echo 16 > /proc/sys/kernel/shmall
+limited "kernel.shmall allows 16 in all" "$tmp/src.img" "$tmp/t.img"
+echo "$saved_all" > /proc/sys/kernel/shmall
+
+saved_sem=$(cat /proc/sys/kernel/sem)
+read -r msl mns opm mni <<< "$saved_sem"
+echo "$msl $mns 4 $mni" > /proc/sys/kernel/sem
+limited "kernel.sem allows 3 consumers per ring (SEMOPM 4" \
+	"$tmp/src.img" "$tmp/t.img" "$tmp/u.img" "$tmp/v.img" "$tmp/w.img"
+echo "$msl $mns $opm 0" > /proc/sys/kernel/sem
+limited "raise kernel.sem: SEMMNI or SEMMNS" "$tmp/src.img" "$tmp/t.img"
+echo "$saved_sem" > /proc/sys/kernel/sem
+
+echo 0 > /proc/sys/kernel/shmmni
+limited "raise kernel.shmmni" "$tmp/src.img" "$tmp/t.img"

@@ -1,0 +1,47 @@
+#!/bin/bash
+# A consumer stopped longer than --stall-timeout is evicted with an error
+# for its target only; the other target finishes.  A consumer that dies
+# while its invocation is stopped stays an unreaped zombie: it is evicted
+# all the same, and the joiner finishes.
+source "$top_srcdir/tests/func/functions.sh"
+
+mkimage "$tmp/src.img" 8M
+ringcopy --stall-timeout 1 --rate 4M --buffer 1M "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" \
+	2> "$tmp/err" &
+inv=$!
+bg_pids+=("$inv")
+victim=$(wait_consumers "$inv" 2 | tail -n 1) || fail "no consumers"
+kill -STOP "$victim"
+# The other target completes despite the stopped one.
+for (( i = 0; i < $(slow 20) * 10; i++ )); do
+	cmp -s "$tmp/src.img" "$tmp/a.img" && break
+	cmp -s "$tmp/src.img" "$tmp/b.img" && break
+	sleep 0.1
+done
+kill -CONT "$victim"
+wait "$inv"
+[ $? -eq 1 ] || fail "exit status"
+grep -q "^FAILED .*evicted from the ring: it made no progress for more than 1 s" "$tmp/err" ||
+	fail "no eviction: $(cat "$tmp/err")"
+[ "$(grep -c '^ok' "$tmp/err")" -eq 1 ] || fail "the other target: $(cat "$tmp/err")"
+
+# The zombie.
+ringcopy --rate 2M "$tmp/src.img" "$tmp/z1.img" 2> "$tmp/z1.err" &
+z=$!
+bg_pids+=("$z")
+zc=$(wait_consumers "$z" 1 | head -n 1) || fail "no consumer"
+ringcopy "$tmp/src.img" "$tmp/z2.img" 2> "$tmp/z2.err" &
+j=$!
+bg_pids+=("$j")
+sleep 0.5
+main=$(pgrep -P "$z" | head -n 1)
+kill -STOP "$main"
+kill -KILL "$zc"
+sleep 0.3
+grep -q '^State:.*Z' "/proc/$zc/status" 2>/dev/null || fail "the consumer is not a zombie"
+wait "$j" || fail "the joiner did not finish: $(cat "$tmp/z2.err")"
+same "$tmp/src.img" "$tmp/z2.img"
+kill -CONT "$main"
+wait "$z"
+[ $? -eq 1 ] || fail "the stopped invocation should exit 1"
+grep -q "killed by signal 9" "$tmp/z1.err" || fail "$(cat "$tmp/z1.err")"
