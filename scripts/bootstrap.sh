@@ -9,7 +9,7 @@ packages=(
 	build-essential autoconf automake pkg-config
 	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev
 	valgrind python3 util-linux procps zstd xxhash
-	e2fsprogs fdisk groff-base man-db
+	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
 )
 missing=()
 for p in "${packages[@]}"; do

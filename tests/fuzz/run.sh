@@ -1,0 +1,36 @@
+#!/bin/bash
+# Build the libFuzzer targets with clang (ASan + UBSan) and run each for
+# a bounded time: run.sh SECONDS WORKDIR.  Exit 77 when clang or libFuzzer
+# is missing.  A crash leaves its input in WORKDIR and fails.
+set -uo pipefail
+secs=${1:-10}
+work=${2:-$(mktemp -d)}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${top_builddir:-$top}
+command -v clang >/dev/null || { echo "SKIP: no clang"; exit 77; }
+echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' > "$work/probe.c"
+clang -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>/dev/null ||
+	{ echo "SKIP: clang has no libFuzzer (libclang-rt-dev)"; exit 77; }
+cflags=$(pkg-config --cflags libxxhash libzstd blkid)
+libs=$(pkg-config --libs libxxhash libzstd blkid)
+srcs=("$top"/src/{util,ring,verify,describe,session,producer,consumer,targets}.c
+      "$top"/backends/*.c)
+status=0
+for t in header manifest; do
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-I"$top/include" -I"$build" $cflags \
+		"$top/tests/fuzz/fuzz-$t.c" "${srcs[@]}" $libs -o "$work/fuzz-$t" ||
+		{ echo "FAIL: building fuzz-$t"; exit 1; }
+	mkdir -p "$work/corpus-$t"
+	RC_FUZZ_SEED_DIR="$work/corpus-$t" "$work/fuzz-$t" -runs=0 "$work/corpus-$t" >/dev/null 2>&1
+	echo "fuzz-$t: ${secs}s"
+	if ! (cd "$work" && "$work/fuzz-$t" -max_total_time="$secs" -max_len=4096 \
+		-print_final_stats=1 "$work/corpus-$t" > "$work/fuzz-$t.log" 2>&1); then
+		echo "FAIL: fuzz-$t found a crash:"
+		tail -n 40 "$work/fuzz-$t.log"
+		status=1
+	else
+		grep -E "stat::number_of_executed_units|Done" "$work/fuzz-$t.log" | head -n 2
+	fi
+done
+exit "$status"
