@@ -495,8 +495,8 @@ int main(int argc, char **argv)
 	struct rc_target_req treq = { 0 };
 	char *owned[RC_CONS_MAX] = { NULL };
 	struct rc_join_req req;
-	struct rc_join *j;
-	struct rc_result *res;
+	struct rc_join *j = NULL;
+	struct rc_result *res = MAP_FAILED;
 	struct rc_dev *src = NULL;
 	struct stat src_st;
 	struct opts o;
@@ -523,13 +523,12 @@ int main(int argc, char **argv)
 	}
 	if (fstat(src->fd, &src_st) < 0) {
 		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
-		return RC_EXIT_REFUSED;
+		status = RC_EXIT_REFUSED;
+		goto out;
 	}
-	rc = image_size(&o, src, &image);
-	if (rc) {
-		rc_dev_close(src);
-		return rc;
-	}
+	status = image_size(&o, src, &image);
+	if (status)
+		goto out;
 	treq.n = n;
 	treq.specs = specs;
 	treq.src_st = &src_st;
@@ -539,12 +538,8 @@ int main(int argc, char **argv)
 	rc = rc_open_targets(&treq, dst, owned, err, sizeof err);
 	if (rc < 0) {
 		rc_err("%s", err);
-		for (i = 0; i < n; i++) {
-			rc_dev_close(dst[i]);
-			free(owned[i]);
-		}
-		rc_dev_close(src);
-		return RC_EXIT_REFUSED;
+		status = RC_EXIT_REFUSED;
+		goto out;
 	}
 
 	/* Results live in memory shared with the consumers. */
@@ -553,7 +548,8 @@ int main(int argc, char **argv)
 	j = calloc(1, sizeof *j);
 	if (res == MAP_FAILED || !j) {
 		rc_err("out of memory");
-		return RC_EXIT_FAILED;
+		status = RC_EXIT_FAILED;
+		goto out;
 	}
 	set_signals();
 
@@ -565,7 +561,8 @@ int main(int argc, char **argv)
 	memset(&req, 0, sizeof req);
 	if (rc_source_identity(src->fd, &req.id) < 0) {
 		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
-		return RC_EXIT_FAILED;
+		status = RC_EXIT_FAILED;
+		goto out;
 	}
 	/* A fault-injecting source is its own ring: it must neither join
 	 * nor be joined by copies of the file it wraps. */
@@ -597,7 +594,8 @@ int main(int argc, char **argv)
 		if (req.map_fd < 0) {
 			rc_err("--rescue map file %s refused: %s", o.rescue_map,
 			       strerror(errno));
-			return RC_EXIT_REFUSED;
+			status = RC_EXIT_REFUSED;
+			goto out;
 		}
 	}
 	rc = rc_elect(&req, j, err, sizeof err);
@@ -607,10 +605,11 @@ int main(int argc, char **argv)
 		rc_err("%s", err);
 		/* Refusals exit 2; kernel limits and a changed source are
 		 * failures of the run, exit 1. */
-		return rc == -EINVAL || rc == -EBUSY || rc == -EPERM ||
-				       rc == -ELOOP
-			       ? RC_EXIT_REFUSED
-			       : RC_EXIT_FAILED;
+		status = rc == -EINVAL || rc == -EBUSY || rc == -EPERM ||
+					 rc == -ELOOP
+				 ? RC_EXIT_REFUSED
+				 : RC_EXIT_FAILED;
+		goto out;
 	}
 	if (o.rescue_map && !j->created)
 		rc_msg("joined a running copy: --rescue and its map file belong to the copy that started it");
@@ -660,8 +659,6 @@ int main(int argc, char **argv)
 	}
 	if (o.manifest)
 		write_manifest(o.manifest, &j->ring, hashes, res, n);
-	if (hashes)
-		munmap(hashes, hashes_len);
 	rc_ring_detach(&j->ring);
 done:
 	report(&o, n, specs, res, image, j->ring.block_size
@@ -675,15 +672,17 @@ done:
 		else if (res[i].status != RC_RES_OK &&
 			 status != RC_EXIT_MISMATCH)
 			status = RC_EXIT_FAILED;
-		/* Consumers closed their own copies; close the parent's. */
-		if (dst[i]->fd >= 0)
-			close(dst[i]->fd);
-		dst[i]->fd = -1;
-		rc_dev_close(dst[i]);
+	}
+out:
+	for (i = 0; i < n; i++) {
+		rc_dev_close(dst[i]); /* the consumers closed their copies */
 		free(owned[i]);
 	}
 	rc_dev_close(src);
-	munmap(res, sizeof *res * (size_t)n);
+	if (hashes)
+		munmap(hashes, hashes_len);
+	if (res != MAP_FAILED)
+		munmap(res, sizeof *res * (size_t)n);
 	free(j);
 	return status;
 }

@@ -37,7 +37,10 @@ sleep 0.5
 main=$(pgrep -P "$z" | head -n 1)
 kill -STOP "$main"
 kill -KILL "$zc"
-sleep 0.3
+for (( i = 0; i < 50; i++ )); do
+	grep -q '^State:.*Z' "/proc/$zc/status" 2>/dev/null && break
+	sleep 0.1
+done
 grep -q '^State:.*Z' "/proc/$zc/status" 2>/dev/null || fail "the consumer is not a zombie"
 wait "$j" || fail "the joiner did not finish: $(cat "$tmp/z2.err")"
 same "$tmp/src.img" "$tmp/z2.img"
