@@ -13,9 +13,13 @@
 
 #include "ringcopy/backend.h"
 
+char rc_backend_detail[256];
+
 static const struct rc_backend *const backends[] = {
 	&rc_null_backend,
 	&rc_fault_backend,
+	&rc_stdio_backend,
+	&rc_zstd_backend,
 	&rc_blockdev_backend,
 	&rc_file_backend,
 	NULL,
@@ -97,6 +101,7 @@ int rc_dev_open(const char *spec, int mode, struct rc_dev **out)
 	int rc;
 
 	*out = NULL;
+	rc_backend_detail[0] = '\0';
 	be = rc_backend_for(spec, mode, &path);
 	if (!be)
 		return -ENOENT;

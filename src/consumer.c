@@ -300,7 +300,8 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	/* Block 0 (partition table, superblock) is written last, once every
 	 * other block is on stable storage: a target interrupted mid-copy
 	 * never looks like a complete image. */
-	if (r->nblocks > 1 && posix_memalign(&block0, RC_ALIGN, r->block_size)) {
+	if (r->nblocks > 1 && !(dst->caps & RC_CAP_SEQUENTIAL) &&
+	    posix_memalign(&block0, RC_ALIGN, r->block_size)) {
 		snprintf(err, errlen, "out of memory for block 0");
 		rc = -ENOMEM;
 	} else {

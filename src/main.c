@@ -68,6 +68,7 @@ static void usage(FILE *f)
 	      "                        the image on a disk, see ringcopy(1))\n"
 	      "     --sparse auto|always|never  how zero blocks are written (default auto)\n"
 	      "     --force            overwrite a device holding a partition table or filesystem\n"
+	      "     --compress-level N zstd level of .zst targets, 1-19 (default 3)\n"
 	      "     --no-verify        do not read the targets back\n"
 	      "     --stall-timeout SECONDS  evict a target stalled this long (default 60, 0 never)\n"
 	      "     --rescue MAPFILE   fill unreadable source sectors with a marker, list them in MAPFILE\n"
@@ -78,7 +79,8 @@ static void usage(FILE *f)
 	      " -V, --version          display the version\n"
 	      "\n"
 	      "SIZE accepts K, M, G and T suffixes (powers of 1024).\n"
-	      "Specs: a path (block device or file), dev:PATH, file:PATH, null: (discard),\n"
+	      "Specs: a path (block device, file, .zst image), dev:PATH, file:PATH,\n"
+	      "zstd:PATH, - (standard input or output), null: (discard),\n"
 	      "fault:OPTIONS:SPEC (inject failures).\n"
 	      "Exit status: 0 every target complete and verified; 1 a target or\n"
 	      "the source failed; 2 refused before anything was written; 3 a\n"
@@ -106,7 +108,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
 	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
-	       OPT_RESCUE };
+	       OPT_RESCUE, OPT_LEVEL };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -119,6 +121,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "stall-timeout", required_argument, NULL, OPT_STALL },
 		{ "rescue", required_argument, NULL, OPT_RESCUE },
+		{ "compress-level", required_argument, NULL, OPT_LEVEL },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -198,6 +201,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return usage_error("--stall-timeout '%s': want seconds from 0 to 86400",
 						   optarg);
 			o->stall_ms = (uint32_t)sec * 1000u;
+			break;
+		}
+		case OPT_LEVEL: {
+			char *end;
+			long lv = strtol(optarg, &end, 10);
+
+			if (!*optarg || *end || lv < 1 || lv > 19)
+				return usage_error("--compress-level '%s': want 1 to 19",
+						   optarg);
+			rc_zstd_set_level((int)lv);
 			break;
 		}
 		case OPT_RESCUE:
@@ -330,7 +343,7 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 
 	*image = src->size;
 	if (o->size_mode == SIZE_GIVEN) {
-		if (o->size > src->size) {
+		if (o->size > src->size && src->size != RC_SIZE_UNKNOWN) {
 			rc_err("--size %llu refused: the source %s holds only %llu bytes",
 			       (unsigned long long)o->size, src->spec,
 			       (unsigned long long)src->size);
@@ -340,6 +353,14 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 		rc_msg("source %s: copying the first %llu bytes (--size)",
 		       src->spec, (unsigned long long)*image);
 		return 0;
+	}
+	if (src->size == RC_SIZE_UNKNOWN) {
+		rc_err("source %s refused: %s: give its size with --size",
+		       src->spec,
+		       src->be == &rc_zstd_backend
+			       ? "its zstd frames do not say how large the image is (made with --no-content-size, or streamed)"
+			       : "it is a pipe, whose size nobody knows in advance");
+		return RC_EXIT_REFUSED;
 	}
 	/* auto sizes disks, whose image may be smaller than the device;
 	 * an image file is copied whole. */
@@ -493,6 +514,7 @@ int main(int argc, char **argv)
 {
 	struct rc_dev *dst[RC_CONS_MAX] = { NULL };
 	struct rc_target_req treq = { 0 };
+	bool seq_only[RC_CONS_MAX] = { false };
 	char *owned[RC_CONS_MAX] = { NULL };
 	struct rc_join_req req;
 	struct rc_join *j = NULL;
@@ -513,12 +535,19 @@ int main(int argc, char **argv)
 		return rc;
 	specs = argv + optind + 1;
 	n = argc - optind - 1;
+	for (i = 0; i < n; i++)
+		if (o.json && strcmp(specs[i], "-") == 0) {
+			rc_err("--json and the target - both want standard output: drop one (try 'ringcopy --help')");
+			return RC_EXIT_REFUSED;
+		}
 
 	rc = rc_dev_open(argv[optind], RC_OPEN_SOURCE, &src);
 	if (rc < 0) {
-		rc_err("source %s refused: %s%s", argv[optind], strerror(-rc),
+		rc_err("source %s refused: %s%s%s", argv[optind],
+		       rc_backend_detail[0] ? rc_backend_detail : strerror(-rc),
 		       rc == -EOPNOTSUPP ? " (this backend cannot be read)"
-					 : "");
+					 : "",
+		       "");
 		return RC_EXIT_REFUSED;
 	}
 	if (fstat(src->fd, &src_st) < 0) {
@@ -581,6 +610,9 @@ int main(int argc, char **argv)
 	req.rate_set = o.rate_set;
 	req.ntargets = (uint32_t)n;
 	req.targets = (const char *const *)specs;
+	for (i = 0; i < n; i++)
+		seq_only[i] = dst[i]->caps & RC_CAP_SEQUENTIAL;
+	req.sequential = seq_only;
 	req.source_fd = src->fd;
 	req.source = src;
 	req.stall_ms = o.stall_ms;
@@ -613,12 +645,18 @@ int main(int argc, char **argv)
 	}
 	if (o.rescue_map && !j->created)
 		rc_msg("joined a running copy: --rescue and its map file belong to the copy that started it");
-	if (!j->created)
-		rc_msg("joined the running copy of %s at block %llu of %llu",
-		       src->spec,
-		       (unsigned long long)rc_seq_block(j->first_seq,
-							j->ring.nblocks),
-		       (unsigned long long)j->ring.nblocks);
+	for (i = 0; i < n && !j->created; i++) {
+		uint64_t b = rc_seq_block(j->first_seq[i], j->ring.nblocks);
+
+		if (seq_only[i])
+			rc_msg("target %s takes blocks in order only: it starts with the next pass, at block 0",
+			       specs[i]);
+		else if (i == 0 || seq_only[i - 1] ||
+			 j->first_seq[i] != j->first_seq[i - 1])
+			rc_msg("joined the running copy of %s at block %llu of %llu",
+			       src->spec, (unsigned long long)b,
+			       (unsigned long long)j->ring.nblocks);
+	}
 
 	/* Every refusal is behind us: now targets may be created. */
 	for (i = 0; i < n; i++) {
@@ -631,7 +669,7 @@ int main(int argc, char **argv)
 				 dst[i]->spec, strerror(-rc));
 			res[i].status = RC_RES_FAILED;
 		}
-		res[i].start_block = rc_seq_block(j->first_seq,
+		res[i].start_block = rc_seq_block(j->first_seq[i],
 						  j->ring.nblocks);
 	}
 	/* Block hashes, shared: every consumer stores what it saw (the same

@@ -333,15 +333,25 @@ static int read_block(struct producer *p, uint64_t off, uint32_t len,
 		got = 0; /* short: reported below */
 	}
 	if (got < 0) {
-		snprintf(msg, sizeof msg, "source %s: read of %u bytes at offset %llu: %s",
-			 p->src->spec, len, (unsigned long long)off,
-			 strerror((int)-got));
+		char detail[200];
+
+		if (!p->src->be->describe_error ||
+		    p->src->be->describe_error(p->src, detail, sizeof detail) < 0)
+			snprintf(detail, sizeof detail, "%s",
+				 strerror((int)-got));
+		snprintf(msg, sizeof msg, "source %s: read of %u bytes at offset %llu: %.150s",
+			 p->src->spec, len, (unsigned long long)off, detail);
 		fail_ring(p, (int)-got, off, msg);
 		return -1;
 	}
 	if ((uint32_t)got < len) {
-		snprintf(msg, sizeof msg, "source %s: read at offset %llu returned %zd of %u bytes: the source shrank",
-			 p->src->spec, (unsigned long long)off, got, len);
+		char detail[200];
+
+		if (!p->src->be->describe_error ||
+		    p->src->be->describe_error(p->src, detail, sizeof detail) < 0)
+			snprintf(detail, sizeof detail, "the source shrank");
+		snprintf(msg, sizeof msg, "source %s: read at offset %llu returned %zd of %u bytes: %.150s",
+			 p->src->spec, (unsigned long long)off, got, len, detail);
 		fail_ring(p, EIO, off + (uint64_t)got, msg);
 		return -1;
 	}

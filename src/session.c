@@ -44,9 +44,11 @@ int rc_source_identity(int fd, struct rc_source_id *id)
 		id->id0 = st.st_dev;
 		id->id1 = st.st_ino;
 	} else {
+		/* A pipe, FIFO or character device: read once.  Named all
+		 * the same, so that a second copy of it is refused. */
 		id->kind = RC_SRC_PIPE;
-		id->id0 = (uint64_t)getpid();
-		id->id1 = rc_now_ns();
+		id->id0 = st.st_dev;
+		id->id1 = st.st_ino;
 	}
 	return 0;
 }
@@ -221,7 +223,7 @@ static int register_entries(struct rc_ring *r, const struct rc_join_req *req,
 {
 	struct sembuf ops[RC_CONS_MAX + 1];
 	uint32_t i, k = 0;
-	uint64_t first = r->hdr->next_seq;
+	uint64_t next = r->hdr->next_seq;
 	uint64_t pstart = rc_proc_start(getpid());
 	int rc;
 
@@ -251,7 +253,15 @@ static int register_entries(struct rc_ring *r, const struct rc_join_req *req,
 		memset(c, 0, sizeof *c);
 		c->pid = getpid();
 		c->pstart = pstart;
-		c->first_seq = first;
+		/* A sequential-only target cannot take the end of the image
+		 * before its start: it waits for the next pass's block 0,
+		 * and the producer jumps there if nobody needs what lies
+		 * between. */
+		c->first_seq = req->sequential && req->sequential[k]
+				       ? (next + r->nblocks - 1) / r->nblocks *
+						 r->nblocks
+				       : next;
+		out->first_seq[k] = c->first_seq;
 		rc_strlcpy(c->target, req->targets[k], sizeof c->target);
 	}
 	ops[k].sem_num = RC_SEM_JOIN;
@@ -264,7 +274,6 @@ static int register_entries(struct rc_ring *r, const struct rc_join_req *req,
 	}
 	for (k = 0; k < req->ntargets; k++)
 		r->ctab[out->idx[k]].state = RC_CONS_ACTIVE;
-	out->first_seq = first;
 	return 0;
 }
 
@@ -336,6 +345,13 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 			rc_ring_detach(r);
 		}
 		return 1;
+	}
+	if (req->id.kind == RC_SRC_PIPE) {
+		rc_ring_unlock(r);
+		snprintf(err, errlen,
+			 "the source is a pipe that another copy is reading: a pipe is read once, so a late copy cannot get its earlier blocks");
+		rc_ring_detach(r);
+		return -EINVAL;
 	}
 	if (req->block_size_set && req->block_size != r->block_size) {
 		rc_ring_unlock(r);
@@ -482,7 +498,7 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	fd = rdv_open_locked(path, err, errlen);
 	if (fd < 0)
 		return fd;
-	if (req->id.kind != RC_SRC_PIPE && rdv_read(fd, &shmid, &semid) == 0) {
+	if (rdv_read(fd, &shmid, &semid) == 0) {
 		rc = try_join(shmid, semid, req, out, err, errlen);
 		if (rc <= 0) {
 			close(fd); /* releases the lock */

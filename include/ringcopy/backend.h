@@ -90,7 +90,19 @@ struct rc_backend {
 	 * dev has open.  NULL: cannot be read back. */
 	int (*open_readback)(struct rc_dev *dev, struct rc_dev **out,
 			     const char **how);
+	/* Describe the last error in the backend's own terms (a codec's
+	 * offsets and error name) into buf; -ENOENT when it has nothing to
+	 * add.  May be NULL. */
+	int (*describe_error)(struct rc_dev *dev, char *buf, size_t len);
 };
+
+/* Detail of the last failed open, when a backend has one ("" if not): the
+ * caller of rc_dev_open reports it with its own message. */
+extern char rc_backend_detail[256];
+
+/* The unknown size of a source that does not say (a pipe, a .zst made
+ * with --no-content-size): --size must give it. */
+#define RC_SIZE_UNKNOWN UINT64_MAX
 
 /* Registry (backends/registry.c). */
 const struct rc_backend *const *rc_backends(void);
@@ -129,5 +141,9 @@ extern const struct rc_backend rc_file_backend;
 extern const struct rc_backend rc_null_backend;
 extern const struct rc_backend rc_fault_backend;
 extern const struct rc_backend rc_blockdev_backend;
+extern const struct rc_backend rc_zstd_backend;
+extern const struct rc_backend rc_stdio_backend;
+/* The zstd target's compression level (--compress-level). */
+void rc_zstd_set_level(int level);
 
 #endif

@@ -39,6 +39,7 @@ struct rc_join_req {
 	bool rate_set;
 	uint32_t ntargets;
 	const char *const *targets; /* names for the consumer table */
+	const bool *sequential;     /* per target: starts at a pass's block 0 */
 	int source_fd;              /* kept open by a forked producer */
 	struct rc_dev *source;      /* read by a forked producer */
 	uint32_t stall_ms;          /* --stall-timeout of a new ring */
@@ -50,7 +51,7 @@ struct rc_join {
 	struct rc_ring ring;
 	bool created;              /* this invocation created the ring */
 	uint32_t idx[RC_CONS_MAX]; /* consumer-table entry per target */
-	uint64_t first_seq;        /* where every target of ours starts */
+	uint64_t first_seq[RC_CONS_MAX]; /* where each target of ours starts */
 	char rdv_path[PATH_MAX];   /* the rendezvous file */
 };
 

@@ -1,0 +1,41 @@
+#!/bin/bash
+# Standard input as the source, standard output as a target; a pipe is
+# read once, so a late joiner on it is refused.
+source "$top_srcdir/tests/func/functions.sh"
+
+mb=1048576
+mkimage "$tmp/src.img" $((5 * mb + 7))
+cat "$tmp/src.img" | ringcopy --size $((5 * mb + 7)) - "$tmp/a.img" "$tmp/b.img" 2> "$tmp/err" ||
+	fail "stdin: $(cat "$tmp/err")"
+same "$tmp/src.img" "$tmp/a.img"
+same "$tmp/src.img" "$tmp/b.img"
+# Without --size a pipe is refused, and says why.
+cat "$tmp/src.img" | ringcopy - "$tmp/c.img" 2> "$tmp/err"
+[ "${PIPESTATUS[1]}" -eq 2 ] || fail "pipe without --size"
+grep -q "it is a pipe, whose size nobody knows in advance: give its size with --size" "$tmp/err" ||
+	fail "$(cat "$tmp/err")"
+# A regular file on standard input knows its size.
+expect_status 0 ringcopy -q - "$tmp/d.img" < "$tmp/src.img"
+same "$tmp/src.img" "$tmp/d.img"
+
+# Standard output, with human output on standard error.
+ringcopy "$tmp/src.img" - "$tmp/e.img" > "$tmp/stdout.img" 2> "$tmp/err" ||
+	fail "stdout: $(cat "$tmp/err")"
+same "$tmp/src.img" "$tmp/stdout.img"
+grep -q "^ok .* -  " "$tmp/err" || fail "no status line for -: $(cat "$tmp/err")"
+expect_status 2 ringcopy --json "$tmp/src.img" - 2> "$tmp/err" > /dev/null
+grep -q "both want standard output" "$tmp/err" || fail "$(cat "$tmp/err")"
+
+# A late joiner on a FIFO is refused: its earlier blocks are gone.
+mkfifo "$tmp/fifo"
+ringcopy --rate 2M --size $((5 * mb + 7)) "$tmp/fifo" "$tmp/f1.img" 2> "$tmp/f1.err" &
+bg_pids+=($!)
+cat "$tmp/src.img" > "$tmp/fifo" &
+bg_pids+=($!)
+wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
+expect_status 2 ringcopy --size $((5 * mb + 7)) "$tmp/fifo" "$tmp/f2.img" 2> "$tmp/err"
+grep -q "the source is a pipe that another copy is reading: a pipe is read once" "$tmp/err" ||
+	fail "$(cat "$tmp/err")"
+[ ! -e "$tmp/f2.img" ] || fail "the refused joiner wrote its target"
+wait "${bg_pids[0]}" || fail "the FIFO copy: $(cat "$tmp/f1.err")"
+same "$tmp/src.img" "$tmp/f1.img"
