@@ -256,7 +256,7 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 			a->hashes[block] = hash;
 		set_counter(&c->blocks_done, k + 1);
 		set_counter(&c->bytes_written, c->bytes_written + len);
-		res->bytes_written += len;
+		set_counter(&res->bytes_written, res->bytes_written + len);
 	}
 	return 0;
 }
@@ -312,6 +312,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	leave(r, a->idx);
 	if (rc == -EPIPE && strstr(err, "producer died"))
 		last_one_out(r, a->rdv_path);
+	res->phase = RC_PHASE_FLUSH;
 	if (rc == 0)
 		rc = flush(dst, err, errlen);
 	if (rc == 0 && block0) {
@@ -334,7 +335,10 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 
 		if (a->verify && dst->be->open_readback) {
 			struct rc_verify_out v;
-			int vr = rc_verify_dev(dst, &h, &v);
+			int vr;
+
+			res->phase = RC_PHASE_VERIFY;
+			vr = rc_verify_dev(dst, &h, &v);
 
 			rc_strlcpy(res->how, v.how, sizeof res->how);
 			if (vr < 0) {

@@ -18,10 +18,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ringcopy/core.h"
 #include "ringcopy/describe.h"
+#include "ringcopy/progress.h"
 #include "ringcopy/targets.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
@@ -42,7 +44,15 @@ struct opts {
 	uint64_t size;       /* with SIZE_GIVEN */
 	uint32_t stall_ms;
 	const char *rescue_map;
+	int progress;        /* PROGRESS_* as asked */
+	bool progress_set;
+	uint32_t linger_ms;
+	bool linger_set;
+	bool dry_run;
+	bool serve;          /* `ringcopy serve': a producer, no targets */
 };
+
+enum { PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
 
 enum { SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN };
 
@@ -53,7 +63,9 @@ static void usage(FILE *f)
 {
 	fputs("Usage:\n"
 	      " ringcopy [options] SOURCE TARGET...\n"
-	      " ringcopy verify MANIFEST TARGET...\n"
+	      " ringcopy serve [options] SOURCE\n"
+	      " ringcopy status [--json] [SOURCE]\n"
+	      " ringcopy verify [-q] MANIFEST TARGET...\n"
 	      "\n"
 	      "Copy the image in SOURCE to every TARGET, reading SOURCE once.\n"
 	      "Started again on the same SOURCE while a copy runs, ringcopy\n"
@@ -74,6 +86,9 @@ static void usage(FILE *f)
 	      "     --rescue MAPFILE   fill unreadable source sectors with a marker, list them in MAPFILE\n"
 	      "     --manifest FILE    write the block hashes and digest to FILE\n"
 	      "     --json             print a JSON summary on standard output\n"
+	      "     --progress[=json]  progress lines (JSON lines) even off a terminal\n"
+	      "     --linger SECONDS   keep the producer waiting for joiners after the last leaves\n"
+	      "     --dry-run          say what would happen; write and register nothing\n"
 	      " -q, --quiet            print only errors\n"
 	      " -h, --help             display this help\n"
 	      " -V, --version          display the version\n"
@@ -108,7 +123,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
 	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
-	       OPT_RESCUE, OPT_LEVEL };
+	       OPT_RESCUE, OPT_LEVEL, OPT_PROGRESS, OPT_LINGER, OPT_DRY_RUN };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -122,6 +137,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "stall-timeout", required_argument, NULL, OPT_STALL },
 		{ "rescue", required_argument, NULL, OPT_RESCUE },
 		{ "compress-level", required_argument, NULL, OPT_LEVEL },
+		{ "progress", optional_argument, NULL, OPT_PROGRESS },
+		{ "linger", required_argument, NULL, OPT_LINGER },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -130,7 +148,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	uint64_t v;
 	int c;
 
-	memset(o, 0, sizeof *o);
 	o->block_size = RC_BLOCK_DEFAULT;
 	o->buffer = RC_BUFFER_DEFAULT;
 	o->verify = true;
@@ -213,6 +230,30 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			rc_zstd_set_level((int)lv);
 			break;
 		}
+		case OPT_PROGRESS:
+			o->progress_set = true;
+			if (!optarg || !strcmp(optarg, "plain"))
+				o->progress = PROGRESS_PLAIN;
+			else if (!strcmp(optarg, "json"))
+				o->progress = PROGRESS_JSON;
+			else
+				return usage_error("--progress='%s': want --progress or --progress=json",
+						   optarg);
+			break;
+		case OPT_LINGER: {
+			char *end;
+			unsigned long sec = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || *optarg == '-' || sec > 4000000)
+				return usage_error("--linger '%s': want seconds",
+						   optarg);
+			o->linger_ms = (uint32_t)sec * 1000u;
+			o->linger_set = true;
+			break;
+		}
+		case OPT_DRY_RUN:
+			o->dry_run = true;
+			break;
 		case OPT_RESCUE:
 			if (!*optarg)
 				return usage_error("--rescue needs a map file name");
@@ -244,6 +285,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return usage_error("--buffer %llu is smaller than one block of %u bytes",
 				   (unsigned long long)o->buffer,
 				   o->block_size);
+	if (o->serve) {
+		if (argc - optind != 1)
+			return usage_error("%s", argc - optind < 1
+							 ? "serve: missing SOURCE"
+							 : "serve takes one SOURCE and no TARGET");
+		if (!o->linger_set)
+			o->linger_ms = UINT32_MAX; /* until SIGTERM */
+		return -1;
+	}
 	if (argc - optind < 2)
 		return usage_error("%s", argc - optind < 1
 						 ? "missing SOURCE and TARGET"
@@ -390,6 +440,57 @@ static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 	}
 }
 
+/* --dry-run: what would happen, with nothing created, written or
+ * registered. */
+static void dry_run(const struct opts *o, const struct rc_join_req *req,
+		    struct rc_dev *src, uint64_t image, int n, char **specs,
+		    struct rc_dev **dst)
+{
+	struct rc_peek pk;
+	int i;
+
+	rc_peek(req, &pk);
+	printf("source %s: %s backend, image of %llu bytes\n", src->spec,
+	       src->be->name, (unsigned long long)image);
+	if (pk.live)
+		printf("would join the running copy (producer pid %d) at block %llu of %llu, block size %u\n",
+		       pk.producer, (unsigned long long)pk.next_block,
+		       (unsigned long long)pk.nblocks, pk.block_size);
+	else
+		printf("would start a new copy: block size %u, ring of %llu bytes\n",
+		       o->block_size, (unsigned long long)o->buffer);
+	for (i = 0; i < n; i++) {
+		struct rc_describe d;
+		char holds[200] = "";
+
+		if ((dst[i]->caps & RC_CAP_BLOCKDEV) &&
+		    rc_describe_path(dst[i]->path, dst[i]->size, &d) == 0)
+			rc_describe_holds(&d, holds, sizeof holds);
+		printf("target %s: %s backend, %s%s%s%s\n", specs[i],
+		       dst[i]->be->name,
+		       dst[i]->fd < 0 ? "a new file"
+		       : dst[i]->size == UINT64_MAX ? "an existing file, truncated to the image"
+						    : "a device",
+		       holds[0] ? " holding " : "", holds,
+		       (dst[i]->caps & RC_CAP_SEQUENTIAL) && pk.live
+			       ? ", would start at the next pass's block 0"
+			       : "");
+	}
+	printf("dry run: nothing was written or registered\n");
+}
+
+/* Live lines on a terminal, plain or JSON lines when asked, never with -q. */
+static int progress_mode(const struct opts *o)
+{
+	if (rc_quiet)
+		return RC_PROGRESS_NONE;
+	if (o->progress_set && o->progress == PROGRESS_JSON)
+		return RC_PROGRESS_JSON;
+	if (isatty(STDERR_FILENO))
+		return RC_PROGRESS_TTY;
+	return o->progress_set ? RC_PROGRESS_LINES : RC_PROGRESS_NONE;
+}
+
 /* The manifest needs every block's hash: any target that completed the
  * copy saw them all. */
 static void write_manifest(const char *path, struct rc_ring *r,
@@ -418,7 +519,8 @@ static void write_manifest(const char *path, struct rc_ring *r,
 /* Fork one consumer per registered target and wait for all of them. */
 static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 			  struct rc_dev *src, struct rc_result *res,
-			  uint64_t *hashes, const struct opts *o)
+			  uint64_t *hashes, const struct opts *o,
+			  struct rc_progress *prog)
 {
 	pid_t pids[RC_CONS_MAX] = { 0 };
 	int pipes[RC_CONS_MAX];
@@ -488,15 +590,25 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 		else
 			rc_abandon_entry(&j->ring, j->idx[i]);
 	}
-	for (i = 0; i < n; i++) {
-		pid_t pid = pids[i];
-		int status;
+	/* Wait for them, drawing progress meanwhile. */
+	for (;;) {
+		struct timespec ts = { 0, 100000000 };
+		int left = 0;
 
-		if (!pid)
-			continue;
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (res[i].status == RC_RES_PENDING) {
+		for (i = 0; i < n; i++) {
+			int status;
+			pid_t w;
+
+			if (!pids[i])
+				continue;
+			w = waitpid(pids[i], &status, WNOHANG);
+			if (w == 0 || (w < 0 && errno == EINTR)) {
+				left++;
+				continue;
+			}
+			pids[i] = 0;
+			if (w < 0 || res[i].status != RC_RES_PENDING)
+				continue;
 			res[i].status = RC_RES_FAILED;
 			if (WIFSIGNALED(status))
 				snprintf(res[i].error, sizeof res[i].error,
@@ -507,7 +619,12 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 					 "consumer exited with status %d",
 					 WEXITSTATUS(status));
 		}
+		rc_progress_tick(prog, left == 0);
+		if (!left)
+			break;
+		nanosleep(&ts, NULL);
 	}
+	rc_progress_end(prog);
 }
 
 int main(int argc, char **argv)
@@ -515,6 +632,7 @@ int main(int argc, char **argv)
 	struct rc_dev *dst[RC_CONS_MAX] = { NULL };
 	struct rc_target_req treq = { 0 };
 	bool seq_only[RC_CONS_MAX] = { false };
+	static struct rc_progress prog;
 	char *owned[RC_CONS_MAX] = { NULL };
 	struct rc_join_req req;
 	struct rc_join *j = NULL;
@@ -530,6 +648,14 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "verify") == 0)
 		return rc_cmd_verify(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return rc_cmd_status(argc - 1, argv + 1);
+	memset(&o, 0, sizeof o);
+	if (argc > 1 && strcmp(argv[1], "serve") == 0) {
+		argc--;
+		argv++;
+		o.serve = true;
+	}
 	rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
@@ -564,6 +690,7 @@ int main(int argc, char **argv)
 	treq.src_spec = src->spec;
 	treq.image_size = image;
 	treq.force = o.force;
+	treq.dry_run = o.dry_run;
 	rc = rc_open_targets(&treq, dst, owned, err, sizeof err);
 	if (rc < 0) {
 		rc_err("%s", err);
@@ -572,7 +699,7 @@ int main(int argc, char **argv)
 	}
 
 	/* Results live in memory shared with the consumers. */
-	res = mmap(NULL, sizeof *res * (size_t)n, PROT_READ | PROT_WRITE,
+	res = mmap(NULL, sizeof *res * (size_t)(n ? n : 1), PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	j = calloc(1, sizeof *j);
 	if (res == MAP_FAILED || !j) {
@@ -582,7 +709,12 @@ int main(int argc, char **argv)
 	}
 	set_signals();
 
-	if (image == 0) {
+	if (image == 0 && o.serve) {
+		rc_err("serve: source %s is empty: nothing to serve", src->spec);
+		status = RC_EXIT_REFUSED;
+		goto out;
+	}
+	if (image == 0 && !o.dry_run) {
 		copy_empty(n, dst, res);
 		goto done;
 	}
@@ -616,9 +748,10 @@ int main(int argc, char **argv)
 	req.source_fd = src->fd;
 	req.source = src;
 	req.stall_ms = o.stall_ms;
+	req.linger_ms = o.linger_ms;
 	req.rescue = o.rescue_map != NULL;
 	req.map_fd = -1;
-	if (o.rescue_map) {
+	if (o.rescue_map && !o.dry_run) {
 		/* Opened here, written by the producer. */
 		req.map_fd = open(o.rescue_map, O_WRONLY | O_CREAT | O_TRUNC |
 							 O_NOFOLLOW | O_CLOEXEC,
@@ -629,6 +762,10 @@ int main(int argc, char **argv)
 			status = RC_EXIT_REFUSED;
 			goto out;
 		}
+	}
+	if (o.dry_run) {
+		dry_run(&o, &req, src, image, n, specs, dst);
+		goto out;
 	}
 	rc = rc_elect(&req, j, err, sizeof err);
 	if (req.map_fd >= 0)
@@ -643,6 +780,20 @@ int main(int argc, char **argv)
 				 : RC_EXIT_FAILED;
 		goto out;
 	}
+	if (o.serve) {
+		if (j->created)
+			rc_msg("serving %s: a ring of %u x %u-byte slots, its producer waits for joiners %s",
+			       src->spec, j->ring.nslots, j->ring.block_size,
+			       o.linger_ms == UINT32_MAX ? "until SIGTERM"
+							  : "for --linger seconds after the last leaves");
+		else
+			rc_msg("%s is already being served (producer pid %d): nothing to do",
+			       src->spec, j->ring.hdr->producer_pid);
+		rc_ring_detach(&j->ring);
+		goto out;
+	}
+	if (o.linger_set && !j->created)
+		rc_msg("joined a running copy: its producer keeps its own --linger");
 	if (o.rescue_map && !j->created)
 		rc_msg("joined a running copy: --rescue and its map file belong to the copy that started it");
 	for (i = 0; i < n && !j->created; i++) {
@@ -683,7 +834,14 @@ int main(int argc, char **argv)
 			rc_err("no memory for %llu block hashes: targets are not verified",
 			       (unsigned long long)j->ring.nblocks);
 	}
-	run_consumers(j, n, dst, src, res, hashes, &o);
+	prog.mode = progress_mode(&o);
+	prog.n = n;
+	prog.specs = specs;
+	prog.ring = &j->ring;
+	prog.first = j->first_seq;
+	prog.res = res;
+	prog.t0 = rc_now_ns();
+	run_consumers(j, n, dst, src, res, hashes, &o, &prog);
 	bytes_read = __atomic_load_n(&j->ring.hdr->bytes_read,
 				     __ATOMIC_RELAXED);
 	bad_bytes = __atomic_load_n(&j->ring.hdr->bad_bytes, __ATOMIC_RELAXED);
@@ -720,7 +878,7 @@ out:
 	if (hashes)
 		munmap(hashes, hashes_len);
 	if (res != MAP_FAILED)
-		munmap(res, sizeof *res * (size_t)n);
+		munmap(res, sizeof *res * (size_t)(n ? n : 1));
 	free(j);
 	return status;
 }

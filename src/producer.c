@@ -45,6 +45,7 @@ struct producer {
 		uint64_t first, done, since_ns;
 	} stall[RC_CONS_MAX];
 	int map_fd;             /* --rescue map file, or -1 */
+	uint64_t idle_since;    /* when the last consumer left (--linger) */
 	uint64_t bad_off, bad_len; /* the bad range being extended */
 };
 
@@ -417,6 +418,28 @@ static int produce(struct producer *p, uint64_t n)
 	return 0;
 }
 
+/* How many more milliseconds an idle producer waits for a joiner:
+ * INT64_MAX forever, 0 not at all. */
+static int64_t linger(struct producer *p)
+{
+	uint32_t ms = p->r->hdr->linger_ms;
+	uint64_t now = rc_now_ns(), idle;
+
+	if (!ms || rc_interrupted)
+		return 0; /* SIGTERM ends the linger */
+	if (ms == UINT32_MAX)
+		return INT64_MAX;
+	if (!p->idle_since)
+		p->idle_since = now;
+	idle = (now - p->idle_since) / 1000000u;
+	return idle < ms ? (int64_t)(ms - idle) : 0;
+}
+
+static void on_term(int sig)
+{
+	rc_interrupted = 1;
+}
+
 /* The main loop; returns when nobody is left to serve or the ring fails. */
 static void serve(struct producer *p)
 {
@@ -433,11 +456,25 @@ static void serve(struct producer *p)
 		reap_evicted_locked(p);
 		active = rc_ring_select(r->ctab, r->ncons, r->nblocks,
 					r->nslots, n, &p->sel);
+		if (!active && linger(p) > 0) {
+			/* Idle: nothing is read and no CPU is used until a
+			 * joiner posts JOIN, the linger ends or SIGTERM. */
+			struct sembuf op = { RC_SEM_JOIN, -1, 0 };
+			int64_t left = linger(p);
+
+			rc_ring_unlock(r);
+			if (rc_semop(r->semid, &op, 1,
+				     left == INT64_MAX ? -1 : (int)left) == -EIDRM)
+				return;
+			semctl(r->semid, RC_SEM_JOIN, SETVAL, 0);
+			continue;
+		}
 		if (!active) {
 			h->state = RC_RING_CLOSING;
 			rc_ring_unlock(r);
 			return;
 		}
+		p->idle_since = 0;
 		if (!p->sel.nneed) {
 			if (p->sel.later != UINT64_MAX) {
 				/* Nobody needs n: jump, read nothing. */
@@ -476,6 +513,13 @@ void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
 
 	rc_holes_init(&p.holes);
 	setsid();
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_term; /* no SA_RESTART: ends a linger */
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);

@@ -253,6 +253,9 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 	h->rate = p->rate;
 	h->stall_ms = p->stall_ms;
 	h->rescue = p->rescue;
+	h->linger_ms = p->linger_ms;
+	h->started_ns = rc_now_ns();
+	rc_strlcpy(h->src_name, p->src_name, sizeof h->src_name);
 	ring_bind(r);
 	return 0;
 fail:

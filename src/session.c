@@ -78,7 +78,7 @@ int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len)
 	return 0;
 }
 
-int rc_rundir(char *buf, size_t len, char *err, size_t errlen)
+int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen)
 {
 	const char *env = getenv("RINGCOPY_RUNDIR");
 	struct stat st;
@@ -99,7 +99,11 @@ int rc_rundir(char *buf, size_t len, char *err, size_t errlen)
 		snprintf(err, errlen, "run directory path too long");
 		return -ENAMETOOLONG;
 	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+	if (!create && access(buf, F_OK) < 0 && errno == ENOENT) {
+		snprintf(err, errlen, "run directory %s does not exist", buf);
+		return -ENOENT;
+	}
+	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "run directory %s: mkdir: %s", buf,
 			 strerror(errno));
 		return -errno;
@@ -172,7 +176,7 @@ static int rdv_open_locked(const char *path, char *err, size_t errlen)
 	return -EAGAIN;
 }
 
-static int rdv_read(int fd, int *shmid, int *semid)
+int rc_rdv_read(int fd, int *shmid, int *semid)
 {
 	char buf[128];
 	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
@@ -210,7 +214,7 @@ void rc_rdv_remove_if_ours(const char *path, int shmid, int semid)
 		;
 	if (fstat(fd, &fst) == 0 && lstat(path, &pst) == 0 &&
 	    fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev &&
-	    fst.st_uid == geteuid() && rdv_read(fd, &a, &b) == 0 &&
+	    fst.st_uid == geteuid() && rc_rdv_read(fd, &a, &b) == 0 &&
 	    a == shmid && b == semid)
 		unlink(path);
 	close(fd);
@@ -262,6 +266,7 @@ static int register_entries(struct rc_ring *r, const struct rc_join_req *req,
 						 r->nblocks
 				       : next;
 		out->first_seq[k] = c->first_seq;
+		c->start_ns = rc_now_ns();
 		rc_strlcpy(c->target, req->targets[k], sizeof c->target);
 	}
 	ops[k].sem_num = RC_SEM_JOIN;
@@ -440,6 +445,37 @@ static int start_producer(struct rc_ring *r, const struct rc_join_req *req,
 	return 0;
 }
 
+int rc_peek(const struct rc_join_req *req, struct rc_peek *out)
+{
+	char dir[PATH_MAX - 64], name[64], path[PATH_MAX], err[256];
+	struct rc_ring r;
+	int fd, shmid, semid;
+
+	memset(out, 0, sizeof *out);
+	/* Nothing is created: not the run directory, not the file. */
+	if (rc_rundir(dir, sizeof dir, false, err, sizeof err) < 0 ||
+	    rc_rdv_name(&req->id, name, sizeof name) < 0)
+		return 0;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	if (rc_rdv_read(fd, &shmid, &semid) == 0 &&
+	    rc_ring_attach(shmid, semid, &r, err, sizeof err) == 0) {
+		if (rc_ring_lock(&r) == 0) {
+			out->live = ring_joinable(&r, req);
+			out->next_block = rc_seq_block(r.hdr->next_seq, r.nblocks);
+			out->nblocks = r.nblocks;
+			out->block_size = r.block_size;
+			out->producer = r.hdr->producer_pid;
+			rc_ring_unlock(&r);
+		}
+		rc_ring_detach(&r);
+	}
+	close(fd);
+	return 0;
+}
+
 /* Say which sysctl to raise before shmget fails with a bare EINVAL. */
 static int check_shm_limits(const struct rc_ring_params *p,
 			    const struct rc_ipc_limits *lim, char *err,
@@ -481,11 +517,11 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	     size_t errlen)
 {
 	struct rc_ring_params p;
-	char dir[PATH_MAX - 64], name[64], path[PATH_MAX];
+	char dir[PATH_MAX - 64], name[64], path[PATH_MAX], src_abs[PATH_MAX];
 	int fd, rc, shmid, semid;
 
 	memset(out, 0, sizeof *out);
-	rc = rc_rundir(dir, sizeof dir, err, errlen);
+	rc = rc_rundir(dir, sizeof dir, true, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = rc_rdv_name(&req->id, name, sizeof name);
@@ -498,7 +534,7 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	fd = rdv_open_locked(path, err, errlen);
 	if (fd < 0)
 		return fd;
-	if (rdv_read(fd, &shmid, &semid) == 0) {
+	if (rc_rdv_read(fd, &shmid, &semid) == 0) {
 		rc = try_join(shmid, semid, req, out, err, errlen);
 		if (rc <= 0) {
 			close(fd); /* releases the lock */
@@ -517,6 +553,12 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	p.rate = req->rate;
 	p.stall_ms = req->stall_ms;
 	p.rescue = req->rescue;
+	p.linger_ms = req->linger_ms;
+	/* The source as status shows it: absolute where it is a path. */
+	if (!req->source || !realpath(req->source->path, src_abs))
+		rc_strlcpy(src_abs, req->source ? req->source->spec : "",
+			   sizeof src_abs);
+	p.src_name = src_abs;
 	{
 		struct rc_ipc_limits lim;
 

@@ -24,7 +24,9 @@ int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len);
 /* The run directory: RINGCOPY_RUNDIR, /run/ringcopy for root, otherwise
  * $XDG_RUNTIME_DIR/ringcopy.  Created 0700; refused when it is a symlink,
  * not a directory, not ours, or open to others. */
-int rc_rundir(char *buf, size_t len, char *err, size_t errlen);
+int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen);
+/* Parse a rendezvous file's content: 0, or -ENOENT/-EINVAL. */
+int rc_rdv_read(int fd, int *shmid, int *semid);
 
 /* What an invocation asks of the election. */
 struct rc_join_req {
@@ -43,6 +45,7 @@ struct rc_join_req {
 	int source_fd;              /* kept open by a forked producer */
 	struct rc_dev *source;      /* read by a forked producer */
 	uint32_t stall_ms;          /* --stall-timeout of a new ring */
+	uint32_t linger_ms;         /* --linger of a new ring */
 	bool rescue;                /* --rescue: fill unreadable sectors */
 	int map_fd;                 /* --rescue map file, or -1 */
 };
@@ -61,6 +64,20 @@ struct rc_join {
  * failure (exit 1). */
 int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	     size_t errlen);
+/* What an election would find, without creating or registering anything
+ * (--dry-run). */
+struct rc_peek {
+	bool live;           /* a joinable ring runs */
+	uint64_t next_block; /* where a joiner would start */
+	uint64_t nblocks;
+	uint32_t block_size;
+	int producer;
+};
+int rc_peek(const struct rc_join_req *req, struct rc_peek *out);
+
+/* `ringcopy status [--json] [SOURCE]' */
+int rc_cmd_status(int argc, char **argv);
+
 /* The parent's liveness token for entry idx, held between registration and
  * the consumer's own: drop it once the consumer holds its own. */
 void rc_drop_owner_token(struct rc_ring *r, uint32_t idx);
@@ -84,9 +101,18 @@ enum rc_result_status {
 	RC_RES_MISMATCH = 3, /* complete, but read back differently */
 };
 
+/* What a consumer is doing, for progress. */
+enum rc_phase {
+	RC_PHASE_COPY = 0,
+	RC_PHASE_FLUSH = 1,
+	RC_PHASE_VERIFY = 2,
+};
+
 struct rc_result {
 	int32_t status;       /* enum rc_result_status */
 	int32_t verified;     /* read back and matched */
+	int32_t phase;        /* enum rc_phase */
+	int32_t pad;
 	uint64_t start_block; /* where the target started */
 	uint64_t bytes_written;
 	uint64_t ns;          /* wall time of the copy and verification */

@@ -89,6 +89,10 @@ struct rc_ring_hdr {
 	uint32_t rescue;      /* 1: unreadable sectors are filled, not fatal */
 	uint64_t bad_bytes;   /* bytes filled with the marker (--rescue) */
 	uint64_t bad_ranges;  /* unreadable ranges found (--rescue) */
+	uint32_t linger_ms;   /* idle producer waits this long, ~0u forever */
+	uint32_t pad1;
+	uint64_t started_ns;  /* CLOCK_MONOTONIC when the ring was created */
+	char src_name[RC_NAME_MAX]; /* source spec, for `status' */
 };
 
 struct rc_cons_ent {
@@ -99,6 +103,7 @@ struct rc_cons_ent {
 	uint64_t blocks_done;   /* written so far, by the consumer only */
 	uint64_t bytes_written; /* written so far, by the consumer only */
 	char target[RC_NAME_MAX]; /* target spec, NUL-terminated, for status */
+	uint64_t start_ns;      /* CLOCK_MONOTONIC at registration */
 };
 
 /* Slot flags. */
@@ -112,8 +117,8 @@ struct rc_slot_hdr {
 	uint64_t hash;  /* XXH3-64 of the len data bytes */
 };
 
-_Static_assert(sizeof(struct rc_ring_hdr) == 456, "ring header layout");
-_Static_assert(sizeof(struct rc_cons_ent) == 296, "consumer entry layout");
+_Static_assert(sizeof(struct rc_ring_hdr) == 728, "ring header layout");
+_Static_assert(sizeof(struct rc_cons_ent) == 304, "consumer entry layout");
 _Static_assert(sizeof(struct rc_slot_hdr) == 32, "slot header layout");
 _Static_assert(offsetof(struct rc_ring_hdr, next_seq) == 120,
 	       "ring header layout");
@@ -204,6 +209,8 @@ struct rc_ring_params {
 	uint64_t rate;
 	uint32_t stall_ms;
 	bool rescue;
+	uint32_t linger_ms;
+	const char *src_name;
 };
 
 int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,

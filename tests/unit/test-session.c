@@ -79,13 +79,13 @@ static void test_rundir_created_private(void **state)
 
 	snprintf(want, sizeof want, "%s/run", base);
 	setenv("RINGCOPY_RUNDIR", want, 1);
-	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), 0);
+	assert_int_equal(rc_rundir(got, sizeof got, true, err, sizeof err), 0);
 	assert_string_equal(got, want);
 	assert_int_equal(lstat(want, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0700);
 	/* Again: an existing private directory is fine. */
-	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), 0);
+	assert_int_equal(rc_rundir(got, sizeof got, true, err, sizeof err), 0);
 }
 
 static void test_rundir_refusals(void **state)
@@ -96,7 +96,7 @@ static void test_rundir_refusals(void **state)
 	assert_int_equal(mkdir(dir, 0755), 0);
 	assert_int_equal(chmod(dir, 0755), 0);
 	setenv("RINGCOPY_RUNDIR", dir, 1);
-	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), -EPERM);
+	assert_int_equal(rc_rundir(got, sizeof got, true, err, sizeof err), -EPERM);
 	assert_non_null(strstr(err, "refused"));
 
 	/* A planted symlink to a private directory is still refused. */
@@ -105,14 +105,14 @@ static void test_rundir_refusals(void **state)
 	snprintf(link, sizeof link, "%s/link", base);
 	assert_int_equal(symlink(dir, link), 0);
 	setenv("RINGCOPY_RUNDIR", link, 1);
-	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), -EPERM);
+	assert_int_equal(rc_rundir(got, sizeof got, true, err, sizeof err), -EPERM);
 	assert_non_null(strstr(err, "symlink"));
 
 	/* A file where the directory should be. */
 	snprintf(dir, sizeof dir, "%s/file", base);
 	assert_int_equal(close(open(dir, O_CREAT | O_WRONLY, 0600)), 0);
 	setenv("RINGCOPY_RUNDIR", dir, 1);
-	assert_int_equal(rc_rundir(got, sizeof got, err, sizeof err), -EPERM);
+	assert_int_equal(rc_rundir(got, sizeof got, true, err, sizeof err), -EPERM);
 	unsetenv("RINGCOPY_RUNDIR");
 }
 

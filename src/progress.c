@@ -1,0 +1,131 @@
+/* ringcopy - live progress of an invocation's targets.
+ *
+ * Drawn by the invocation while it waits for its consumers, from what they
+ * publish in the shared result array and from the ring's header: percent
+ * of the image, rate, ETA, the producer's pass, and how far the target
+ * lags behind the producer.  On a terminal the lines are redrawn in place
+ * with one write() per frame (no flicker); otherwise plain lines every two
+ * seconds with --progress, or JSON lines every second with
+ * --progress=json.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ringcopy/progress.h"
+#include "ringcopy/util.h"
+
+static const char *phase_name(const struct rc_result *r)
+{
+	if (r->status == RC_RES_OK)
+		return "done";
+	if (r->status == RC_RES_FAILED)
+		return "failed";
+	if (r->status == RC_RES_MISMATCH)
+		return "mismatch";
+	switch (r->phase) {
+	case RC_PHASE_FLUSH: return "flushing";
+	case RC_PHASE_VERIFY: return "verifying";
+	default: return "copying";
+	}
+}
+
+static void human(double bytes, char *buf, size_t len)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (bytes >= 1024 && i < 4) {
+		bytes /= 1024;
+		i++;
+	}
+	snprintf(buf, len, "%.1f %s", bytes, u[i]);
+}
+
+void rc_progress_tick(struct rc_progress *p, bool last)
+{
+	uint64_t now = rc_now_ns();
+	double dt = p->prev_ns ? (double)(now - p->prev_ns) / 1e9 : 0;
+	uint64_t every = p->mode == RC_PROGRESS_TTY    ? 250000000u
+			 : p->mode == RC_PROGRESS_JSON ? 1000000000u
+						       : 2000000000u;
+	const struct rc_ring_hdr *h = p->ring->hdr;
+	uint64_t next = __atomic_load_n(&h->next_seq, __ATOMIC_RELAXED);
+	/* The pass of the block the producer reads now. */
+	uint64_t pass = next ? (next - 1) / p->ring->nblocks + 1 : 1;
+	char frame[8192];
+	size_t used = 0;
+	int i;
+
+	if (p->mode == RC_PROGRESS_NONE)
+		return;
+	if (!last && p->prev_ns && now - p->prev_ns < every)
+		return;
+	if (p->mode == RC_PROGRESS_TTY && p->drawn)
+		used += (size_t)snprintf(frame + used, sizeof frame - used,
+					 "\033[%dA", p->drawn);
+	for (i = 0; i < p->n && used < sizeof frame - 512; i++) {
+		const struct rc_result *r = &p->res[i];
+		uint64_t bytes = __atomic_load_n(&r->bytes_written,
+						 __ATOMIC_RELAXED);
+		uint64_t blocks = bytes / p->ring->block_size;
+		double rate = dt > 0 ? (double)(bytes - p->prev[i]) / dt : 0;
+		double pct = 100.0 * (double)bytes / (double)p->ring->image_size;
+		double eta = rate > 0 ? (double)(p->ring->image_size - bytes) / rate
+				      : -1;
+		uint64_t at = p->first[i] + blocks;
+		uint64_t lag = next > at ? next - at : 0;
+		char b[32], rt[32];
+
+		if (bytes < p->prev[i])
+			bytes = p->prev[i]; /* counters only grow */
+		p->prev[i] = bytes;
+		if (p->mode == RC_PROGRESS_JSON) {
+			used += (size_t)snprintf(frame + used, sizeof frame - used,
+				"{\"time\": %.3f, \"target\": ",
+				(double)(now - p->t0) / 1e9);
+			/* The name goes through rc_json_str at print time. */
+			fwrite(frame, 1, used, stdout);
+			used = 0;
+			rc_json_str(stdout, p->specs[i]);
+			printf(", \"state\": \"%s\", \"bytes_written\": %" PRIu64 ", \"image_bytes\": %" PRIu64 ", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, \"pass\": %" PRIu64 ", \"lag_blocks\": %" PRIu64 "}\n",
+			       phase_name(r), bytes, p->ring->image_size, pct,
+			       rate, eta, pass, lag);
+			continue;
+		}
+		human((double)bytes, b, sizeof b);
+		human(rate, rt, sizeof rt);
+		used += (size_t)snprintf(frame + used, sizeof frame - used,
+			"%s%-9s %5.1f%%  %10s  %10s/s  ETA %s%-6.0f pass %" PRIu64 "  lag %" PRIu64 " blocks  %s%s",
+			p->mode == RC_PROGRESS_TTY ? "\r\033[K" : "",
+			phase_name(r), pct, b, rt, eta < 0 ? "-" : "",
+			eta < 0 ? 0 : eta, pass, lag, p->specs[i],
+			"\n");
+	}
+	if (p->mode == RC_PROGRESS_JSON) {
+		fflush(stdout);
+	} else if (used) {
+		ssize_t w = write(STDERR_FILENO, frame, used);
+
+		(void)w;
+		p->drawn = p->mode == RC_PROGRESS_TTY ? p->n : 0;
+	}
+	p->prev_ns = now;
+}
+
+void rc_progress_end(struct rc_progress *p)
+{
+	char frame[64];
+	int len;
+
+	/* Make room for the summary: erase the live lines. */
+	if (p->mode != RC_PROGRESS_TTY || !p->drawn)
+		return;
+	len = snprintf(frame, sizeof frame, "\033[%dA\033[J", p->drawn);
+	if (write(STDERR_FILENO, frame, (size_t)len) < 0)
+		return;
+	p->drawn = 0;
+}

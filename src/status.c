@@ -1,0 +1,236 @@
+/* ringcopy - `ringcopy status [--json] [SOURCE]': every ring of this user.
+ *
+ * Each rendezvous file of the run directory names a ring; status attaches
+ * to it (with the same checks as a joiner: ours, 0600, a valid header),
+ * takes a snapshot of the header and consumer table under LOCK, and lets
+ * go.  It never registers, never removes anything, and never blocks a copy
+ * for longer than the snapshot takes.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ringcopy/core.h"
+#include "ringcopy/describe.h"
+#include "ringcopy/util.h"
+
+struct snap {
+	struct rc_ring_hdr h;
+	struct rc_cons_ent c[RC_CONS_MAX];
+	uint32_t ncons;
+	int shmid;
+};
+
+static const char *ring_state(uint32_t s)
+{
+	switch (s) {
+	case RC_RING_STARTING: return "starting";
+	case RC_RING_RUNNING: return "running";
+	case RC_RING_CLOSING: return "closing";
+	case RC_RING_FAILED: return "failed";
+	default: return "?";
+	}
+}
+
+static const char *cons_state(uint32_t s)
+{
+	switch (s) {
+	case RC_CONS_ACTIVE: return "copying";
+	case RC_CONS_LEAVING: return "leaving";
+	case RC_CONS_EVICTED: return "evicted";
+	default: return "free";
+	}
+}
+
+static int take(const char *path, struct snap *sn)
+{
+	struct rc_ring r;
+	char err[256];
+	struct stat st;
+	int fd, shmid, semid, rc = -ENOENT;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 0077) ||
+	    rc_rdv_read(fd, &shmid, &semid) < 0 ||
+	    rc_ring_attach(shmid, semid, &r, err, sizeof err) < 0) {
+		close(fd);
+		return -ENOENT;
+	}
+	close(fd);
+	if (rc_ring_lock(&r) == 0) {
+		memcpy(&sn->h, r.hdr, sizeof sn->h);
+		sn->ncons = r.ncons;
+		memcpy(sn->c, r.ctab, sizeof sn->c[0] * r.ncons);
+		for (uint32_t i = 0; i < r.ncons; i++) /* input: terminate */
+			sn->c[i].target[sizeof sn->c[i].target - 1] = '\0';
+		sn->shmid = shmid;
+		rc_ring_unlock(&r);
+		rc = 0;
+	}
+	rc_ring_detach(&r);
+	sn->h.src_name[sizeof sn->h.src_name - 1] = '\0';
+	return rc;
+}
+
+static void print_text(const struct snap *sn, const char *holds)
+{
+	const struct rc_ring_hdr *h = &sn->h;
+	uint64_t now = rc_now_ns();
+	uint32_t i, shown = 0;
+
+	printf("%s  %" PRIu64 " bytes%s%s\n", h->src_name, h->image_size,
+	       holds[0] ? ", " : "", holds);
+	printf("  producer pid %d, %s, pass %" PRIu64 ", at block %" PRIu64 " of %" PRIu64 ", %" PRIu64 " bytes read, %u x %u-byte slots\n",
+	       h->producer_pid, ring_state(h->state),
+	       h->next_seq ? (h->next_seq - 1) / h->nblocks + 1 : 1,
+	       h->next_seq % h->nblocks, h->nblocks, h->bytes_read,
+	       h->nslots, h->block_size);
+	for (i = 0; i < sn->ncons; i++) {
+		const struct rc_cons_ent *c = &sn->c[i];
+		double secs;
+
+		if (c->state == RC_CONS_FREE)
+			continue;
+		secs = c->start_ns && now > c->start_ns
+			       ? (double)(now - c->start_ns) / 1e9
+			       : 0;
+		printf("  %-8s %s  start block %" PRIu64 "  %5.1f%%  %.1f MB/s  pid %d\n",
+		       cons_state(c->state), c->target,
+		       c->first_seq % h->nblocks,
+		       100.0 * (double)c->blocks_done / (double)h->nblocks,
+		       secs > 0 ? (double)c->bytes_written / 1e6 / secs : 0,
+		       c->pid);
+		shown++;
+	}
+	if (!shown)
+		printf("  no consumers (lingering for joiners)\n");
+}
+
+static void print_json(const struct snap *sn, const char *holds, bool first)
+{
+	const struct rc_ring_hdr *h = &sn->h;
+	uint64_t now = rc_now_ns();
+	uint32_t i;
+	bool f = true;
+
+	printf("%s{\"source\": ", first ? "" : ", ");
+	rc_json_str(stdout, h->src_name);
+	printf(", \"image_bytes\": %" PRIu64 ", \"holds\": ", h->image_size);
+	rc_json_str(stdout, holds[0] ? holds : NULL);
+	printf(", \"block_size\": %u, \"slots\": %u, \"producer_pid\": %d, \"state\": \"%s\", \"pass\": %" PRIu64 ", \"position_block\": %" PRIu64 ", \"blocks\": %" PRIu64 ", \"source_bytes_read\": %" PRIu64 ", \"consumers\": [",
+	       h->block_size, h->nslots, h->producer_pid, ring_state(h->state),
+	       h->next_seq ? (h->next_seq - 1) / h->nblocks + 1 : 1,
+	       h->next_seq % h->nblocks, h->nblocks,
+	       h->bytes_read);
+	for (i = 0; i < sn->ncons; i++) {
+		const struct rc_cons_ent *c = &sn->c[i];
+		double secs;
+
+		if (c->state == RC_CONS_FREE)
+			continue;
+		secs = c->start_ns && now > c->start_ns
+			       ? (double)(now - c->start_ns) / 1e9
+			       : 0;
+		printf("%s{\"target\": ", f ? "" : ", ");
+		rc_json_str(stdout, c->target);
+		printf(", \"state\": \"%s\", \"pid\": %d, \"start_block\": %" PRIu64 ", \"blocks_done\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"rate\": %.0f}",
+		       cons_state(c->state), c->pid, c->first_seq % h->nblocks,
+		       c->blocks_done, c->bytes_written,
+		       secs > 0 ? (double)c->bytes_written / secs : 0);
+		f = false;
+	}
+	printf("]}");
+}
+
+int rc_cmd_status(int argc, char **argv)
+{
+	char dir[PATH_MAX - 300], path[PATH_MAX], err[512], want[64] = "";
+	const char *source = NULL;
+	struct dirent **names = NULL;
+	bool json = false, first = true;
+	int i, n, found = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			rc_err("status: unknown option '%s' (try 'ringcopy --help')",
+			       argv[i]);
+			return RC_EXIT_REFUSED;
+		} else if (!source) {
+			source = argv[i];
+		} else {
+			rc_err("status: one SOURCE at most (try 'ringcopy --help')");
+			return RC_EXIT_REFUSED;
+		}
+	}
+	if (source) {
+		struct rc_source_id id;
+		int fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+					      O_NONBLOCK);
+
+		if (fd < 0 || rc_source_identity(fd, &id) < 0 ||
+		    rc_rdv_name(&id, want, sizeof want) < 0) {
+			rc_err("status: source %s: %s", source, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return RC_EXIT_REFUSED;
+		}
+		close(fd);
+	}
+	if (json)
+		printf("{\"rings\": [");
+	if (rc_rundir(dir, sizeof dir, false, err, sizeof err) == 0)
+		n = scandir(dir, &names, NULL, alphasort);
+	else
+		n = 0;
+	for (i = 0; i < n; i++) {
+		struct snap *sn;
+		struct rc_describe d;
+		char holds[200] = "";
+		struct stat st;
+
+		if (names[i]->d_name[0] == '.' ||
+		    (want[0] && strcmp(names[i]->d_name, want))) {
+			free(names[i]);
+			continue;
+		}
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+		free(names[i]);
+		sn = calloc(1, sizeof *sn);
+		if (!sn || take(path, sn) < 0) {
+			free(sn);
+			continue;
+		}
+		/* What libblkid says the source is, where it is a disk. */
+		if (stat(sn->h.src_name, &st) == 0 && S_ISBLK(st.st_mode) &&
+		    rc_describe_path(sn->h.src_name, sn->h.image_size, &d) == 0)
+			rc_describe_holds(&d, holds, sizeof holds);
+		if (json)
+			print_json(sn, holds, first);
+		else
+			print_text(sn, holds);
+		first = false;
+		found++;
+		free(sn);
+	}
+	free(names);
+	if (json)
+		printf("]}\n");
+	else if (!found)
+		printf("no copies running%s%s (run directory %s)\n",
+		       source ? " of " : "", source ? source : "", dir);
+	return RC_EXIT_OK;
+}

@@ -1,0 +1,40 @@
+#!/bin/bash
+# `ringcopy status' while copies run lists the producer and every consumer
+# with the right targets and start blocks, and nothing afterwards.
+source "$top_srcdir/tests/func/functions.sh"
+
+mkimage "$tmp/src.img" 8M
+expect_status 0 ringcopy status > "$tmp/s0" 2>&1
+grep -q "^no copies running" "$tmp/s0" || fail "empty: $(cat "$tmp/s0")"
+
+ringcopy --rate 2M "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" 2>/dev/null &
+bg_pids+=($!)
+wait_consumers "${bg_pids[0]}" 2 > /dev/null || fail "no consumers"
+sleep 1
+ringcopy "$tmp/src.img" "$tmp/c.img" 2>/dev/null &
+bg_pids+=($!)
+wait_consumers "${bg_pids[1]}" 1 > /dev/null || fail "no joiner"
+expect_status 0 ringcopy status --json > "$tmp/s.json"
+expect_status 0 ringcopy status "$tmp/src.img" > "$tmp/s.txt"
+python3 - "$tmp/s.json" "$tmp" <<'PY' || fail "status: $(cat "$tmp/s.json")"
+import json, os, sys
+j = json.load(open(sys.argv[1]))
+tmp = sys.argv[2]
+assert len(j["rings"]) == 1, j
+r = j["rings"][0]
+assert r["source"] == os.path.realpath(tmp + "/src.img"), r
+assert r["producer_pid"] > 0 and r["state"] == "running", r
+assert r["image_bytes"] == 8 * 2**20 and r["blocks"] == 8, r
+c = {x["target"]: x for x in r["consumers"]}
+assert set(c) == {tmp + "/a.img", tmp + "/b.img", tmp + "/c.img"}, c
+assert c[tmp + "/a.img"]["start_block"] == 0 == c[tmp + "/b.img"]["start_block"], c
+assert c[tmp + "/c.img"]["start_block"] > 0, c
+assert all(x["state"] == "copying" and x["pid"] > 0 for x in c.values()), c
+PY
+grep -q "producer pid [0-9]*, running" "$tmp/s.txt" || fail "$(cat "$tmp/s.txt")"
+[ "$(grep -c "^  copying " "$tmp/s.txt")" -eq 3 ] || fail "$(cat "$tmp/s.txt")"
+wait "${bg_pids[0]}" || fail "first copy"
+wait "${bg_pids[1]}" || fail "joiner"
+wait_rings_gone || fail "ring left"
+expect_status 0 ringcopy status --json > "$tmp/s2.json"
+json_get "$tmp/s2.json" 'len(j["rings"])' | grep -qx 0 || fail "$(cat "$tmp/s2.json")"
