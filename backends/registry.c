@@ -19,6 +19,7 @@ static const struct rc_backend *const backends[] = {
 	&rc_null_backend,
 	&rc_fault_backend,
 	&rc_stdio_backend,
+	&rc_nbd_backend,
 	&rc_zstd_backend,
 	&rc_blockdev_backend,
 	&rc_file_backend,

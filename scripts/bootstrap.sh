@@ -10,6 +10,7 @@ packages=(
 	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev
 	valgrind python3 util-linux procps zstd xxhash
 	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
+	libnbd-dev nbdkit libnbd-bin
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -137,13 +137,17 @@ static int write_block(struct rc_dev *dst, const void *data, uint32_t len,
 		       uint64_t off, char *err, size_t errlen)
 {
 	ssize_t w = rc_dev_pwrite(dst, data, len, off);
+	char detail[200];
 
-	if (w < 0)
-		snprintf(err, errlen,
-			 "target %s: write of %u bytes at offset %llu: %s",
-			 dst->spec, len, (unsigned long long)off,
-			 strerror((int)-w));
-	return w < 0 ? (int)w : 0;
+	if (w >= 0)
+		return 0;
+	/* The backend's own words (a server's answer) where it has them. */
+	if (!dst->be->describe_error ||
+	    dst->be->describe_error(dst, detail, sizeof detail) < 0)
+		snprintf(detail, sizeof detail, "%s", strerror((int)-w));
+	snprintf(err, errlen, "target %s: write of %u bytes at offset %llu: %s",
+		 dst->spec, len, (unsigned long long)off, detail);
+	return (int)w;
 }
 
 static int flush(struct rc_dev *dst, char *err, size_t errlen)

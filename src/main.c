@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "ringcopy/core.h"
 #include "ringcopy/describe.h"
@@ -676,7 +677,7 @@ int main(int argc, char **argv)
 		       "");
 		return RC_EXIT_REFUSED;
 	}
-	if (fstat(src->fd, &src_st) < 0) {
+	if (src->fd < 0 || fstat(src->fd, &src_st) < 0) {
 		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
 		status = RC_EXIT_REFUSED;
 		goto out;
@@ -724,6 +725,15 @@ int main(int argc, char **argv)
 		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
 		status = RC_EXIT_FAILED;
 		goto out;
+	}
+	/* A remote source is named by its URI: every copy of the same
+	 * export meets in one ring. */
+	if (src->be == &rc_nbd_backend) {
+		XXH128_hash_t u = XXH3_128bits(src->spec, strlen(src->spec));
+
+		req.id.kind = RC_SRC_URI;
+		req.id.id0 = u.high64;
+		req.id.id1 = u.low64;
 	}
 	/* A fault-injecting source is its own ring: it must neither join
 	 * nor be joined by copies of the file it wraps. */

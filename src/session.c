@@ -70,6 +70,10 @@ int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len)
 		n = snprintf(buf, len, "pipe-%" PRIx64 "-%" PRIx64, id->id0,
 			     id->id1);
 		break;
+	case RC_SRC_URI:
+		n = snprintf(buf, len, "uri-%016" PRIx64 "%016" PRIx64, id->id0,
+			     id->id1);
+		break;
 	default:
 		return -EINVAL;
 	}

@@ -228,7 +228,10 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		rc = rc_dev_open(spec, RC_OPEN_TARGET, &dst[i]);
 		if (rc < 0) {
 			snprintf(err, errlen, "target %s refused: %s%s",
-				 req->specs[i], strerror(-rc), open_hint(rc));
+				 req->specs[i],
+				 rc_backend_detail[0] ? rc_backend_detail
+						      : strerror(-rc),
+				 rc_backend_detail[0] ? "" : open_hint(rc));
 			return rc;
 		}
 		if (dst[i]->caps & RC_CAP_BLOCKDEV) {

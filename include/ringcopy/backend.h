@@ -143,6 +143,7 @@ extern const struct rc_backend rc_fault_backend;
 extern const struct rc_backend rc_blockdev_backend;
 extern const struct rc_backend rc_zstd_backend;
 extern const struct rc_backend rc_stdio_backend;
+extern const struct rc_backend rc_nbd_backend;
 /* The zstd target's compression level (--compress-level). */
 void rc_zstd_set_level(int level);
 

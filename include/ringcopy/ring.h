@@ -50,7 +50,8 @@ enum rc_cons_state {
 enum rc_src_kind {
 	RC_SRC_FILE = 1,  /* id0 = st_dev, id1 = st_ino */
 	RC_SRC_BLOCK = 2, /* id0 = st_rdev, id1 = 0 */
-	RC_SRC_PIPE = 3,  /* unique per invocation; never joinable */
+	RC_SRC_PIPE = 3,  /* read once: a second copy is refused */
+	RC_SRC_URI = 4,   /* id0, id1 = XXH3-128 of the URI (NBD) */
 };
 
 struct rc_ring_hdr {

@@ -11,8 +11,10 @@ command -v clang >/dev/null || { echo "SKIP: no clang"; exit 77; }
 echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' > "$work/probe.c"
 clang -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>/dev/null ||
 	{ echo "SKIP: clang has no libFuzzer (libclang-rt-dev)"; exit 77; }
-cflags=$(pkg-config --cflags libxxhash libzstd blkid)
-libs=$(pkg-config --libs libxxhash libzstd blkid)
+nbd=
+pkg-config --exists libnbd && nbd="libnbd"
+cflags="$(pkg-config --cflags libxxhash libzstd blkid $nbd) ${nbd:+-DHAVE_LIBNBD}"
+libs=$(pkg-config --libs libxxhash libzstd blkid $nbd)
 srcs=("$top"/src/{util,ring,verify,describe,session,producer,consumer,targets}.c
       "$top"/backends/*.c)
 status=0

@@ -1,0 +1,314 @@
+/* ringcopy - nbd backend: sources and targets served by NBD servers
+ * (nbdkit, qemu-nbd), through libnbd.
+ *
+ * Specs are NBD URIs: nbd://host[:port]/export, nbd+unix:///export?socket=
+ * PATH, and the TLS forms nbds:// and nbds+unix:// with libnbd's
+ * certificate and PSK query parameters.  Connecting has a deadline.  A
+ * block is written as several asynchronous requests in flight at once, so
+ * a round trip does not cost a block's worth of throughput; zero blocks
+ * are NBD_CMD_WRITE_ZEROES where the server can.  A read-only export is
+ * refused as a target before anything is written.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringcopy/backend.h"
+#include "ringcopy/util.h"
+
+static int nbd_probe(const char *path, int mode)
+{
+	static const char *const schemes[] = {
+		"nbd://", "nbds://", "nbd+unix://", "nbds+unix://",
+		"nbd+vsock://", "nbds+vsock://",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (!strncmp(path, schemes[i], strlen(schemes[i])))
+			return 100;
+	return 0;
+}
+
+#ifdef HAVE_LIBNBD
+#include <libnbd.h>
+
+#define NBD_CHUNK (256u * 1024u)  /* bytes per request */
+#define NBD_CONNECT_MS 10000      /* connection deadline */
+#define NBD_IO_MS 60000           /* a request with no answer this long */
+
+struct nbd_dev {
+	struct rc_dev dev; /* first */
+	struct nbd_handle *h;
+	int mode;
+	int werr;          /* first error of the requests in flight */
+	char err[200];     /* the last error, for messages */
+};
+
+static int connect_uri(struct nbd_dev *n, const char *uri)
+{
+	uint64_t deadline = rc_now_ns() + (uint64_t)NBD_CONNECT_MS * 1000000u;
+
+	if (nbd_aio_connect_uri(n->h, uri) == -1)
+		goto fail;
+	while (!nbd_aio_is_ready(n->h)) {
+		uint64_t now = rc_now_ns();
+
+		if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h))
+			goto fail;
+		if (now >= deadline) {
+			snprintf(n->err, sizeof n->err,
+				 "no answer within %d s", NBD_CONNECT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		if (nbd_poll(n->h, (int)((deadline - now) / 1000000u) + 1) == -1)
+			goto fail;
+	}
+	return 0;
+fail:
+	snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+	return nbd_get_errno() ? -nbd_get_errno() : -ECONNREFUSED;
+}
+
+static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
+{
+	struct nbd_dev *n = calloc(1, sizeof *n);
+	int64_t size;
+	int rc;
+
+	if (!n)
+		return -ENOMEM;
+	rc_dev_init(&n->dev, &rc_nbd_backend, uri, -1, 0);
+	n->mode = mode;
+	n->h = nbd_create();
+	if (!n->h) {
+		free(n);
+		return -ENOMEM;
+	}
+	/* URIs may name a TLS certificate directory or PSK file. */
+	nbd_set_uri_allow_local_file(n->h, true);
+	rc = connect_uri(n, uri);
+	if (rc == 0) {
+		size = nbd_get_size(n->h);
+		if (size < 0) {
+			snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+			rc = -EIO;
+		} else {
+			n->dev.size = (uint64_t)size;
+		}
+	}
+	if (rc == 0 && mode == RC_OPEN_TARGET && nbd_is_read_only(n->h) == 1) {
+		snprintf(n->err, sizeof n->err, "the export is read-only");
+		rc = -EROFS;
+	}
+	if (rc < 0) {
+		snprintf(rc_backend_detail, sizeof rc_backend_detail, "%s",
+			 n->err);
+		nbd_close(n->h);
+		free(n);
+		return rc;
+	}
+	n->dev.caps = RC_CAP_SEEKABLE |
+		      (mode == RC_OPEN_SOURCE ? RC_CAP_SOURCE : RC_CAP_TARGET);
+	if (nbd_can_zero(n->h) == 1)
+		n->dev.caps |= RC_CAP_ZERO;
+	/* The socket, so that a forked producer keeps it open. */
+	n->dev.fd = nbd_aio_get_fd(n->h);
+	*out = &n->dev;
+	return 0;
+}
+
+static int done_cb(void *user_data, int *error)
+{
+	struct nbd_dev *n = user_data;
+
+	if (*error && !n->werr)
+		n->werr = *error;
+	return 1; /* retire the command */
+}
+
+/* Wait for every request in flight; the first error, if any. */
+static int drain(struct nbd_dev *n)
+{
+	while (nbd_aio_in_flight(n->h) > 0) {
+		int r = nbd_poll(n->h, NBD_IO_MS);
+
+		if (r == -1) {
+			snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		}
+		if (r == 0) {
+			snprintf(n->err, sizeof n->err,
+				 "the server did not answer within %d s",
+				 NBD_IO_MS / 1000);
+			return -ETIMEDOUT;
+		}
+	}
+	if (n->werr) {
+		snprintf(n->err, sizeof n->err, "the server said: %s",
+			 strerror(n->werr));
+		return -n->werr;
+	}
+	return 0;
+}
+
+/* Split [off, off+len) into requests, all in flight at once. */
+static ssize_t nbd_io(struct rc_dev *dev, void *rbuf, const void *wbuf,
+		      size_t len, uint64_t off)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+	nbd_completion_callback cb = { .callback = done_cb, .user_data = n };
+	size_t done;
+	int rc;
+
+	n->werr = 0;
+	for (done = 0; done < len; done += NBD_CHUNK) {
+		size_t c = len - done < NBD_CHUNK ? len - done : NBD_CHUNK;
+		int64_t cookie =
+			rbuf ? nbd_aio_pread(n->h, (char *)rbuf + done, c,
+					     off + done, cb, 0)
+			     : nbd_aio_pwrite(n->h, (const char *)wbuf + done, c,
+					      off + done, cb, 0);
+
+		if (cookie == -1) {
+			snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+			drain(n);
+			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		}
+	}
+	rc = drain(n);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
+			     uint64_t off)
+{
+	return nbd_io(dev, buf, NULL, len, off);
+}
+
+static ssize_t nbd_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
+			      uint64_t off)
+{
+	return nbd_io(dev, NULL, buf, len, off);
+}
+
+static int nbd_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+
+	if (!(dev->caps & RC_CAP_ZERO))
+		return -EOPNOTSUPP;
+	if (nbd_zero(n->h, len, off, 0) == -1) {
+		snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+		return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+	}
+	return 0;
+}
+
+static int nbd_dev_flush(struct rc_dev *dev)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+
+	if (nbd_can_flush(n->h) != 1)
+		return 0;
+	if (nbd_flush(n->h, 0) == -1) {
+		snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+		return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+	}
+	return 0;
+}
+
+static int nbd_dev_close(struct rc_dev *dev)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+
+	/* nbd_close alone: a forked copy of this handle may still be in
+	 * use by a consumer, and a disconnect would end its session. */
+	nbd_close(n->h);
+	free(n);
+	return 0;
+}
+
+static int nbd_dev_open_readback(struct rc_dev *dev, struct rc_dev **out,
+				 const char **how)
+{
+	/* A new connection: what the server has, after our flush. */
+	int rc = nbd_dev_open(dev->path, RC_OPEN_SOURCE, out);
+
+	*how = "nbd";
+	return rc;
+}
+
+static int nbd_dev_describe(struct rc_dev *dev, char *buf, size_t len)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+
+	if (!n->err[0])
+		return -ENOENT;
+	snprintf(buf, len, "%s", n->err);
+	return 0;
+}
+
+const struct rc_backend rc_nbd_backend = {
+	.version = RC_BACKEND_VERSION,
+	.name = "nbd",
+	.prefix = NULL,
+	.caps = RC_CAP_SEEKABLE | RC_CAP_ZERO | RC_CAP_SOURCE | RC_CAP_TARGET,
+	.probe = nbd_probe,
+	.open = nbd_dev_open,
+	.pread = nbd_dev_pread,
+	.pwrite = nbd_dev_pwrite,
+	.zero = nbd_dev_zero,
+	.flush = nbd_dev_flush,
+	.close = nbd_dev_close,
+	.open_readback = nbd_dev_open_readback,
+	.describe_error = nbd_dev_describe,
+};
+
+#else /* !HAVE_LIBNBD: the kmod habit, a stub that says why */
+
+static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
+{
+	snprintf(rc_backend_detail, sizeof rc_backend_detail,
+		 "this ringcopy was built without libnbd");
+	return -ENOSYS;
+}
+
+static int nbd_dev_close(struct rc_dev *dev)
+{
+	return 0;
+}
+
+static ssize_t nbd_dev_io(struct rc_dev *dev, void *buf, size_t len,
+			  uint64_t off)
+{
+	return -ENOSYS;
+}
+
+static ssize_t nbd_dev_wio(struct rc_dev *dev, const void *buf, size_t len,
+			   uint64_t off)
+{
+	return -ENOSYS;
+}
+
+static int nbd_dev_flush(struct rc_dev *dev)
+{
+	return -ENOSYS;
+}
+
+const struct rc_backend rc_nbd_backend = {
+	.version = RC_BACKEND_VERSION,
+	.name = "nbd",
+	.caps = RC_CAP_SOURCE | RC_CAP_TARGET,
+	.probe = nbd_probe,
+	.open = nbd_dev_open,
+	.pread = nbd_dev_io,
+	.pwrite = nbd_dev_wio,
+	.flush = nbd_dev_flush,
+	.close = nbd_dev_close,
+};
+#endif
