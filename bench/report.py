@@ -154,6 +154,19 @@ if any(k[0] == "f" for k in rows):
 table("z", "z. zstd (1 GiB image: half random, half compressible)",
       [1, 4], ["ringcopy-compress", "zstd-T0-3", "ringcopy-zst-to-4", "zstd-d-x4"], S1G)
 
+table("n", "n. NBD targets (256 MiB image, no verification; param: targets)",
+      [1, 4, 16], ["ringcopy-tmpfs", "ringcopy-nbd-unix", "ringcopy-nbd-tcp-1ms",
+                   "nbdcopy-per-target"], 256 * scale)
+for n in (16,):
+    loc, un, tcp = (med("n", t, n) for t in ("ringcopy-tmpfs", "ringcopy-nbd-unix",
+                                               "ringcopy-nbd-tcp-1ms"))
+    if loc and un:
+        goal(f"(issue 9) {n} NBD targets: ≥ 90% of local tmpfs per-byte throughput",
+             loc / un >= 0.9, f"{loc / un * 100:.0f}%")
+    if loc and tcp:
+        goal(f"(issue 9) {n} NBD targets with 1 ms delay: ≥ 70% of local",
+             loc / tcp >= 0.7, f"{loc / tcp * 100:.0f}%")
+
 # Goals of issue 8 (and issue 5's zstd goal).
 for n in (4, 8):
     rc, dd1 = med("a", "ringcopy-noverify", n), med("a", "dd-single", 1)

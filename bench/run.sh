@@ -19,6 +19,9 @@
 #   f  geometry sweep: block size x ring size
 #   z  zstd: a 1 GiB image compressed by ringcopy vs zstd -T0 -3, and a
 #      .zst source to 4 raw targets vs 4 x zstd -d
+#   n  NBD: 1/4/16 nbdkit memory exports over Unix sockets, and over
+#      loopback TCP with 1 ms delay, vs as many tmpfs files, vs nbdcopy
+#      once per target (issue 9)
 #
 # Each case alternates the tools inside every run and reports medians.
 # Needs root (loop devices, cgroups, drop_caches).  Writes bench/RESULTS.md.
@@ -26,7 +29,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 RC=$root/ringcopy
 runs=5
-cases=abcdefz
+cases=abcdefzn
 scale=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -248,6 +251,36 @@ with open('$work/z.img', 'ab') as f:
 		record z ringcopy-zst-to-4 4 "$r" "$(measure "$RC" -q --no-verify "$work/z.img.zst" "$work/t/1.img" "$work/t/2.img" "$work/t/3.img" "$work/t/4.img")"
 		clean_targets
 		record z zstd-d-x4 4 "$r" "$(measure bash -c 'for i in 1 2 3 4; do zstd -q -d -f -o "$2/$i.img" "$1"; done' _ "$work/z.img.zst" "$work/t")"
+	done
+	clean_targets
+fi
+
+if [[ $cases == *n* ]] && command -v nbdkit >/dev/null; then
+	S=$(sz 256)
+	bash "$root/fixtures/mkimage.sh" "$work/n.img" ${S}M 6
+	cat "$work/n.img" > /dev/null
+	port=10809
+	for n in 1 4 16; do
+		for r in $(seq 1 "$runs"); do
+			socks=(); tcp=(); files=(); pids=()
+			for i in $(seq 1 $n); do
+				nbdkit -U "$work/n$i.sock" -P "$work/n$i.pid" memory $((S * 2))M
+				nbdkit -i 127.0.0.1 -p $((port + i)) -P "$work/d$i.pid" --filter=delay memory $((S * 2))M delay-write=1ms delay-read=1ms
+				socks+=("nbd+unix:///?socket=$work/n$i.sock")
+				tcp+=("nbd://127.0.0.1:$((port + i))/")
+				files+=("$work/t/$i.img")
+			done
+			sleep 0.3
+			clean_targets
+			record n ringcopy-tmpfs "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${files[@]}")"
+			record n ringcopy-nbd-unix "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${socks[@]}")"
+			record n ringcopy-nbd-tcp-1ms "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${tcp[@]}")"
+			record n nbdcopy-per-target "$n" "$r" "$(measure bash -c 'for u in "$@"; do nbdcopy '"$work/n.img"' "$u" || exit 1; done' _ "${socks[@]}")"
+			for i in $(seq 1 $n); do
+				kill "$(cat "$work/n$i.pid")" "$(cat "$work/d$i.pid")" 2>/dev/null
+			done
+			sleep 0.3
+		done
 	done
 	clean_targets
 fi
