@@ -118,40 +118,36 @@ static int buffered_fd(struct blockdev_dev *b)
 	return b->bfd;
 }
 
-static ssize_t blockdev_pread(struct rc_dev *dev, void *buf, size_t len,
-			      uint64_t off)
+/* One transfer: O_DIRECT when aligned, the buffered descriptor if not. */
+static ssize_t blockdev_io(struct rc_dev *dev, void *rbuf, const void *wbuf,
+			   size_t len, uint64_t off)
 {
 	struct blockdev_dev *b = (struct blockdev_dev *)dev;
 	int fd = dev->fd;
 	ssize_t n;
 
-	if (!aligned(b, buf, len, off)) {
+	if (!aligned(b, rbuf ? rbuf : wbuf, len, off)) {
 		fd = buffered_fd(b);
 		if (fd < 0)
 			return fd;
 	}
 	do {
-		n = pread(fd, buf, len, (off_t)off);
+		n = rbuf ? pread(fd, rbuf, len, (off_t)off)
+			 : pwrite(fd, wbuf, len, (off_t)off);
 	} while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n;
+}
+
+static ssize_t blockdev_pread(struct rc_dev *dev, void *buf, size_t len,
+			      uint64_t off)
+{
+	return blockdev_io(dev, buf, NULL, len, off);
 }
 
 static ssize_t blockdev_pwrite(struct rc_dev *dev, const void *buf,
 			       size_t len, uint64_t off)
 {
-	struct blockdev_dev *b = (struct blockdev_dev *)dev;
-	int fd = dev->fd;
-	ssize_t n;
-
-	if (!aligned(b, buf, len, off)) {
-		fd = buffered_fd(b);
-		if (fd < 0)
-			return fd;
-	}
-	do {
-		n = pwrite(fd, buf, len, (off_t)off);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
+	return blockdev_io(dev, NULL, buf, len, off);
 }
 
 static int blockdev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)

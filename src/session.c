@@ -355,40 +355,32 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 		}
 		return 1;
 	}
+	/* What the running copy cannot give: refuse, and say why. */
+	rc = 0;
 	if (req->id.kind == RC_SRC_PIPE) {
-		rc_ring_unlock(r);
 		snprintf(err, errlen,
 			 "the source is a pipe that another copy is reading: a pipe is read once, so a late copy cannot get its earlier blocks");
-		rc_ring_detach(r);
-		return -EINVAL;
-	}
-	if (req->block_size_set && req->block_size != r->block_size) {
-		rc_ring_unlock(r);
+		rc = -EINVAL;
+	} else if (req->block_size_set && req->block_size != r->block_size) {
 		snprintf(err, errlen,
 			 "--block-size %u conflicts with the running copy of this source (block size %u): omit it to join",
 			 req->block_size, r->block_size);
-		rc_ring_detach(r);
-		return -EINVAL;
-	}
-	if (r->image_size != req->image_size && req->size_set) {
-		rc_ring_unlock(r);
+		rc = -EINVAL;
+	} else if (r->image_size != req->image_size && req->size_set) {
 		snprintf(err, errlen,
 			 "--size %llu conflicts with the running copy of this source (image of %llu bytes): omit it to join",
 			 (unsigned long long)req->image_size,
 			 (unsigned long long)r->image_size);
-		rc_ring_detach(r);
-		return -EINVAL;
-	}
-	if (r->image_size != req->image_size) {
-		rc_ring_unlock(r);
+		rc = -EINVAL;
+	} else if (r->image_size != req->image_size) {
 		snprintf(err, errlen,
 			 "the running copy of this source has an image of %llu bytes, the source now has %llu: source changed",
 			 (unsigned long long)r->image_size,
 			 (unsigned long long)req->image_size);
-		rc_ring_detach(r);
-		return -ESTALE;
+		rc = -ESTALE;
 	}
-	rc = register_entries(r, req, out, err, errlen);
+	if (rc == 0)
+		rc = register_entries(r, req, out, err, errlen);
 	rc_ring_unlock(r);
 	if (rc < 0) {
 		rc_ring_detach(r);

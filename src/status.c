@@ -51,6 +51,22 @@ static const char *cons_state(uint32_t s)
 	}
 }
 
+/* The pass of the block the producer reads now. */
+static uint64_t ring_pass(const struct rc_ring_hdr *h)
+{
+	return h->next_seq ? (h->next_seq - 1) / h->nblocks + 1 : 1;
+}
+
+/* A consumer's mean rate since it registered, bytes per second. */
+static double cons_rate(const struct rc_cons_ent *c, uint64_t now)
+{
+	double secs = c->start_ns && now > c->start_ns
+			      ? (double)(now - c->start_ns) / 1e9
+			      : 0;
+
+	return secs > 0 ? (double)c->bytes_written / secs : 0;
+}
+
 static int take(const char *path, struct snap *sn)
 {
 	struct rc_ring r;
@@ -93,24 +109,19 @@ static void print_text(const struct snap *sn, const char *holds)
 	printf("%s  %" PRIu64 " bytes%s%s\n", h->src_name, h->image_size,
 	       holds[0] ? ", " : "", holds);
 	printf("  producer pid %d, %s, pass %" PRIu64 ", at block %" PRIu64 " of %" PRIu64 ", %" PRIu64 " bytes read, %u x %u-byte slots\n",
-	       h->producer_pid, ring_state(h->state),
-	       h->next_seq ? (h->next_seq - 1) / h->nblocks + 1 : 1,
+	       h->producer_pid, ring_state(h->state), ring_pass(h),
 	       h->next_seq % h->nblocks, h->nblocks, h->bytes_read,
 	       h->nslots, h->block_size);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
-		double secs;
 
 		if (c->state == RC_CONS_FREE)
 			continue;
-		secs = c->start_ns && now > c->start_ns
-			       ? (double)(now - c->start_ns) / 1e9
-			       : 0;
 		printf("  %-8s %s  start block %" PRIu64 "  %5.1f%%  %.1f MB/s  pid %d\n",
 		       cons_state(c->state), c->target,
 		       c->first_seq % h->nblocks,
 		       100.0 * (double)c->blocks_done / (double)h->nblocks,
-		       secs > 0 ? (double)c->bytes_written / 1e6 / secs : 0,
+		       cons_rate(c, now) / 1e6,
 		       c->pid);
 		shown++;
 	}
@@ -131,24 +142,18 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 	rc_json_str(stdout, holds[0] ? holds : NULL);
 	printf(", \"block_size\": %u, \"slots\": %u, \"producer_pid\": %d, \"state\": \"%s\", \"pass\": %" PRIu64 ", \"position_block\": %" PRIu64 ", \"blocks\": %" PRIu64 ", \"source_bytes_read\": %" PRIu64 ", \"consumers\": [",
 	       h->block_size, h->nslots, h->producer_pid, ring_state(h->state),
-	       h->next_seq ? (h->next_seq - 1) / h->nblocks + 1 : 1,
-	       h->next_seq % h->nblocks, h->nblocks,
+	       ring_pass(h), h->next_seq % h->nblocks, h->nblocks,
 	       h->bytes_read);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
-		double secs;
 
 		if (c->state == RC_CONS_FREE)
 			continue;
-		secs = c->start_ns && now > c->start_ns
-			       ? (double)(now - c->start_ns) / 1e9
-			       : 0;
 		printf("%s{\"target\": ", f ? "" : ", ");
 		rc_json_str(stdout, c->target);
 		printf(", \"state\": \"%s\", \"pid\": %d, \"start_block\": %" PRIu64 ", \"blocks_done\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"rate\": %.0f}",
 		       cons_state(c->state), c->pid, c->first_seq % h->nblocks,
-		       c->blocks_done, c->bytes_written,
-		       secs > 0 ? (double)c->bytes_written / secs : 0);
+		       c->blocks_done, c->bytes_written, cons_rate(c, now));
 		f = false;
 	}
 	printf("]}");

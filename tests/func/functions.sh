@@ -104,6 +104,17 @@ ringcopy() {
 	fi
 }
 
+# Wait until a ring of this test exists (a copy started in the background
+# has registered), or fail.
+wait_ring() {
+	local i
+	for (( i = 0; i < $(slow 10) * 20; i++ )); do
+		[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && return 0
+		sleep 0.05
+	done
+	fail "no ring appeared"
+}
+
 # How long a run may take: valgrind is ~20 times slower.
 slow() {
 	if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then echo $(( $1 * 20 )); else echo "$1"; fi

@@ -34,10 +34,7 @@ cmp -n $((3 * mb + 1000)) "$tmp/odd.img" "$t1" || fail "odd tail"
 # A late joiner on a device source.
 ringcopy --rate 2M "$src" "$tmp/j1.img" 2>/dev/null &
 bg_pids+=($!)
-for (( i = 0; i < 200; i++ )); do
-	[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && break
-	sleep 0.05
-done
+wait_ring
 ls "$RINGCOPY_RUNDIR" | grep -q '^blk-7-' || fail "device ring not named from st_rdev"
 sleep 0.7
 expect_status 0 ringcopy --json "$src" "$tmp/j2.img" > "$tmp/j.json" 2>/dev/null

@@ -11,10 +11,7 @@ ringcopy --json --rate 4M --buffer 4M "$tmp/src.img" "$tmp/first.img" \
 first=$!
 bg_pids+=("$first")
 # Wait for the ring to exist, then be a second late.
-for (( i = 0; i < 200; i++ )); do
-	[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && break
-	sleep 0.05
-done
+wait_ring
 sleep 1
 expect_status 0 ringcopy --json "$tmp/src.img" "$tmp/late.img" \
 	> "$tmp/late.json" 2> "$tmp/late.err"

@@ -8,10 +8,7 @@ ringcopy --json --rate 4M --buffer 4M "$tmp/src.img" "$tmp/a.img" \
 	> "$tmp/a.json" 2> "$tmp/a.err" &
 pa=$!
 bg_pids+=("$pa")
-for (( i = 0; i < 200; i++ )); do
-	[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && break
-	sleep 0.05
-done
+wait_ring
 sleep 1
 ringcopy --json "$tmp/src.img" "$tmp/b.img" > "$tmp/b.json" 2> "$tmp/b.err" &
 pb=$!

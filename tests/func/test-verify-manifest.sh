@@ -25,10 +25,7 @@ expect_status 0 ringcopy --json "$tmp/src.img" "$tmp/c.img" > "$tmp/2.json" 2>/d
 mkimage "$tmp/big.img" 16M 3
 ringcopy --json --rate 4M "$tmp/big.img" "$tmp/e.img" > "$tmp/e.json" 2>/dev/null &
 bg_pids+=($!)
-for (( i = 0; i < 200; i++ )); do
-	[ -n "$(ls -A "$RINGCOPY_RUNDIR" 2>/dev/null)" ] && break
-	sleep 0.05
-done
+wait_ring
 sleep 1
 expect_status 0 ringcopy --json "$tmp/big.img" "$tmp/f.img" > "$tmp/f.json" 2>/dev/null
 wait "${bg_pids[0]}" || fail "first copy of big.img"

@@ -15,22 +15,7 @@
 
 #include "ringcopy/verify.h"
 
-static char base[PATH_MAX / 2];
-
-static int setup(void **state)
-{
-	snprintf(base, sizeof base, "%s/rc-unit.XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	return mkdtemp(base) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[PATH_MAX + 16];
-
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "tmpdir.h"
 
 static void test_digest(void **state)
 {
