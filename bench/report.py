@@ -51,6 +51,8 @@ w(f"- Memory: {mem_gib} GiB")
 w(f"- Kernel: {platform.release()}")
 w(f"- Targets and images: tmpfs (/dev/shm); the slow source is a loop device "
   f"over tmpfs throttled to 100 MB/s with cgroup v1 blkio")
+w(f"- Read throughput columns are image bytes / wall time (MB = 10^6 bytes); "
+  f"'read Nx' is what blkio counted from the source device / the image")
 w("")
 w("## Tool versions")
 w("")

@@ -75,7 +75,8 @@ measure() {
 	r0=$(devread "$dev"); c0=$(cat "$CPU/cpuacct.usage")
 	t0=$(date +%s%N)
 	if ! bash -c 'echo $$ > '"$BLK"'/cgroup.procs; echo $$ > '"$CPU"'/cgroup.procs; exec "$@"' _ "$@" \
-		> /dev/null 2>> "$work/errors.log"; then
+		> /dev/null 2> "$work/last.err"; then
+		tail -n 3 "$work/last.err" >> "$work/errors.log"
 		echo "FAILED: $*" >> "$work/errors.log"
 		return 0 # no figure: a failed run is not a measurement
 	fi
@@ -264,10 +265,10 @@ if [[ $cases == *n* ]] && command -v nbdkit >/dev/null; then
 		for r in $(seq 1 "$runs"); do
 			socks=(); tcp=(); files=(); pids=()
 			for i in $(seq 1 $n); do
-				nbdkit -U "$work/n$i.sock" -P "$work/n$i.pid" memory $((S * 2))M
-				nbdkit -i 127.0.0.1 -p $((port + i)) -P "$work/d$i.pid" --filter=delay memory $((S * 2))M delay-write=1ms delay-read=1ms
-				socks+=("nbd+unix:///?socket=$work/n$i.sock")
-				tcp+=("nbd://127.0.0.1:$((port + i))/")
+				nbdkit -U "$work/n$n-$r-$i.sock" -P "$work/n$i.pid" memory $((S * 2))M
+				nbdkit -i 127.0.0.1 -p $((port + 100 * r + i)) -P "$work/d$i.pid" --filter=delay memory $((S * 2))M delay-write=1ms delay-read=1ms
+				socks+=("nbd+unix:///?socket=$work/n$n-$r-$i.sock")
+				tcp+=("nbd://127.0.0.1:$((port + 100 * r + i))/")
 				files+=("$work/t/$i.img")
 			done
 			sleep 0.3

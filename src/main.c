@@ -75,7 +75,7 @@ static void usage(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      " -b, --block-size SIZE  block size, a power of two from 4K to 64M (default 1M)\n"
-	      "     --buffer SIZE      ring size (default 64M)\n"
+	      "     --buffer SIZE      ring size (default 16M)\n"
 	      "     --rate SIZE        cap the source read rate, bytes per second\n"
 	      "     --size auto|device|SIZE  how much of SOURCE to copy (default auto:\n"
 	      "                        the image on a disk, see ringcopy(1))\n"

@@ -198,7 +198,8 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		be = rc_backend_for(spec, RC_OPEN_TARGET, &path);
 		have[i] = be && be != &rc_null_backend &&
 			  stat(path, &st[i]) == 0;
-		for (j = 0; j < i; j++) {
+		/* A sink (null:) holds nothing: it may be named many times. */
+		for (j = 0; j < i && be != &rc_null_backend; j++) {
 			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
 			    (have[i] && have[j] && same_object(&st[i], &st[j]))) {
 				snprintf(err, errlen,
