@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ringcopy/backend.h"
+#include "ringcopy/ring.h"
 #include "ringcopy/util.h"
 
 static int nbd_probe(const char *path, int mode)
@@ -128,7 +129,10 @@ static int done_cb(void *user_data, int *error)
 
 	if (*error && !n->werr)
 		n->werr = *error;
-	return 1; /* retire the command */
+	/* Not retired here: libnbd 1.14 still touches a command that
+	 * completes (and is auto-retired) inside the nbd_aio_* call that
+	 * issued it (valgrind: use after free).  nbd_io() retires them. */
+	return 0;
 }
 
 /* Wait for every request in flight; the first error, if any. */
@@ -162,9 +166,12 @@ static ssize_t nbd_io(struct rc_dev *dev, void *rbuf, const void *wbuf,
 {
 	struct nbd_dev *n = (struct nbd_dev *)dev;
 	nbd_completion_callback cb = { .callback = done_cb, .user_data = n };
-	size_t done;
+	int64_t cookies[RC_BLOCK_MAX / NBD_CHUNK + 1];
+	size_t done, nc = 0, k;
 	int rc;
 
+	if (len > RC_BLOCK_MAX)
+		return -EINVAL; /* the core never asks for more than a block */
 	n->werr = 0;
 	for (done = 0; done < len; done += NBD_CHUNK) {
 		size_t c = len - done < NBD_CHUNK ? len - done : NBD_CHUNK;
@@ -176,11 +183,16 @@ static ssize_t nbd_io(struct rc_dev *dev, void *rbuf, const void *wbuf,
 
 		if (cookie == -1) {
 			snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+			rc = nbd_get_errno() ? -nbd_get_errno() : -EIO;
 			drain(n);
-			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+			goto retire;
 		}
+		cookies[nc++] = cookie;
 	}
 	rc = drain(n);
+retire:
+	for (k = 0; k < nc; k++)
+		nbd_aio_command_completed(n->h, cookies[k]);
 	return rc < 0 ? rc : (ssize_t)len;
 }
 

@@ -339,7 +339,8 @@ static const char *status_word(const struct rc_result *r)
 }
 
 static void report(struct opts *o, int n, char **specs, struct rc_result *res,
-		   uint64_t image, uint32_t bs, uint64_t bytes_read)
+		   uint64_t image, uint32_t bs, uint64_t bytes_read,
+		   uint64_t read_before)
 {
 	int i;
 
@@ -364,8 +365,9 @@ static void report(struct opts *o, int n, char **specs, struct rc_result *res,
 	}
 	if (!o->json)
 		return;
-	printf("{\"image_bytes\": %llu, \"block_size\": %u, \"source_bytes_read\": %llu, \"targets\": [",
-	       (unsigned long long)image, bs, (unsigned long long)bytes_read);
+	printf("{\"image_bytes\": %llu, \"block_size\": %u, \"source_bytes_read\": %llu, \"source_bytes_before_join\": %llu, \"targets\": [",
+	       (unsigned long long)image, bs, (unsigned long long)bytes_read,
+	       (unsigned long long)read_before);
 	for (i = 0; i < n; i++) {
 		const struct rc_result *r = &res[i];
 
@@ -869,7 +871,8 @@ int main(int argc, char **argv)
 done:
 	report(&o, n, specs, res, image, j->ring.block_size
 					     ? j->ring.block_size
-					     : o.block_size, bytes_read);
+					     : o.block_size, bytes_read,
+	       j->read_before);
 	/* A mismatch outranks a failure: a target that looks complete but
 	 * is wrong is the worst outcome of a rollout. */
 	for (i = 0; i < n; i++) {

@@ -233,6 +233,8 @@ static int register_entries(struct rc_ring *r, const struct rc_join_req *req,
 	uint32_t i, k = 0;
 	uint64_t next = r->hdr->next_seq;
 	uint64_t pstart = rc_proc_start(getpid());
+
+	out->read_before = r->hdr->bytes_read;
 	int rc;
 
 	for (i = 0; i < r->ncons && k < req->ntargets; i++)

@@ -56,6 +56,7 @@ struct rc_join {
 	uint32_t idx[RC_CONS_MAX]; /* consumer-table entry per target */
 	uint64_t first_seq[RC_CONS_MAX]; /* where each target of ours starts */
 	char rdv_path[PATH_MAX];   /* the rendezvous file */
+	uint64_t read_before;      /* source bytes read before we joined */
 };
 
 /* Find the live ring of the source and register ntargets consumers in it,

@@ -19,7 +19,7 @@ expect_status 0 ringcopy --dry-run --rescue "$tmp/map" "$tmp/src.img" "$tmp/new.
 expect_status 2 ringcopy --dry-run "$tmp/src.img" "$tmp/src.img" 2> /dev/null
 
 # With a copy running: where it would join.
-ringcopy --rate 2M "$tmp/src.img" "$tmp/a.img" 2>/dev/null &
+ringcopy --rate 1M "$tmp/src.img" "$tmp/a.img" 2>/dev/null &
 bg_pids+=($!)
 wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
 sleep 1

@@ -17,7 +17,9 @@ for x in t:
     assert x["status"] == "ok" and x["error"] is None, x
     assert x["start_block"] == 0 and x["bytes_written"] == j["image_bytes"], x
     assert isinstance(x["seconds"], float) and x["seconds"] >= 0, x
-assert set(j) == {"image_bytes", "block_size", "source_bytes_read", "targets"}
+assert j["source_bytes_before_join"] == 0, j
+assert set(j) == {"image_bytes", "block_size", "source_bytes_read",
+                  "source_bytes_before_join", "targets"}
 PY
 # Only the JSON object on standard output.
 [ "$(wc -l < "$tmp/out.json")" -eq 1 ] || fail "stdout has more than JSON"

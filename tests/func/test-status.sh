@@ -3,7 +3,7 @@
 # with the right targets and start blocks, and nothing afterwards.
 source "$top_srcdir/tests/func/functions.sh"
 
-mkimage "$tmp/src.img" 8M
+mkimage "$tmp/src.img" 16M
 expect_status 0 ringcopy status > "$tmp/s0" 2>&1
 grep -q "^no copies running" "$tmp/s0" || fail "empty: $(cat "$tmp/s0")"
 
@@ -24,12 +24,14 @@ assert len(j["rings"]) == 1, j
 r = j["rings"][0]
 assert r["source"] == os.path.realpath(tmp + "/src.img"), r
 assert r["producer_pid"] > 0 and r["state"] == "running", r
-assert r["image_bytes"] == 8 * 2**20 and r["blocks"] == 8, r
+assert r["image_bytes"] == 16 * 2**20 and r["blocks"] == 16, r
 c = {x["target"]: x for x in r["consumers"]}
 assert set(c) == {tmp + "/a.img", tmp + "/b.img", tmp + "/c.img"}, c
 assert c[tmp + "/a.img"]["start_block"] == 0 == c[tmp + "/b.img"]["start_block"], c
 assert c[tmp + "/c.img"]["start_block"] > 0, c
-assert all(x["state"] == "copying" and x["pid"] > 0 for x in c.values()), c
+# Under valgrind the first two may already be leaving (verifying).
+assert all(x["state"] in ("copying", "leaving") and x["pid"] > 0 for x in c.values()), c
+assert c[tmp + "/c.img"]["state"] == "copying", c
 PY
 grep -q "producer pid [0-9]*, running" "$tmp/s.txt" || fail "$(cat "$tmp/s.txt")"
 [ "$(grep -c "^  copying " "$tmp/s.txt")" -eq 3 ] || fail "$(cat "$tmp/s.txt")"
