@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -120,6 +121,22 @@ static int usage_error(const char *fmt, ...)
 	return RC_EXIT_REFUSED;
 }
 
+/* A plain decimal number from lo to hi: 0, or -1 for anything else. */
+static int parse_count(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
@@ -147,6 +164,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
+	uint32_t n;
 	int c;
 
 	o->block_size = RC_BLOCK_DEFAULT;
@@ -211,26 +229,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_FORCE:
 			o->force = true;
 			break;
-		case OPT_STALL: {
-			char *end;
-			unsigned long sec = strtoul(optarg, &end, 10);
-
-			if (!*optarg || *end || *optarg == '-' || sec > 86400)
+		case OPT_STALL:
+			if (parse_count(optarg, 0, 86400, &n) < 0)
 				return usage_error("--stall-timeout '%s': want seconds from 0 to 86400",
 						   optarg);
-			o->stall_ms = (uint32_t)sec * 1000u;
+			o->stall_ms = n * 1000u;
 			break;
-		}
-		case OPT_LEVEL: {
-			char *end;
-			long lv = strtol(optarg, &end, 10);
-
-			if (!*optarg || *end || lv < 1 || lv > 19)
+		case OPT_LEVEL:
+			if (parse_count(optarg, 1, 19, &n) < 0)
 				return usage_error("--compress-level '%s': want 1 to 19",
 						   optarg);
-			rc_zstd_set_level((int)lv);
+			rc_zstd_set_level((int)n);
 			break;
-		}
 		case OPT_PROGRESS:
 			o->progress_set = true;
 			if (!optarg || !strcmp(optarg, "plain"))
@@ -241,17 +251,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return usage_error("--progress='%s': want --progress or --progress=json",
 						   optarg);
 			break;
-		case OPT_LINGER: {
-			char *end;
-			unsigned long sec = strtoul(optarg, &end, 10);
-
-			if (!*optarg || *end || *optarg == '-' || sec > 4000000)
-				return usage_error("--linger '%s': want seconds",
+		case OPT_LINGER:
+			if (parse_count(optarg, 0, 4000000, &n) < 0)
+				return usage_error("--linger '%s': want seconds from 0 to 4000000",
 						   optarg);
-			o->linger_ms = (uint32_t)sec * 1000u;
+			o->linger_ms = n * 1000u;
 			o->linger_set = true;
 			break;
-		}
 		case OPT_DRY_RUN:
 			o->dry_run = true;
 			break;
