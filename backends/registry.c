@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -240,6 +241,14 @@ int rc_is_hole(struct rc_dev *dev, struct rc_holes *c, uint64_t off,
 int rc_dev_flush(struct rc_dev *dev)
 {
 	return dev->be->flush ? dev->be->flush(dev) : 0;
+}
+
+void rc_dev_describe(struct rc_dev *dev, const char *fallback, char *buf,
+		     size_t len)
+{
+	if (!dev->be->describe_error ||
+	    dev->be->describe_error(dev, buf, len) < 0)
+		snprintf(buf, len, "%s", fallback);
 }
 
 int rc_dev_close(struct rc_dev *dev)

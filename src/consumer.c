@@ -141,10 +141,7 @@ static int write_block(struct rc_dev *dst, const void *data, uint32_t len,
 
 	if (w >= 0)
 		return 0;
-	/* The backend's own words (a server's answer) where it has them. */
-	if (!dst->be->describe_error ||
-	    dst->be->describe_error(dst, detail, sizeof detail) < 0)
-		snprintf(detail, sizeof detail, "%s", strerror((int)-w));
+	rc_dev_describe(dst, strerror((int)-w), detail, sizeof detail);
 	snprintf(err, errlen, "target %s: write of %u bytes at offset %llu: %s",
 		 dst->spec, len, (unsigned long long)off, detail);
 	return (int)w;

@@ -336,10 +336,8 @@ static int read_block(struct producer *p, uint64_t off, uint32_t len,
 	if (got < 0) {
 		char detail[200];
 
-		if (!p->src->be->describe_error ||
-		    p->src->be->describe_error(p->src, detail, sizeof detail) < 0)
-			snprintf(detail, sizeof detail, "%s",
-				 strerror((int)-got));
+		rc_dev_describe(p->src, strerror((int)-got), detail,
+				sizeof detail);
 		snprintf(msg, sizeof msg, "source %s: read of %u bytes at offset %llu: %.150s",
 			 p->src->spec, len, (unsigned long long)off, detail);
 		fail_ring(p, (int)-got, off, msg);
@@ -348,9 +346,8 @@ static int read_block(struct producer *p, uint64_t off, uint32_t len,
 	if ((uint32_t)got < len) {
 		char detail[200];
 
-		if (!p->src->be->describe_error ||
-		    p->src->be->describe_error(p->src, detail, sizeof detail) < 0)
-			snprintf(detail, sizeof detail, "the source shrank");
+		rc_dev_describe(p->src, "the source shrank", detail,
+				sizeof detail);
 		snprintf(msg, sizeof msg, "source %s: read at offset %llu returned %zd of %u bytes: %.150s",
 			 p->src->spec, (unsigned long long)off, got, len, detail);
 		fail_ring(p, EIO, off + (uint64_t)got, msg);

@@ -166,6 +166,20 @@ static const char *shm_hint(int e)
 	}
 }
 
+void rc_ring_geometry(const struct rc_ring_params *p, uint64_t *nblocks,
+		      uint64_t *nslots)
+{
+	*nblocks = p->image_size / p->block_size +
+		   !!(p->image_size % p->block_size);
+	*nslots = p->buffer_size / p->block_size;
+	if (*nslots > *nblocks)
+		*nslots = *nblocks; /* a ring larger than the image is waste */
+	if (*nslots > RC_SLOTS_MAX)
+		*nslots = RC_SLOTS_MAX;
+	if (*nslots < 1)
+		*nslots = 1;
+}
+
 int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 		   char *err, size_t errlen)
 {
@@ -178,15 +192,7 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 
 	memset(r, 0, sizeof *r);
 	r->shmid = r->semid = -1;
-	nblocks = p->image_size / p->block_size +
-		  !!(p->image_size % p->block_size);
-	nslots = p->buffer_size / p->block_size;
-	if (nslots > nblocks)
-		nslots = nblocks; /* a ring larger than the image is waste */
-	if (nslots > RC_SLOTS_MAX)
-		nslots = RC_SLOTS_MAX;
-	if (nslots < 1)
-		nslots = 1;
+	rc_ring_geometry(p, &nblocks, &nslots);
 	if (rc_ring_layout(p->block_size, (uint32_t)nslots, p->ncons, &l) < 0) {
 		snprintf(err, errlen, "invalid ring geometry");
 		return -EINVAL;

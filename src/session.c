@@ -479,18 +479,10 @@ static int check_shm_limits(const struct rc_ring_params *p,
 			    const struct rc_ipc_limits *lim, char *err,
 			    size_t errlen)
 {
-	uint64_t nblocks = p->image_size / p->block_size +
-			   !!(p->image_size % p->block_size);
-	uint64_t nslots = p->buffer_size / p->block_size;
-	uint64_t pages;
+	uint64_t nblocks, nslots, pages;
 	struct rc_layout l;
 
-	if (nslots > nblocks)
-		nslots = nblocks;
-	if (nslots > RC_SLOTS_MAX)
-		nslots = RC_SLOTS_MAX;
-	if (nslots < 1)
-		nslots = 1;
+	rc_ring_geometry(p, &nblocks, &nslots);
 	if (rc_ring_layout(p->block_size, (uint32_t)nslots, p->ncons, &l) < 0)
 		return 0; /* rc_ring_create says why */
 	if (l.seg_size > lim->shmmax) {

@@ -132,6 +132,10 @@ int rc_is_hole(struct rc_dev *dev, struct rc_holes *c, uint64_t off,
 	       uint64_t len);
 int rc_dev_flush(struct rc_dev *dev);
 int rc_dev_close(struct rc_dev *dev);
+/* The backend's own words for its last error (a server's answer, a
+ * codec's offsets) into buf, else fallback. */
+void rc_dev_describe(struct rc_dev *dev, const char *fallback, char *buf,
+		     size_t len);
 
 /* Backend helpers shared by backends (backends/registry.c). */
 int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,

@@ -216,6 +216,9 @@ struct rc_ring_params {
 	const char *src_name;
 };
 
+/* The block and slot counts a ring of these parameters gets. */
+void rc_ring_geometry(const struct rc_ring_params *p, uint64_t *nblocks,
+		      uint64_t *nslots);
 int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 		   char *err, size_t errlen);
 int rc_ring_attach(int shmid, int semid, struct rc_ring *r, char *err,
