@@ -73,7 +73,8 @@ refused "$tmp/ro.img" "read-only" "$tmp/src.img" "$ro"
 # A target being written by another ringcopy: "in use".
 ringcopy --rate 2M "$tmp/src.img" "$tmp/busy.img" 2>/dev/null &
 bg_pids+=($!)
-sleep 0.5
+# Wait until it holds the target (its consumer runs), not a guess.
+wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
 refused "$tmp/src.img" "target $tmp/busy.img refused: Device or resource busy (in use" \
 	"$tmp/src.img" "$tmp/busy.img"
 wait "${bg_pids[0]}" || fail "the first copy failed"
