@@ -179,6 +179,29 @@ static int write_zero_block(const struct rc_consumer_args *a, uint32_t len,
 	return rc;
 }
 
+/* Does the slot's data match the hash the producer published?  One
+ * consumer's check serves them all: the data cannot change before every
+ * consumer has released the slot, so the first one to hash it records the
+ * seq in the slot header and the others trust that record.  (A process
+ * that can write the segment can forge the hash as well as the record;
+ * the check is against our own mistakes, a torn or stale slot, not against
+ * the owner of the segment.) */
+static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
+			 const unsigned char *data, uint32_t len, uint64_t hash,
+			 bool zero)
+{
+	uint64_t *checked = &r->shdr[slot].checked;
+
+	if (zero)
+		return hash == rc_zero_hash(len);
+	if (__atomic_load_n(checked, __ATOMIC_ACQUIRE) == seq)
+		return true;
+	if (XXH3_64bits(data, len) != hash)
+		return false;
+	__atomic_store_n(checked, seq, __ATOMIC_RELEASE);
+	return true;
+}
+
 /* Copy every block of the image from the ring to the target. */
 static int copy(const struct rc_consumer_args *a, uint64_t first,
 		void *block0, uint32_t *block0_len, bool *block0_zero)
@@ -222,8 +245,7 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		}
 		hash = s->hash;
 		zero = s->flags & RC_SLOT_ZERO;
-		if (zero ? hash != rc_zero_hash(len)
-			 : XXH3_64bits(data, len) != hash) {
+		if (!slot_data_ok(r, slot, seq, data, len, hash, zero)) {
 			snprintf(err, errlen,
 				 "checksum mismatch in ring slot %u (block at offset %llu): not written",
 				 slot, (unsigned long long)off);

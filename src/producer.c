@@ -405,6 +405,7 @@ static int produce(struct producer *p, uint64_t n)
 	s->len = len;
 	s->flags = zero ? RC_SLOT_ZERO : 0;
 	s->hash = hash;
+	s->checked = RC_SEQ_NONE;
 	if (!hole)
 		set_counter(&h->bytes_read, h->bytes_read + len);
 	set_counter(&h->blocks_read, h->blocks_read + 1);

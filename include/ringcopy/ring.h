@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #define RC_RING_MAGIC   UINT64_C(0x3159504f43474e52) /* "RNGCOPY1" */
-#define RC_RING_VERSION 1
+#define RC_RING_VERSION 2
 
 #define RC_BLOCK_MIN     4096u
 #define RC_BLOCK_MAX     (64u << 20)
@@ -118,11 +118,16 @@ struct rc_slot_hdr {
 	uint32_t len;   /* valid bytes: block_size, less for the last block */
 	uint32_t flags; /* RC_SLOT_* */
 	uint64_t hash;  /* XXH3-64 of the len data bytes */
+	/* The seq whose data a consumer found to match hash, so that the
+	 * other consumers need not hash it again; the producer sets it to
+	 * RC_SEQ_NONE when it fills the slot. */
+	uint64_t checked;
 };
+#define RC_SEQ_NONE UINT64_MAX
 
 _Static_assert(sizeof(struct rc_ring_hdr) == 728, "ring header layout");
 _Static_assert(sizeof(struct rc_cons_ent) == 304, "consumer entry layout");
-_Static_assert(sizeof(struct rc_slot_hdr) == 32, "slot header layout");
+_Static_assert(sizeof(struct rc_slot_hdr) == 40, "slot header layout");
 _Static_assert(offsetof(struct rc_ring_hdr, next_seq) == 120,
 	       "ring header layout");
 

@@ -1,0 +1,177 @@
+/* Unit tests: a real consumer run against a real ring whose slots this test
+ * fills the way the producer does, to check what the consumer trusts in a
+ * slot and what it refuses. */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sem.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <xxhash.h>
+
+#include "ringcopy/backend.h"
+#include "ringcopy/core.h"
+#include "ringcopy/ring.h"
+#include "ringcopy/util.h"
+#include "tmpdir.h"
+
+#define BS 4096u
+#define NB 4u
+
+struct fixture {
+	struct rc_ring r;
+	struct rc_dev *dst;
+	struct rc_result res;
+	char path[PATH_MAX];
+};
+
+/* A ring of NB one-block slots for a NB-block image, one active consumer
+ * needing seq 0 .. NB-1, and ourselves as its live producer. */
+static void make_ring(struct fixture *f, const char *name)
+{
+	struct rc_ring_params p = {
+		.src_kind = RC_SRC_FILE, .src_id0 = 7, .src_id1 = 8,
+		.image_size = NB * BS, .block_size = BS,
+		.buffer_size = NB * BS, .ncons = 2,
+	};
+	struct sembuf palive = { RC_SEM_PALIVE, 1, SEM_UNDO };
+	char err[256];
+
+	memset(f, 0, sizeof *f);
+	assert_int_equal(rc_ring_create(&p, &f->r, err, sizeof err), 0);
+	assert_int_equal(f->r.nslots, NB);
+	f->r.hdr->producer_pid = getpid();
+	f->r.hdr->producer_start = rc_proc_start(getpid());
+	assert_int_equal(rc_semop(f->r.semid, &palive, 1, -1), 0);
+	f->r.ctab[0].state = RC_CONS_ACTIVE;
+	f->r.ctab[0].first_seq = 0;
+	snprintf(f->path, sizeof f->path, "%s/%s", base, name);
+	assert_int_equal(rc_dev_open(f->path, RC_OPEN_TARGET, &f->dst), 0);
+	assert_int_equal(f->dst->be->prepare(f->dst, NB * BS), 0);
+}
+
+/* Publish block n the way the producer does; `hash_of' is what the hash
+ * field is computed from, so a test can make it disagree with the data. */
+static void fill(struct fixture *f, uint64_t n, unsigned char byte,
+		 unsigned char hash_byte)
+{
+	struct rc_slot_hdr *s = &f->r.shdr[n];
+	unsigned char *d = rc_slot_data(&f->r, (uint32_t)n);
+	struct sembuf avail = { RC_SEM_AVAIL(0), 1, 0 };
+
+	memset(d, hash_byte, BS);
+	s->hash = XXH3_64bits(d, BS);
+	memset(d, byte, BS);
+	s->seq = n;
+	s->block = n;
+	s->len = BS;
+	s->flags = 0;
+	s->checked = RC_SEQ_NONE;
+	assert_int_equal(rc_semop(f->r.semid, &avail, 1, -1), 0);
+}
+
+static int run(struct fixture *f)
+{
+	struct rc_consumer_args a = {
+		.ring = &f->r, .idx = 0, .dst = f->dst, .res = &f->res,
+		.ready_fd = -1, .verify = false,
+	};
+
+	return rc_consumer_run(&a);
+}
+
+static void done(struct fixture *f)
+{
+	rc_ring_remove(&f->r);
+}
+
+/* Data that does not match the slot's hash is never written. */
+static void test_mismatch_refused(void **state)
+{
+	struct fixture f;
+	unsigned char buf[BS];
+	FILE *fp;
+	uint64_t n;
+
+	make_ring(&f, "mismatch.img");
+	for (n = 0; n < NB; n++)
+		fill(&f, n, (unsigned char)(n + 1),
+		     n == 2 ? 0xee : (unsigned char)(n + 1));
+	assert_int_equal(run(&f), -EBADMSG);
+	assert_int_equal(f.res.status, RC_RES_FAILED);
+	assert_non_null(strstr(f.res.error,
+			       "checksum mismatch in ring slot 2 (block at offset 8192): not written"));
+	/* Block 1 went out, block 2 did not, block 0 (held back) neither. */
+	fp = fopen(f.path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fread(buf, 1, BS, fp), BS);
+	assert_int_equal(buf[0], 0);
+	assert_int_equal(fread(buf, 1, BS, fp), BS);
+	assert_int_equal(buf[0], 2);
+	assert_int_equal(fread(buf, 1, BS, fp), BS);
+	assert_int_equal(buf[0], 0);
+	fclose(fp);
+	done(&f);
+}
+
+/* A successful check is recorded in the slot, and a recorded check is what
+ * spares the other consumers the hashing: a slot whose record names its
+ * seq is trusted, one whose record names another seq is hashed. */
+static void test_check_recorded(void **state)
+{
+	struct fixture f;
+	uint64_t n;
+
+	make_ring(&f, "recorded.img");
+	for (n = 0; n < NB; n++)
+		fill(&f, n, (unsigned char)(n + 1),
+		     n == 3 ? 0xee : (unsigned char)(n + 1));
+	f.r.shdr[3].checked = 3; /* "already checked by another consumer" */
+	assert_int_equal(run(&f), 0);
+	assert_int_equal(f.res.status, RC_RES_OK);
+	for (n = 0; n < 3; n++)
+		assert_true(f.r.shdr[n].checked == n);
+	done(&f);
+
+	make_ring(&f, "stale.img");
+	for (n = 0; n < NB; n++)
+		fill(&f, n, (unsigned char)(n + 1),
+		     n == 3 ? 0xee : (unsigned char)(n + 1));
+	f.r.shdr[3].checked = 3 + NB; /* a record of some other seq */
+	assert_int_equal(run(&f), -EBADMSG);
+	assert_non_null(strstr(f.res.error, "ring slot 3"));
+	done(&f);
+}
+
+/* A slot header that claims another block than the one expected. */
+static void test_wrong_block_refused(void **state)
+{
+	struct fixture f;
+	uint64_t n;
+
+	make_ring(&f, "wrong.img");
+	for (n = 0; n < NB; n++)
+		fill(&f, n, 1, 1);
+	f.r.shdr[1].block = 2;
+	assert_int_equal(run(&f), -EPROTO);
+	assert_non_null(strstr(f.res.error,
+			       "ring slot 1 holds seq 1 block 2 len 4096, expected seq 1 block 1 len 4096"));
+	done(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mismatch_refused),
+		cmocka_unit_test(test_check_recorded),
+		cmocka_unit_test(test_wrong_block_refused),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
