@@ -38,16 +38,30 @@ static int nbd_probe(const char *path, int mode)
 #ifdef HAVE_LIBNBD
 #include <libnbd.h>
 
-#define NBD_CHUNK (256u * 1024u)  /* bytes per request */
+#define NBD_CHUNK (1024u * 1024u) /* bytes per request: a 1 MiB block is one */
 #define NBD_CONNECT_MS 10000      /* connection deadline */
 #define NBD_IO_MS 60000           /* a request with no answer this long */
+
+#define NBD_WMAX 64               /* asynchronous block writes in flight */
+
+/* One block written asynchronously: its requests and how many are left. */
+struct nbd_wblock {
+	uint64_t off;
+	size_t len;
+	unsigned nc, left;  /* requests issued, not yet answered */
+	int err;            /* the first error among them */
+	int64_t cookies[RC_BLOCK_MAX / NBD_CHUNK + 1];
+};
 
 struct nbd_dev {
 	struct rc_dev dev; /* first */
 	struct nbd_handle *h;
 	int mode;
 	int werr;          /* first error of the requests in flight */
+	int failed;        /* an asynchronous write failed: final */
 	char err[200];     /* the last error, for messages */
+	struct nbd_wblock *w; /* NBD_WMAX, a FIFO of blocks in flight */
+	unsigned whead, wcount;
 };
 
 static int connect_uri(struct nbd_dev *n, const char *uri)
@@ -92,6 +106,9 @@ static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
 	}
 	/* URIs may name a TLS certificate directory or PSK file. */
 	nbd_set_uri_allow_local_file(n->h, true);
+	/* A source's holes, so that they are not read. */
+	if (mode == RC_OPEN_SOURCE)
+		nbd_add_meta_context(n->h, LIBNBD_CONTEXT_BASE_ALLOCATION);
 	rc = connect_uri(n, uri);
 	if (rc == 0) {
 		size = nbd_get_size(n->h);
@@ -117,6 +134,9 @@ static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
 		      (mode == RC_OPEN_SOURCE ? RC_CAP_SOURCE : RC_CAP_TARGET);
 	if (nbd_can_zero(n->h) == 1)
 		n->dev.caps |= RC_CAP_ZERO;
+	if (mode == RC_OPEN_SOURCE &&
+	    nbd_can_meta_context(n->h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1)
+		n->dev.caps |= RC_CAP_SPARSE;
 	/* The socket, so that a forked producer keeps it open. */
 	n->dev.fd = nbd_aio_get_fd(n->h);
 	*out = &n->dev;
@@ -196,6 +216,112 @@ retire:
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
+static int wdone_cb(void *user_data, int *error)
+{
+	struct nbd_wblock *b = user_data;
+
+	if (*error && !b->err)
+		b->err = *error;
+	b->left--;
+	return 0; /* retired by write_reap, as in nbd_io */
+}
+
+static void set_err(struct nbd_dev *n)
+{
+	snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+}
+
+/* Start writing a block: its requests join those of earlier blocks still
+ * in flight, so the connection never idles between blocks. */
+static int nbd_dev_write_submit(struct rc_dev *dev, const void *buf,
+				size_t len, uint64_t off)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+	struct nbd_wblock *b;
+	size_t done;
+
+	if (n->failed)
+		return -EIO;
+	if (len > RC_BLOCK_MAX || n->wcount == NBD_WMAX)
+		return -EINVAL; /* the core reaps long before */
+	if (!n->w && !(n->w = calloc(NBD_WMAX, sizeof *n->w)))
+		return -ENOMEM;
+	b = &n->w[(n->whead + n->wcount) % NBD_WMAX];
+	b->off = off;
+	b->len = len;
+	b->nc = b->left = 0;
+	b->err = 0;
+	n->wcount++;
+	for (done = 0; done < len; done += NBD_CHUNK) {
+		size_t c = len - done < NBD_CHUNK ? len - done : NBD_CHUNK;
+		nbd_completion_callback cb = { .callback = wdone_cb,
+					       .user_data = b };
+		int64_t cookie;
+
+		b->left++; /* before: the answer may come inside the call */
+		cookie = nbd_aio_pwrite(n->h, (const char *)buf + done, c,
+					off + done, cb, 0);
+		if (cookie == -1) {
+			b->left--;
+			set_err(n);
+			n->failed = 1;
+			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		}
+		b->cookies[b->nc++] = cookie;
+	}
+	return 0;
+}
+
+/* Retire the finished blocks at the head of the FIFO; wait (driving the
+ * connection) while more than keep are in flight. */
+static int nbd_dev_write_reap(struct rc_dev *dev, unsigned keep)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+	int finished = 0;
+
+	if (n->failed)
+		return -EIO;
+	while (n->wcount) {
+		struct nbd_wblock *b = &n->w[n->whead];
+		unsigned k;
+		int r;
+
+		if (b->left == 0) {
+			for (k = 0; k < b->nc; k++)
+				nbd_aio_command_completed(n->h, b->cookies[k]);
+			if (b->err) {
+				snprintf(n->err, sizeof n->err,
+					 "the server said: %s",
+					 strerror(b->err));
+				n->failed = 1;
+				return -b->err;
+			}
+			n->whead = (n->whead + 1) % NBD_WMAX;
+			n->wcount--;
+			finished++;
+			continue;
+		}
+		/* Unanswered: progress without blocking, then block only
+		 * while there are more than keep. */
+		r = nbd_poll(n->h, n->wcount > keep ? NBD_IO_MS : 0);
+		if (r == -1) {
+			set_err(n);
+			n->failed = 1;
+			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		}
+		if (r == 0 && n->wcount > keep) {
+			snprintf(n->err, sizeof n->err,
+				 "the server did not answer within %d s",
+				 NBD_IO_MS / 1000);
+			n->failed = 1;
+			return -ETIMEDOUT;
+		}
+		if (r == 0 || (n->wcount <= keep && b->left))
+			break;
+	}
+	return finished;
+}
+
 static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			     uint64_t off)
 {
@@ -221,6 +347,88 @@ static int nbd_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* The first data extent at or after the queried offset, as base:allocation
+ * describes it: holes and ranges that read as zeros are not data. */
+struct nbd_extent_scan {
+	uint64_t pos;             /* where the server's answer ends */
+	uint64_t data_off, data_len;
+	int found, closed;        /* data seen; its extent ended */
+};
+
+static int extent_cb(void *user_data, const char *metacontext,
+		     uint64_t offset, uint32_t *entries, size_t nr_entries,
+		     int *error)
+{
+	struct nbd_extent_scan *x = user_data;
+	uint64_t pos = offset;
+	size_t i;
+
+	if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+		return 0;
+	for (i = 0; i + 1 < nr_entries; i += 2) {
+		uint32_t len = entries[i];
+		bool zero = entries[i + 1] &
+			    (LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO);
+
+		if (!zero && !x->found) {
+			x->found = 1;
+			x->data_off = pos;
+			x->data_len = len;
+		} else if (!zero && !x->closed &&
+			   pos == x->data_off + x->data_len) {
+			x->data_len += len;
+		} else if (x->found) {
+			x->closed = 1;
+		}
+		pos += len;
+	}
+	x->pos = pos;
+	return 0;
+}
+
+/* At most this many block-status round trips per question: a server that
+ * answers in tiny pieces makes the rest "data", which is read and still
+ * found to be zeros. */
+#define NBD_EXTENT_QUERIES 64
+#define NBD_EXTENT_SPAN (UINT64_C(1) << 31) /* bytes asked about at once */
+
+static int nbd_dev_extents(struct rc_dev *dev, uint64_t off,
+			   uint64_t *data_off, uint64_t *data_len)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+	struct nbd_extent_scan x = { .pos = off };
+	nbd_extent_callback cb = { .callback = extent_cb, .user_data = &x };
+	int q;
+
+	for (q = 0; q < NBD_EXTENT_QUERIES && x.pos < dev->size &&
+		    !(x.found && x.closed); q++) {
+		uint64_t left = dev->size - x.pos, at = x.pos;
+
+		if (nbd_block_status(n->h,
+				     left < NBD_EXTENT_SPAN ? left
+							    : NBD_EXTENT_SPAN,
+				     at, cb, 0) == -1) {
+			set_err(n);
+			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		}
+		if (x.pos <= at)
+			return -EPROTO; /* no progress: do not loop */
+	}
+	if (x.found) {
+		*data_off = x.data_off;
+		*data_len = x.data_len;
+	} else if (x.pos >= dev->size) {
+		*data_off = dev->size; /* only holes to the end */
+		*data_len = 0;
+	} else {
+		/* Too many pieces: zeros up to pos, and the block there is
+		 * read like data; the next question starts after it. */
+		*data_off = x.pos;
+		*data_len = 1;
+	}
+	return 0;
+}
+
 static int nbd_dev_flush(struct rc_dev *dev)
 {
 	struct nbd_dev *n = (struct nbd_dev *)dev;
@@ -241,6 +449,7 @@ static int nbd_dev_close(struct rc_dev *dev)
 	/* nbd_close alone: a forked copy of this handle may still be in
 	 * use by a consumer, and a disconnect would end its session. */
 	nbd_close(n->h);
+	free(n->w);
 	free(n);
 	return 0;
 }
@@ -275,10 +484,13 @@ const struct rc_backend rc_nbd_backend = {
 	.pread = nbd_dev_pread,
 	.pwrite = nbd_dev_pwrite,
 	.zero = nbd_dev_zero,
+	.extents = nbd_dev_extents,
 	.flush = nbd_dev_flush,
 	.close = nbd_dev_close,
 	.open_readback = nbd_dev_open_readback,
 	.describe_error = nbd_dev_describe,
+	.write_submit = nbd_dev_write_submit,
+	.write_reap = nbd_dev_write_reap,
 };
 
 #else /* !HAVE_LIBNBD: the kmod habit, a stub that says why */

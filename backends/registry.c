@@ -41,6 +41,8 @@ int rc_backend_check(const struct rc_backend *be)
 		return -EINVAL;
 	if ((be->caps & RC_CAP_TARGET) && (!be->pwrite || !be->flush))
 		return -EINVAL;
+	if (!be->write_submit != !be->write_reap)
+		return -EINVAL;
 	return 0;
 }
 

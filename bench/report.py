@@ -182,16 +182,21 @@ for n in (4, 8):
     if rc and v:
         goal(f"(a) {n} targets: verification adds ≤ 15%", v <= 1.15 * rc,
              f"+{(v / rc - 1) * 100:.0f}%")
+# The peers goals are case b's.  With the slow source every tool runs at
+# the device's speed (the page cache lets the peers read it once too), so
+# case a's ratios are shown for reference, not judged.
 for case, n in (("a", 4), ("a", 8), ("b", 4)):
     rc = med(case, "ringcopy-noverify", n)
     peers = [x for x in (med(case, "dcfldd", n), med(case, "dc3dd", n)) if x]
     dd = med(case, "dd-parallel", n)
+    ref = " (for reference)" if case == "a" else ""
     if rc and peers:
         best = min(peers)
-        goal(f"({case}) {n} targets: ≥ 1.5 × faster than the faster of dcfldd/dc3dd",
-             best / rc >= 1.5, f"{best / rc:.2f} ×")
+        goal(f"({case}) {n} targets: ≥ 1.5 × faster than the faster of dcfldd/dc3dd{ref}",
+             None if ref else best / rc >= 1.5, f"{best / rc:.2f} ×")
     if rc and dd:
-        goal(f"({case}) {n} targets: faster than parallel dd", rc < dd, f"{dd / rc:.2f} ×")
+        goal(f"({case}) {n} targets: faster than parallel dd{ref}",
+             None if ref else rc < dd, f"{dd / rc:.2f} ×")
 rcb, vb = med("b", "ringcopy-noverify", 4), med("b", "ringcopy", 4)
 if rcb and vb:
     goal("(b) verification adds ≤ 15%", vb <= 1.15 * rcb, f"+{(vb / rcb - 1) * 100:.0f}%")
@@ -208,7 +213,8 @@ w("")
 w("| goal | met | measured |")
 w("|---|---|---|")
 for text, ok, detail in goals:
-    w(f"| {text} | {'yes' if ok else '**no**'} | {detail} |")
+    met = "—" if ok is None else "yes" if ok else "**no**"
+    w(f"| {text} | {met} | {detail} |")
 w("")
 if errors:
     w("## Errors during the run")

@@ -133,18 +133,24 @@ static void last_one_out(struct rc_ring *r, const char *rdv_path)
 		rc_rdv_remove_if_ours(rdv_path, shmid, semid);
 }
 
+/* Say which write failed, in the backend's words where it has some. */
+static int write_failed(struct rc_dev *dst, int rc, uint32_t len,
+			uint64_t off, char *err, size_t errlen)
+{
+	char detail[200];
+
+	rc_dev_describe(dst, strerror(-rc), detail, sizeof detail);
+	snprintf(err, errlen, "target %s: write of %u bytes at offset %llu: %s",
+		 dst->spec, len, (unsigned long long)off, detail);
+	return rc;
+}
+
 static int write_block(struct rc_dev *dst, const void *data, uint32_t len,
 		       uint64_t off, char *err, size_t errlen)
 {
 	ssize_t w = rc_dev_pwrite(dst, data, len, off);
-	char detail[200];
 
-	if (w >= 0)
-		return 0;
-	rc_dev_describe(dst, strerror((int)-w), detail, sizeof detail);
-	snprintf(err, errlen, "target %s: write of %u bytes at offset %llu: %s",
-		 dst->spec, len, (unsigned long long)off, detail);
-	return (int)w;
+	return w < 0 ? write_failed(dst, (int)w, len, off, err, errlen) : 0;
 }
 
 static int flush(struct rc_dev *dst, char *err, size_t errlen)
@@ -202,19 +208,135 @@ static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
 	return true;
 }
 
-/* Copy every block of the image from the ring to the target. */
-static int copy(const struct rc_consumer_args *a, uint64_t first,
-		void *block0, uint32_t *block0_len, bool *block0_zero)
+/* A block taken from the ring and not yet released: its write may still be
+ * in flight (asynchronous targets), and its slot stays ours until the
+ * write is done.  Slots are released in ring order, because a FREE post is
+ * a count, not a name: releasing a later slot first would let the producer
+ * overwrite an earlier one still being sent. */
+struct pending {
+	uint64_t seq, block, off, hash;
+	uint32_t slot, len;
+	bool async; /* written by write_submit, not yet reaped */
+};
+
+struct copy_state {
+	const struct rc_consumer_args *a;
+	struct pending *q; /* FIFO of nslots */
+	uint32_t head, count;
+	uint32_t nasync;   /* entries still async (all in the FIFO) */
+	uint32_t window;   /* async writes kept in flight, 0: synchronous */
+	uint64_t done;     /* blocks released */
+};
+
+/* Reap asynchronous writes until at most keep are in flight, then release
+ * every finished block at the head of the FIFO. */
+static int retire(struct copy_state *cs, uint32_t keep)
 {
+	const struct rc_consumer_args *a = cs->a;
 	struct rc_ring *r = a->ring;
 	struct rc_cons_ent *c = &r->ctab[a->idx];
 	struct rc_result *res = a->res;
 	struct sembuf fr = { (unsigned short)RC_SEM_FREE(a->idx), 1, 0 };
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
+	int rc;
+
+	if (cs->nasync) {
+		uint32_t i;
+
+		rc = a->dst->be->write_reap(a->dst, keep);
+		if (rc < 0) {
+			const struct pending *p;
+
+			/* The oldest write still in flight is the one. */
+			for (i = 0; !cs->q[(cs->head + i) % r->nslots].async;
+			     i++)
+				;
+			p = &cs->q[(cs->head + i) % r->nslots];
+			return write_failed(a->dst, rc, p->len, p->off, err,
+					    errlen);
+		}
+		for (i = 0; rc > 0 && i < cs->count; i++) {
+			struct pending *p = &cs->q[(cs->head + i) % r->nslots];
+
+			if (p->async) {
+				p->async = false;
+				cs->nasync--;
+				rc--;
+			}
+		}
+	}
+	while (cs->count && !cs->q[cs->head].async) {
+		const struct pending *p = &cs->q[cs->head];
+		const volatile struct rc_slot_hdr *s = &r->shdr[p->slot];
+
+		if (s->seq != p->seq) {
+			snprintf(err, errlen,
+				 "ring slot %u was overwritten while block at offset %llu was written",
+				 p->slot, (unsigned long long)p->off);
+			return -EPROTO;
+		}
+		rc = rc_semop(r->semid, &fr, 1, -1);
+		if (rc < 0) {
+			snprintf(err, errlen, "the ring was removed");
+			return rc;
+		}
+		if (a->hashes)
+			a->hashes[p->block] = p->hash;
+		cs->done++;
+		set_counter(&c->blocks_done, cs->done);
+		set_counter(&c->bytes_written, c->bytes_written + p->len);
+		set_counter(&res->bytes_written, res->bytes_written + p->len);
+		cs->head = (cs->head + 1) % r->nslots;
+		cs->count--;
+	}
+	return 0;
+}
+
+/* The next slot: with writes in flight, keep them moving while the
+ * producer has nothing for us, rather than sleep in semop. */
+static int next_avail(struct copy_state *cs, char *err, size_t errlen)
+{
+	const struct rc_consumer_args *a = cs->a;
+	struct rc_ring *r = a->ring;
+	struct sembuf op = { (unsigned short)RC_SEM_AVAIL(a->idx), -1,
+			     IPC_NOWAIT };
+
+	while (cs->nasync && !rc_interrupted) {
+		int rc = rc_semop(r->semid, &op, 1, -1);
+
+		if (rc == 0 && r->ctab[a->idx].state == RC_CONS_ACTIVE)
+			return 0;
+		if (rc != -EAGAIN)
+			break; /* wait_avail says what happened */
+		rc = retire(cs, cs->nasync - 1);
+		if (rc < 0)
+			return rc;
+	}
+	return wait_avail(r, a->idx, err, errlen);
+}
+
+/* Copy every block of the image from the ring to the target. */
+static int copy(const struct rc_consumer_args *a, uint64_t first,
+		void *block0, uint32_t *block0_len, bool *block0_zero)
+{
+	struct rc_ring *r = a->ring;
+	struct rc_result *res = a->res;
+	struct copy_state cs = { .a = a };
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
 	uint64_t k;
 	int rc = 0;
 
+	cs.q = calloc(r->nslots, sizeof *cs.q);
+	if (!cs.q) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* Half the ring in flight: the producer keeps the other half to
+	 * read ahead into. */
+	if (a->dst->be->write_submit)
+		cs.window = r->nslots / 2 ? r->nslots / 2 : 1;
 	for (k = 0; k < r->nblocks; k++) {
 		uint64_t seq = first + k;
 		uint32_t slot = rc_seq_slot(seq, r->nslots);
@@ -224,14 +346,16 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		uint32_t len = rc_block_len(r->image_size, r->block_size,
 					    block);
 		uint64_t off = block * r->block_size;
-		uint64_t hash;
+		struct pending *p;
 		bool zero;
 
-		rc = wait_avail(r, a->idx, err, errlen);
+		rc = next_avail(&cs, err, errlen);
 		if (rc < 0)
-			return rc;
-		if (check_producer(r, err, errlen))
-			return -EPIPE;
+			break;
+		if (check_producer(r, err, errlen)) {
+			rc = -EPIPE;
+			break;
+		}
 		/* The slot header is input: it must claim exactly the
 		 * block we wait for. */
 		if (s->seq != seq || s->block != block || s->len != len) {
@@ -241,47 +365,51 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 				 (unsigned long long)s->block, s->len,
 				 (unsigned long long)seq,
 				 (unsigned long long)block, len);
-			return -EPROTO;
+			rc = -EPROTO;
+			break;
 		}
-		hash = s->hash;
+		p = &cs.q[(cs.head + cs.count) % r->nslots];
+		*p = (struct pending){ .seq = seq, .block = block, .off = off,
+				       .hash = s->hash, .slot = slot,
+				       .len = len };
 		zero = s->flags & RC_SLOT_ZERO;
-		if (!slot_data_ok(r, slot, seq, data, len, hash, zero)) {
+		if (!slot_data_ok(r, slot, seq, data, len, p->hash, zero)) {
 			snprintf(err, errlen,
 				 "checksum mismatch in ring slot %u (block at offset %llu): not written",
 				 slot, (unsigned long long)off);
-			return -EBADMSG;
+			rc = -EBADMSG;
+			break;
 		}
+		cs.count++;
 		if (block == 0 && block0) {
 			/* Written last: see rc_consumer_run. */
 			if (!zero)
 				memcpy(block0, data, len);
 			*block0_len = len;
 			*block0_zero = zero;
+		} else if (zero) {
+			rc = write_zero_block(a, len, off, err, errlen);
+		} else if (cs.window) {
+			rc = a->dst->be->write_submit(a->dst, data, len, off);
+			if (rc < 0) {
+				write_failed(a->dst, rc, len, off, err, errlen);
+			} else {
+				p->async = true;
+				cs.nasync++;
+			}
 		} else {
-			rc = zero ? write_zero_block(a, len, off, err, errlen)
-				  : write_block(a->dst, data, len, off, err,
-						errlen);
-			if (rc < 0)
-				return rc;
+			rc = write_block(a->dst, data, len, off, err, errlen);
 		}
-		if (s->seq != seq) {
-			snprintf(err, errlen,
-				 "ring slot %u was overwritten while block at offset %llu was written",
-				 slot, (unsigned long long)off);
-			return -EPROTO;
-		}
-		rc = rc_semop(r->semid, &fr, 1, -1);
-		if (rc < 0) {
-			snprintf(err, errlen, "the ring was removed");
-			return rc;
-		}
-		if (a->hashes)
-			a->hashes[block] = hash;
-		set_counter(&c->blocks_done, k + 1);
-		set_counter(&c->bytes_written, c->bytes_written + len);
-		set_counter(&res->bytes_written, res->bytes_written + len);
+		if (rc < 0)
+			break;
+		rc = retire(&cs, cs.window);
+		if (rc < 0)
+			break;
 	}
-	return 0;
+	if (rc == 0)
+		rc = retire(&cs, 0);
+	free(cs.q);
+	return rc;
 }
 
 int rc_consumer_run(const struct rc_consumer_args *a)

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define RC_BACKEND_VERSION 1
+#define RC_BACKEND_VERSION 2
 
 /* Capability bits of a backend (and of an open device). */
 #define RC_CAP_SEEKABLE   (1u << 0) /* pread/pwrite at any offset */
@@ -94,6 +94,18 @@ struct rc_backend {
 	 * offsets and error name) into buf; -ENOENT when it has nothing to
 	 * add.  May be NULL. */
 	int (*describe_error)(struct rc_dev *dev, char *buf, size_t len);
+	/* Asynchronous writes, for a backend that keeps requests in flight
+	 * across blocks (a network server): both NULL, or both set.
+	 * write_submit() starts writing len bytes from buf at off; buf stays
+	 * valid and unchanged until write_reap() has counted the write as
+	 * finished.  write_reap() drives the I/O until at most `keep'
+	 * submitted writes are unfinished, and returns how many finished,
+	 * oldest first, since its last call; or -errno when the oldest
+	 * unfinished write failed, which is final (describe_error() has the
+	 * server's words).  write_reap(dev, 0) before flush(). */
+	int (*write_submit)(struct rc_dev *dev, const void *buf, size_t len,
+			    uint64_t off);
+	int (*write_reap)(struct rc_dev *dev, unsigned keep);
 };
 
 /* Detail of the last failed open, when a backend has one ("" if not): the

@@ -1,8 +1,10 @@
 #!/bin/bash
-# NBD sources and targets through libnbd, against nbdkit on Unix sockets:
-# a file to four memory exports (read back with nbdcopy), an NBD source to
-# files, a late joiner writing to an export, a failing write at an offset,
-# latency, a read-only export, and a server killed mid-copy.
+# NBD sources and targets through libnbd, against nbdkit on Unix sockets
+# and loopback TCP: a file to four memory exports (read back with nbdcopy),
+# an NBD source to files, a sparse NBD source whose holes are not read, a
+# late joiner writing to an export, failing writes (from an offset, and
+# nbdkit's error filter), latency, TLS with a pre-shared key, a read-only
+# export, and a server killed mid-copy.
 source "$top_srcdir/tests/func/functions.sh"
 requires nbdkit --version
 requires nbdcopy --version
@@ -20,6 +22,19 @@ serve() {
 	for (( i = 0; i < 100; i++ )); do [ -S "$tmp/$name.sock" ] && break; sleep 0.05; done
 }
 uri() { echo "nbd+unix:///?socket=$tmp/$1.sock"; }
+# serve_tcp NAME nbdkit-args...: a server on a free loopback port, in $port.
+serve_tcp() {
+	local name=$1 try
+	shift
+	for try in 1 2 3 4 5 6 7 8; do
+		port=$(( 20000 + RANDOM % 40000 ))
+		if nbdkit -i 127.0.0.1 -p "$port" -P "$tmp/$name.pid" "$@" 2> "$tmp/$name.log"; then
+			on_exit "kill \$(cat '$tmp/$name.pid') 2>/dev/null"
+			return 0
+		fi
+	done
+	fail "nbdkit on TCP: $(cat "$tmp/$name.log")"
+}
 readback() { nbdcopy "$(uri "$1")" - | head -c "$2"; }
 
 for i in 1 2 3 4; do serve m$i memory 16M; done
@@ -36,6 +51,41 @@ serve src -r file "$tmp/src.img"
 expect_status 0 ringcopy "$(uri src)" "$tmp/f1.img" "$tmp/f2.img" 2> "$tmp/b.err"
 same "$tmp/src.img" "$tmp/f1.img"
 same "$tmp/src.img" "$tmp/f2.img"
+
+# A sparse NBD source: base:allocation says where the holes are, and they
+# are not read.  nbdkit's stats filter counts what the server was asked.
+truncate -s 64M "$tmp/sparse.img"
+mkimage "$tmp/piece" 1M 4
+for at in 5 40; do
+	dd if="$tmp/piece" of="$tmp/sparse.img" bs=1M seek=$at conv=notrunc status=none
+done
+serve sparse -r --filter=stats file "$tmp/sparse.img" statsfile="$tmp/stats.txt"
+expect_status 0 ringcopy "$(uri sparse)" "$tmp/sp.img" 2> "$tmp/sp.err"
+same "$tmp/sparse.img" "$tmp/sp.img"
+kill "$(cat "$tmp/sparse.pid")"
+for (( i = 0; i < 100; i++ )); do [ -s "$tmp/stats.txt" ] && break; sleep 0.05; done
+read_mib=$(awk '$1 == "read:" { print $6 }' "$tmp/stats.txt")
+[ "$read_mib" = "2.00" ] || fail "the server was asked for ${read_mib:-?} MiB, not the 2 MiB of data: $(cat "$tmp/stats.txt")"
+grep -q "^extents:" "$tmp/stats.txt" || fail "no block status asked: $(cat "$tmp/stats.txt")"
+
+# Loopback TCP, and TLS with a pre-shared key: the copy succeeds with the
+# key, and is refused (exit 2, nothing written) without TLS or with a user
+# the key file does not hold.
+serve_tcp tcp memory 16M
+expect_status 0 ringcopy -q "$tmp/src.img" "nbd://127.0.0.1:$port/"
+nbdcopy "nbd://127.0.0.1:$port/" - | head -c $((8 * mb)) | cmp - "$tmp/src.img" || fail "TCP export differs"
+echo "rctest:$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$tmp/keys.psk"
+chmod 600 "$tmp/keys.psk"
+serve_tcp tls --tls=require --tls-psk="$tmp/keys.psk" memory 16M
+tls="nbds://rctest@127.0.0.1:$port/?tls-psk-file=$tmp/keys.psk"
+expect_status 0 ringcopy --json "$tmp/src.img" "$tls" > "$tmp/tls.json" 2> "$tmp/tls.err"
+[ "$(json_get "$tmp/tls.json" 'j["targets"][0]["verified"]')" = True ] || fail "TLS: $(cat "$tmp/tls.json")"
+expect_status 2 ringcopy "$tmp/src.img" "nbd://127.0.0.1:$port/" "$tmp/plain.img" 2> "$tmp/err"
+grep -q "refused: .*requires TLS" "$tmp/err" || fail "plain to a TLS server: $(cat "$tmp/err")"
+expect_status 2 ringcopy "$tmp/src.img" "nbds://mallory@127.0.0.1:$port/?tls-psk-file=$tmp/keys.psk" \
+	"$tmp/plain.img" 2> "$tmp/err"
+grep -q "refused: .*mallory was not found" "$tmp/err" || fail "unknown PSK user: $(cat "$tmp/err")"
+[ ! -e "$tmp/plain.img" ] || fail "wrote a target"
 
 # A late joiner writing to an export.
 serve late memory 16M
@@ -57,6 +107,14 @@ expect_status 1 ringcopy "$tmp/src.img" "$(uri bad)" "$tmp/ok.img" 2> "$tmp/err"
 grep -q "^FAILED .*bad.sock: write of 1048576 bytes at offset 4194304: the server said: Input/output error" "$tmp/err" ||
 	fail "$(cat "$tmp/err")"
 same "$tmp/src.img" "$tmp/ok.img"
+
+# nbdkit's error filter failing every write: that target fails with the
+# offset of its first write, the other finishes.
+serve err --filter=error memory 16M error=EIO error-pwrite-rate=100%
+expect_status 1 ringcopy "$tmp/src.img" "$(uri err)" "$tmp/ok2.img" 2> "$tmp/err"
+grep -q "^FAILED .*err.sock: write of 1048576 bytes at offset 1048576: the server said: Input/output error" "$tmp/err" ||
+	fail "error filter: $(cat "$tmp/err")"
+same "$tmp/src.img" "$tmp/ok2.img"
 
 # 1 ms of latency on every request: still complete and verified.
 serve slow --filter=delay memory 16M delay-write=1ms delay-read=1ms

@@ -29,6 +29,11 @@ static void test_registry_valid(void **state)
 	assert_true(n >= 2);
 }
 
+static int reap_nothing(struct rc_dev *dev, unsigned keep)
+{
+	return 0;
+}
+
 static void test_version_checked(void **state)
 {
 	struct rc_backend be = rc_file_backend;
@@ -37,6 +42,9 @@ static void test_version_checked(void **state)
 	assert_int_equal(rc_backend_check(&be), -EINVAL);
 	be = rc_file_backend;
 	be.pwrite = NULL; /* a target backend that cannot write */
+	assert_int_equal(rc_backend_check(&be), -EINVAL);
+	be = rc_file_backend;
+	be.write_reap = reap_nothing; /* half an asynchronous pair */
 	assert_int_equal(rc_backend_check(&be), -EINVAL);
 	assert_int_equal(rc_backend_check(NULL), -EINVAL);
 }
