@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,8 @@ struct copy_state {
 	uint32_t head, count;
 	uint32_t nasync;   /* entries still async (all in the FIFO) */
 	uint32_t window;   /* async writes kept in flight, 0: synchronous */
+	uint32_t hold;     /* blocks kept unreleased while more are ready */
+	uint32_t credits;  /* AVAIL taken ahead: slots ready for us */
 	uint64_t done;     /* blocks released */
 };
 
@@ -236,7 +239,7 @@ static int retire(struct copy_state *cs, uint32_t keep)
 	struct rc_ring *r = a->ring;
 	struct rc_cons_ent *c = &r->ctab[a->idx];
 	struct rc_result *res = a->res;
-	struct sembuf fr = { (unsigned short)RC_SEM_FREE(a->idx), 1, 0 };
+	struct sembuf fr = { (unsigned short)RC_SEM_FREE(a->idx), 0, 0 };
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
 	int rc;
@@ -276,11 +279,12 @@ static int retire(struct copy_state *cs, uint32_t keep)
 				 p->slot, (unsigned long long)p->off);
 			return -EPROTO;
 		}
-		rc = rc_semop(r->semid, &fr, 1, -1);
-		if (rc < 0) {
-			snprintf(err, errlen, "the ring was removed");
-			return rc;
+		if (fr.sem_op == SHRT_MAX) {
+			if (rc_semop(r->semid, &fr, 1, -1) < 0)
+				goto removed;
+			fr.sem_op = 0;
 		}
+		fr.sem_op++;
 		if (a->hashes)
 			a->hashes[p->block] = p->hash;
 		cs->done++;
@@ -290,7 +294,13 @@ static int retire(struct copy_state *cs, uint32_t keep)
 		cs->head = (cs->head + 1) % r->nslots;
 		cs->count--;
 	}
+	/* One post releases them all. */
+	if (fr.sem_op && rc_semop(r->semid, &fr, 1, -1) < 0)
+		goto removed;
 	return 0;
+removed:
+	snprintf(err, errlen, "the ring was removed");
+	return -EIDRM;
 }
 
 /* The next slot: with writes in flight, keep them moving while the
@@ -301,10 +311,16 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 	struct rc_ring *r = a->ring;
 	struct sembuf op = { (unsigned short)RC_SEM_AVAIL(a->idx), -1,
 			     IPC_NOWAIT };
+	int rc, more;
 
+	if (cs->credits && r->ctab[a->idx].state == RC_CONS_ACTIVE &&
+	    !rc_interrupted) {
+		cs->credits--;
+		return 0;
+	}
+	cs->credits = 0;
 	while (cs->nasync && !rc_interrupted) {
-		int rc = rc_semop(r->semid, &op, 1, -1);
-
+		rc = rc_semop(r->semid, &op, 1, -1);
 		if (rc == 0 && r->ctab[a->idx].state == RC_CONS_ACTIVE)
 			return 0;
 		if (rc != -EAGAIN)
@@ -313,7 +329,18 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 		if (rc < 0)
 			return rc;
 	}
-	return wait_avail(r, a->idx, err, errlen);
+	rc = wait_avail(r, a->idx, err, errlen);
+	if (rc < 0)
+		return rc;
+	/* Take every other slot that is ready in one operation: one wakeup
+	 * and two system calls for a run of blocks, not one each. */
+	more = rc_sem_get(r, RC_SEM_AVAIL(a->idx));
+	if (more > 0) {
+		op.sem_op = (short)-(more > SHRT_MAX ? SHRT_MAX : more);
+		if (rc_semop(r->semid, &op, 1, -1) == 0)
+			cs->credits = (uint32_t)-op.sem_op;
+	}
+	return 0;
 }
 
 /* Copy every block of the image from the ring to the target. */
@@ -337,6 +364,9 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 	 * read ahead into. */
 	if (a->dst->be->write_submit)
 		cs.window = r->nslots / 2 ? r->nslots / 2 : 1;
+	/* A quarter of the ring: the producer, which is ahead whenever we
+	 * hold slots back, still has room to read into. */
+	cs.hold = r->nslots / 4 ? r->nslots / 4 : 1;
 	for (k = 0; k < r->nblocks; k++) {
 		uint64_t seq = first + k;
 		uint32_t slot = rc_seq_slot(seq, r->nslots);
@@ -402,6 +432,9 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		}
 		if (rc < 0)
 			break;
+		/* With more slots in hand, release several at once. */
+		if (cs.credits && cs.count < cs.hold)
+			continue;
 		rc = retire(&cs, cs.window);
 		if (rc < 0)
 			break;

@@ -467,7 +467,7 @@ static void dry_run(const struct opts *o, const struct rc_join_req *req,
 		       (unsigned long long)pk.nblocks, pk.block_size);
 	else
 		printf("would start a new copy: block size %u, ring of %llu bytes\n",
-		       o->block_size, (unsigned long long)o->buffer);
+		       o->block_size, (unsigned long long)req->buffer_size);
 	for (i = 0; i < n; i++) {
 		struct rc_describe d;
 		char holds[200] = "";
@@ -526,6 +526,24 @@ static void write_manifest(const char *path, struct rc_ring *r,
 }
 
 /* Fork one consumer per registered target and wait for all of them. */
+/* Does the image hold a hole?  Then the default ring is larger: hole slots
+ * carry no data, so a longer ring lets the producer run through the holes
+ * to the next data while the consumers write, at no cost in cache. */
+static bool source_has_holes(struct rc_dev *src, uint64_t image)
+{
+	struct rc_holes h;
+	uint64_t off;
+
+	rc_holes_init(&h);
+	for (off = 0; off < image; off = h.data_end) {
+		if (rc_is_hole(src, &h, off, 1))
+			return true;
+		if (h.off || h.data_end <= off)
+			return false; /* no extents, or no answer */
+	}
+	return false;
+}
+
 static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 			  struct rc_dev *src, struct rc_result *res,
 			  uint64_t *hashes, const struct opts *o,
@@ -533,6 +551,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 {
 	pid_t pids[RC_CONS_MAX] = { 0 };
 	int pipes[RC_CONS_MAX];
+	sigset_t chld, old_mask;
 	int i, k;
 
 	for (i = 0; i < n; i++) {
@@ -599,7 +618,13 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 		else
 			rc_abandon_entry(&j->ring, j->idx[i]);
 	}
-	/* Wait for them, drawing progress meanwhile. */
+	/* Wait for them, drawing progress meanwhile.  SIGCHLD stays pending
+	 * while blocked, so sigtimedwait() returns as soon as a consumer
+	 * exits (even between the waitpid() and the wait), not at the next
+	 * progress tick. */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old_mask);
 	for (;;) {
 		struct timespec ts = { 0, 100000000 };
 		int left = 0;
@@ -631,8 +656,9 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 		rc_progress_tick(prog, left == 0);
 		if (!left)
 			break;
-		nanosleep(&ts, NULL);
+		sigtimedwait(&chld, NULL, &ts);
 	}
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	rc_progress_end(prog);
 }
 
@@ -756,6 +782,8 @@ int main(int argc, char **argv)
 	req.block_size_set = o.block_size_set;
 	req.buffer_size = o.buffer;
 	req.buffer_size_set = o.buffer_set;
+	if (!o.buffer_set && source_has_holes(src, image))
+		req.buffer_size = RC_BUFFER_SPARSE;
 	req.rate = o.rate;
 	req.rate_set = o.rate_set;
 	req.ntargets = (uint32_t)n;

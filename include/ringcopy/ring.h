@@ -23,6 +23,8 @@
 /* 16 MiB: the geometry sweep (bench/RESULTS.md, case f) found rings that
  * stay in the last-level cache faster than 64 MiB ones. */
 #define RC_BUFFER_DEFAULT (UINT64_C(16) << 20)
+/* 64 MiB for a source with holes: case d of the same sweep. */
+#define RC_BUFFER_SPARSE (UINT64_C(64) << 20)
 /* FREE[i] starts at the slot count and must fit SEMVMX (32767) even after a
  * leaving consumer's final post. */
 #define RC_SLOTS_MAX  16384u
