@@ -226,8 +226,6 @@ struct copy_state {
 	uint32_t head, count;
 	uint32_t nasync;   /* entries still async (all in the FIFO) */
 	uint32_t window;   /* async writes kept in flight, 0: synchronous */
-	uint32_t hold;     /* blocks kept unreleased while more are ready */
-	uint32_t credits;  /* AVAIL taken ahead: slots ready for us */
 	uint64_t done;     /* blocks released */
 };
 
@@ -311,14 +309,8 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 	struct rc_ring *r = a->ring;
 	struct sembuf op = { (unsigned short)RC_SEM_AVAIL(a->idx), -1,
 			     IPC_NOWAIT };
-	int rc, more;
+	int rc;
 
-	if (cs->credits && r->ctab[a->idx].state == RC_CONS_ACTIVE &&
-	    !rc_interrupted) {
-		cs->credits--;
-		return 0;
-	}
-	cs->credits = 0;
 	while (cs->nasync && !rc_interrupted) {
 		rc = rc_semop(r->semid, &op, 1, -1);
 		if (rc == 0 && r->ctab[a->idx].state == RC_CONS_ACTIVE)
@@ -329,18 +321,7 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 		if (rc < 0)
 			return rc;
 	}
-	rc = wait_avail(r, a->idx, err, errlen);
-	if (rc < 0)
-		return rc;
-	/* Take every other slot that is ready in one operation: one wakeup
-	 * and two system calls for a run of blocks, not one each. */
-	more = rc_sem_get(r, RC_SEM_AVAIL(a->idx));
-	if (more > 0) {
-		op.sem_op = (short)-(more > SHRT_MAX ? SHRT_MAX : more);
-		if (rc_semop(r->semid, &op, 1, -1) == 0)
-			cs->credits = (uint32_t)-op.sem_op;
-	}
-	return 0;
+	return wait_avail(r, a->idx, err, errlen);
 }
 
 /* Copy every block of the image from the ring to the target. */
@@ -364,9 +345,6 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 	 * read ahead into. */
 	if (a->dst->be->write_submit)
 		cs.window = r->nslots / 2 ? r->nslots / 2 : 1;
-	/* A quarter of the ring: the producer, which is ahead whenever we
-	 * hold slots back, still has room to read into. */
-	cs.hold = r->nslots / 4 ? r->nslots / 4 : 1;
 	for (k = 0; k < r->nblocks; k++) {
 		uint64_t seq = first + k;
 		uint32_t slot = rc_seq_slot(seq, r->nslots);
@@ -432,9 +410,6 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		}
 		if (rc < 0)
 			break;
-		/* With more slots in hand, release several at once. */
-		if (cs.credits && cs.count < cs.hold)
-			continue;
 		rc = retire(&cs, cs.window);
 		if (rc < 0)
 			break;
