@@ -195,6 +195,10 @@ if [[ $cases == *d* ]]; then
 		clean_targets
 		record d ringcopy-noverify 1 "$r" "$(measure "$RC" -q --no-verify "$work/sparse.img" "$work/t/s.img")"
 		clean_targets
+		# The ring a dense source gets: what the 64 MiB default for a
+		# source with holes gains.
+		record d ringcopy-ring16M 1 "$r" "$(measure "$RC" -q --buffer 16M "$work/sparse.img" "$work/t/s.img")"
+		clean_targets
 		record d dd-sparse 1 "$r" "$(measure dd if="$work/sparse.img" of="$work/t/s.img" bs=1M conv=sparse status=none)"
 		clean_targets
 		record d bmaptool 1 "$r" "$(measure bmaptool -q copy --bmap "$work/sparse.bmap" "$work/sparse.img" "$work/t/s.img")"
@@ -219,7 +223,7 @@ if [[ $cases == *f* ]]; then
 	[ -f "$work/cache.img" ] || bash "$root/fixtures/mkimage.sh" "$work/cache.img" ${S}M 2
 	cat "$work/cache.img" > /dev/null
 	for bs in 64K 256K 1M 4M; do
-		for buf in 16M 64M 256M; do
+		for buf in 16M 32M 64M 256M; do
 			for r in $(seq 1 "$runs"); do
 				clean_targets
 				record f "ringcopy" "bs=$bs,ring=$buf" "$r" \
@@ -261,26 +265,49 @@ if [[ $cases == *n* ]] && command -v nbdkit >/dev/null; then
 	bash "$root/fixtures/mkimage.sh" "$work/n.img" ${S}M 6
 	cat "$work/n.img" > /dev/null
 	port=10809
+	# Fresh servers for every tool and run: a memory export allocates
+	# its pages on the first write, so a tool that followed another on
+	# the same servers would find them warm.  The servers run outside
+	# the measured cgroup: the CPU column is the client's alone.
+	# nbd_servers KIND N: start N servers; URIs in $uris.
+	nbd_servers() {
+		local kind=$1 n=$2 i
+		uris=(); npids=()
+		rm -f "$work"/nbd-*.sock
+		for i in $(seq 1 "$n"); do
+			if [ "$kind" = unix ]; then
+				nbdkit -U "$work/nbd-$i.sock" -P "$work/nbd-$i.pid" memory $((S * 2))M
+				uris+=("nbd+unix:///?socket=$work/nbd-$i.sock")
+			else
+				port=$((port + 1)); [ $port -gt 60000 ] && port=10810
+				nbdkit -i 127.0.0.1 -p $port -P "$work/nbd-$i.pid" --filter=delay \
+					memory $((S * 2))M delay-write=1ms delay-read=1ms
+				uris+=("nbd://127.0.0.1:$port/")
+			fi
+			npids+=("$work/nbd-$i.pid")
+		done
+		sleep 0.3
+	}
+	nbd_stop() {
+		local f
+		for f in "${npids[@]}"; do kill "$(cat "$f")" 2>/dev/null; done
+		sleep 0.3
+	}
 	for n in 1 4 16; do
 		for r in $(seq 1 "$runs"); do
-			socks=(); tcp=(); files=(); pids=()
-			for i in $(seq 1 $n); do
-				nbdkit -U "$work/n$n-$r-$i.sock" -P "$work/n$i.pid" memory $((S * 2))M
-				nbdkit -i 127.0.0.1 -p $((port + 100 * r + i)) -P "$work/d$i.pid" --filter=delay memory $((S * 2))M delay-write=1ms delay-read=1ms
-				socks+=("nbd+unix:///?socket=$work/n$n-$r-$i.sock")
-				tcp+=("nbd://127.0.0.1:$((port + 100 * r + i))/")
-				files+=("$work/t/$i.img")
-			done
-			sleep 0.3
+			files=(); for i in $(seq 1 $n); do files+=("$work/t/$i.img"); done
 			clean_targets
 			record n ringcopy-tmpfs "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${files[@]}")"
-			record n ringcopy-nbd-unix "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${socks[@]}")"
-			record n ringcopy-nbd-tcp-1ms "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${tcp[@]}")"
-			record n nbdcopy-per-target "$n" "$r" "$(measure bash -c 'for u in "$@"; do nbdcopy '"$work/n.img"' "$u" || exit 1; done' _ "${socks[@]}")"
-			for i in $(seq 1 $n); do
-				kill "$(cat "$work/n$i.pid")" "$(cat "$work/d$i.pid")" 2>/dev/null
-			done
-			sleep 0.3
+			clean_targets
+			nbd_servers unix "$n"
+			record n ringcopy-nbd-unix "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${uris[@]}")"
+			nbd_stop
+			nbd_servers tcp "$n"
+			record n ringcopy-nbd-tcp-1ms "$n" "$r" "$(measure "$RC" -q --no-verify "$work/n.img" "${uris[@]}")"
+			nbd_stop
+			nbd_servers unix "$n"
+			record n nbdcopy-per-target "$n" "$r" "$(measure bash -c 'for u in "$@"; do nbdcopy '"$work/n.img"' "$u" || exit 1; done' _ "${uris[@]}")"
+			nbd_stop
 		done
 	done
 	clean_targets
