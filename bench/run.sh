@@ -1,7 +1,7 @@
 #!/bin/bash
 # ringcopy benchmarks against its peers, in one run on one machine.
 #
-#   bench/run.sh [--runs N] [--cases LETTERS] [--size-scale F]
+#   bench/run.sh [--runs N] [--cases LETTERS] [--size-scale F] [--out FILE]
 #
 # Cases (issue 8, and the zstd case of issue 5):
 #   a  slow source: a loop device throttled to 100 MB/s (cgroup v1 blkio),
@@ -31,15 +31,17 @@ RC=$root/ringcopy
 runs=5
 cases=abcdefzn
 scale=1
+out=$root/bench/RESULTS.md
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runs) runs=$2; shift 2 ;;
 	--cases) cases=$2; shift 2 ;;
 	--size-scale) scale=$2; shift 2 ;;
-	*) echo "usage: $0 [--runs N] [--cases LETTERS] [--size-scale F]" >&2; exit 2 ;;
+	--out) out=$2; shift 2 ;;
+	*) echo "usage: $0 [--runs N] [--cases LETTERS] [--size-scale F] [--out FILE]" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 77; }
 [ -x "$RC" ] || { echo "bench: build ringcopy first (scripts/bootstrap.sh)" >&2; exit 1; }
 for t in dcfldd dc3dd bmaptool zstd; do
 	command -v $t >/dev/null || missing="${missing:-} $t"
@@ -60,7 +62,8 @@ sz() { python3 -c "print(int($1 * $scale))"; }
 
 BLK=/sys/fs/cgroup/blkio/rcbench
 CPU=/sys/fs/cgroup/cpuacct/rcbench
-mkdir -p "$BLK" "$CPU"
+mkdir -p "$BLK" "$CPU" 2>/dev/null ||
+	{ echo "bench: needs cgroup v1 blkio and cpuacct hierarchies (/sys/fs/cgroup/blkio, /sys/fs/cgroup/cpuacct)" >&2; exit 77; }
 loops=()
 cleanup() {
 	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
@@ -313,6 +316,8 @@ if [[ $cases == *n* ]] && command -v nbdkit >/dev/null; then
 	clean_targets
 fi
 
-python3 "$root/bench/report.py" "$tsv" "$root/bench/RESULTS.md" "$runs" "$scale" \
+python3 "$root/bench/report.py" "$tsv" "$out" "$runs" "$scale" \
 	"$( [ -s "$work/errors.log" ] && cat "$work/errors.log" | head -20 )"
-echo "bench: wrote $root/bench/RESULTS.md"
+echo "bench: wrote $out"
+# A failed run leaves no figure: say so in the exit status too.
+[ ! -s "$work/errors.log" ]

@@ -11,6 +11,7 @@ packages=(
 	valgrind python3 util-linux procps zstd xxhash
 	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
 	libnbd-dev nbdkit libnbd-bin
+	dcfldd dc3dd bmap-tools
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -27,6 +27,16 @@ count
 run make -j2 check-valgrind
 count
 run make -j2 distcheck DISTCHECK_CONFIGURE_FLAGS=-q >/dev/null
+# A smoke run of the benchmark (the sparse case, small): it checks that the
+# scripts and the peers still work, not how fast anything is.  Needs root
+# and cgroup v1; exit 77 means it could not run here.
+echo "== bench smoke: bench/run.sh --runs 1 --cases d --size-scale 0.05"
+bench/run.sh --runs 1 --cases d --size-scale 0.05 --out bench-smoke.md > bench-smoke.log 2>&1
+case $? in
+0) pass=$((pass + 1)) ;;
+77) skip=$((skip + 1)); cat bench-smoke.log ;;
+*) fail=$((fail + 1)); status=1; cat bench-smoke.log bench-smoke.md 2>/dev/null ;;
+esac
 [ "$status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1
 echo "$pass passed, $fail failed, $skip skipped"
 exit "$status"

@@ -130,6 +130,19 @@ grep -q "target $(uri ro) refused: .*read-only" "$tmp/err" || fail "$(cat "$tmp/
 expect_status 2 ringcopy "$tmp/src.img" "nbd+unix:///?socket=$tmp/none.sock" 2> "$tmp/err"
 grep -q "refused: .*connect" "$tmp/err" || fail "$(cat "$tmp/err")"
 
+# A server that takes the connection and never answers: refused after the
+# 10 s connection deadline, with the reason, nothing written.
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+time.sleep(120)' "$tmp/mute.sock" &
+bg_pids+=($!)
+for (( i = 0; i < 100; i++ )); do [ -S "$tmp/mute.sock" ] && break; sleep 0.05; done
+expect_status 2 ringcopy "$tmp/src.img" "nbd+unix:///?socket=$tmp/mute.sock" "$tmp/mute.img" 2> "$tmp/err"
+grep -q "refused: no answer within 10 s" "$tmp/err" || fail "mute server: $(cat "$tmp/err")"
+[ ! -e "$tmp/mute.img" ] || fail "wrote a target"
+
 # The server killed mid-copy: that target fails, the other finishes.
 serve kill memory 16M
 ringcopy --rate 2M "$tmp/src.img" "$(uri kill)" "$tmp/k.img" 2> "$tmp/err" &
