@@ -76,6 +76,17 @@ static void fill(struct fixture *f, uint64_t n, unsigned char byte,
 	assert_int_equal(rc_semop(f->r.semid, &avail, 1, -1), 0);
 }
 
+/* Publish every block, block n filled with n + 1; block `bad' (NB: none)
+ * carries a hash that does not match its data. */
+static void fill_all(struct fixture *f, uint64_t bad)
+{
+	uint64_t n;
+
+	for (n = 0; n < NB; n++)
+		fill(f, n, (unsigned char)(n + 1),
+		     n == bad ? 0xee : (unsigned char)(n + 1));
+}
+
 static int run(struct fixture *f)
 {
 	struct rc_consumer_args a = {
@@ -97,12 +108,9 @@ static void test_mismatch_refused(void **state)
 	struct fixture f;
 	unsigned char buf[BS];
 	FILE *fp;
-	uint64_t n;
 
 	make_ring(&f, "mismatch.img");
-	for (n = 0; n < NB; n++)
-		fill(&f, n, (unsigned char)(n + 1),
-		     n == 2 ? 0xee : (unsigned char)(n + 1));
+	fill_all(&f, 2);
 	assert_int_equal(run(&f), -EBADMSG);
 	assert_int_equal(f.res.status, RC_RES_FAILED);
 	assert_non_null(strstr(f.res.error,
@@ -129,9 +137,7 @@ static void test_check_recorded(void **state)
 	uint64_t n;
 
 	make_ring(&f, "recorded.img");
-	for (n = 0; n < NB; n++)
-		fill(&f, n, (unsigned char)(n + 1),
-		     n == 3 ? 0xee : (unsigned char)(n + 1));
+	fill_all(&f, 3);
 	f.r.shdr[3].checked = 3; /* "already checked by another consumer" */
 	assert_int_equal(run(&f), 0);
 	assert_int_equal(f.res.status, RC_RES_OK);
@@ -140,9 +146,7 @@ static void test_check_recorded(void **state)
 	done(&f);
 
 	make_ring(&f, "stale.img");
-	for (n = 0; n < NB; n++)
-		fill(&f, n, (unsigned char)(n + 1),
-		     n == 3 ? 0xee : (unsigned char)(n + 1));
+	fill_all(&f, 3);
 	f.r.shdr[3].checked = 3 + NB; /* a record of some other seq */
 	assert_int_equal(run(&f), -EBADMSG);
 	assert_non_null(strstr(f.res.error, "ring slot 3"));
@@ -153,11 +157,9 @@ static void test_check_recorded(void **state)
 static void test_wrong_block_refused(void **state)
 {
 	struct fixture f;
-	uint64_t n;
 
 	make_ring(&f, "wrong.img");
-	for (n = 0; n < NB; n++)
-		fill(&f, n, 1, 1);
+	fill_all(&f, NB);
 	f.r.shdr[1].block = 2;
 	assert_int_equal(run(&f), -EPROTO);
 	assert_non_null(strstr(f.res.error,
