@@ -209,6 +209,89 @@ static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
 	return true;
 }
 
+/* Verification behind the copy: while a consumer waits for the source, it
+ * reads back blocks it has already written, so that with a slow source the
+ * read-back costs no time at the end.  Only where reading back before the
+ * final fsync reads what reading back after it would: O_DIRECT (the
+ * device itself), or a filesystem with no storage behind its page cache.
+ * Block 0, written last, and whatever is left are read back at the end. */
+struct behind {
+	struct rc_dev *rd;      /* the read-back device; NULL: off */
+	struct rc_image_hashes h;
+	void *buf;
+	uint8_t *have;          /* per block: read back, hash in got */
+	uint64_t *got;
+	uint64_t first, next_k; /* our first seq; next k to read back */
+};
+
+static void behind_stop(struct behind *vb)
+{
+	rc_dev_close(vb->rd);
+	vb->rd = NULL;
+}
+
+static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
+			 uint64_t first, bool block0_held)
+{
+	struct rc_ring *r = a->ring;
+	struct rc_dev *dst = a->dst;
+	const char *how = "";
+
+	memset(vb, 0, sizeof *vb);
+	if (!a->verify || !a->hashes || !block0_held ||
+	    !dst->be->open_readback || dst->be->write_submit)
+		return;
+	vb->first = first;
+	vb->h = (struct rc_image_hashes){ .image_size = r->image_size,
+					  .block_size = r->block_size,
+					  .nblocks = r->nblocks,
+					  .hash = a->hashes };
+	vb->have = calloc(r->nblocks, 1);
+	vb->got = malloc(r->nblocks * sizeof *vb->got);
+	if (!vb->have || !vb->got ||
+	    posix_memalign(&vb->buf, RC_ALIGN, r->block_size) ||
+	    dst->be->open_readback(dst, &vb->rd, &how) < 0)
+		return;
+	if (strcmp(how, "direct") != 0 && !rc_fd_in_memory(dst->fd))
+		behind_stop(vb);
+}
+
+/* Read back the next written block, if any; false when there is none.
+ * A read error stops the reading behind: the final pass reports it. */
+static bool behind_step(struct behind *vb, uint64_t released,
+			const char *spec, uint64_t *counter)
+{
+	char err[256];
+	uint64_t b;
+	uint32_t len;
+
+	if (!vb->rd || vb->next_k >= released)
+		return false;
+	b = rc_seq_block(vb->first + vb->next_k++, vb->h.nblocks);
+	len = rc_block_len(vb->h.image_size, vb->h.block_size, b);
+	/* Block 0 is held back, written last.  A zero block may be a hole
+	 * now: the final pass asks the target where its holes are, once the
+	 * target no longer changes; here data blocks are simply read. */
+	if (b == 0 || vb->h.hash[b] == rc_zero_hash(len))
+		return true;
+	if (rc_readback_block(vb->rd, NULL, vb->buf, &vb->h, b, spec,
+			      &vb->got[b], err, sizeof err) < 0)
+		behind_stop(vb);
+	else {
+		vb->have[b] = 1;
+		set_counter(counter, *counter + len);
+	}
+	return true;
+}
+
+static void behind_free(struct behind *vb)
+{
+	behind_stop(vb);
+	free(vb->buf);
+	free(vb->have);
+	free(vb->got);
+}
+
 /* A block taken from the ring and not yet released: its write may still be
  * in flight (asynchronous targets), and its slot stays ours until the
  * write is done.  Slots are released in ring order, because a FREE post is
@@ -227,6 +310,7 @@ struct copy_state {
 	uint32_t nasync;   /* entries still async (all in the FIFO) */
 	uint32_t window;   /* async writes kept in flight, 0: synchronous */
 	uint64_t done;     /* blocks released */
+	struct behind *vb;
 };
 
 /* Reap asynchronous writes until at most keep are in flight, then release
@@ -301,8 +385,9 @@ removed:
 	return -EIDRM;
 }
 
-/* The next slot: with writes in flight, keep them moving while the
- * producer has nothing for us, rather than sleep in semop. */
+/* The next slot.  While the producer has nothing for us, keep our writes
+ * in flight moving, or read back what is written, rather than sleep in
+ * semop. */
 static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 {
 	const struct rc_consumer_args *a = cs->a;
@@ -311,26 +396,34 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 			     IPC_NOWAIT };
 	int rc;
 
-	while (cs->nasync && !rc_interrupted) {
+	bool behind = true;
+
+	while ((cs->nasync || behind) && !rc_interrupted) {
 		rc = rc_semop(r->semid, &op, 1, -1);
 		if (rc == 0 && r->ctab[a->idx].state == RC_CONS_ACTIVE)
 			return 0;
 		if (rc != -EAGAIN)
 			break; /* wait_avail says what happened */
-		rc = retire(cs, cs->nasync - 1);
-		if (rc < 0)
-			return rc;
+		if (cs->nasync) {
+			rc = retire(cs, cs->nasync - 1);
+			if (rc < 0)
+				return rc;
+		} else {
+			behind = behind_step(cs->vb, cs->done, a->dst->spec,
+					     &a->res->behind_bytes);
+		}
 	}
 	return wait_avail(r, a->idx, err, errlen);
 }
 
 /* Copy every block of the image from the ring to the target. */
 static int copy(const struct rc_consumer_args *a, uint64_t first,
-		void *block0, uint32_t *block0_len, bool *block0_zero)
+		void *block0, uint32_t *block0_len, bool *block0_zero,
+		struct behind *vb)
 {
 	struct rc_ring *r = a->ring;
 	struct rc_result *res = a->res;
-	struct copy_state cs = { .a = a };
+	struct copy_state cs = { .a = a, .vb = vb };
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
 	uint64_t k;
@@ -431,6 +524,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
 	uint64_t first, t0 = rc_now_ns();
+	struct behind vb = { 0 };
 	void *block0 = NULL;
 	uint32_t block0_len = 0;
 	bool block0_zero = false;
@@ -464,7 +558,9 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		snprintf(err, errlen, "out of memory for block 0");
 		rc = -ENOMEM;
 	} else {
-		rc = copy(a, first, block0, &block0_len, &block0_zero);
+		behind_start(&vb, a, first, block0 != NULL);
+		rc = copy(a, first, block0, &block0_len, &block0_zero, &vb);
+		behind_stop(&vb);
 	}
 	/* We have read all we need (or failed): free the producer now, not
 	 * after the flush and verification. */
@@ -493,12 +589,13 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		};
 
 		if (a->verify && dst->be->open_readback) {
+			struct rc_verified pre = { vb.have, vb.got };
 			struct rc_verify_out v;
 			int vr;
 
 			res->phase = RC_PHASE_VERIFY;
-			vr = rc_verify_dev(dst, &h, &v);
-
+			vr = rc_verify_dev(dst, &h, vb.have ? &pre : NULL,
+					   &v);
 			rc_strlcpy(res->how, v.how, sizeof res->how);
 			if (vr < 0) {
 				rc_strlcpy(err, v.error, errlen);
@@ -525,6 +622,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 				   sizeof res->how);
 		}
 	}
+	behind_free(&vb);
 	if (rc == 0) {
 		rc = rc_dev_close(dst);
 		if (rc < 0)

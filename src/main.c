@@ -384,6 +384,8 @@ static void report(struct opts *o, int n, char **specs, struct rc_result *res,
 		       (unsigned long long)r->bytes_written,
 		       (double)r->ns / 1e9, r->verified ? "true" : "false");
 		rc_json_str(stdout, r->how[0] ? r->how : NULL);
+		printf(", \"bytes_read_back_during_copy\": %llu",
+		       (unsigned long long)r->behind_bytes);
 		printf(", \"digest\": ");
 		rc_json_str(stdout, r->digest[0] ? r->digest : NULL);
 		printf(", \"error\": ");

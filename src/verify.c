@@ -303,8 +303,38 @@ bad:
 }
 #undef BAD
 
+int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
+		      const struct rc_image_hashes *h, uint64_t b,
+		      const char *spec, uint64_t *hash, char *err,
+		      size_t errlen)
+{
+	uint32_t len = rc_block_len(h->image_size, h->block_size, b);
+	/* O_DIRECT wants whole sectors: read the tail rounded up. */
+	uint32_t alen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
+	uint64_t off = b * h->block_size;
+	ssize_t n;
+
+	if (alen > h->block_size)
+		alen = h->block_size;
+	if (holes && rc_is_hole(rd, holes, off, len)) {
+		/* A hole reads as zeros by definition. */
+		*hash = rc_zero_hash(len);
+		return 0;
+	}
+	n = rd->be->pread(rd, buf, alen, off);
+	if (n < 0) {
+		snprintf(err, errlen,
+			 "target %s: read-back of %u bytes at offset %" PRIu64 ": %s",
+			 spec, alen, off, strerror((int)-n));
+		return (int)n;
+	}
+	/* A short target cannot match. */
+	*hash = (uint64_t)n < len ? ~h->hash[b] : XXH3_64bits(buf, len);
+	return 0;
+}
+
 int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
-		  struct rc_verify_out *out)
+		  const struct rc_verified *pre, struct rc_verify_out *out)
 {
 	struct rc_image_hashes got = *h;
 	struct rc_dev *rd = NULL;
@@ -334,33 +364,18 @@ int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 	}
 	rc_holes_init(&holes);
 	for (b = 0; b < h->nblocks; b++) {
-		uint32_t len = rc_block_len(h->image_size, h->block_size, b);
-		/* O_DIRECT wants whole sectors: read the tail rounded up. */
-		uint32_t alen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
-		uint64_t off = b * h->block_size;
-
-		if (alen > h->block_size)
-			alen = h->block_size;
-		if (rc_is_hole(rd, &holes, off, len)) {
-			/* A hole reads as zeros by definition. */
-			got.hash[b] = rc_zero_hash(len);
+		if (pre && pre->have[b]) {
+			got.hash[b] = pre->got[b]; /* read back during the copy */
 		} else {
-			ssize_t n = rd->be->pread(rd, buf, alen, off);
-
-			if (n < 0) {
-				rc = (int)n;
-				snprintf(out->error, sizeof out->error,
-					 "target %s: read-back of %u bytes at offset %" PRIu64 ": %s",
-					 dev->spec, alen, off, strerror(-rc));
+			rc = rc_readback_block(rd, &holes, buf, h, b, dev->spec,
+					       &got.hash[b], out->error,
+					       sizeof out->error);
+			if (rc < 0)
 				goto out;
-			}
-			/* A short target cannot match. */
-			got.hash[b] = (uint64_t)n < len ? ~h->hash[b]
-							: XXH3_64bits(buf, len);
 		}
 		if (got.hash[b] != h->hash[b]) {
 			if (out->nbad < RC_BAD_MAX)
-				out->bad_off[out->nbad] = off;
+				out->bad_off[out->nbad] = b * h->block_size;
 			out->nbad++;
 		}
 	}
@@ -431,7 +446,7 @@ int rc_cmd_verify(int argc, char **argv)
 			rc_err("verify: target %s holds %" PRIu64 " bytes, the image has %" PRIu64,
 			       argv[i], dev->size, h.image_size);
 		}
-		rc = rc_verify_dev(dev, &h, &v);
+		rc = rc_verify_dev(dev, &h, NULL, &v);
 		rc_dev_close(dev);
 		if (rc < 0) {
 			rc_err("verify: %s", v.error);

@@ -117,6 +117,7 @@ struct rc_result {
 	uint64_t start_block; /* where the target started */
 	uint64_t bytes_written;
 	uint64_t ns;          /* wall time of the copy and verification */
+	uint64_t behind_bytes; /* read back while waiting for the source */
 	char how[16];         /* read-back method: "direct", "fadvise" */
 	char digest[33];      /* image digest of the target (or as copied) */
 	char error[512];      /* message when failed or mismatched */

@@ -42,5 +42,8 @@ void rc_close_fds_except(const int *keep, size_t nkeep);
 
 /* Write a JSON string literal (with quotes) to f. */
 void rc_json_str(FILE *f, const char *s);
+/* Is fd on a filesystem held in memory only (tmpfs, ramfs), where there
+ * is no storage behind the page cache to read back from? */
+bool rc_fd_in_memory(int fd);
 
 #endif

@@ -43,11 +43,27 @@ struct rc_verify_out {
 	char error[256];              /* when it could not be read */
 };
 
-/* Read dev back past the page cache and compare every block with h.
- * Returns 0 when it matches, 1 on a mismatch, -errno when it cannot be
- * read (out->error says why). */
+/* Blocks a consumer already read back while it waited for the source:
+ * have[b] says block b's hash as read back is got[b]. */
+struct rc_verified {
+	const uint8_t *have;
+	const uint64_t *got;
+};
+
+/* Read dev back past the page cache and compare every block with h; the
+ * blocks in pre (may be NULL) are not read again.  Returns 0 when it
+ * matches, 1 on a mismatch, -errno when it cannot be read (out->error
+ * says why). */
 int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
-		  struct rc_verify_out *out);
+		  const struct rc_verified *pre, struct rc_verify_out *out);
+/* The hash of block b as the read-back device rd holds it (a hole: the
+ * hash of zeros; holes NULL: read whatever it is); -errno with err naming
+ * spec, the offset and the error when it cannot be read.  buf holds a
+ * block, RC_ALIGN-aligned. */
+int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
+		      const struct rc_image_hashes *h, uint64_t b,
+		      const char *spec, uint64_t *hash, char *err,
+		      size_t errlen);
 /* "offsets 0, 1048576 and 2 more" for messages. */
 void rc_verify_describe(const struct rc_verify_out *v, char *buf,
 			size_t len);
