@@ -26,7 +26,9 @@ run make -j2 check
 count
 run make -j2 check-valgrind
 count
-run make -j2 distcheck DISTCHECK_CONFIGURE_FLAGS=-q >/dev/null
+echo "== make -j2 distcheck"
+make -j2 distcheck DISTCHECK_CONFIGURE_FLAGS=-q > distcheck.log 2>&1 ||
+	{ status=1; tail -n 40 distcheck.log; }
 # A smoke run of the benchmark (the sparse case, small): it checks that the
 # scripts and the peers still work, not how fast anything is.  Needs root
 # and cgroup v1; exit 77 means it could not run here.
