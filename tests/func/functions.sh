@@ -120,6 +120,12 @@ slow() {
 	if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then echo $(( $1 * 20 )); else echo "$1"; fi
 }
 
+# A --rate for a copy that must still run when another starts: the second
+# under valgrind is slow to start.  vrate NORMAL VALGRIND
+vrate() {
+	if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi
+}
+
 # Wait until every ring of this test has been torn down: no rendezvous
 # file left (producers remove theirs after the IPC objects).
 wait_rings_gone() {

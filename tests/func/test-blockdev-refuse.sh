@@ -71,10 +71,8 @@ ro=$(loop_attach "$tmp/ro.img" -r)
 refused "$tmp/ro.img" "read-only" "$tmp/src.img" "$ro"
 
 # A target being written by another ringcopy: "in use".
-# It must outlast the refused invocation's start, which valgrind slows.
-rate=2M
-[ "${RINGCOPY_VALGRIND:-0}" = 1 ] && rate=512K
-ringcopy --rate $rate "$tmp/src.img" "$tmp/busy.img" 2>/dev/null &
+# It must outlast the refused invocation's start.
+ringcopy --rate "$(vrate 2M 512K)" "$tmp/src.img" "$tmp/busy.img" 2>/dev/null &
 bg_pids+=($!)
 # Wait until it holds the target (its consumer runs), not a guess.
 wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"

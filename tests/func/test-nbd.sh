@@ -89,7 +89,7 @@ grep -q "refused: .*mallory was not found" "$tmp/err" || fail "unknown PSK user:
 
 # A late joiner writing to an export.
 serve late memory 16M
-ringcopy --rate 2M "$tmp/src.img" "$tmp/first.img" 2>/dev/null &
+ringcopy --rate "$(vrate 2M 1M)" "$tmp/src.img" "$tmp/first.img" 2>/dev/null &
 bg_pids+=($!)
 wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
 sleep 1

@@ -37,8 +37,7 @@ grep -q "^FAILED .*w.img.*write of 1048576 bytes at offset $((2 * mb)): No space
 # what it has written while it waits, and a corrupt block is caught there
 # just the same.  (tmpfs and O_DIRECT files both qualify.)  Valgrind's
 # consumers are slow: a slower source leaves them time to wait.
-rate=16M
-[ "${RINGCOPY_VALGRIND:-0}" = 1 ] && rate=2M
+rate=$(vrate 16M 2M)
 mkimage "$tmp/src8.img" $((8 * mb))
 expect_status 3 ringcopy --json --rate $rate "$tmp/src8.img" "$tmp/b1.img" \
 	"fault:corrupt-at=$((5 * mb + 7)):$tmp/b2.img" > "$tmp/b.json" 2> "$tmp/b.err"

@@ -36,7 +36,7 @@ same "$tmp/src.img" "$tmp/m2.img"
 
 # A .zst target joining a running raw copy starts at the next pass's block
 # 0; the producer reads on for it.
-ringcopy --rate 3M "$tmp/src.img" "$tmp/first.img" 2>/dev/null &
+ringcopy --rate "$(vrate 3M 1M)" "$tmp/src.img" "$tmp/first.img" 2>/dev/null &
 bg_pids+=($!)
 wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
 sleep 1
