@@ -6,7 +6,7 @@ source "$top_srcdir/tests/func/functions.sh"
 
 mb=1048576
 mkimage "$tmp/src.img" 16M
-ringcopy --json --rate 4M --buffer 4M "$tmp/src.img" "$tmp/first.img" \
+ringcopy --json --rate "$(vrate 4M 2M)" --buffer 4M "$tmp/src.img" "$tmp/first.img" \
 	> "$tmp/first.json" 2> "$tmp/first.err" &
 first=$!
 bg_pids+=("$first")

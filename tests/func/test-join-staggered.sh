@@ -4,7 +4,7 @@
 source "$top_srcdir/tests/func/functions.sh"
 
 mkimage "$tmp/src.img" 24M
-ringcopy --json --rate 4M --buffer 4M "$tmp/src.img" "$tmp/a.img" \
+ringcopy --json --rate "$(vrate 4M 2M)" --buffer 4M "$tmp/src.img" "$tmp/a.img" \
 	> "$tmp/a.json" 2> "$tmp/a.err" &
 pa=$!
 bg_pids+=("$pa")
