@@ -64,6 +64,32 @@ struct nbd_dev {
 	unsigned whead, wcount;
 };
 
+/* libnbd failed: keep its message for describe_error(), and return its
+ * errno (fallback when it has none). */
+static int libnbd_error(struct nbd_dev *n, int fallback)
+{
+	snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
+	return nbd_get_errno() ? -nbd_get_errno() : -fallback;
+}
+
+/* Move the connection on: wait up to NBD_IO_MS for it when wait, else only
+ * take what is ready.  1 when something happened, 0 when nothing did
+ * (never when wait: no answer for that long is an error), -errno. */
+static int poll_io(struct nbd_dev *n, bool wait)
+{
+	int r = nbd_poll(n->h, wait ? NBD_IO_MS : 0);
+
+	if (r == -1)
+		return libnbd_error(n, EIO);
+	if (r == 0 && wait) {
+		snprintf(n->err, sizeof n->err,
+			 "the server did not answer within %d s",
+			 NBD_IO_MS / 1000);
+		return -ETIMEDOUT;
+	}
+	return r;
+}
+
 static int connect_uri(struct nbd_dev *n, const char *uri)
 {
 	uint64_t deadline = rc_now_ns() + (uint64_t)NBD_CONNECT_MS * 1000000u;
@@ -85,8 +111,7 @@ static int connect_uri(struct nbd_dev *n, const char *uri)
 	}
 	return 0;
 fail:
-	snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
-	return nbd_get_errno() ? -nbd_get_errno() : -ECONNREFUSED;
+	return libnbd_error(n, ECONNREFUSED);
 }
 
 static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
@@ -159,18 +184,10 @@ static int done_cb(void *user_data, int *error)
 static int drain(struct nbd_dev *n)
 {
 	while (nbd_aio_in_flight(n->h) > 0) {
-		int r = nbd_poll(n->h, NBD_IO_MS);
+		int r = poll_io(n, true);
 
-		if (r == -1) {
-			snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
-			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
-		}
-		if (r == 0) {
-			snprintf(n->err, sizeof n->err,
-				 "the server did not answer within %d s",
-				 NBD_IO_MS / 1000);
-			return -ETIMEDOUT;
-		}
+		if (r < 0)
+			return r;
 	}
 	if (n->werr) {
 		snprintf(n->err, sizeof n->err, "the server said: %s",
@@ -202,8 +219,7 @@ static ssize_t nbd_io(struct rc_dev *dev, void *rbuf, const void *wbuf,
 					      off + done, cb, 0);
 
 		if (cookie == -1) {
-			snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
-			rc = nbd_get_errno() ? -nbd_get_errno() : -EIO;
+			rc = libnbd_error(n, EIO);
 			drain(n);
 			goto retire;
 		}
@@ -224,11 +240,6 @@ static int wdone_cb(void *user_data, int *error)
 		b->err = *error;
 	b->left--;
 	return 0; /* retired by write_reap, as in nbd_io */
-}
-
-static void set_err(struct nbd_dev *n)
-{
-	snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
 }
 
 /* Start writing a block: its requests join those of earlier blocks still
@@ -263,9 +274,8 @@ static int nbd_dev_write_submit(struct rc_dev *dev, const void *buf,
 					off + done, cb, 0);
 		if (cookie == -1) {
 			b->left--;
-			set_err(n);
 			n->failed = 1;
-			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+			return libnbd_error(n, EIO);
 		}
 		b->cookies[b->nc++] = cookie;
 	}
@@ -303,18 +313,10 @@ static int nbd_dev_write_reap(struct rc_dev *dev, unsigned keep)
 		}
 		/* Unanswered: progress without blocking, then block only
 		 * while there are more than keep. */
-		r = nbd_poll(n->h, n->wcount > keep ? NBD_IO_MS : 0);
-		if (r == -1) {
-			set_err(n);
+		r = poll_io(n, n->wcount > keep);
+		if (r < 0) {
 			n->failed = 1;
-			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
-		}
-		if (r == 0 && n->wcount > keep) {
-			snprintf(n->err, sizeof n->err,
-				 "the server did not answer within %d s",
-				 NBD_IO_MS / 1000);
-			n->failed = 1;
-			return -ETIMEDOUT;
+			return r;
 		}
 		if (r == 0 || (n->wcount <= keep && b->left))
 			break;
@@ -341,8 +343,7 @@ static int nbd_dev_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
 	if (!(dev->caps & RC_CAP_ZERO))
 		return -EOPNOTSUPP;
 	if (nbd_zero(n->h, len, off, 0) == -1) {
-		snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
-		return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		return libnbd_error(n, EIO);
 	}
 	return 0;
 }
@@ -408,8 +409,7 @@ static int nbd_dev_extents(struct rc_dev *dev, uint64_t off,
 				     left < NBD_EXTENT_SPAN ? left
 							    : NBD_EXTENT_SPAN,
 				     at, cb, 0) == -1) {
-			set_err(n);
-			return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+			return libnbd_error(n, EIO);
 		}
 		if (x.pos <= at)
 			return -EPROTO; /* no progress: do not loop */
@@ -436,8 +436,7 @@ static int nbd_dev_flush(struct rc_dev *dev)
 	if (nbd_can_flush(n->h) != 1)
 		return 0;
 	if (nbd_flush(n->h, 0) == -1) {
-		snprintf(n->err, sizeof n->err, "%s", nbd_get_error());
-		return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		return libnbd_error(n, EIO);
 	}
 	return 0;
 }
