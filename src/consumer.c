@@ -217,7 +217,7 @@ static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
  * Block 0, written last, and whatever is left are read back at the end. */
 struct behind {
 	struct rc_dev *rd;      /* the read-back device; NULL: off */
-	struct rc_image_hashes h;
+	const struct rc_image_hashes *h; /* what the blocks should hash to */
 	void *buf;
 	uint8_t *have;          /* per block: read back, hash in got */
 	uint64_t *got;
@@ -230,10 +230,20 @@ static void behind_stop(struct behind *vb)
 	vb->rd = NULL;
 }
 
-static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
-			 uint64_t first, bool block0_held)
+static void behind_free(struct behind *vb)
 {
-	struct rc_ring *r = a->ring;
+	behind_stop(vb);
+	free(vb->buf);
+	free(vb->have);
+	free(vb->got);
+	memset(vb, 0, sizeof *vb);
+}
+
+/* Set vb up, or leave it all NULL (off). */
+static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
+			 const struct rc_image_hashes *h, uint64_t first,
+			 bool block0_held)
+{
 	struct rc_dev *dst = a->dst;
 	const char *how = "";
 
@@ -242,54 +252,47 @@ static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
 	    !dst->be->open_readback || dst->be->write_submit)
 		return;
 	vb->first = first;
-	vb->h = (struct rc_image_hashes){ .image_size = r->image_size,
-					  .block_size = r->block_size,
-					  .nblocks = r->nblocks,
-					  .hash = a->hashes };
-	vb->have = calloc(r->nblocks, 1);
-	vb->got = malloc(r->nblocks * sizeof *vb->got);
+	vb->h = h;
+	vb->have = calloc(h->nblocks, 1);
+	vb->got = malloc(h->nblocks * sizeof *vb->got);
 	if (!vb->have || !vb->got ||
-	    posix_memalign(&vb->buf, RC_ALIGN, r->block_size) ||
-	    dst->be->open_readback(dst, &vb->rd, &how) < 0)
-		return;
-	if (strcmp(how, "direct") != 0 && !rc_fd_in_memory(dst->fd))
-		behind_stop(vb);
+	    posix_memalign(&vb->buf, RC_ALIGN, h->block_size) ||
+	    dst->be->open_readback(dst, &vb->rd, &how) < 0 ||
+	    (strcmp(how, "direct") != 0 && !rc_fd_in_memory(dst->fd)))
+		behind_free(vb);
 }
 
-/* Read back the next written block, if any; false when there is none.
- * A read error stops the reading behind: the final pass reports it. */
-static bool behind_step(struct behind *vb, uint64_t released,
+/* Is there a written block left to read back? */
+static bool behind_pending(const struct behind *vb, uint64_t released)
+{
+	return vb->rd && vb->next_k < released;
+}
+
+/* Read back the next written block, if any.  A read error stops the
+ * reading behind: the final pass reports it. */
+static void behind_step(struct behind *vb, uint64_t released,
 			const char *spec, uint64_t *counter)
 {
 	char err[256];
 	uint64_t b;
 	uint32_t len;
 
-	if (!vb->rd || vb->next_k >= released)
-		return false;
-	b = rc_seq_block(vb->first + vb->next_k++, vb->h.nblocks);
-	len = rc_block_len(vb->h.image_size, vb->h.block_size, b);
+	if (!behind_pending(vb, released))
+		return;
+	b = rc_seq_block(vb->first + vb->next_k++, vb->h->nblocks);
+	len = rc_block_len(vb->h->image_size, vb->h->block_size, b);
 	/* Block 0 is held back, written last.  A zero block may be a hole
 	 * now: the final pass asks the target where its holes are, once the
 	 * target no longer changes; here data blocks are simply read. */
-	if (b == 0 || vb->h.hash[b] == rc_zero_hash(len))
-		return true;
-	if (rc_readback_block(vb->rd, NULL, vb->buf, &vb->h, b, spec,
+	if (b == 0 || vb->h->hash[b] == rc_zero_hash(len))
+		return;
+	if (rc_readback_block(vb->rd, NULL, vb->buf, vb->h, b, spec,
 			      &vb->got[b], err, sizeof err) < 0)
 		behind_stop(vb);
 	else {
 		vb->have[b] = 1;
 		set_counter(counter, *counter + len);
 	}
-	return true;
-}
-
-static void behind_free(struct behind *vb)
-{
-	behind_stop(vb);
-	free(vb->buf);
-	free(vb->have);
-	free(vb->got);
 }
 
 /* A block taken from the ring and not yet released: its write may still be
@@ -396,9 +399,8 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 			     IPC_NOWAIT };
 	int rc;
 
-	bool behind = true;
-
-	while ((cs->nasync || behind) && !rc_interrupted) {
+	while ((cs->nasync || behind_pending(cs->vb, cs->done)) &&
+	       !rc_interrupted) {
 		rc = rc_semop(r->semid, &op, 1, -1);
 		if (rc == 0 && r->ctab[a->idx].state == RC_CONS_ACTIVE)
 			return 0;
@@ -409,8 +411,8 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 			if (rc < 0)
 				return rc;
 		} else {
-			behind = behind_step(cs->vb, cs->done, a->dst->spec,
-					     &a->res->behind_bytes);
+			behind_step(cs->vb, cs->done, a->dst->spec,
+				    &a->res->behind_bytes);
 		}
 	}
 	return wait_avail(r, a->idx, err, errlen);
@@ -524,6 +526,12 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
 	uint64_t first, t0 = rc_now_ns();
+	struct rc_image_hashes h = {
+		.image_size = r->image_size,
+		.block_size = r->block_size,
+		.nblocks = r->nblocks,
+		.hash = a->hashes,
+	};
 	struct behind vb = { 0 };
 	void *block0 = NULL;
 	uint32_t block0_len = 0;
@@ -558,7 +566,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		snprintf(err, errlen, "out of memory for block 0");
 		rc = -ENOMEM;
 	} else {
-		behind_start(&vb, a, first, block0 != NULL);
+		behind_start(&vb, a, &h, first, block0 != NULL);
 		rc = copy(a, first, block0, &block0_len, &block0_zero, &vb);
 		behind_stop(&vb);
 	}
@@ -581,13 +589,6 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	free(block0);
 
 	if (rc == 0 && a->hashes) {
-		struct rc_image_hashes h = {
-			.image_size = r->image_size,
-			.block_size = r->block_size,
-			.nblocks = r->nblocks,
-			.hash = a->hashes,
-		};
-
 		if (a->verify && dst->be->open_readback) {
 			struct rc_verified pre = { vb.have, vb.got };
 			struct rc_verify_out v;
