@@ -14,7 +14,6 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "ringcopy/core.h"
 #include "ringcopy/util.h"
@@ -203,7 +202,7 @@ static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
 		return hash == rc_zero_hash(len);
 	if (__atomic_load_n(checked, __ATOMIC_ACQUIRE) == seq)
 		return true;
-	if (XXH3_64bits(data, len) != hash)
+	if (rc_block_hash(data, len) != hash)
 		return false;
 	__atomic_store_n(checked, seq, __ATOMIC_RELEASE);
 	return true;

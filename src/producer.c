@@ -20,7 +20,6 @@
 #include <sys/sem.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "ringcopy/core.h"
 #include "ringcopy/util.h"
@@ -397,7 +396,7 @@ static int produce(struct producer *p, uint64_t n)
 	if (read_block(p, off, len, data, &hole) < 0)
 		return -1;
 	zero = hole || all_zero(data, len);
-	hash = hole ? rc_zero_hash(len) : XXH3_64bits(data, len);
+	hash = hole ? rc_zero_hash(len) : rc_block_hash(data, len);
 	if (check_stable(p, block, hash, off) < 0)
 		return -1;
 	s->seq = n;

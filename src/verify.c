@@ -22,6 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#ifdef HAVE_XXH_X86DISPATCH_H
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "ringcopy/ring.h"
 #include "ringcopy/util.h"
@@ -54,6 +57,15 @@ void rc_digest(const struct rc_image_hashes *h, char out[RC_DIGEST_HEX])
 		snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
 }
 
+uint64_t rc_block_hash(const void *data, size_t len)
+{
+#if defined(HAVE_XXH3_64BITS_DISPATCH) && defined(HAVE_XXH_X86DISPATCH_H)
+	return XXH3_64bits_dispatch(data, len);
+#else
+	return XXH3_64bits(data, len);
+#endif
+}
+
 uint64_t rc_zero_hash(uint32_t len)
 {
 	static uint64_t cached;
@@ -65,7 +77,7 @@ uint64_t rc_zero_hash(uint32_t len)
 	z = calloc(1, len ? len : 1);
 	if (!z)
 		abort();
-	cached = XXH3_64bits(z, len);
+	cached = rc_block_hash(z, len);
 	cached_len = len;
 	free(z);
 	return cached;
@@ -329,7 +341,7 @@ int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
 		return (int)n;
 	}
 	/* A short target cannot match. */
-	*hash = (uint64_t)n < len ? ~h->hash[b] : XXH3_64bits(buf, len);
+	*hash = (uint64_t)n < len ? ~h->hash[b] : rc_block_hash(buf, len);
 	return 0;
 }
 

@@ -23,6 +23,8 @@ struct rc_image_hashes {
 /* XXH3-128 over the block hashes (as little-endian 64-bit words) in block
  * order, as 32 hex digits. */
 void rc_digest(const struct rc_image_hashes *h, char out[RC_DIGEST_HEX]);
+/* The XXH3-64 of a block: what slots carry and read-backs compare. */
+uint64_t rc_block_hash(const void *data, size_t len);
 /* XXH3-64 of len zero bytes. */
 uint64_t rc_zero_hash(uint32_t len);
 
