@@ -9,7 +9,9 @@
 #      dcfldd and dc3dd with N outputs; wall time and the bytes read from
 #      the device as blkio.throttle.io_service_bytes counts them
 #   b  page-cache source, 4 tmpfs targets: ringcopy (with and without
-#      verification) vs 4 parallel dd, dcfldd, dc3dd, tee
+#      verification) vs 4 parallel dd, dcfldd, dc3dd, tee; and the
+#      machine's floors: 4 dd from /dev/zero (writing alone), 4 dd of the
+#      written targets to /dev/null (reading back alone)
 #   c  late join at 25/50/75% of a throttled copy: bytes read from the
 #      device vs the image
 #   d  sparse 4 GiB image with 5% data: ringcopy vs dd conv=sparse vs
@@ -179,6 +181,12 @@ if [[ $cases == *b* ]]; then
 		record b tee 4 "$r" "$(measure bash -c 'tee "$2" "$3" "$4" < "$1" > "$5"' _ "$work/cache.img" "${outs[@]}")"
 		clean_targets
 		record b dd-single 1 "$r" "$(measure dd if="$work/cache.img" of="${outs[0]}" bs=1M status=none)"
+		# The machine's floors, for reading the goals: writing the 4
+		# targets with nothing read (dd from /dev/zero), and reading 4
+		# written targets back (what any read-back verification costs).
+		clean_targets
+		record b floor-write 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if=/dev/zero of="$o" bs=1M count='"$S"' status=none & done; wait' _ "${outs[@]}")"
+		record b floor-readback 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if="$o" of=/dev/null bs=1M status=none & done; wait' _ "${outs[@]}")"
 	done
 	clean_targets
 fi
