@@ -324,6 +324,9 @@ if [[ $cases == *n* ]] && command -v nbdkit >/dev/null; then
 	clean_targets
 fi
 
+# Every run's figures, not only the medians: case, tool, param, run,
+# "seconds bytes_read cpu_seconds".
+cp "$tsv" "${out%.md}.tsv"
 python3 "$root/bench/report.py" "$tsv" "$out" "$runs" "$scale" \
 	"$( [ -s "$work/errors.log" ] && cat "$work/errors.log" | head -20 )"
 echo "bench: wrote $out"
