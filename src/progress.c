@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +32,35 @@ static const char *phase_name(const struct rc_result *r)
 	case RC_PHASE_VERIFY: return "verifying";
 	default: return "copying";
 	}
+}
+
+/* The rate shown, and the ETA drawn from it, are smoothed over about
+ * RATE_TAU seconds: a frame sees whole blocks land, so its own rate jumps
+ * between 0 and several times the real one. */
+#define RATE_TAU 3.0
+
+static double smooth(double prev, double now, double dt)
+{
+	if (prev < 0)
+		return now;
+	return prev + (now - prev) * (1 - exp(-dt / RATE_TAU));
+}
+
+/* "-" when unknown, else 42s, 3m07s or 2h05m. */
+static void eta_str(double eta, char *buf, size_t len)
+{
+	uint64_t s = eta < 0 ? 0 : (uint64_t)(eta + 0.5);
+
+	if (eta < 0)
+		snprintf(buf, len, "-");
+	else if (s < 60)
+		snprintf(buf, len, "%" PRIu64 "s", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60,
+			 s % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "h%02" PRIu64 "m", s / 3600,
+			 s / 60 % 60);
 }
 
 static void human(double bytes, char *buf, size_t len)
@@ -71,18 +101,28 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 		const struct rc_result *r = &p->res[i];
 		uint64_t bytes = __atomic_load_n(&r->bytes_written,
 						 __ATOMIC_RELAXED);
-		uint64_t blocks = bytes / p->ring->block_size;
-		double rate = dt > 0 ? (double)(bytes - p->prev[i]) / dt : 0;
-		double pct = 100.0 * (double)bytes / (double)p->ring->image_size;
-		double eta = rate > 0 ? (double)(p->ring->image_size - bytes) / rate
-				      : -1;
-		uint64_t at = p->first[i] + blocks;
-		uint64_t lag = next > at ? next - at : 0;
-		char b[32], rt[32];
+		uint64_t blocks, at, lag;
+		double rate, pct, eta;
+		char b[32], rt[32], et[32];
 
 		if (bytes < p->prev[i])
 			bytes = p->prev[i]; /* counters only grow */
+		if (!p->prev_ns)
+			p->rate[i] = -1;
+		else if (dt > 0)
+			p->rate[i] = smooth(p->rate[i],
+					    (double)(bytes - p->prev[i]) / dt, dt);
 		p->prev[i] = bytes;
+		blocks = bytes / p->ring->block_size;
+		at = p->first[i] + blocks;
+		lag = next > at ? next - at : 0;
+		/* Only a copy still running has a rate and an ETA. */
+		rate = r->phase == RC_PHASE_COPY && r->status == RC_RES_PENDING &&
+				       p->rate[i] > 0
+			       ? p->rate[i]
+			       : 0;
+		pct = 100.0 * (double)bytes / (double)p->ring->image_size;
+		eta = rate > 0 ? (double)(p->ring->image_size - bytes) / rate : -1;
 		if (p->mode == RC_PROGRESS_JSON) {
 			used += (size_t)snprintf(frame + used, sizeof frame - used,
 				"{\"time\": %.3f, \"target\": ",
@@ -98,12 +138,12 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 		}
 		human((double)bytes, b, sizeof b);
 		human(rate, rt, sizeof rt);
+		eta_str(eta, et, sizeof et);
 		used += (size_t)snprintf(frame + used, sizeof frame - used,
-			"%s%-9s %5.1f%%  %10s  %10s/s  ETA %s%-6.0f pass %" PRIu64 "  lag %" PRIu64 " blocks  %s%s",
+			"%s%-9s %5.1f%%  %10s  %10s/s  ETA %-6s pass %" PRIu64 "  lag %" PRIu64 " blocks  %s%s",
 			p->mode == RC_PROGRESS_TTY ? "\r\033[K" : "",
-			phase_name(r), pct, b, rt, eta < 0 ? "-" : "",
-			eta < 0 ? 0 : eta, pass, lag, p->specs[i],
-			"\n");
+			phase_name(r), pct, b, rt, et, pass, lag,
+			p->specs[i], "\n");
 	}
 	if (p->mode == RC_PROGRESS_JSON) {
 		fflush(stdout);

@@ -24,6 +24,7 @@ struct rc_progress {
 	uint64_t t0;               /* when the copy started */
 	uint64_t prev_ns;          /* the previous frame */
 	uint64_t prev[RC_CONS_MAX]; /* bytes at the previous frame */
+	double rate[RC_CONS_MAX];  /* smoothed bytes per second, -1: none yet */
 	int drawn;                 /* lines on screen (TTY) */
 };
 

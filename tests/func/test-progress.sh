@@ -23,6 +23,19 @@ for t in names:
     for r in mine:
         assert set(r) >= {"time", "state", "bytes_written", "image_bytes",
                           "percent", "rate", "eta", "pass", "lag_blocks"}, r
+        # The ETA is the rest of the image at the rate shown; no rate and
+        # no ETA once a target no longer copies.
+        if r["state"] == "copying" and r["rate"] > 0:
+            want = (r["image_bytes"] - r["bytes_written"]) / r["rate"]
+            assert abs(r["eta"] - want) <= 0.1 + want * 0.01, r
+        else:
+            assert r["eta"] == -1, r
+        if r["state"] != "copying":
+            assert r["rate"] == 0, r
+    # A copy capped at 2 MiB/s never shows more than the cap lets land
+    # in a second (three 1 MiB blocks, counting the first one at once).
+    assert all(r["rate"] <= 3 * 2**20 for r in mine), mine
+    assert any(r["rate"] > 0 for r in mine if r["state"] == "copying"), mine
 PY
 
 # Plain lines every two seconds off a terminal.
