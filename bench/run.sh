@@ -25,7 +25,8 @@
 #      loopback TCP with 1 ms delay, vs as many tmpfs files, vs nbdcopy
 #      once per target (issue 9)
 #
-# Each case alternates the tools inside every run and reports medians.
+# Each case alternates the tools inside every run (case b also rotates
+# their order from run to run) and reports medians.
 # Needs root (loop devices, cgroups, drop_caches).  Writes bench/RESULTS.md.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -166,27 +167,49 @@ if [[ $cases == *b* ]]; then
 	cat "$work/cache.img" > /dev/null
 	outs=("$work/t/1.img" "$work/t/2.img" "$work/t/3.img" "$work/t/4.img")
 	dcf=(); for o in "${outs[@]}"; do dcf+=("of=$o"); done
+	b_tools=(ringcopy-noverify ringcopy dd-parallel dcfldd dc3dd tee dd-single floor)
+	b_run() {
+		clean_targets
+		case $1 in
+		ringcopy-noverify)
+			record b "$1" 4 "$r" "$(measure "$RC" -q --no-verify "$work/cache.img" "${outs[@]}")" ;;
+		ringcopy)
+			record b "$1" 4 "$r" "$(measure "$RC" -q "$work/cache.img" "${outs[@]}")" ;;
+		dd-parallel)
+			record b "$1" 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if='"$work/cache.img"' of="$o" bs=1M status=none & done; wait' _ "${outs[@]}")" ;;
+		dcfldd)
+			record b "$1" 4 "$r" "$(measure dcfldd if="$work/cache.img" "${dcf[@]}" bs=1M status=off)" ;;
+		dc3dd)
+			record b "$1" 4 "$r" "$(measure dc3dd if="$work/cache.img" "${dcf[@]}" log=/dev/null)" ;;
+		tee)
+			record b "$1" 4 "$r" "$(measure bash -c 'tee "$2" "$3" "$4" < "$1" > "$5"' _ "$work/cache.img" "${outs[@]}")" ;;
+		dd-single)
+			record b "$1" 1 "$r" "$(measure dd if="$work/cache.img" of="${outs[0]}" bs=1M status=none)" ;;
+		floor)
+			# The machine's floors, for reading the goals: writing the
+			# 4 targets with nothing read (dd from /dev/zero), and
+			# reading them back (what any read-back verification costs).
+			record b floor-write 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if=/dev/zero of="$o" bs=1M count='"$S"' status=none & done; wait' _ "${outs[@]}")"
+			record b floor-readback 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if="$o" of=/dev/null bs=1M status=none & done; wait' _ "${outs[@]}")" ;;
+		esac
+	}
+	# Every tool starts right after the previous one freed its targets:
+	# on a VM that hands freed pages back to its host (free page
+	# reporting waits about 2 s), pages freed just now are still the
+	# guest's, pages freed long ago cost host faults to use again.  So
+	# that the first tool finds memory as the others do, an untimed
+	# write of the targets comes first.
+	clean_targets
+	for o in "${outs[@]}"; do dd if=/dev/zero of="$o" bs=1M count="$S" status=none & done
+	wait
+	# Each run starts one tool further down the list, so that no tool
+	# always runs first, or always after the same one: on a VM that hands
+	# freed pages back to its host, the order changes what a write costs.
 	for r in $(seq 1 "$runs"); do
-		clean_targets
-		record b ringcopy-noverify 4 "$r" "$(measure "$RC" -q --no-verify "$work/cache.img" "${outs[@]}")"
-		clean_targets
-		record b ringcopy 4 "$r" "$(measure "$RC" -q "$work/cache.img" "${outs[@]}")"
-		clean_targets
-		record b dd-parallel 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if='"$work/cache.img"' of="$o" bs=1M status=none & done; wait' _ "${outs[@]}")"
-		clean_targets
-		record b dcfldd 4 "$r" "$(measure dcfldd if="$work/cache.img" "${dcf[@]}" bs=1M status=off)"
-		clean_targets
-		record b dc3dd 4 "$r" "$(measure dc3dd if="$work/cache.img" "${dcf[@]}" log=/dev/null)"
-		clean_targets
-		record b tee 4 "$r" "$(measure bash -c 'tee "$2" "$3" "$4" < "$1" > "$5"' _ "$work/cache.img" "${outs[@]}")"
-		clean_targets
-		record b dd-single 1 "$r" "$(measure dd if="$work/cache.img" of="${outs[0]}" bs=1M status=none)"
-		# The machine's floors, for reading the goals: writing the 4
-		# targets with nothing read (dd from /dev/zero), and reading 4
-		# written targets back (what any read-back verification costs).
-		clean_targets
-		record b floor-write 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if=/dev/zero of="$o" bs=1M count='"$S"' status=none & done; wait' _ "${outs[@]}")"
-		record b floor-readback 4 "$r" "$(measure bash -c 'for o in "$@"; do dd if="$o" of=/dev/null bs=1M status=none & done; wait' _ "${outs[@]}")"
+		k=$(( (r - 1) % ${#b_tools[@]} ))
+		for t in "${b_tools[@]:k}" "${b_tools[@]:0:k}"; do
+			b_run "$t"
+		done
 	done
 	clean_targets
 fi
