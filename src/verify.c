@@ -22,7 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-#ifdef HAVE_XXH_X86DISPATCH_H
+#if defined(HAVE_XXH3_64BITS_DISPATCH) && defined(HAVE_XXH_X86DISPATCH_H)
+/* The x86 build of libxxhash: vector code chosen at run time. */
+#define RC_XXH_DISPATCH 1
 #include <xxh_x86dispatch.h>
 #endif
 
@@ -59,7 +61,7 @@ void rc_digest(const struct rc_image_hashes *h, char out[RC_DIGEST_HEX])
 
 uint64_t rc_block_hash(const void *data, size_t len)
 {
-#if defined(HAVE_XXH3_64BITS_DISPATCH) && defined(HAVE_XXH_X86DISPATCH_H)
+#ifdef RC_XXH_DISPATCH
 	return XXH3_64bits_dispatch(data, len);
 #else
 	return XXH3_64bits(data, len);
