@@ -207,16 +207,23 @@ for n in (4, 8):
     if rc and v:
         goal(f"(a) {n} targets: verification adds ≤ 15%", v <= 1.15 * rc,
              f"{(v / rc - 1) * 100:+.0f}%")
+
+
+def fastest_peer(case, n):
+    """The faster median of dcfldd and dc3dd, or None."""
+    return min((x for x in (med(case, "dcfldd", n), med(case, "dc3dd", n)) if x),
+               default=None)
+
+
 # The peers goals are case b's.  With the slow source every tool runs at
 # the device's speed (the page cache lets the peers read it once too), so
 # case a's ratios are shown for reference, not judged.
 for case, n in (("a", 4), ("a", 8), ("b", 4)):
     rc = med(case, "ringcopy-noverify", n)
-    peers = [x for x in (med(case, "dcfldd", n), med(case, "dc3dd", n)) if x]
+    best = fastest_peer(case, n)
     dd = med(case, "dd-parallel", n)
     ref = " (for reference)" if case == "a" else ""
-    if rc and peers:
-        best = min(peers)
+    if rc and best:
         goal(f"({case}) {n} targets: ≥ 1.5 × faster than the faster of dcfldd/dc3dd{ref}",
              None if ref else best / rc >= 1.5, f"{best / rc:.2f} ×")
     if rc and dd:
@@ -229,13 +236,13 @@ if rcb and vb:
 # than 4 dd from /dev/zero, and no read-back verification costs less than
 # reading the 4 targets back.
 fw, fr = med("b", "floor-write", 4), med("b", "floor-readback", 4)
-dc = [x for x in (med("b", "dcfldd", 4), med("b", "dc3dd", 4)) if x]
+best = fastest_peer("b", 4)
 if fw and rcb:
     goal("(b, for reference) ringcopy --no-verify / writing alone (4 dd from /dev/zero)",
          None, f"{rcb / fw:.2f} ×")
-if fw and dc:
+if fw and best:
     goal("(b, for reference) the faster of dcfldd/dc3dd / writing alone: "
-         "the most any tool could be faster", None, f"{min(dc) / fw:.2f} ×")
+         "the most any tool could be faster", None, f"{best / fw:.2f} ×")
 if fr and rcb:
     goal("(b, for reference) reading the 4 targets back alone, "
          "against ringcopy --no-verify: the least verification can add", None,
