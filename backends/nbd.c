@@ -41,6 +41,7 @@ static int nbd_probe(const char *path, int mode)
 #define NBD_CHUNK (1024u * 1024u) /* bytes per request: a 1 MiB block is one */
 #define NBD_CONNECT_MS 10000      /* connection deadline */
 #define NBD_IO_MS 60000           /* a request with no answer this long */
+#define NBD_SLICE_MS 500          /* asks rc_io_should_stop this often */
 
 #define NBD_WMAX 64               /* asynchronous block writes in flight */
 
@@ -77,17 +78,29 @@ static int libnbd_error(struct nbd_dev *n, int fallback)
  * (never when wait: no answer for that long is an error), -errno. */
 static int poll_io(struct nbd_dev *n, bool wait)
 {
-	int r = nbd_poll(n->h, wait ? NBD_IO_MS : 0);
+	int waited, r;
 
-	if (r == -1)
-		return libnbd_error(n, EIO);
-	if (r == 0 && wait) {
-		snprintf(n->err, sizeof n->err,
-			 "the server did not answer within %d s",
-			 NBD_IO_MS / 1000);
-		return -ETIMEDOUT;
+	if (!wait) {
+		r = nbd_poll(n->h, 0);
+		return r == -1 ? libnbd_error(n, EIO) : r;
 	}
-	return r;
+	/* In slices, so that an evicted or interrupted consumer does not
+	 * wait for a stopped server. */
+	for (waited = 0; waited < NBD_IO_MS; waited += NBD_SLICE_MS) {
+		r = nbd_poll(n->h, NBD_SLICE_MS);
+		if (r == -1)
+			return libnbd_error(n, EIO);
+		if (r > 0)
+			return r;
+		if (rc_io_should_stop && rc_io_should_stop()) {
+			snprintf(n->err, sizeof n->err,
+				 "cancelled while waiting for the server");
+			return -ECANCELED;
+		}
+	}
+	snprintf(n->err, sizeof n->err,
+		 "the server did not answer within %d s", NBD_IO_MS / 1000);
+	return -ETIMEDOUT;
 }
 
 static int connect_uri(struct nbd_dev *n, const char *uri)

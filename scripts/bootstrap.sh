@@ -12,6 +12,7 @@ packages=(
 	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
 	libnbd-dev nbdkit libnbd-bin
 	dcfldd dc3dd bmap-tools
+	spin
 )
 missing=()
 for p in "${packages[@]}"; do

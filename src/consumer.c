@@ -11,126 +11,51 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sem.h>
 #include <sys/shm.h>
 #include <unistd.h>
 
 #include "ringcopy/core.h"
+#include "ringcopy/ringproto.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
-
-#define WAIT_MS 500
 
 static void set_counter(uint64_t *p, uint64_t v)
 {
 	__atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
-/* Why the producer is not delivering, or NULL to keep waiting. */
-static const char *check_producer(struct rc_ring *r, char *buf, size_t len)
-{
-	const struct rc_ring_hdr *h = r->hdr;
-
-	if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) == RC_RING_FAILED) {
-		snprintf(buf, len, "%.*s", (int)sizeof h->err_msg,
-			 h->err_msg);
-		return buf;
-	}
-	if (rc_sem_get(r, RC_SEM_PALIVE) == 0 &&
-	    !rc_proc_alive(h->producer_pid, h->producer_start)) {
-		snprintf(buf, len, "producer died (pid %d)",
-			 (int)h->producer_pid);
-		return buf;
-	}
-	return NULL;
-}
-
-static int wait_avail(struct rc_ring *r, uint32_t idx, char *err,
-		      size_t errlen)
-{
-	struct sembuf op = { (unsigned short)RC_SEM_AVAIL(idx), -1, 0 };
-	const char *why;
-
-	for (;;) {
-		/* A signal that arrived during a write did not interrupt
-		 * a semop: look at the flag too. */
-		int rc = rc_interrupted ? -EINTR
-					: rc_semop(r->semid, &op, 1, WAIT_MS);
-
-		if (rc == 0 && r->ctab[idx].state == RC_CONS_ACTIVE)
-			return 0;
-		if (rc == 0)
-			rc = -EAGAIN; /* evicted meanwhile: say so below */
-		if (rc == -EINTR) {
-			snprintf(err, errlen, "interrupted");
-			return rc;
-		}
-		if (rc == -EIDRM && r->ctab[idx].state != RC_CONS_EVICTED) {
-			snprintf(err, errlen, "the ring was removed");
-			return rc;
-		}
-		if (rc != -EAGAIN && rc != -EIDRM) {
-			snprintf(err, errlen, "semop: %s", strerror(-rc));
-			return rc;
-		}
-		why = check_producer(r, err, errlen);
-		if (why)
-			return -EPIPE;
-		if (r->ctab[idx].state != RC_CONS_ACTIVE) {
-			snprintf(err, errlen,
-				 "evicted from the ring: it made no progress for more than %u s (--stall-timeout)",
-				 r->hdr->stall_ms / 1000);
-			return -ESTALE;
-		}
-	}
-}
-
-static void leave(struct rc_ring *r, uint32_t idx)
-{
-	struct sembuf fr = { (unsigned short)RC_SEM_FREE(idx), 1, 0 };
-	struct sembuf join = { RC_SEM_JOIN, 1, 0 };
-	struct sembuf tok = { (unsigned short)RC_SEM_ALIVE(idx), -1,
-			      SEM_UNDO | IPC_NOWAIT };
-
-	/* One FREE post unblocks a producer that still counted us.  It goes
-	 * before the entry is marked: once LEAVING, the entry may be reset
-	 * and reused, and a late post would credit its next consumer with a
-	 * slot it has not read. */
-	rc_semop(r->semid, &fr, 1, -1);
-	if (rc_ring_lock(r) == 0) {
-		/* An evicted entry stays evicted: the producer frees it
-		 * once our token below is gone. */
-		if (r->ctab[idx].state == RC_CONS_ACTIVE &&
-		    r->ctab[idx].pid == getpid())
-			r->ctab[idx].state = RC_CONS_LEAVING;
-		rc_ring_unlock(r);
-	}
-	rc_semop(r->semid, &join, 1, -1);
-	rc_semop(r->semid, &tok, 1, -1);
-}
-
 /* The producer died: nobody will remove the ring unless the last consumer
- * out does.  "Last" means no entry is active any more. */
+ * out does. */
 static void last_one_out(struct rc_ring *r, const char *rdv_path)
 {
-	uint32_t i, active = 0;
 	int shmid = r->shmid, semid = r->semid;
 
-	if (rc_ring_lock(r) < 0)
-		return;
-	for (i = 0; i < r->ncons; i++)
-		if (r->ctab[i].state == RC_CONS_ACTIVE &&
-		    rc_sem_get(r, RC_SEM_ALIVE(i)) > 0)
-			active++;
-	if (active || rc_sem_get(r, RC_SEM_PALIVE) > 0) {
-		rc_ring_unlock(r);
-		return;
-	}
-	/* Removing the set releases the lock with it. */
-	semctl(semid, 0, IPC_RMID);
-	shmctl(shmid, IPC_RMID, NULL);
-	if (rdv_path)
+	if (rc_proto_last_out(r) && rdv_path)
 		rc_rdv_remove_if_ours(rdv_path, shmid, semid);
+}
+
+/* What a backend waiting for a stopped device asks: are we still served?
+ * (One consumer per process.) */
+static struct rc_ring *stop_ring;
+static const struct rc_reg *stop_reg;
+
+static bool should_stop(void)
+{
+	const volatile struct rc_cons_ent *c;
+
+	if (rc_interrupted)
+		return true;
+	if (!stop_ring)
+		return false;
+	c = &stop_ring->ctab[stop_reg->idx];
+	return c->state != RC_CONS_ACTIVE || c->gen != stop_reg->gen;
+}
+
+/* The ring's reason, as the target's error. */
+static int ring_error(struct rc_ring *r, int rc, char *err, size_t errlen)
+{
+	rc_strlcpy(err, r->why, errlen);
+	return rc;
 }
 
 /* Say which write failed, in the backend's words where it has some. */
@@ -321,9 +246,9 @@ static int retire(struct copy_state *cs, uint32_t keep)
 {
 	const struct rc_consumer_args *a = cs->a;
 	struct rc_ring *r = a->ring;
-	struct rc_cons_ent *c = &r->ctab[a->idx];
+	struct rc_cons_ent *c = &r->ctab[a->reg.idx];
 	struct rc_result *res = a->res;
-	struct sembuf fr = { (unsigned short)RC_SEM_FREE(a->idx), 0, 0 };
+	uint32_t released = 0;
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
 	int rc;
@@ -340,8 +265,15 @@ static int retire(struct copy_state *cs, uint32_t keep)
 			     i++)
 				;
 			p = &cs->q[(cs->head + i) % r->nslots];
-			return write_failed(a->dst, rc, p->len, p->off, err,
-					    errlen);
+			/* Cancelled because we were evicted or interrupted:
+			 * that is the news, not the write. */
+			if (rc == -ECANCELED &&
+			    (rc = rc_proto_check(r, &a->reg)) < 0)
+				return ring_error(r, rc, err, errlen);
+			if (rc == 0 && rc_interrupted)
+				return ring_error(r, -EINTR, err, errlen);
+			return write_failed(a->dst, rc ? rc : -ECANCELED,
+					    p->len, p->off, err, errlen);
 		}
 		for (i = 0; rc > 0 && i < cs->count; i++) {
 			struct pending *p = &cs->q[(cs->head + i) % r->nslots];
@@ -358,17 +290,17 @@ static int retire(struct copy_state *cs, uint32_t keep)
 		const volatile struct rc_slot_hdr *s = &r->shdr[p->slot];
 
 		if (s->seq != p->seq) {
+			/* Evicted (the producer stopped waiting for us), or
+			 * the ring failed: that is why. */
+			rc = rc_proto_check(r, &a->reg);
+			if (rc < 0)
+				return ring_error(r, rc, err, errlen);
 			snprintf(err, errlen,
 				 "ring slot %u was overwritten while block at offset %llu was written",
 				 p->slot, (unsigned long long)p->off);
 			return -EPROTO;
 		}
-		if (fr.sem_op == SHRT_MAX) {
-			if (rc_semop(r->semid, &fr, 1, -1) < 0)
-				goto removed;
-			fr.sem_op = 0;
-		}
-		fr.sem_op++;
+		released++;
 		if (a->hashes)
 			a->hashes[p->block] = p->hash;
 		cs->done++;
@@ -379,12 +311,9 @@ static int retire(struct copy_state *cs, uint32_t keep)
 		cs->count--;
 	}
 	/* One post releases them all. */
-	if (fr.sem_op && rc_semop(r->semid, &fr, 1, -1) < 0)
-		goto removed;
+	if (released && (rc = rc_proto_release(r, &a->reg, released)) < 0)
+		return ring_error(r, rc, err, errlen);
 	return 0;
-removed:
-	snprintf(err, errlen, "the ring was removed");
-	return -EIDRM;
 }
 
 /* The next slot.  While the producer has nothing for us, keep our writes
@@ -394,17 +323,12 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 {
 	const struct rc_consumer_args *a = cs->a;
 	struct rc_ring *r = a->ring;
-	struct sembuf op = { (unsigned short)RC_SEM_AVAIL(a->idx), -1,
-			     IPC_NOWAIT };
 	int rc;
 
-	while ((cs->nasync || behind_pending(cs->vb, cs->done)) &&
-	       !rc_interrupted) {
-		rc = rc_semop(r->semid, &op, 1, -1);
-		if (rc == 0 && r->ctab[a->idx].state == RC_CONS_ACTIVE)
-			return 0;
+	while (cs->nasync || behind_pending(cs->vb, cs->done)) {
+		rc = rc_proto_wait_block(r, &a->reg, 0);
 		if (rc != -EAGAIN)
-			break; /* wait_avail says what happened */
+			return rc < 0 ? ring_error(r, rc, err, errlen) : 0;
 		if (cs->nasync) {
 			rc = retire(cs, cs->nasync - 1);
 			if (rc < 0)
@@ -414,7 +338,9 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 				    &a->res->behind_bytes);
 		}
 	}
-	return wait_avail(r, a->idx, err, errlen);
+	while ((rc = rc_proto_wait_block(r, &a->reg, -1)) == -EAGAIN)
+		;
+	return rc < 0 ? ring_error(r, rc, err, errlen) : 0;
 }
 
 /* Copy every block of the image from the ring to the target. */
@@ -454,10 +380,6 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		rc = next_avail(&cs, err, errlen);
 		if (rc < 0)
 			break;
-		if (check_producer(r, err, errlen)) {
-			rc = -EPIPE;
-			break;
-		}
 		/* The slot header is input: it must claim exactly the
 		 * block we wait for. */
 		if (s->seq != seq || s->block != block || s->len != len) {
@@ -519,9 +441,6 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	struct rc_ring *r = a->ring;
 	struct rc_dev *dst = a->dst;
 	struct rc_result *res = a->res;
-	struct sembuf tok = { (unsigned short)RC_SEM_ALIVE(a->idx), 1,
-			      SEM_UNDO };
-	struct rc_cons_ent *c = &r->ctab[a->idx];
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
 	uint64_t first, t0 = rc_now_ns();
@@ -538,16 +457,18 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	int rc;
 
 	res->status = RC_RES_PENDING;
-	/* Our own liveness token: from now on our death is seen. */
-	if (rc_semop(r->semid, &tok, 1, -1) < 0 || rc_ring_lock(r) < 0) {
-		snprintf(err, errlen, "the ring was removed before the copy began");
+	/* Our own liveness token and the entry: from now on our death is
+	 * seen, and the entry is ours to leave. */
+	rc = rc_proto_claim(r, &a->reg);
+	if (rc < 0) {
+		ring_error(r, rc, err, errlen);
 		res->status = RC_RES_FAILED;
-		return -EIDRM;
+		return rc;
 	}
-	c->pid = getpid();
-	c->pstart = rc_proc_start(getpid());
-	first = c->first_seq;
-	rc_ring_unlock(r);
+	first = a->reg.first;
+	stop_ring = r;
+	stop_reg = &a->reg;
+	rc_io_should_stop = should_stop;
 	/* Tell the invocation it may drop the token it held for us. */
 	if (a->ready_fd >= 0) {
 		ssize_t w = write(a->ready_fd, "1", 1);
@@ -571,7 +492,8 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	}
 	/* We have read all we need (or failed): free the producer now, not
 	 * after the flush and verification. */
-	leave(r, a->idx);
+	rc_proto_leave(r, &a->reg);
+	stop_ring = NULL; /* no longer served: flush and verify go on */
 	if (rc == -EPIPE && strstr(err, "producer died"))
 		last_one_out(r, a->rdv_path);
 	res->phase = RC_PHASE_FLUSH;

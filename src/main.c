@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,8 +59,12 @@ enum { PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
 
 enum { SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN };
 
+/* Consumers not yet reaped: a signal to the invocation is passed on to
+ * them by the loops that wait for them, never from the handler (a reaped
+ * child's pid may already be someone else's). */
 static pid_t children[RC_CONS_MAX];
 static size_t nchildren;
+static bool forwarded;
 
 static void usage(FILE *f)
 {
@@ -313,12 +318,31 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 static void on_signal(int sig)
 {
+	(void)sig;
+	rc_interrupted = 1;
+}
+
+/* Pass an interruption on to the consumers still running (once). */
+static void forward_interrupt(void)
+{
 	size_t i;
 
-	rc_interrupted = 1;
+	if (!rc_interrupted || forwarded)
+		return;
+	forwarded = true;
 	for (i = 0; i < nchildren; i++)
 		if (children[i] > 0)
 			kill(children[i], SIGTERM);
+}
+
+/* A child reaped: its pid is no longer ours to signal. */
+static void forget_child(pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i] == pid)
+			children[i] = 0;
 }
 
 static void set_signals(void)
@@ -552,6 +576,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 			  struct rc_progress *prog)
 {
 	pid_t pids[RC_CONS_MAX] = { 0 };
+	pid_t parent = getpid();
 	int pipes[RC_CONS_MAX];
 	sigset_t chld, old_mask;
 	int i, k;
@@ -562,7 +587,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 
 		pipes[i] = -1;
 		if (res[i].status == RC_RES_FAILED) {
-			rc_abandon_entry(&j->ring, j->idx[i]);
+			rc_proto_abandon(&j->ring, &j->reg[i]);
 			continue;
 		}
 		if (pipe2(pfd, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
@@ -574,10 +599,15 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 				close(pfd[0]);
 				close(pfd[1]);
 			}
-			rc_abandon_entry(&j->ring, j->idx[i]);
+			rc_proto_abandon(&j->ring, &j->reg[i]);
 			continue;
 		}
 		if (pid == 0) {
+			/* The invocation's death (even SIGKILL) interrupts
+			 * us like its SIGTERM would: stop and leave. */
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != parent)
+				rc_interrupted = 1;
 			nchildren = 0;
 			close(pfd[0]);
 			for (k = 0; k < n; k++) {
@@ -588,7 +618,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 			}
 			rc_dev_close(src);
 			struct rc_consumer_args a = {
-				.ring = &j->ring, .idx = j->idx[i],
+				.ring = &j->ring, .reg = j->reg[i],
 				.dst = dst[i], .res = &res[i],
 				.ready_fd = pfd[1], .hashes = hashes,
 				.verify = o->verify, .sparse = o->sparse,
@@ -604,7 +634,10 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 		pipes[i] = pfd[0];
 		pids[i] = pid;
 	}
-	/* Hand each entry's liveness over to its consumer. */
+	/* Hand each entry's liveness over to its consumer.  The child
+	 * either claims its entry and says so, or dies (EOF): an
+	 * interruption is passed on and the wait goes on, because an entry
+	 * is given up only when its consumer cannot have claimed it. */
 	for (i = 0; i < n; i++) {
 		char c;
 		ssize_t r;
@@ -612,13 +645,14 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 		if (pipes[i] < 0)
 			continue;
 		do {
+			forward_interrupt();
 			r = read(pipes[i], &c, 1);
-		} while (r < 0 && errno == EINTR && !rc_interrupted);
+		} while (r < 0 && errno == EINTR);
 		close(pipes[i]);
 		if (r == 1)
-			rc_drop_owner_token(&j->ring, j->idx[i]);
+			rc_proto_hand_off(&j->ring, &j->reg[i]);
 		else
-			rc_abandon_entry(&j->ring, j->idx[i]);
+			rc_proto_abandon(&j->ring, &j->reg[i]);
 	}
 	/* Wait for them, drawing progress meanwhile.  SIGCHLD stays pending
 	 * while blocked, so sigtimedwait() returns as soon as a consumer
@@ -642,6 +676,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 				left++;
 				continue;
 			}
+			forget_child(pids[i]);
 			pids[i] = 0;
 			if (w < 0 || res[i].status != RC_RES_PENDING)
 				continue;
@@ -658,6 +693,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 		rc_progress_tick(prog, left == 0);
 		if (!left)
 			break;
+		forward_interrupt();
 		sigtimedwait(&chld, NULL, &ts);
 	}
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
@@ -816,6 +852,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = rc_elect(&req, j, err, sizeof err);
+	if (rc == 0 && j->created) {
+		rc = rc_producer_spawn(&j->ring, src, j->rdv_path, req.map_fd,
+				       err, sizeof err);
+		if (rc < 0)
+			rc_elect_undo(j);
+	}
+	if (rc == 0)
+		rc_elect_release(j);
 	if (req.map_fd >= 0)
 		close(req.map_fd);
 	if (rc < 0) {
@@ -836,7 +880,7 @@ int main(int argc, char **argv)
 							  : "for --linger seconds after the last leaves");
 		else
 			rc_msg("%s is already being served (producer pid %d): nothing to do",
-			       src->spec, j->ring.hdr->producer_pid);
+			       src->spec, (int)j->ring.producer_pid);
 		rc_ring_detach(&j->ring);
 		goto out;
 	}

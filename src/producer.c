@@ -1,13 +1,11 @@
 /* ringcopy - the producer: reads the source once per pass into the ring.
  *
- * For each sequence number n (DESIGN.md, "The semaphores"):
- *  1. under LOCK, drop consumers that left, take n = next_seq++ and the set
- *     R of active consumers that need n; with nobody to serve, leave;
- *  2. one semtimedop takes FREE[i] -1 for every i in R at once: SysV applies
- *     all or nothing, so no slot is overwritten before every consumer that
- *     needs it has read it;
- *  3. read block n mod nblocks into slot n mod nslots, hash it;
- *  4. one semop posts AVAIL[i] +1 for every i in R.
+ * For each step (the verbs are in ringproto.c, the protocol in
+ * doc/design.md): select what n = next_seq needs; take one credit from
+ * every consumer whose slot n may still hold data (all or nothing); read
+ * block n mod nblocks into slot n mod nslots and hash it; publish it to
+ * every consumer that needs n.  The producer is spawned here, twice
+ * removed from the invocation, so that it outlives it.
  */
 #include "config.h"
 
@@ -17,11 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sem.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ringcopy/core.h"
+#include "ringcopy/ringproto.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
 
@@ -30,22 +29,17 @@
 struct producer {
 	struct rc_ring *r;
 	struct rc_dev *src;
-	struct rc_select sel;
-	struct sembuf ops[RC_CONS_MAX];
+	struct rc_proto_prod pp;
 	uint64_t rate_t0, rate_bytes;
 	/* The hash of every block the first time it was read, to catch a
 	 * source that changes between passes (NULL if out of memory). */
 	uint64_t *first_hash;
 	uint8_t *seen; /* bitmap of blocks read at least once */
 	struct rc_holes holes; /* the source's holes are not read */
-	/* Stall tracking, per consumer-table entry: the entry's first_seq
-	 * identifies its occupant, blocks_done its progress. */
-	struct {
-		uint64_t first, done, since_ns;
-	} stall[RC_CONS_MAX];
 	int map_fd;             /* --rescue map file, or -1 */
 	uint64_t idle_since;    /* when the last consumer left (--linger) */
 	uint64_t bad_off, bad_len; /* the bad range being extended */
+	bool aborted;           /* the ring stopped making sense */
 };
 
 static void set_counter(uint64_t *p, uint64_t v)
@@ -63,144 +57,9 @@ static bool all_zero(const unsigned char *p, size_t len)
 	return memcmp(p, z, 16) == 0 && memcmp(p, p + 16, len - 16) == 0;
 }
 
-/* Mark dead consumers of the table as leaving (LOCK held).  A consumer is
- * dead when its liveness token is gone: SEM_UNDO dropped it with the
- * process, whatever killed it. */
-static void evict_dead_locked(struct producer *p)
-{
-	struct rc_ring *r = p->r;
-	uint32_t i;
-
-	for (i = 0; i < r->ncons; i++)
-		if (r->ctab[i].state == RC_CONS_ACTIVE &&
-		    rc_sem_get(r, RC_SEM_ALIVE(i)) == 0)
-			r->ctab[i].state = RC_CONS_LEAVING;
-}
-
-static uint32_t prune(struct rc_ring *r, uint32_t *set, uint32_t n)
-{
-	uint32_t k, j = 0;
-
-	for (k = 0; k < n; k++)
-		if (r->ctab[set[k]].state == RC_CONS_ACTIVE)
-			set[j++] = set[k];
-	return j;
-}
-
-/* An evicted entry becomes free once its process has dropped its token
- * (it noticed, or it died); until then a new occupant's token would be
- * indistinguishable from the stalled one's (LOCK held). */
-static void reap_evicted_locked(struct producer *p)
-{
-	struct rc_ring *r = p->r;
-	uint32_t i;
-
-	for (i = 0; i < r->ncons; i++)
-		if (r->ctab[i].state == RC_CONS_EVICTED &&
-		    rc_sem_get(r, RC_SEM_ALIVE(i)) == 0)
-			r->ctab[i].state = RC_CONS_FREE;
-}
-
-/* Evict the consumers we wait for that made no progress for the stall
- * timeout: alive (a SIGSTOPped process keeps its token) but holding every
- * other target hostage (LOCK held). */
-static void evict_stalled_locked(struct producer *p)
-{
-	struct rc_ring *r = p->r;
-	uint64_t now = rc_now_ns(), limit = (uint64_t)r->hdr->stall_ms * 1000000u;
-	uint32_t k;
-
-	if (!limit)
-		return;
-	for (k = 0; k < p->sel.nwait; k++) {
-		uint32_t i = p->sel.wait[k];
-		struct rc_cons_ent *c = &r->ctab[i];
-		uint64_t done = __atomic_load_n(&c->blocks_done, __ATOMIC_RELAXED);
-
-		if (c->state != RC_CONS_ACTIVE)
-			continue;
-		/* Only one that holds us: its credits are spent.  Those that
-		 * wait for data starve with us and are not to blame. */
-		if (p->stall[i].first != c->first_seq || !p->stall[i].since_ns ||
-		    p->stall[i].done != done ||
-		    rc_sem_get(r, RC_SEM_FREE(i)) != 0) {
-			p->stall[i].first = c->first_seq;
-			p->stall[i].done = done;
-			p->stall[i].since_ns = now;
-		} else if (now - p->stall[i].since_ns > limit) {
-			c->state = RC_CONS_EVICTED;
-			p->stall[i].since_ns = 0;
-		}
-	}
-}
-
-/* Keep only the members of the sets that are still active (LOCK held). */
-static void prune_sets_locked(struct producer *p)
-{
-	evict_dead_locked(p);
-	evict_stalled_locked(p);
-	p->sel.nwait = prune(p->r, p->sel.wait, p->sel.nwait);
-	p->sel.nneed = prune(p->r, p->sel.need, p->sel.nneed);
-}
-
-/* Sleep until the consumer table may have changed, or WAIT_MS. */
-static int wait_table(struct producer *p)
-{
-	struct sembuf op = { RC_SEM_JOIN, -1, 0 };
-	int rc = rc_semop(p->r->semid, &op, 1, WAIT_MS);
-
-	if (rc == -EIDRM)
-		return rc;
-	semctl(p->r->semid, RC_SEM_JOIN, SETVAL, 0);
-	return 0;
-}
-
-static int wait_free(struct producer *p)
-{
-	struct rc_ring *r = p->r;
-	uint32_t k;
-	int rc;
-
-	for (;;) {
-		for (k = 0; k < p->sel.nwait; k++) {
-			p->ops[k].sem_num =
-				(unsigned short)RC_SEM_FREE(p->sel.wait[k]);
-			p->ops[k].sem_op = -1;
-			p->ops[k].sem_flg = 0;
-		}
-		rc = rc_semop(r->semid, p->ops, p->sel.nwait, WAIT_MS);
-		if (rc == 0)
-			return 0;
-		if (rc != -EAGAIN && rc != -EINTR)
-			return rc;
-		/* Slow or dead consumers: drop the dead and the departed,
-		 * and wait again for the rest. */
-		rc = rc_ring_lock(r);
-		if (rc < 0)
-			return rc;
-		prune_sets_locked(p);
-		rc_ring_unlock(r);
-		if (p->sel.nwait == 0)
-			return 0;
-	}
-}
-
-static int post_avail(struct producer *p)
-{
-	uint32_t k;
-
-	for (k = 0; k < p->sel.nneed; k++) {
-		p->ops[k].sem_num =
-			(unsigned short)RC_SEM_AVAIL(p->sel.need[k]);
-		p->ops[k].sem_op = 1;
-		p->ops[k].sem_flg = 0;
-	}
-	return rc_semop(p->r->semid, p->ops, p->sel.nneed, -1);
-}
-
 static void throttle(struct producer *p, uint32_t len)
 {
-	uint64_t rate = p->r->hdr->rate, due, now;
+	uint64_t rate = p->r->rate, due, now;
 	struct timespec ts;
 
 	if (!rate)
@@ -220,43 +79,33 @@ static void throttle(struct producer *p, uint32_t len)
 	p->rate_bytes += len;
 }
 
+/* A ring that stopped making sense: every process on it wakes and
+ * reports why. */
+static void abort_ring(struct producer *p)
+{
+	if (p->aborted)
+		return;
+	p->aborted = true;
+	rc_proto_abort(p->r, p->r->why);
+}
+
 /* Fail the ring: every consumer reports err; then wait for them to go. */
 static void fail_ring(struct producer *p, int err, uint64_t off,
 		      const char *msg)
 {
 	struct rc_ring *r = p->r;
-	struct rc_ring_hdr *h = r->hdr;
-	uint32_t i;
+	int active;
 
-	if (rc_ring_lock(r) < 0)
+	if (rc_proto_fail(r, err, off, msg) < 0) {
+		abort_ring(p);
 		return;
-	h->err_code = err;
-	h->err_offset = off;
-	rc_strlcpy(h->err_msg, msg, sizeof h->err_msg);
-	h->state = RC_RING_FAILED;
-	p->sel.nneed = 0;
-	for (i = 0; i < r->ncons; i++)
-		if (r->ctab[i].state == RC_CONS_ACTIVE)
-			p->sel.need[p->sel.nneed++] = i;
-	rc_ring_unlock(r);
-	post_avail(p); /* wake them: they see FAILED */
-	for (;;) {
-		uint32_t active = 0;
-
-		if (rc_ring_lock(r) < 0)
-			return;
-		evict_dead_locked(p);
-		reap_evicted_locked(p);
-		for (i = 0; i < r->ncons; i++) {
-			if (r->ctab[i].state == RC_CONS_LEAVING)
-				r->ctab[i].state = RC_CONS_FREE;
-			else if (r->ctab[i].state == RC_CONS_ACTIVE)
-				active++;
-		}
-		rc_ring_unlock(r);
-		if (!active || wait_table(p) < 0)
-			return;
 	}
+	p->pp.sel.nwait = p->pp.sel.nneed = 0;
+	while ((active = rc_proto_evict(r, &p->pp, 0)) > 0)
+		if (rc_proto_wait_table(r, RC_PROTO_WAIT_MS) < 0)
+			break;
+	if (active < 0 && active != -EIDRM)
+		abort_ring(p);
 }
 
 /* The marker written over unreadable sectors (--rescue): documented in
@@ -323,7 +172,7 @@ static int read_block(struct producer *p, uint64_t off, uint32_t len,
 		return 0; /* the ring carries the flag, not the zeros */
 	throttle(p, len);
 	got = rc_dev_pread(p->src, data, len, off);
-	if (got < 0 && p->r->hdr->rescue) {
+	if (got < 0 && p->r->rescue) {
 		uint64_t block = off / p->r->block_size;
 		bool first = !p->seen ||
 			     !(p->seen[block / 8] & (1u << (block % 8)));
@@ -415,96 +264,122 @@ static int produce(struct producer *p, uint64_t n)
 	return 0;
 }
 
+static volatile sig_atomic_t terminated;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	terminated = 1;
+	rc_interrupted = 1; /* wakes an idle wait; no other verb gives up */
+}
+
 /* How many more milliseconds an idle producer waits for a joiner:
  * INT64_MAX forever, 0 not at all. */
-static int64_t linger(struct producer *p)
+static int64_t linger_left(struct producer *p)
 {
-	uint32_t ms = p->r->hdr->linger_ms;
-	uint64_t now = rc_now_ns(), idle;
+	uint32_t ms = p->r->linger_ms;
+	uint64_t idle;
 
-	if (!ms || rc_interrupted)
+	if (!ms || terminated)
 		return 0; /* SIGTERM ends the linger */
 	if (ms == UINT32_MAX)
 		return INT64_MAX;
 	if (!p->idle_since)
-		p->idle_since = now;
-	idle = (now - p->idle_since) / 1000000u;
+		return ms;
+	idle = (rc_now_ns() - p->idle_since) / 1000000u;
 	return idle < ms ? (int64_t)(ms - idle) : 0;
 }
 
-static void on_term(int sig)
+/* Take the credits of step n, evicting the dead and the stalled while we
+ * wait.  0, or -1 when the ring is gone or broken. */
+static int take_credits(struct producer *p)
 {
-	rc_interrupted = 1;
+	struct rc_ring *r = p->r;
+	int rc;
+
+	for (;;) {
+		rc = rc_proto_take_credits(r, &p->pp, RC_PROTO_WAIT_MS);
+		if (rc == 0)
+			return 0;
+		if (rc != -EAGAIN)
+			break;
+		/* Slow or dead consumers: drop the dead and the stalled,
+		 * and wait again for the rest. */
+		rc = rc_proto_evict(r, &p->pp, r->stall_ms);
+		if (rc < 0)
+			break;
+	}
+	if (rc != -EIDRM)
+		abort_ring(p);
+	return -1;
 }
 
 /* The main loop; returns when nobody is left to serve or the ring fails. */
 static void serve(struct producer *p)
 {
 	struct rc_ring *r = p->r;
-	struct rc_ring_hdr *h = r->hdr;
+	int64_t left;
+	int step, rc;
 
 	for (;;) {
-		uint64_t n;
-		uint32_t active;
-
-		if (rc_ring_lock(r) < 0)
+		left = linger_left(p);
+		step = rc_proto_select(r, &p->pp, left == 0);
+		switch (step) {
+		case RC_STEP_CLOSED:
 			return;
-		n = h->next_seq;
-		reap_evicted_locked(p);
-		active = rc_ring_select(r->ctab, r->ncons, r->nblocks,
-					r->nslots, n, &p->sel);
-		if (!active && linger(p) > 0) {
-			/* Idle: nothing is read and no CPU is used until a
-			 * joiner posts JOIN, the linger ends or SIGTERM. */
-			struct sembuf op = { RC_SEM_JOIN, -1, 0 };
-			int64_t left = linger(p);
-
-			rc_ring_unlock(r);
-			if (rc_semop(r->semid, &op, 1,
-				     left == INT64_MAX ? -1 : (int)left) == -EIDRM)
-				return;
-			semctl(r->semid, RC_SEM_JOIN, SETVAL, 0);
-			continue;
-		}
-		if (!active) {
-			h->state = RC_RING_CLOSING;
-			rc_ring_unlock(r);
-			return;
-		}
-		p->idle_since = 0;
-		if (!p->sel.nneed) {
-			if (p->sel.later != UINT64_MAX) {
-				/* Nobody needs n: jump, read nothing. */
-				h->next_seq = p->sel.later;
-				rc_ring_unlock(r);
+		case RC_STEP_IDLE:
+			/* Nothing is read and no CPU is used until a joiner
+			 * rings, the linger ends or SIGTERM. */
+			if (!p->idle_since) {
+				p->idle_since = rc_now_ns();
 				continue;
 			}
-			/* Everyone has what they need and is finishing. */
-			evict_dead_locked(p);
-			rc_ring_unlock(r);
-			if (wait_table(p) < 0)
+			rc = rc_proto_wait_table(r, left == INT64_MAX
+							    ? -1
+							    : (int)left);
+			break;
+		case RC_STEP_DRAIN:
+			/* Everyone has what it needs and is finishing. */
+			p->idle_since = 0;
+			rc = rc_proto_wait_table(r, RC_PROTO_WAIT_MS);
+			if (rc == 0)
+				rc = rc_proto_evict(r, &p->pp, 0);
+			break;
+		case RC_STEP_PRODUCE:
+		case RC_STEP_SKIP:
+			p->idle_since = 0;
+			if (take_credits(p) < 0)
 				return;
-			continue;
+			/* Those who needed n may be gone meanwhile: then
+			 * it is a skip. */
+			if (step == RC_STEP_SKIP || !p->pp.sel.nneed)
+				continue;
+			if (produce(p, p->pp.n) < 0)
+				return;
+			rc = rc_proto_publish(r, &p->pp);
+			break;
+		default:
+			rc = step;
+			break;
 		}
-		h->next_seq = n + 1;
-		rc_ring_unlock(r);
-
-		if (wait_free(p) < 0)
+		if (rc < 0) {
+			if (rc != -EIDRM)
+				abort_ring(p);
 			return;
-		if (!p->sel.nneed)
-			continue; /* those who needed n are gone */
-		if (produce(p, n) < 0)
-			return;
-		if (post_avail(p) < 0)
-			return;
+		}
 	}
 }
 
-void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
-		      const char *rdv_path, int ready_fd, int map_fd)
+/* The producer: writes one byte to ready_fd once it serves the ring, then
+ * closes it; never returns. */
+static void producer_main(struct rc_ring *r, struct rc_dev *src,
+			  const char *rdv_path, int ready_fd, int map_fd)
+	__attribute__((noreturn));
+
+static void producer_main(struct rc_ring *r, struct rc_dev *src,
+			  const char *rdv_path, int ready_fd, int map_fd)
 {
 	struct producer p = { .r = r, .src = src, .map_fd = map_fd };
-	struct sembuf op = { RC_SEM_PALIVE, 1, SEM_UNDO };
 	int keep[3] = { src->fd, ready_fd, map_fd };
 	int fd;
 
@@ -529,12 +404,8 @@ void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
 		if (fd > 2)
 			close(fd);
 	}
-	if (rc_semop(r->semid, &op, 1, -1) < 0 || rc_ring_lock(r) < 0)
+	if (rc_proto_producer_start(r, &p.pp) < 0)
 		_exit(1);
-	r->hdr->producer_pid = getpid();
-	r->hdr->producer_start = rc_proc_start(getpid());
-	r->hdr->state = RC_RING_RUNNING;
-	rc_ring_unlock(r);
 	if (write(ready_fd, "1", 1) != 1)
 		_exit(1);
 	close(ready_fd);
@@ -562,4 +433,56 @@ void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
 	}
 	rc_dev_close(src);
 	_exit(0);
+}
+
+int rc_producer_spawn(struct rc_ring *r, struct rc_dev *src,
+		      const char *rdv_path, int map_fd, char *err,
+		      size_t errlen)
+{
+	int pfd[2], status;
+	pid_t pid;
+	char c;
+	ssize_t n;
+
+	/* Test hook: die where a crash leaves a ring without a producer
+	 * (tests/func/test-stale.sh); never set in production. */
+	if (getenv("RINGCOPY_TEST_HOOK") &&
+	    !strcmp(getenv("RINGCOPY_TEST_HOOK"), "creator-dies"))
+		_exit(RC_EXIT_FAILED);
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -errno;
+	}
+	/* Twice removed: the producer is nobody's child here, and outlives
+	 * the invocation. */
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		pid_t p2;
+
+		close(pfd[0]);
+		p2 = fork();
+		if (p2 == 0)
+			producer_main(r, src, rdv_path, pfd[1], map_fd);
+		_exit(p2 < 0 ? 1 : 0);
+	}
+	close(pfd[1]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	do {
+		n = read(pfd[0], &c, 1);
+	} while (n < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (n != 1) {
+		snprintf(err, errlen, "the producer failed to start");
+		return -ECHILD;
+	}
+	r->producer_pid = r->hdr->producer_pid;
+	r->producer_start = r->hdr->producer_start;
+	return 0;
 }

@@ -14,8 +14,6 @@
 #include "ringcopy/ring.h"
 #include "ringcopy/util.h"
 
-volatile int rc_interrupted;
-
 union rc_semun {
 	int val;
 	struct semid_ds *buf;
@@ -147,6 +145,12 @@ static void ring_bind(struct rc_ring *r)
 	r->ncons = h->ncons;
 	r->image_size = h->image_size;
 	r->nblocks = h->nblocks;
+	r->rate = h->rate;
+	r->stall_ms = h->stall_ms;
+	r->linger_ms = h->linger_ms;
+	r->rescue = h->rescue != 0;
+	r->producer_pid = h->producer_pid;
+	r->producer_start = h->producer_start;
 	r->ctab = (struct rc_cons_ent *)((char *)r->base + h->ctab_off);
 	r->shdr = (struct rc_slot_hdr *)((char *)r->base + h->shdr_off);
 	r->data = (unsigned char *)r->base + h->data_off;
@@ -353,71 +357,6 @@ void rc_ring_remove(struct rc_ring *r)
 	if (r->semid >= 0)
 		semctl(r->semid, 0, IPC_RMID);
 	r->shmid = r->semid = -1;
-}
-
-int rc_semop(int semid, struct sembuf *ops, size_t nops, int timeout_ms)
-{
-	uint64_t deadline = 0;
-	struct timespec ts;
-
-	if (timeout_ms >= 0)
-		deadline = rc_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	for (;;) {
-		int rc;
-
-		if (timeout_ms >= 0) {
-			uint64_t now = rc_now_ns();
-			uint64_t left = now < deadline ? deadline - now : 0;
-
-			ts.tv_sec = (time_t)(left / 1000000000u);
-			ts.tv_nsec = (long)(left % 1000000000u);
-			rc = semtimedop(semid, ops, nops, &ts);
-		} else {
-			rc = semop(semid, ops, nops);
-		}
-		if (rc == 0)
-			return 0;
-		switch (errno) {
-		case EINTR:
-			if (rc_interrupted)
-				return -EINTR;
-			continue;
-		case EAGAIN:
-			return -EAGAIN;
-		case EINVAL:
-		case EIDRM:
-			return -EIDRM;
-		default:
-			return -errno;
-		}
-	}
-}
-
-int rc_ring_lock(struct rc_ring *r)
-{
-	struct sembuf op = { RC_SEM_LOCK, -1, SEM_UNDO };
-	int rc;
-
-	/* The lock is held for microseconds; a 10 s wait means trouble, but
-	 * SEM_UNDO frees it if its holder died, so keep waiting. */
-	do {
-		rc = rc_semop(r->semid, &op, 1, 10000);
-	} while (rc == -EAGAIN || rc == -EINTR);
-	return rc;
-}
-
-void rc_ring_unlock(struct rc_ring *r)
-{
-	struct sembuf op = { RC_SEM_LOCK, 1, SEM_UNDO };
-
-	rc_semop(r->semid, &op, 1, -1);
-}
-
-int rc_sem_get(struct rc_ring *r, int idx)
-{
-	int v = semctl(r->semid, idx, GETVAL);
-
-	return v < 0 ? -errno : v;
 }
 
 static int read_longs(const char *path, long *v, int n)

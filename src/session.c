@@ -224,90 +224,22 @@ void rc_rdv_remove_if_ours(const char *path, int shmid, int semid)
 	close(fd);
 }
 
-/* Register n consumers; LOCK is held.  The caller's liveness tokens keep
- * the entries alive until each consumer holds its own. */
-static int register_entries(struct rc_ring *r, const struct rc_join_req *req,
+/* Register the request's targets (LOCK held). */
+static int register_targets(struct rc_ring *r, const struct rc_join_req *req,
 			    struct rc_join *out, char *err, size_t errlen)
 {
-	struct sembuf ops[RC_CONS_MAX + 1];
-	uint32_t i, k = 0;
-	uint64_t next = r->hdr->next_seq;
-	uint64_t pstart = rc_proc_start(getpid());
+	uint32_t k;
+	int rc = rc_proto_register(r, req->ntargets, req->targets,
+				   req->sequential, out->reg,
+				   &out->read_before);
 
-	out->read_before = r->hdr->bytes_read;
-	int rc;
-
-	for (i = 0; i < r->ncons && k < req->ntargets; i++)
-		if (r->ctab[i].state == RC_CONS_FREE)
-			out->idx[k++] = i;
-	if (k < req->ntargets) {
-		snprintf(err, errlen,
-			 "the ring has room for %u more consumers, %u asked (capacity %u)",
-			 k, req->ntargets, r->ncons);
-		return -EBUSY;
-	}
-	for (k = 0; k < req->ntargets; k++) {
-		uint32_t e = out->idx[k];
-		struct rc_cons_ent *c = &r->ctab[e];
-
-		if (semctl(r->semid, RC_SEM_AVAIL(e), SETVAL, 0) < 0 ||
-		    semctl(r->semid, RC_SEM_FREE(e), SETVAL, (int)r->nslots) <
-			    0) {
-			snprintf(err, errlen, "semctl SETVAL: %s",
-				 strerror(errno));
-			return -errno;
-		}
-		ops[k].sem_num = (unsigned short)RC_SEM_ALIVE(e);
-		ops[k].sem_op = 1;
-		ops[k].sem_flg = SEM_UNDO;
-		memset(c, 0, sizeof *c);
-		c->pid = getpid();
-		c->pstart = pstart;
-		/* A sequential-only target cannot take the end of the image
-		 * before its start: it waits for the next pass's block 0,
-		 * and the producer jumps there if nobody needs what lies
-		 * between. */
-		c->first_seq = req->sequential && req->sequential[k]
-				       ? (next + r->nblocks - 1) / r->nblocks *
-						 r->nblocks
-				       : next;
-		out->first_seq[k] = c->first_seq;
-		c->start_ns = rc_now_ns();
-		rc_strlcpy(c->target, req->targets[k], sizeof c->target);
-	}
-	ops[k].sem_num = RC_SEM_JOIN;
-	ops[k].sem_op = 1;
-	ops[k].sem_flg = 0;
-	rc = rc_semop(r->semid, ops, k + 1, -1);
 	if (rc < 0) {
-		snprintf(err, errlen, "semop (register): %s", strerror(-rc));
-		return rc;
+		rc_strlcpy(err, r->why, errlen);
+		return rc == -EPROTO ? -EIO : rc;
 	}
 	for (k = 0; k < req->ntargets; k++)
-		r->ctab[out->idx[k]].state = RC_CONS_ACTIVE;
+		out->first_seq[k] = out->reg[k].first;
 	return 0;
-}
-
-void rc_drop_owner_token(struct rc_ring *r, uint32_t idx)
-{
-	struct sembuf op = { (unsigned short)RC_SEM_ALIVE(idx), -1,
-			     SEM_UNDO | IPC_NOWAIT };
-
-	rc_semop(r->semid, &op, 1, -1);
-}
-
-void rc_abandon_entry(struct rc_ring *r, uint32_t idx)
-{
-	struct sembuf op = { (unsigned short)RC_SEM_FREE(idx), 1, 0 };
-
-	/* Post first: see leave() in consumer.c. */
-	rc_semop(r->semid, &op, 1, -1);
-	if (rc_ring_lock(r) < 0)
-		return;
-	if (r->ctab[idx].state == RC_CONS_ACTIVE)
-		r->ctab[idx].state = RC_CONS_LEAVING;
-	rc_ring_unlock(r);
-	rc_drop_owner_token(r, idx);
 }
 
 /* Is the attached ring live and the one of this source? */
@@ -317,8 +249,7 @@ static bool ring_joinable(struct rc_ring *r, const struct rc_join_req *req)
 
 	return h->state == RC_RING_RUNNING && h->src_kind == req->id.kind &&
 	       h->src_id0 == req->id.id0 && h->src_id1 == req->id.id1 &&
-	       rc_sem_get(r, RC_SEM_PALIVE) > 0 &&
-	       rc_proc_alive(h->producer_pid, h->producer_start);
+	       rc_proto_producer_alive(r);
 }
 
 static int try_join(int shmid, int semid, const struct rc_join_req *req,
@@ -336,15 +267,23 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 			rc_msg("not joining: %s", why);
 		return 1; /* gone or foreign: create a new ring */
 	}
-	rc = rc_ring_lock(r);
+	rc = rc_proto_lock(r);
+	if (rc == -EINTR) {
+		rc_strlcpy(err, r->why, errlen);
+		rc_ring_detach(r);
+		return rc;
+	}
 	if (rc < 0) {
+		/* Broken: its producer aborts it too.  A new ring serves
+		 * us meanwhile. */
+		rc_msg("not joining: %s", r->why);
 		rc_ring_detach(r);
 		return 1;
 	}
 	if (!ring_joinable(r, req)) {
 		stale = r->hdr->state != RC_RING_CLOSING &&
-			rc_sem_get(r, RC_SEM_PALIVE) == 0;
-		rc_ring_unlock(r);
+			rc_proto_semval(r, RC_SEM_PALIVE) == 0;
+		rc_proto_unlock(r);
 		/* A dead producer's ring that nobody else has attached: ours
 		 * to remove.  A closing one is removed by its producer. */
 		if (stale && shmctl(shmid, IPC_STAT, &ds) == 0 &&
@@ -382,8 +321,8 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 		rc = -ESTALE;
 	}
 	if (rc == 0)
-		rc = register_entries(r, req, out, err, errlen);
-	rc_ring_unlock(r);
+		rc = register_targets(r, req, out, err, errlen);
+	rc_proto_unlock(r);
 	if (rc < 0) {
 		rc_ring_detach(r);
 		return rc;
@@ -392,54 +331,9 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 	    req->buffer_size != (uint64_t)r->nslots * r->block_size)
 		rc_msg("joining a ring of %u slots of %u bytes: --buffer ignored",
 		       r->nslots, r->block_size);
-	if (req->rate_set && req->rate != r->hdr->rate)
+	if (req->rate_set && req->rate != r->rate)
 		rc_msg("joining a running copy: its read rate stays as it is, --rate ignored");
 	out->created = false;
-	return 0;
-}
-
-/* Fork the producer twice removed, so it is nobody's child here and
- * outlives us; wait until it serves the ring. */
-static int start_producer(struct rc_ring *r, const struct rc_join_req *req,
-			  const char *rdv_path, char *err, size_t errlen)
-{
-	int pfd[2], status;
-	pid_t pid;
-	char c;
-	ssize_t n;
-
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		return -errno;
-	}
-	pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		close(pfd[0]);
-		close(pfd[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		pid_t p2;
-
-		close(pfd[0]);
-		p2 = fork();
-		if (p2 == 0)
-			rc_producer_main(r, req->source, rdv_path, pfd[1],
-					 req->map_fd);
-		_exit(p2 < 0 ? 1 : 0);
-	}
-	close(pfd[1]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	do {
-		n = read(pfd[0], &c, 1);
-	} while (n < 0 && errno == EINTR);
-	close(pfd[0]);
-	if (n != 1) {
-		snprintf(err, errlen, "the producer failed to start");
-		return -ECHILD;
-	}
 	return 0;
 }
 
@@ -460,13 +354,13 @@ int rc_peek(const struct rc_join_req *req, struct rc_peek *out)
 		return 0;
 	if (rc_rdv_read(fd, &shmid, &semid) == 0 &&
 	    rc_ring_attach(shmid, semid, &r, err, sizeof err) == 0) {
-		if (rc_ring_lock(&r) == 0) {
+		if (rc_proto_lock(&r) == 0) {
 			out->live = ring_joinable(&r, req);
 			out->next_block = rc_seq_block(r.hdr->next_seq, r.nblocks);
 			out->nblocks = r.nblocks;
 			out->block_size = r.block_size;
 			out->producer = r.hdr->producer_pid;
-			rc_ring_unlock(&r);
+			rc_proto_unlock(&r);
 		}
 		rc_ring_detach(&r);
 	}
@@ -511,6 +405,7 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	int fd, rc, shmid, semid;
 
 	memset(out, 0, sizeof *out);
+	out->rdv_fd = -1;
 	rc = rc_rundir(dir, sizeof dir, true, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -526,9 +421,13 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 		return fd;
 	if (rc_rdv_read(fd, &shmid, &semid) == 0) {
 		rc = try_join(shmid, semid, req, out, err, errlen);
-		if (rc <= 0) {
+		if (rc < 0) {
 			close(fd); /* releases the lock */
 			return rc;
+		}
+		if (rc == 0) {
+			out->rdv_fd = fd;
+			return 0;
 		}
 	}
 
@@ -572,11 +471,13 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	if (rc < 0)
 		goto unlink_out;
 	/* Nobody else can see the ring yet: the lock is a formality that
-	 * keeps register_entries' contract. */
-	rc = rc_ring_lock(&out->ring);
-	if (rc == 0) {
-		rc = register_entries(&out->ring, req, out, err, errlen);
-		rc_ring_unlock(&out->ring);
+	 * keeps rc_proto_register's contract. */
+	rc = rc_proto_lock(&out->ring);
+	if (rc < 0) {
+		rc_strlcpy(err, out->ring.why, errlen);
+	} else {
+		rc = register_targets(&out->ring, req, out, err, errlen);
+		rc_proto_unlock(&out->ring);
 	}
 	if (rc == 0) {
 		rc = rdv_write(fd, out->ring.shmid, out->ring.semid);
@@ -584,22 +485,30 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 			snprintf(err, errlen, "rendezvous file %s: write: %s",
 				 path, strerror(-rc));
 	}
-	/* Test hook: die where a crash leaves a ring without a producer
-	 * (tests/func/test-stale.sh); never set in production. */
-	if (rc == 0 && getenv("RINGCOPY_TEST_HOOK") &&
-	    !strcmp(getenv("RINGCOPY_TEST_HOOK"), "creator-dies"))
-		_exit(RC_EXIT_FAILED);
-	if (rc == 0)
-		rc = start_producer(&out->ring, req, path, err, errlen);
 	if (rc < 0) {
 		rc_ring_remove(&out->ring);
 		goto unlink_out;
 	}
 	out->created = true;
-	close(fd);
+	out->rdv_fd = fd;
 	return 0;
 unlink_out:
 	unlink(path);
 	close(fd);
 	return rc;
+}
+
+void rc_elect_release(struct rc_join *j)
+{
+	if (j->rdv_fd >= 0)
+		close(j->rdv_fd); /* releases the lock */
+	j->rdv_fd = -1;
+}
+
+void rc_elect_undo(struct rc_join *j)
+{
+	rc_ring_remove(&j->ring);
+	if (j->rdv_fd >= 0)
+		unlink(j->rdv_path);
+	rc_elect_release(j);
 }

@@ -67,9 +67,13 @@ static double cons_rate(const struct rc_cons_ent *c, uint64_t now)
 	return secs > 0 ? (double)c->bytes_written / secs : 0;
 }
 
-static int take(const char *path, struct snap *sn)
+/* A snapshot of the ring named by the rendezvous file at path: 0,
+ * -ENOENT (gone, or not ours: nothing to show), or -EPROTO with why (the
+ * ring is there and does not make sense). */
+static int take(const char *path, struct snap *sn, char *why, size_t whylen)
 {
 	struct rc_ring r;
+	const char *bad;
 	char err[256];
 	struct stat st;
 	int fd, shmid, semid, rc = -ENOENT;
@@ -85,15 +89,25 @@ static int take(const char *path, struct snap *sn)
 		return -ENOENT;
 	}
 	close(fd);
-	if (rc_ring_lock(&r) == 0) {
-		memcpy(&sn->h, r.hdr, sizeof sn->h);
+	rc = rc_proto_snapshot(&r, &sn->h, sn->c);
+	if (rc == -EIDRM) {
+		rc = -ENOENT; /* it ended meanwhile */
+	} else if (rc < 0) {
+		rc_strlcpy(why, r.why, whylen);
+		rc = -EPROTO;
+	} else if (rc_ring_validate(&sn->h, r.size, &bad) < 0 ||
+		   sn->h.nblocks != r.nblocks || sn->h.ncons != r.ncons) {
+		/* The copy is input as much as the segment: what changed
+		 * since the attach is not shown, and says so. */
+		snprintf(why, whylen,
+			 "ring (shm %d, sem %d): its header was overwritten (%s)",
+			 shmid, semid, bad ? bad : "geometry changed");
+		rc = -EPROTO;
+	} else {
 		sn->ncons = r.ncons;
-		memcpy(sn->c, r.ctab, sizeof sn->c[0] * r.ncons);
 		for (uint32_t i = 0; i < r.ncons; i++) /* input: terminate */
 			sn->c[i].target[sizeof sn->c[i].target - 1] = '\0';
 		sn->shmid = shmid;
-		rc_ring_unlock(&r);
-		rc = 0;
 	}
 	rc_ring_detach(&r);
 	sn->h.src_name[sizeof sn->h.src_name - 1] = '\0';
@@ -165,7 +179,7 @@ int rc_cmd_status(int argc, char **argv)
 	const char *source = NULL;
 	struct dirent **names = NULL;
 	bool json = false, first = true;
-	int i, n, found = 0;
+	int i, n, rc, found = 0, status = RC_EXIT_OK;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
@@ -215,7 +229,16 @@ int rc_cmd_status(int argc, char **argv)
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
 		free(names[i]);
 		sn = calloc(1, sizeof *sn);
-		if (!sn || take(path, sn) < 0) {
+		if (!sn) {
+			rc_err("status: out of memory");
+			status = RC_EXIT_FAILED;
+			continue;
+		}
+		if ((rc = take(path, sn, err, sizeof err)) < 0) {
+			if (rc == -EPROTO) {
+				rc_err("status: %s: %s", path, err);
+				status = RC_EXIT_FAILED;
+			}
 			free(sn);
 			continue;
 		}
@@ -237,5 +260,5 @@ int rc_cmd_status(int argc, char **argv)
 	else if (!found)
 		printf("no copies running%s%s (run directory %s)\n",
 		       source ? " of " : "", source ? source : "", dir);
-	return RC_EXIT_OK;
+	return status;
 }

@@ -16,6 +16,7 @@
 #include "ringcopy/util.h"
 
 bool rc_quiet;
+bool (*rc_io_should_stop)(void);
 
 bool rc_is_pow2(uint64_t v)
 {

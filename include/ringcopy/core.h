@@ -9,6 +9,7 @@
 
 #include "ringcopy/backend.h"
 #include "ringcopy/ring.h"
+#include "ringcopy/ringproto.h"
 
 /* Identity of a source, from which its rendezvous file is named. */
 struct rc_source_id {
@@ -53,18 +54,23 @@ struct rc_join_req {
 struct rc_join {
 	struct rc_ring ring;
 	bool created;              /* this invocation created the ring */
-	uint32_t idx[RC_CONS_MAX]; /* consumer-table entry per target */
+	struct rc_reg reg[RC_CONS_MAX]; /* our registration per target */
 	uint64_t first_seq[RC_CONS_MAX]; /* where each target of ours starts */
 	char rdv_path[PATH_MAX];   /* the rendezvous file */
+	int rdv_fd;                /* held, locked, until rc_elect_release */
 	uint64_t read_before;      /* source bytes read before we joined */
 };
 
 /* Find the live ring of the source and register ntargets consumers in it,
- * or create a ring, register them and fork its producer.  Returns 0,
- * -EBUSY/-EINVAL for a refusal (err says why; exit 2), other -errno for a
- * failure (exit 1). */
+ * or create a ring and register them (j->created: its producer is still
+ * to be spawned).  Returns with the rendezvous file locked: nobody else
+ * decides until rc_elect_release() (or rc_elect_undo() for a ring we
+ * created and cannot start).  Returns 0, -EBUSY/-EINVAL for a refusal
+ * (err says why; exit 2), other -errno for a failure (exit 1). */
 int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	     size_t errlen);
+void rc_elect_release(struct rc_join *j);
+void rc_elect_undo(struct rc_join *j);
 /* What an election would find, without creating or registering anything
  * (--dry-run). */
 struct rc_peek {
@@ -79,17 +85,11 @@ int rc_peek(const struct rc_join_req *req, struct rc_peek *out);
 /* `ringcopy status [--json] [SOURCE]' */
 int rc_cmd_status(int argc, char **argv);
 
-/* The parent's liveness token for entry idx, held between registration and
- * the consumer's own: drop it once the consumer holds its own. */
-void rc_drop_owner_token(struct rc_ring *r, uint32_t idx);
-/* Give up entry idx without ever having served it. */
-void rc_abandon_entry(struct rc_ring *r, uint32_t idx);
-
-/* The producer: writes one byte to ready_fd once it serves the ring, then
- * closes it; never returns. */
-void rc_producer_main(struct rc_ring *r, struct rc_dev *src,
-		      const char *rdv_path, int ready_fd, int map_fd)
-	__attribute__((noreturn));
+/* Spawn the producer of a ring we created (twice removed: it outlives
+ * us) and wait until it serves the ring.  0, or -errno with err. */
+int rc_producer_spawn(struct rc_ring *r, struct rc_dev *src,
+		      const char *rdv_path, int map_fd, char *err,
+		      size_t errlen);
 /* Remove the rendezvous file at path if it still names (shmid, semid). */
 void rc_rdv_remove_if_ours(const char *path, int shmid, int semid);
 
@@ -132,7 +132,7 @@ enum rc_sparse {
 
 struct rc_consumer_args {
 	struct rc_ring *ring;
-	uint32_t idx;          /* consumer-table entry */
+	struct rc_reg reg;     /* our registration */
 	struct rc_dev *dst;    /* the target, prepared */
 	struct rc_result *res; /* filled in */
 	int ready_fd;          /* a byte once our liveness token is held */

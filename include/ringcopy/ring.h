@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #define RC_RING_MAGIC   UINT64_C(0x3159504f43474e52) /* "RNGCOPY1" */
-#define RC_RING_VERSION 2
+#define RC_RING_VERSION 3
 
 #define RC_BLOCK_MIN     4096u
 #define RC_BLOCK_MAX     (64u << 20)
@@ -109,6 +109,10 @@ struct rc_cons_ent {
 	uint64_t bytes_written; /* written so far, by the consumer only */
 	char target[RC_NAME_MAX]; /* target spec, NUL-terminated, for status */
 	uint64_t start_ns;      /* CLOCK_MONOTONIC at registration */
+	uint64_t gen;           /* registrations of this entry so far: tells
+				 * one registration from the next (layout 3) */
+	uint32_t claimed;       /* 1 once its consumer holds its own token */
+	uint32_t pad;
 };
 
 /* Slot flags. */
@@ -128,7 +132,7 @@ struct rc_slot_hdr {
 #define RC_SEQ_NONE UINT64_MAX
 
 _Static_assert(sizeof(struct rc_ring_hdr) == 728, "ring header layout");
-_Static_assert(sizeof(struct rc_cons_ent) == 304, "consumer entry layout");
+_Static_assert(sizeof(struct rc_cons_ent) == 320, "consumer entry layout");
 _Static_assert(sizeof(struct rc_slot_hdr) == 40, "slot header layout");
 _Static_assert(offsetof(struct rc_ring_hdr, next_seq) == 120,
 	       "ring header layout");
@@ -204,9 +208,18 @@ struct rc_ring {
 	struct rc_cons_ent *ctab;
 	struct rc_slot_hdr *shdr;
 	unsigned char *data;
-	/* Copies of the validated geometry: never re-read from the segment. */
+	/* Copies of the validated geometry and settings: never re-read
+	 * from the segment. */
 	uint32_t block_size, nslots, ncons;
 	uint64_t image_size, nblocks;
+	uint64_t rate;
+	uint32_t stall_ms, linger_ms;
+	bool rescue;
+	/* The producer as last seen under LOCK (rc_proto_claim). */
+	pid_t producer_pid;
+	uint64_t producer_start;
+	/* Why the last protocol verb failed, naming the ring. */
+	char why[RC_ERRMSG_MAX];
 };
 
 struct rc_ring_params {
@@ -238,18 +251,6 @@ static inline unsigned char *rc_slot_data(const struct rc_ring *r,
 {
 	return r->data + (uint64_t)slot * r->block_size;
 }
-
-/* Semaphore helpers.  rc_semop retries EINTR with the deadline recomputed
- * unless *interrupted is set by a signal handler; timeout_ms < 0 waits
- * forever.  Returns 0, -EAGAIN on timeout, -EINTR when interrupted,
- * -EIDRM when the set is gone, or another -errno. */
-int rc_semop(int semid, struct sembuf *ops, size_t nops, int timeout_ms);
-int rc_ring_lock(struct rc_ring *r);
-void rc_ring_unlock(struct rc_ring *r);
-int rc_sem_get(struct rc_ring *r, int idx);
-
-/* Set by signal handlers; rc_semop returns -EINTR once it is set. */
-extern volatile int rc_interrupted;
 
 /* Kernel limits. */
 struct rc_ipc_limits {

@@ -40,6 +40,11 @@ void rc_strlcpy(char *dst, const char *src, size_t len);
 /* Close every descriptor except those listed (for the producer). */
 void rc_close_fds_except(const int *keep, size_t nkeep);
 
+/* A backend waiting long for a device (a server that does not answer)
+ * asks this between short waits; true ends the wait with -ECANCELED.
+ * A consumer points it at a check of its eviction; NULL: never. */
+extern bool (*rc_io_should_stop)(void);
+
 /* Write a JSON string literal (with quotes) to f. */
 void rc_json_str(FILE *f, const char *s);
 /* Is fd on a filesystem held in memory only (tmpfs, ramfs), where there

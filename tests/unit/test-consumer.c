@@ -18,6 +18,7 @@
 #include "ringcopy/backend.h"
 #include "ringcopy/core.h"
 #include "ringcopy/ring.h"
+#include "ringcopy/ringproto.h"
 #include "ringcopy/util.h"
 #include "tmpdir.h"
 
@@ -26,6 +27,7 @@
 
 struct fixture {
 	struct rc_ring r;
+	struct rc_reg reg;
 	struct rc_dev *dst;
 	struct rc_result res;
 	char path[PATH_MAX];
@@ -41,6 +43,8 @@ static void make_ring(struct fixture *f, const char *name)
 		.buffer_size = NB * BS, .ncons = 2,
 	};
 	struct sembuf palive = { RC_SEM_PALIVE, 1, SEM_UNDO };
+	const char *names[1] = { name };
+	uint64_t before;
 	char err[256];
 
 	memset(f, 0, sizeof *f);
@@ -48,9 +52,15 @@ static void make_ring(struct fixture *f, const char *name)
 	assert_int_equal(f->r.nslots, NB);
 	f->r.hdr->producer_pid = getpid();
 	f->r.hdr->producer_start = rc_proc_start(getpid());
-	assert_int_equal(rc_semop(f->r.semid, &palive, 1, -1), 0);
-	f->r.ctab[0].state = RC_CONS_ACTIVE;
-	f->r.ctab[0].first_seq = 0;
+	assert_int_equal(rc_proto_semop(f->r.semid, &palive, 1, -1), 0);
+	f->r.hdr->state = RC_RING_RUNNING;
+	/* Registered the way an invocation does it. */
+	assert_int_equal(rc_proto_lock(&f->r), 0);
+	assert_int_equal(rc_proto_register(&f->r, 1, names, NULL, &f->reg,
+					   &before), 0);
+	rc_proto_unlock(&f->r);
+	assert_int_equal(f->reg.idx, 0);
+	assert_true(f->reg.first == 0);
 	snprintf(f->path, sizeof f->path, "%s/%s", base, name);
 	assert_int_equal(rc_dev_open(f->path, RC_OPEN_TARGET, &f->dst), 0);
 	assert_int_equal(f->dst->be->prepare(f->dst, NB * BS), 0);
@@ -73,7 +83,7 @@ static void fill(struct fixture *f, uint64_t n, unsigned char byte,
 	s->len = BS;
 	s->flags = 0;
 	s->checked = RC_SEQ_NONE;
-	assert_int_equal(rc_semop(f->r.semid, &avail, 1, -1), 0);
+	assert_int_equal(rc_proto_semop(f->r.semid, &avail, 1, -1), 0);
 }
 
 /* Publish every block, block n filled with n + 1; block `bad' (NB: none)
@@ -90,11 +100,14 @@ static void fill_all(struct fixture *f, uint64_t bad)
 static int run(struct fixture *f)
 {
 	struct rc_consumer_args a = {
-		.ring = &f->r, .idx = 0, .dst = f->dst, .res = &f->res,
+		.ring = &f->r, .reg = f->reg, .dst = f->dst, .res = &f->res,
 		.ready_fd = -1, .verify = false,
 	};
+	int rc = rc_consumer_run(&a);
 
-	return rc_consumer_run(&a);
+	/* What the invocation does once its consumer holds its token. */
+	rc_proto_hand_off(&f->r, &f->reg);
+	return rc;
 }
 
 static void done(struct fixture *f)

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "ringcopy/ring.h"
+#include "ringcopy/ringproto.h"
 
 static void test_seq_arith(void **state)
 {
@@ -208,8 +209,8 @@ static void test_create_attach(void **state)
 	/* The ring never holds more slots than the image has blocks. */
 	assert_int_equal(a.nslots, 16);
 	assert_true(a.nblocks == 16);
-	assert_int_equal(rc_sem_get(&a, RC_SEM_LOCK), 1);
-	assert_int_equal(rc_sem_get(&a, RC_SEM_FREE(3)), 0);
+	assert_int_equal(rc_proto_semval(&a, RC_SEM_LOCK), 1);
+	assert_int_equal(rc_proto_semval(&a, RC_SEM_FREE(3)), 0);
 	assert_int_equal(rc_ring_attach(a.shmid, a.semid, &b, err,
 					sizeof err), 0);
 	assert_int_equal(b.block_size, 65536);
@@ -266,12 +267,14 @@ static void test_semop_timeout(void **state)
 	int semid;
 
 	assert_int_equal(rc_ring_create(&p, &r, err, sizeof err), 0);
-	assert_int_equal(rc_semop(r.semid, &op, 1, 50), -EAGAIN);
-	assert_int_equal(rc_ring_lock(&r), 0);
-	rc_ring_unlock(&r);
+	assert_int_equal(rc_proto_semop(r.semid, &op, 1, 50), -EAGAIN);
+	assert_int_equal(rc_proto_semop(r.semid, &op, 1, 0), -EAGAIN);
+	assert_int_equal(op.sem_flg, 0); /* the try left the op as it was */
+	assert_int_equal(rc_proto_lock(&r), 0);
+	rc_proto_unlock(&r);
 	semid = r.semid;
 	rc_ring_remove(&r);
-	assert_int_equal(rc_semop(semid, &op, 1, 50), -EIDRM);
+	assert_int_equal(rc_proto_semop(semid, &op, 1, 50), -EIDRM);
 }
 
 static void test_limits(void **state)

@@ -1,0 +1,623 @@
+/* ringcopy - a SPIN model of the ring protocol (include/ringcopy/ringproto.h).
+ *
+ * The inlines carry the verbs' names: select (proto_select: a keyword), take_credits, evict, publish,
+ * fail (-DFAIL) for the producer; register (+ hand_off/claim, one step
+ * here), wait_block, release, leave for a consumer.  doc/model.md says what
+ * the model proves and what it leaves out.  Run it with
+ * tests/model/run-model.sh [small|big|bug]:
+ *
+ *   spin -a -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 ringproto.pml
+ *   gcc -O2 -DSAFETY -o pan pan.c && ./pan -m100000
+ *
+ * Geometry and cast (all -D on the spin command line):
+ *   NSLOTS   slots in the ring                     (default 2)
+ *   NBLOCKS  blocks in the image                   (default 3)
+ *   NCONS    consumer processes, at most 5         (default 3)
+ *   NENT     consumer-table entries, at most 4     (default min(NCONS, 4));
+ *            fewer entries than consumers makes entries be reused
+ *   LEAVERS  bit mask: consumer c may leave early (interrupted)  (default all)
+ *   DIERS    bit mask: consumer c may die (SIGKILL)              (default all)
+ *   STALL    the producer may also evict a stalled consumer (EVICTED)
+ *   FAIL     the producer may fail the ring (a source read error)
+ *   OLD_JUMP the old producer: nobody needs n and someone starts later ->
+ *            jump, even when a consumer's tail is in the way (no SKIP).
+ *            SPIN finds the overwrite with it (assertion in
+ *            check_overwrite: a slot's occupant overwritten while an ACTIVE
+ *            consumer that needs it has not released it); without it the
+ *            model has no error.
+ *
+ * The cast: consumer 0 is registered when the ring starts (first 0),
+ * consumers 1 and 3 are late joiners (first = next_seq whenever they
+ * register), consumers 2 and 4 are sequential joiners (first = the next
+ * pass's block 0).  The joiners register at whatever moment the
+ * interleaving picks, or find the ring closed and go.
+ *
+ * Properties:
+ *   1. check_overwrite (producer, before it fills a slot): no ACTIVE entry
+ *      needs the slot's occupant and has not released it yet.  The
+ *      consumer checks too that the slot holds exactly its seq when it
+ *      reads it and still when it releases it.
+ *   2. publish posts seq n to an entry only as its next seq (first +
+ *      blocks published so far): every consumer gets each of its blocks
+ *      once, in its order; a consumer that took its nblocks blocks finds no
+ *      AVAIL left over.
+ *   3. No invalid end state (deadlock): the only end labels are a consumer
+ *      that is gone and a producer that closed the ring or idles with
+ *      nobody registered (linger forever).
+ *   4. FREE[i] never passes NSLOTS + 1 (SEMVMX headroom, ring.h).
+ *
+ * Atomicity: a LOCK section is one atomic/d_step (the mutex makes it one
+ * for everybody else).  A semop on several semaphores is one step too (all
+ * or nothing).  Sequence numbers are bytes: each consumer registers once,
+ * so next_seq stays below NCONS * (2 NBLOCKS + NSLOTS); register asserts
+ * the bound.
+ */
+
+#ifndef NSLOTS
+#define NSLOTS 2
+#endif
+#ifndef NBLOCKS
+#define NBLOCKS 3
+#endif
+#ifndef NCONS
+#define NCONS 3
+#endif
+#ifndef NENT
+#if NCONS > 4
+#define NENT 4
+#else
+#define NENT NCONS
+#endif
+#endif
+#ifndef LEAVERS
+#define LEAVERS 31
+#endif
+#ifndef DIERS
+#define DIERS 31
+#endif
+
+#define MAXENT 4 /* the guards below spell out entries 0..3 */
+#if NENT > MAXENT || NENT < 1
+#error "NENT must be 1..4"
+#endif
+#if NCONS > 5 || NCONS < 1
+#error "NCONS must be 1..5"
+#endif
+
+#define NOSEQ 255 /* an empty slot; "no later start" */
+#define NONE  255 /* no entry */
+
+/* Ring states (ring.h). */
+#define R_RUNNING 2
+#define R_CLOSING 3
+#define R_FAILED  4
+
+/* Entry states (ring.h). */
+#define E_FREE    0
+#define E_ACTIVE  1
+#define E_LEAVING 2
+#define E_EVICTED 3
+
+/* Producer steps (ringproto.h rc_step, plus JUMP). */
+#define S_PRODUCE 1
+#define S_SKIP    2
+#define S_IDLE    3
+#define S_DRAIN   4
+#define S_CLOSED  5
+#define S_JUMP    6
+
+typedef Ent {
+	byte state;
+	byte gen;
+	byte first;
+};
+
+/* ---- shared: the segment and the semaphore set ---- */
+Ent tab[MAXENT];
+byte next_seq = 0;
+byte ring_state = R_RUNNING;
+byte slot[NSLOTS] = NOSEQ;/* the seq each slot holds (its header's seq) */
+byte sem_avail[MAXENT];  /* AVAIL[i] */
+byte sem_free[MAXENT];   /* FREE[i] */
+bit sem_alive[MAXENT];   /* ALIVE[i]: registrant + consumer, one token */
+bit sem_join = 0;        /* JOIN doorbell */
+
+/* ---- ghosts: for the assertions only ---- */
+byte g_rel[MAXENT];      /* blocks the entry's owner released */
+byte g_pub[MAXENT];      /* blocks published to the entry's owner */
+
+/* Entry k exists and is ACTIVE with its token gone (a dead consumer). */
+#define DEAD(k)   (k < NENT && tab[k].state == E_ACTIVE && sem_alive[k] == 0)
+#define ANY_DEAD  (DEAD(0) || DEAD(1) || DEAD(2) || DEAD(3))
+/* take_credits can proceed: every member of WAIT has a credit. */
+#define CREDIT(k) (!wait[k] || sem_free[k] > 0)
+#define CREDITS   (CREDIT(0) && CREDIT(1) && CREDIT(2) && CREDIT(3))
+/* A member of WAIT that holds the producer up: no credit left. */
+#define STALLED(k) (wait[k] && tab[k].state == E_ACTIVE && sem_free[k] == 0)
+#define ANY_STALLED (STALLED(0) || STALLED(1) || STALLED(2) || STALLED(3))
+/* LEAVING/EVICTED -> FREE.  What the last owner left in the entry and its
+ * semaphores is reset here rather than at register (which sets it all
+ * again): nobody touches a free entry, and the model keeps fewer states. */
+#define FREE_ENTRY(k) \
+	tab[k].state = E_FREE; tab[k].first = 0; \
+	sem_avail[k] = 0; sem_free[k] = 0; g_rel[k] = 0; g_pub[k] = 0
+
+/* Does an entry starting at f need seq n (rc_cons_needs)? */
+#define NEEDS(f, n)   ((f) <= (n) && (n) < (f) + NBLOCKS)
+/* Must its credit be taken before slot n is filled (the wait set)? */
+#define IN_WAIT(f, n) ((f) <= (n) && (n) < (f) + NBLOCKS + NSLOTS)
+
+/* ======================= the producer ======================= */
+
+/* Under LOCK: entries that left become free; the need and wait sets of
+ * n = next_seq; the decision.  Nobody active: close, or idle (the linger
+ * may end at any time). */
+inline proto_select() /* rc_proto_select: "select" is a Promela keyword */
+{
+	atomic {
+		n = next_seq;
+		later = NOSEQ;
+		nact = 0;
+		nneed = 0;
+		nwait = 0;
+		i = 0;
+		do
+		:: i < NENT ->
+			if
+			:: tab[i].state == E_LEAVING -> FREE_ENTRY(i)
+#ifdef STALL
+			:: tab[i].state == E_EVICTED && sem_alive[i] == 0 ->
+				FREE_ENTRY(i)
+#endif
+			:: else
+			fi;
+			need[i] = 0;
+			wait[i] = 0;
+			if
+			:: tab[i].state == E_ACTIVE ->
+				nact++;
+				if
+				:: NEEDS(tab[i].first, n) ->
+					need[i] = 1;
+					nneed++
+				:: else ->
+					if
+					:: tab[i].first > n && tab[i].first < later ->
+						later = tab[i].first
+					:: else
+					fi
+				fi;
+				if
+				:: IN_WAIT(tab[i].first, n) ->
+					wait[i] = 1;
+					nwait++
+				:: else
+				fi
+			:: else
+			fi;
+			i++
+		:: else -> break
+		od;
+		i = 0;
+		if
+		:: nact == 0 ->
+			if
+			:: step = S_IDLE
+			:: ring_state = R_CLOSING; step = S_CLOSED
+			fi
+		:: nneed > 0 ->
+			next_seq = n + 1;
+			step = S_PRODUCE
+#ifdef OLD_JUMP
+		/* The bug: the tail of a consumer still reading is not
+		 * looked at; slots it has not read are filled from later. */
+		:: nneed == 0 && later != NOSEQ ->
+			next_seq = later;
+			step = S_JUMP
+#else
+		:: nneed == 0 && nwait > 0 ->
+			next_seq = n + 1;
+			step = S_SKIP
+		:: nneed == 0 && nwait == 0 && later != NOSEQ ->
+			next_seq = later;
+			step = S_JUMP
+#endif
+		:: else ->
+			step = S_DRAIN
+		fi
+	}
+}
+
+/* Under LOCK (the producer's timeout): entries whose token is gone become
+ * LEAVING; with STALL, members of WAIT without a credit may become EVICTED
+ * and evicted entries whose token is gone become FREE; the sets keep only
+ * ACTIVE entries. */
+inline evict()
+{
+	d_step {
+		i = 0;
+		do
+		:: i < NENT ->
+			if
+			:: tab[i].state == E_ACTIVE && sem_alive[i] == 0 ->
+				tab[i].state = E_LEAVING
+#ifdef STALL
+			:: tab[i].state == E_EVICTED && sem_alive[i] == 0 ->
+				FREE_ENTRY(i)
+#endif
+			:: else
+			fi;
+			i++
+		:: else -> break
+		od;
+		i = 0
+	}
+}
+
+#ifdef STALL
+inline evict_stalled()
+{
+	d_step {
+		i = 0;
+		do
+		:: i < NENT ->
+			if
+			:: STALLED(i) -> tab[i].state = E_EVICTED
+			:: else
+			fi;
+			i++
+		:: else -> break
+		od;
+		i = 0
+	}
+}
+#endif
+
+inline prune()
+{
+	d_step {
+		i = 0;
+		do
+		:: i < NENT ->
+			need[i] = need[i] && tab[i].state == E_ACTIVE;
+			wait[i] = wait[i] && tab[i].state == E_ACTIVE;
+			i++
+		:: else -> break
+		od;
+		i = 0
+	}
+}
+
+/* One FREE credit from every member of WAIT, all or nothing; when that
+ * cannot be had (the semop times out), evict and try again. */
+inline take_credits()
+{
+	do
+	:: d_step {
+		CREDITS ->
+		i = 0;
+		do
+		:: i < NENT ->
+			if
+			:: wait[i] -> sem_free[i]--
+			:: else
+			fi;
+			i++
+		:: else -> break
+		od;
+		i = 0
+	   };
+	   break
+	:: ANY_DEAD -> evict(); prune()
+#ifdef STALL
+	:: ANY_STALLED -> evict_stalled(); evict(); prune()
+#endif
+	od
+}
+
+/* Property 1: the slot's occupant is nobody's unreleased block. */
+inline check_overwrite(s)
+{
+	o = slot[s];
+	i = 0;
+	do
+	:: i < NENT ->
+		assert(!(tab[i].state == E_ACTIVE && o != NOSEQ &&
+			 NEEDS(tab[i].first, o) &&
+			 g_rel[i] <= o - tab[i].first));
+		i++
+	:: else -> break
+	od;
+	i = 0;
+	o = 0
+}
+
+/* AVAIL[i] += 1 for every member of NEED. */
+inline publish()
+{
+	d_step {
+		i = 0;
+		do
+		:: i < NENT ->
+			if
+			:: need[i] ->
+				/* Property 2: n is the entry's next seq. */
+				assert(tab[i].state != E_ACTIVE ||
+				       n == tab[i].first + g_pub[i]);
+				g_pub[i]++;
+				sem_avail[i]++
+			:: else
+			fi;
+			i++
+		:: else -> break
+		od;
+		i = 0
+	}
+}
+
+/* Sleep until the doorbell rings, or (the timeout) someone died. */
+inline wait_table()
+{
+	if
+	:: atomic { sem_join > 0 -> sem_join = 0 }
+	:: ANY_DEAD -> evict()
+	fi
+}
+
+#ifdef FAIL
+/* A read error: the ring FAILED, every active entry woken; then wait
+ * until every consumer is gone (evicting the dead) and close. */
+inline fail()
+{
+	d_step {
+		ring_state = R_FAILED;
+		i = 0;
+		do
+		:: i < NENT ->
+			if
+			:: tab[i].state == E_ACTIVE -> sem_avail[i]++
+			:: else
+			fi;
+			i++
+		:: else -> break
+		od;
+		i = 0
+	};
+	do
+	:: d_step {
+		nact = 0;
+		i = 0;
+		do
+		:: i < NENT ->
+			if
+			:: tab[i].state == E_ACTIVE && sem_alive[i] == 0 ->
+				tab[i].state = E_LEAVING
+			:: tab[i].state == E_ACTIVE -> nact++
+			:: else
+			fi;
+			i++
+		:: else -> break
+		od;
+		i = 0
+	   };
+	   if
+	   :: nact == 0 -> break
+	   :: else -> wait_table()
+	   fi
+	od
+}
+#endif
+
+proctype Producer()
+{
+	byte n, later, o, i, nact, nneed, nwait, step;
+	bit need[MAXENT], wait[MAXENT];
+
+	do
+	:: proto_select();
+	   if
+	   :: step == S_CLOSED -> break
+	   :: step == S_IDLE ->
+		/* Nobody registered: a linger forever may sleep here for
+		 * good, a valid end state. */
+end_idle:	atomic { sem_join > 0 -> sem_join = 0 }
+	   :: step == S_JUMP -> skip
+	   :: step == S_DRAIN -> wait_table()
+	   :: step == S_PRODUCE || step == S_SKIP ->
+		take_credits();
+		if
+		:: step == S_PRODUCE ->
+#ifdef FAIL
+			if
+			:: skip
+			:: fail(); break
+			fi;
+#endif
+			d_step {
+				check_overwrite(n % NSLOTS);
+				slot[n % NSLOTS] = n
+			};
+			publish()
+		:: else
+		fi
+	   fi;
+	   /* The step's scratch is dead here: keep the state vector small. */
+	   d_step {
+		n = 0; step = 0; later = 0; nact = 0; nneed = 0; nwait = 0;
+		need[0] = 0; need[1] = 0; need[2] = 0; need[3] = 0;
+		wait[0] = 0; wait[1] = 0; wait[2] = 0; wait[3] = 0
+	   }
+	od;
+end_closed:
+	skip
+}
+
+/* ======================= a consumer ======================= */
+
+/* The entry is still this registration's, and served. */
+#define OURS (tab[e].state == E_ACTIVE && tab[e].gen == mygen)
+
+/* Under LOCK: a FREE entry, a fresh generation, AVAIL 0, FREE nslots, the
+ * liveness token (the registrant's, handed off at claim: one step here),
+ * first = next_seq or the next pass's block 0; the doorbell.  A closed or
+ * failed ring, or a full table, is not joined. */
+inline register()
+{
+	atomic {
+		e = NONE;
+		if
+		:: ring_state == R_RUNNING ->
+			i = 0;
+			do
+			:: i < NENT && tab[i].state == E_FREE -> e = i; break
+			:: i < NENT && tab[i].state != E_FREE -> i++
+			:: i >= NENT -> break
+			od;
+			i = 0
+		:: else
+		fi;
+		if
+		:: e != NONE ->
+			assert(next_seq < NOSEQ - 2 * NBLOCKS - NSLOTS);
+			tab[e].gen++;
+			mygen = tab[e].gen;
+			sem_avail[e] = 0;
+			sem_free[e] = NSLOTS;
+			sem_alive[e] = 1;
+			if
+			:: sequential ->
+				tab[e].first = (next_seq + NBLOCKS - 1) / NBLOCKS *
+					       NBLOCKS
+			:: else ->
+				tab[e].first = next_seq
+			fi;
+			myfirst = tab[e].first;
+			tab[e].state = E_ACTIVE;
+			g_rel[e] = 0;
+			g_pub[e] = 0;
+			sem_join = 1
+		:: else
+		fi
+	}
+}
+
+/* Under LOCK, while the entry is still ours: one last credit for a
+ * producer that may be waiting for it, LEAVING, the doorbell.  The token
+ * is dropped either way. */
+inline leave()
+{
+	atomic {
+		if
+		:: OURS ->
+			sem_free[e]++;
+			assert(sem_free[e] <= NSLOTS + 1); /* property 4 */
+			tab[e].state = E_LEAVING;
+			sem_join = 1
+		:: else
+		fi;
+		sem_alive[e] = 0
+	}
+}
+
+/* SIGKILL: the token goes (SEM_UNDO), nothing else. */
+inline die()
+{
+	sem_alive[e] = 0
+}
+
+/* Take the next block; or be interrupted (leave), or die, or (STALL) find
+ * the entry evicted when the wait times out. */
+inline wait_block()
+{
+	if
+	:: atomic { sem_avail[e] > 0 -> sem_avail[e]-- }
+	:: can_leave -> leave(); goto gone
+	:: can_die -> die(); goto gone
+#ifdef STALL
+	:: !OURS -> leave(); goto gone
+#endif
+	fi
+}
+
+/* FREE[i] += 1: the slot of seq myfirst + k may be refilled. */
+inline release()
+{
+	d_step {
+		/* Property 1, the consumer's side: nobody refilled it while
+		 * we wrote it out (an evicted consumer's torn check). */
+		assert(slot[(myfirst + k) % NSLOTS] == myfirst + k || !OURS);
+		sem_free[e]++;
+		assert(sem_free[e] <= NSLOTS + 1); /* property 4 */
+		g_rel[e]++;
+		k++
+	}
+}
+
+proctype Consumer(byte id; bit sequential; bit can_leave; bit can_die)
+{
+	byte e, mygen, myfirst, k, i;
+
+	register();
+	if
+	:: e == NONE -> goto gone
+	:: else
+	fi;
+	do
+	:: k < NBLOCKS ->
+		wait_block();
+#ifdef FAIL
+		if
+		:: ring_state == R_FAILED -> leave(); goto gone
+		:: else
+		fi;
+#endif
+		/* Read the slot: it must hold exactly our seq (property 1). */
+		if
+		:: slot[(myfirst + k) % NSLOTS] == myfirst + k
+		:: else ->
+			/* Only an evicted consumer may find it refilled: it
+			 * fails its target. */
+			assert(!OURS);
+			leave();
+			goto gone
+		fi;
+		/* Writing the block to the target: anything may happen. */
+		if
+		:: skip
+		:: can_die -> die(); goto gone
+		fi;
+		release()
+	:: else -> break
+	od;
+	/* Property 2: all our blocks, and nothing more published to us. */
+	assert(k == NBLOCKS);
+	assert(sem_avail[e] == 0 || !OURS || ring_state == R_FAILED);
+	leave();
+gone:
+	skip;
+	/* A process that ended keeps its locals in the state vector. */
+	d_step { e = 0; mygen = 0; myfirst = 0; k = 0; i = 0 }
+}
+
+init
+{
+	/* The invocation that started the ring registers its consumer before
+	 * the producer runs; the joiners come when they come. */
+	run Consumer(0, 0, (LEAVERS >> 0) & 1, (DIERS >> 0) & 1);
+	tab[0].gen > 0;
+	atomic {
+		run Producer();
+#if NCONS > 1
+		run Consumer(1, 0, (LEAVERS >> 1) & 1, (DIERS >> 1) & 1);
+#endif
+#if NCONS > 2
+		run Consumer(2, 1, (LEAVERS >> 2) & 1, (DIERS >> 2) & 1);
+#endif
+#if NCONS > 3
+		run Consumer(3, 0, (LEAVERS >> 3) & 1, (DIERS >> 3) & 1);
+#endif
+#if NCONS > 4
+		run Consumer(4, 1, (LEAVERS >> 4) & 1, (DIERS >> 4) & 1);
+#endif
+	}
+}
