@@ -83,10 +83,18 @@ static int take(const char *path, struct snap *sn, char *why, size_t whylen)
 		return -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_uid != geteuid() || (st.st_mode & 0077) ||
-	    rc_rdv_read(fd, &shmid, &semid) < 0 ||
-	    rc_ring_attach(shmid, semid, &r, err, sizeof err) < 0) {
+	    rc_rdv_read(fd, &shmid, &semid) < 0) {
 		close(fd);
 		return -ENOENT;
+	}
+	rc = rc_ring_attach(shmid, semid, &r, err, sizeof err);
+	if (rc < 0) {
+		close(fd);
+		/* Ours and not a ring: say so; gone: nothing to show. */
+		if (rc != -EINVAL)
+			return -ENOENT;
+		rc_strlcpy(why, err, whylen);
+		return -EPROTO;
 	}
 	close(fd);
 	rc = rc_proto_snapshot(&r, &sn->h, sn->c);
