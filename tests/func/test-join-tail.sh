@@ -1,0 +1,46 @@
+#!/bin/bash
+# A late joiner still reading its last slots (its "tail") when a
+# sequential joiner arrives: the producer must step through the tail,
+# waiting for its credits, before it jumps to the next pass's block 0.
+# It used to jump at once and overwrite the slots the late joiner had not
+# read yet ("ring slot N was overwritten", or a checksum mismatch).
+#
+# Made deterministic with SIGSTOP: b is stopped once a (which started the
+# ring) is done, so that the producer fills b's last slots and b has read
+# none of them; then a .zst target (read in order: it waits for the next
+# pass) joins; then b goes on.
+source "$top_srcdir/tests/func/functions.sh"
+requires zstd --version
+
+mkimage "$tmp/src.img" 4M   # 64 blocks of 64K; a ring of 16 slots
+ringcopy --rate "$(vrate 1M 512K)" -b 64K --buffer 1M --json "$tmp/src.img" "$tmp/a.img" \
+	> "$tmp/a.json" 2> "$tmp/a.err" &
+a=$!
+bg_pids+=("$a")
+wait_consumers "$a" 1 > /dev/null || fail "no consumer"
+sleep 1
+ringcopy --json "$tmp/src.img" "$tmp/b.img" > "$tmp/b.json" 2> "$tmp/b.err" &
+b=$!
+bg_pids+=("$b")
+bc=$(wait_consumers "$b" 1) || fail "no joiner"
+grep -q "joined the running copy" "$tmp/b.err" || fail "b did not join: $(cat "$tmp/b.err")"
+wait "$a" || fail "a failed: $(cat "$tmp/a.err")"
+same "$tmp/src.img" "$tmp/a.img"
+
+# b has its last 16 blocks (a ring's worth) still to come: stop it, and
+# let the producer fill the ring with them.
+kill -STOP $bc
+on_exit "kill -CONT $bc 2>/dev/null"
+sleep "$(vrate 2 6)"
+ringcopy --json "$tmp/src.img" "$tmp/c.zst" > "$tmp/c.json" 2> "$tmp/c.err" &
+c=$!
+bg_pids+=("$c")
+wait_consumers "$c" 1 > /dev/null || fail "no sequential joiner"
+grep -q "starts with the next pass" "$tmp/c.err" || fail "c is not sequential: $(cat "$tmp/c.err")"
+sleep 1
+kill -CONT $bc
+
+wait "$b" || fail "the late joiner lost its tail: $(cat "$tmp/b.err")"
+same "$tmp/src.img" "$tmp/b.img"
+wait "$c" || fail "the sequential joiner failed: $(cat "$tmp/c.err")"
+zstd -dcq "$tmp/c.zst" | cmp - "$tmp/src.img" || fail "c.zst differs"
