@@ -448,17 +448,21 @@ int rc_proto_release(struct rc_ring *r, const struct rc_reg *e,
 
 void rc_proto_leave(struct rc_ring *r, const struct rc_reg *e)
 {
-	bool left = false;
+	const struct rc_cons_ent *c = &r->ctab[e->idx];
+	bool left = false, mine = true;
 
 	/* An evicted entry stays evicted: the producer frees it once our
-	 * token is gone. */
+	 * token is gone.  An entry that is no longer ours holds no token of
+	 * ours either: dropping one would take its new owner's. */
 	if (rc_proto_lock_intr(r, false) == 0) {
+		mine = c->gen == e->gen && c->pid == getpid() && c->claimed;
 		left = leave_locked(r, e, false);
 		rc_proto_unlock(r);
 	}
 	if (left)
 		doorbell(r);
-	drop_token(r, e->idx);
+	if (mine)
+		drop_token(r, e->idx);
 }
 
 bool rc_proto_last_out(struct rc_ring *r)
