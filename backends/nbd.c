@@ -503,6 +503,7 @@ const struct rc_backend rc_nbd_backend = {
 	.describe_error = nbd_dev_describe,
 	.write_submit = nbd_dev_write_submit,
 	.write_reap = nbd_dev_write_reap,
+	.max_in_flight = NBD_WMAX,
 };
 
 #else /* !HAVE_LIBNBD: the kmod habit, a stub that says why */

@@ -41,7 +41,8 @@ int rc_backend_check(const struct rc_backend *be)
 		return -EINVAL;
 	if ((be->caps & RC_CAP_TARGET) && (!be->pwrite || !be->flush))
 		return -EINVAL;
-	if (!be->write_submit != !be->write_reap)
+	if (!be->write_submit != !be->write_reap ||
+	    (be->write_submit && !be->max_in_flight))
 		return -EINVAL;
 	return 0;
 }

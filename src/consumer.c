@@ -363,8 +363,13 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 	}
 	/* Half the ring in flight: the producer keeps the other half to
 	 * read ahead into. */
-	if (a->dst->be->write_submit)
+	if (a->dst->be->write_submit) {
 		cs.window = r->nslots / 2 ? r->nslots / 2 : 1;
+		/* No more than the backend can hold (-b 64K and a 16M ring
+		 * used to ask NBD for 128 and fail its 65th write). */
+		if (cs.window > a->dst->be->max_in_flight)
+			cs.window = a->dst->be->max_in_flight;
+	}
 	for (k = 0; k < r->nblocks; k++) {
 		uint64_t seq = first + k;
 		uint32_t slot = rc_seq_slot(seq, r->nslots);

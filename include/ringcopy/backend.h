@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define RC_BACKEND_VERSION 2
+#define RC_BACKEND_VERSION 3
 
 /* Capability bits of a backend (and of an open device). */
 #define RC_CAP_SEEKABLE   (1u << 0) /* pread/pwrite at any offset */
@@ -106,6 +106,10 @@ struct rc_backend {
 	int (*write_submit)(struct rc_dev *dev, const void *buf, size_t len,
 			    uint64_t off);
 	int (*write_reap)(struct rc_dev *dev, unsigned keep);
+	/* Version 3: how many writes write_submit() can keep in flight at
+	 * most (set by every backend that has the pair): the core keeps no
+	 * more than that, whatever the ring's size. */
+	unsigned max_in_flight;
 };
 
 /* Detail of the last failed open, when a backend has one ("" if not): the
