@@ -244,7 +244,7 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------
 # The source.  mkdata FILE SIZE SEED: reproducible incompressible bytes
-# (AES-CTR of zeros keyed by the seed; python when there is no openssl).
+# (AES-CTR of zeros keyed by the seed; fixtures/mkimage.sh without openssl).
 mkdata() {
 	if [ "$have_openssl" = 1 ]; then
 		openssl enc -aes-128-ctr -nosalt -K "$(printf '%032x' "$3")" \
@@ -252,17 +252,7 @@ mkdata() {
 			head -c "$2" > "$1"
 		return
 	fi
-	python3 - "$@" <<'PY'
-import random, sys
-path, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(seed)
-with open(path, "wb") as f:
-    left = size
-    while left:
-        n = min(left, 1 << 20)
-        f.write(rng.randbytes(n))
-        left -= n
-PY
+	bash "$here/../../fixtures/mkimage.sh" "$1" "$2" "$3"
 }
 
 make_source() {
