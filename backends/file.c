@@ -41,13 +41,16 @@ static int parent_writable(const char *path)
 	struct stat st;
 	int rc = 0;
 
+	const char *dir;
+
 	if (!copy)
 		return -ENOMEM;
-	if (stat(dirname(copy), &st) < 0)
+	dir = dirname(copy); /* once: it may change copy in place */
+	if (stat(dir, &st) < 0)
 		rc = -errno;
 	else if (!S_ISDIR(st.st_mode))
 		rc = -ENOTDIR;
-	else if (access(dirname(copy), W_OK | X_OK) < 0)
+	else if (access(dir, W_OK | X_OK) < 0)
 		rc = -errno;
 	free(copy);
 	return rc;

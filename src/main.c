@@ -528,8 +528,8 @@ static int progress_mode(const struct opts *o)
 
 /* The manifest needs every block's hash: any target that completed the
  * copy saw them all. */
-static void write_manifest(const char *path, struct rc_ring *r,
-			   uint64_t *hashes, struct rc_result *res, int n)
+static int write_manifest(const char *path, struct rc_ring *r,
+			  uint64_t *hashes, struct rc_result *res, int n)
 {
 	struct rc_image_hashes h = {
 		.image_size = r->image_size, .block_size = r->block_size,
@@ -545,10 +545,13 @@ static void write_manifest(const char *path, struct rc_ring *r,
 	if (!hashes || i == n) {
 		rc_err("manifest %s not written: no target completed the copy",
 		       path);
-		return;
+		return -EIO;
 	}
-	if (rc_manifest_write(path, &h, err, sizeof err) < 0)
+	if (rc_manifest_write(path, &h, err, sizeof err) < 0) {
 		rc_err("%s", err);
+		return -EIO;
+	}
+	return 0;
 }
 
 /* Fork one consumer per registered target and wait for all of them. */
@@ -711,7 +714,8 @@ int main(int argc, char **argv)
 	struct rc_join *j = NULL;
 	struct rc_result *res = MAP_FAILED;
 	struct rc_dev *src = NULL;
-	struct stat src_st;
+	struct stat src_st, map_st;
+	bool map_new = false;
 	struct opts o;
 	char err[512];
 	char **specs;
@@ -765,6 +769,12 @@ int main(int argc, char **argv)
 	treq.force = o.force;
 	treq.dry_run = o.dry_run;
 	rc = rc_open_targets(&treq, dst, owned, err, sizeof err);
+	if (rc == 0) {
+		const char *what[2] = { "--manifest", "--rescue map" };
+		const char *paths[2] = { o.manifest, o.rescue_map };
+
+		rc = rc_refuse_outputs(&treq, what, paths, 2, err, sizeof err);
+	}
 	if (rc < 0) {
 		rc_err("%s", err);
 		status = RC_EXIT_REFUSED;
@@ -836,10 +846,20 @@ int main(int argc, char **argv)
 	req.rescue = o.rescue_map != NULL;
 	req.map_fd = -1;
 	if (o.rescue_map && !o.dry_run) {
-		/* Opened here, written by the producer. */
-		req.map_fd = open(o.rescue_map, O_WRONLY | O_CREAT | O_TRUNC |
-							 O_NOFOLLOW | O_CLOEXEC,
+		/* Opened here (not truncated: a joiner leaves the running
+		 * copy's map alone), emptied once we start the ring, written
+		 * by the producer. */
+		map_new = access(o.rescue_map, F_OK) < 0;
+		req.map_fd = open(o.rescue_map, O_WRONLY | O_CREAT | O_NOFOLLOW |
+							 O_NOCTTY | O_NONBLOCK |
+							 O_CLOEXEC,
 				  0644);
+		if (req.map_fd >= 0 && (fstat(req.map_fd, &map_st) < 0 ||
+					!S_ISREG(map_st.st_mode))) {
+			close(req.map_fd);
+			req.map_fd = -1;
+			errno = EINVAL;
+		}
 		if (req.map_fd < 0) {
 			rc_err("--rescue map file %s refused: %s", o.rescue_map,
 			       strerror(errno));
@@ -852,6 +872,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = rc_elect(&req, j, err, sizeof err);
+	if (rc == 0 && req.map_fd >= 0 && j->created &&
+	    ftruncate(req.map_fd, 0) < 0) {
+		snprintf(err, sizeof err, "--rescue map %s: truncate: %s",
+			 o.rescue_map, strerror(errno));
+		rc_elect_undo(j);
+		rc = -EIO;
+	}
+	if (rc == 0 && req.map_fd >= 0 && !j->created && map_new)
+		unlink(o.rescue_map); /* created by our open: not our map */
 	if (rc == 0 && j->created) {
 		rc = rc_producer_spawn(&j->ring, src, j->rdv_path, req.map_fd,
 				       err, sizeof err);
@@ -863,6 +892,8 @@ int main(int argc, char **argv)
 	if (req.map_fd >= 0)
 		close(req.map_fd);
 	if (rc < 0) {
+		if (map_new)
+			unlink(o.rescue_map); /* ours, and no copy to map */
 		rc_err("%s", err);
 		/* Refusals exit 2; kernel limits and a changed source are
 		 * failures of the run, exit 1. */
@@ -945,8 +976,9 @@ int main(int argc, char **argv)
 		       o.rescue_map ? o.rescue_map : "");
 		status = RC_EXIT_FAILED;
 	}
-	if (o.manifest)
-		write_manifest(o.manifest, &j->ring, hashes, res, n);
+	if (o.manifest && write_manifest(o.manifest, &j->ring, hashes, res,
+					 n) < 0)
+		status = RC_EXIT_FAILED;
 	rc_ring_detach(&j->ring);
 done:
 	report(&o, n, specs, res, image, j->ring.block_size

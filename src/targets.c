@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -120,6 +121,37 @@ static const char *related(const struct stat *s, const struct stat *t,
 	return NULL;
 }
 
+/* The absolute path a local path names: realpath of an existing one, or of
+ * its directory plus its last component for a new one; *dir gets the
+ * directory's stat.  0, or -errno (not a local path: a URI, say). */
+static int resolve_path(const char *path, char *out, size_t len,
+			struct stat *dir)
+{
+	char copy[PATH_MAX], real[PATH_MAX], *d, *b;
+
+	if (realpath(path, real)) {
+		char parent[PATH_MAX];
+
+		rc_strlcpy(parent, real, sizeof parent);
+		if (stat(dirname(parent), dir) < 0)
+			return -errno;
+		rc_strlcpy(out, real, len);
+		return 0;
+	}
+	if (errno != ENOENT || strlen(path) >= sizeof copy)
+		return -errno;
+	rc_strlcpy(copy, path, sizeof copy);
+	d = dirname(copy);
+	if (!realpath(d, real) || stat(real, dir) < 0 || !S_ISDIR(dir->st_mode))
+		return -ENOENT;
+	rc_strlcpy(copy, path, sizeof copy);
+	b = basename(copy);
+	if ((size_t)snprintf(out, len, "%s/%s", strcmp(real, "/") ? real : "",
+			     b) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 /* Resolve a symlink target that its owner may have planted: followed only
  * when the link belongs to us or to root.  *spec may be replaced by a new
  * string (prefix + resolved path). */
@@ -181,8 +213,9 @@ static const char *open_hint(int rc)
 int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		    char **owned, char *err, size_t errlen)
 {
-	struct stat st[RC_TARGETS_MAX];
+	struct stat st[RC_TARGETS_MAX], dir;
 	bool have[RC_TARGETS_MAX];
+	static char where[RC_TARGETS_MAX][PATH_MAX];
 	char why[256], holds[160];
 	int i, j, rc;
 
@@ -198,9 +231,27 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		be = rc_backend_for(spec, RC_OPEN_TARGET, &path);
 		have[i] = be && be != &rc_null_backend &&
 			  stat(path, &st[i]) == 0;
+		/* Where a local path lands, new or not: one new file named
+		 * two ways is one target, and a new file on the source's
+		 * device is written into the source. */
+		where[i][0] = '\0';
+		if (be && be != &rc_null_backend &&
+		    resolve_path(path, where[i], sizeof where[i], &dir) == 0 &&
+		    !have[i] && req->src_st) {
+			const char *r = related(req->src_st, &dir, why,
+						sizeof why);
+
+			if (r) {
+				snprintf(err, errlen,
+					 "target %s refused: a new file there would be written into the source's device (source %s)",
+					 req->specs[i], req->src_spec);
+				return -EINVAL;
+			}
+		}
 		/* A sink (null:) holds nothing: it may be named many times. */
 		for (j = 0; j < i && be != &rc_null_backend; j++) {
 			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
+			    (where[i][0] && !strcmp(where[i], where[j])) ||
 			    (have[i] && have[j] && same_object(&st[i], &st[j]))) {
 				snprintf(err, errlen,
 					 "target %s refused: the same target as %s",
@@ -265,6 +316,83 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 					       holds,
 					       rc_describe_in_use(&d) ? ": overwriting it (--force)" : "");
 			}
+		}
+	}
+	return 0;
+}
+
+/* Why an output path (what) must not be written, checked like a target:
+ * NULL when it may. */
+static const char *output_refused(const struct rc_target_req *req,
+				  const char *path, const struct stat *lst,
+				  bool exists, char *buf, size_t len)
+{
+	const char *r;
+
+	if (!exists)
+		return NULL;
+	if (S_ISLNK(lst->st_mode))
+		return "it is a symlink: name the file itself";
+	if (!S_ISREG(lst->st_mode))
+		return "it exists and is not a regular file (a device, a FIFO or a directory is never replaced)";
+	if (req->src_st && (r = related(req->src_st, lst, buf, len)))
+		return r;
+	(void)path;
+	return NULL;
+}
+
+int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
+		      const char *const *paths, int n, char *err,
+		      size_t errlen)
+{
+	char where[2][PATH_MAX], twhere[PATH_MAX], why[256];
+	struct stat lst, tst, dir;
+	int i, k, j;
+
+	for (i = 0; i < n && i < 2; i++) {
+		bool exists;
+		const char *r;
+
+		if (!paths[i])
+			continue;
+		exists = lstat(paths[i], &lst) == 0;
+		r = output_refused(req, paths[i], &lst, exists, why, sizeof why);
+		if (!r && resolve_path(paths[i], where[i], sizeof where[i],
+				       &dir) < 0)
+			r = "its directory does not exist";
+		if (!r && access(paths[i], F_OK) < 0 &&
+		    access(dirname(strcpy(twhere, where[i])), W_OK | X_OK) < 0)
+			r = "its directory is not writable";
+		if (!r && !exists && req->src_st &&
+		    related(req->src_st, &dir, why, sizeof why))
+			r = "a new file there would be written into the source's device";
+		for (k = 0; !r && k < i; k++)
+			if (paths[k] && !strcmp(where[i], where[k]))
+				r = "it is named for two outputs";
+		/* Never a target, named any way. */
+		for (j = 0; !r && j < req->n; j++) {
+			const struct rc_backend *be;
+			const char *tpath;
+			struct stat tdir;
+
+			be = rc_backend_for(req->specs[j], RC_OPEN_TARGET,
+					    &tpath);
+			if (!be || be == &rc_null_backend)
+				continue;
+			if ((exists && stat(tpath, &tst) == 0 &&
+			     same_object(&lst, &tst)) ||
+			    (resolve_path(tpath, twhere, sizeof twhere,
+					  &tdir) == 0 &&
+			     !strcmp(twhere, where[i]))) {
+				snprintf(why, sizeof why, "it is the target %s",
+					 req->specs[j]);
+				r = why;
+			}
+		}
+		if (r) {
+			snprintf(err, errlen, "%s %s refused: %s (nothing was written)",
+				 what[i], paths[i], r);
+			return -EINVAL;
 		}
 	}
 	return 0;

@@ -30,4 +30,15 @@ struct rc_target_req {
 int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		    char **owned, char *err, size_t errlen);
 
+/* The other paths an invocation writes (--manifest, the --rescue map;
+ * NULL where not given), checked like targets before anything is
+ * written: never the source, a target (by identity, or the same new path
+ * named another way) or each other, never a symlink or an existing
+ * non-regular file (a device node is never replaced by a file), never a
+ * new file on the source's device, and in a writable directory.  what[i]
+ * names the option in the message.  0, or -EINVAL with err (exit 2). */
+int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
+		      const char *const *paths, int n, char *err,
+		      size_t errlen);
+
 #endif
