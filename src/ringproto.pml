@@ -1,56 +1,66 @@
 /* ringcopy - a SPIN model of the ring protocol (include/ringcopy/ringproto.h).
  *
- * The inlines carry the verbs' names: select (proto_select: a keyword), take_credits, evict, publish,
- * fail (-DFAIL) for the producer; register (+ hand_off/claim, one step
- * here), wait_block, release, leave for a consumer.  doc/model.md says what
- * the model proves and what it leaves out.  Run it with
- * tests/model/run-model.sh [small|big|bug]:
+ * The inlines carry the verbs' names: proto_select (rc_proto_select;
+ * "select" is a Promela keyword), take_credits, evict, publish and fail
+ * (-DFAIL) for the producer; register (with hand_off and claim: one step
+ * here), wait_block, release and leave for a consumer.  doc/model.md says
+ * what the model proves and what it leaves out.  tests/model/run-model.sh
+ * [small|big|bug] runs it; by hand:
  *
  *   spin -a -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 ringproto.pml
- *   gcc -O2 -DSAFETY -o pan pan.c && ./pan -m100000
+ *   gcc -O2 -DSAFETY -o pan pan.c && ./pan -m1000000
+ *   spin -t [the same -D...] ringproto.pml    (replays a trail: the
+ *                                              printf lines tell the story)
  *
  * Geometry and cast (all -D on the spin command line):
  *   NSLOTS   slots in the ring                     (default 2)
  *   NBLOCKS  blocks in the image                   (default 3)
- *   NCONS    consumer processes, at most 5         (default 3)
- *   NENT     consumer-table entries, at most 4     (default min(NCONS, 4));
+ *   NCONS    consumer processes, 1..5              (default 3)
+ *   NENT     consumer-table entries, 1..4          (default min(NCONS, 4));
  *            fewer entries than consumers makes entries be reused
- *   LEAVERS  bit mask: consumer c may leave early (interrupted)  (default all)
- *   DIERS    bit mask: consumer c may die (SIGKILL)              (default all)
+ *   LEAVERS  bit mask: consumer c may leave early (interrupted) (default 31)
+ *   DIERS    bit mask: consumer c may die (SIGKILL)             (default 31)
  *   STALL    the producer may also evict a stalled consumer (EVICTED)
  *   FAIL     the producer may fail the ring (a source read error)
- *   OLD_JUMP the old producer: nobody needs n and someone starts later ->
- *            jump, even when a consumer's tail is in the way (no SKIP).
- *            SPIN finds the overwrite with it (assertion in
- *            check_overwrite: a slot's occupant overwritten while an ACTIVE
- *            consumer that needs it has not released it); without it the
- *            model has no error.
+ *   OLD_JUMP the old producer: when nobody needs n and someone starts
+ *            later it jumps there, even when a consumer's tail is in the
+ *            way (no SKIP).  SPIN finds the overwrite with it and nothing
+ *            without it.  With 2 slots and 3 blocks: consumer 0 (first 0)
+ *            has read 0 and 1; late joiner 1 (first 1) ran ahead and left,
+ *            so next_seq = 4; sequential joiner 2 registered with first 6.
+ *            At n = 4 nobody needs 4 and 6 starts later: the jump; at 6
+ *            consumer 0 is past its wait window (0 + 3 + 2 <= 6), so no
+ *            credit of it is taken, and seq 6 goes into slot 0 over seq 2,
+ *            which consumer 0 has not read.  The fixed producer SKIPs 4
+ *            and 5 (taking consumer 0's credits) before it jumps.
  *
- * The cast: consumer 0 is registered when the ring starts (first 0),
+ * The cast: consumer 0 registers when the ring starts (first 0),
  * consumers 1 and 3 are late joiners (first = next_seq whenever they
  * register), consumers 2 and 4 are sequential joiners (first = the next
  * pass's block 0).  The joiners register at whatever moment the
  * interleaving picks, or find the ring closed and go.
  *
  * Properties:
- *   1. check_overwrite (producer, before it fills a slot): no ACTIVE entry
- *      needs the slot's occupant and has not released it yet.  The
+ *   1. check_overwrite (the producer, before it fills a slot): no ACTIVE
+ *      entry needs the slot's occupant and has not released it.  The
  *      consumer checks too that the slot holds exactly its seq when it
  *      reads it and still when it releases it.
  *   2. publish posts seq n to an entry only as its next seq (first +
  *      blocks published so far): every consumer gets each of its blocks
- *      once, in its order; a consumer that took its nblocks blocks finds no
+ *      once, in its order; a consumer that took its NBLOCKS blocks finds no
  *      AVAIL left over.
- *   3. No invalid end state (deadlock): the only end labels are a consumer
- *      that is gone and a producer that closed the ring or idles with
- *      nobody registered (linger forever).
+ *   3. No invalid end state (deadlock).  Valid ends: a process that ran
+ *      to its end (a consumer done, gone or dead, a producer that closed
+ *      the ring), and a producer idling with nobody registered (end_idle:
+ *      a linger forever).
  *   4. FREE[i] never passes NSLOTS + 1 (SEMVMX headroom, ring.h).
  *
  * Atomicity: a LOCK section is one atomic/d_step (the mutex makes it one
  * for everybody else).  A semop on several semaphores is one step too (all
  * or nothing).  Sequence numbers are bytes: each consumer registers once,
  * so next_seq stays below NCONS * (2 NBLOCKS + NSLOTS); register asserts
- * the bound.
+ * the bound.  Blocking waits are guards, never polling loops: a loop that
+ * retried would hide a deadlock from the end-state check.
  */
 
 #ifndef NSLOTS
@@ -99,12 +109,7 @@
 #define E_EVICTED 3
 
 /* Producer steps (ringproto.h rc_step, plus JUMP). */
-#define S_PRODUCE 1
-#define S_SKIP    2
-#define S_IDLE    3
-#define S_DRAIN   4
-#define S_CLOSED  5
-#define S_JUMP    6
+mtype = { PRODUCE, SKIP, JUMP, DRAIN, IDLE, CLOSED };
 
 typedef Ent {
 	byte state;
@@ -136,8 +141,9 @@ byte g_pub[MAXENT];      /* blocks published to the entry's owner */
 #define STALLED(k) (wait[k] && tab[k].state == E_ACTIVE && sem_free[k] == 0)
 #define ANY_STALLED (STALLED(0) || STALLED(1) || STALLED(2) || STALLED(3))
 /* LEAVING/EVICTED -> FREE.  What the last owner left in the entry and its
- * semaphores is reset here rather than at register (which sets it all
- * again): nobody touches a free entry, and the model keeps fewer states. */
+ * semaphores is cleared here too (register sets it all again): nobody
+ * touches a free entry (its owner is gone: no token), and the model keeps
+ * fewer states. */
 #define FREE_ENTRY(k) \
 	tab[k].state = E_FREE; tab[k].first = 0; \
 	sem_avail[k] = 0; sem_free[k] = 0; g_rel[k] = 0; g_pub[k] = 0
@@ -202,90 +208,63 @@ inline proto_select() /* rc_proto_select: "select" is a Promela keyword */
 		if
 		:: nact == 0 ->
 			if
-			:: step = S_IDLE
-			:: ring_state = R_CLOSING; step = S_CLOSED
+			:: step = IDLE
+			:: ring_state = R_CLOSING; step = CLOSED
 			fi
 		:: nneed > 0 ->
 			next_seq = n + 1;
-			step = S_PRODUCE
+			step = PRODUCE
 #ifdef OLD_JUMP
 		/* The bug: the tail of a consumer still reading is not
 		 * looked at; slots it has not read are filled from later. */
 		:: nneed == 0 && later != NOSEQ ->
 			next_seq = later;
-			step = S_JUMP
+			step = JUMP
 #else
 		:: nneed == 0 && nwait > 0 ->
 			next_seq = n + 1;
-			step = S_SKIP
+			step = SKIP
 		:: nneed == 0 && nwait == 0 && later != NOSEQ ->
 			next_seq = later;
-			step = S_JUMP
+			step = JUMP
 #endif
 		:: else ->
-			step = S_DRAIN
-		fi
+			step = DRAIN
+		fi;
+		printf("P: select n=%d: %e, next_seq=%d\n", n, step, next_seq)
 	}
 }
 
-/* Under LOCK (the producer's timeout): entries whose token is gone become
- * LEAVING; with STALL, members of WAIT without a credit may become EVICTED
- * and evicted entries whose token is gone become FREE; the sets keep only
- * ACTIVE entries. */
-inline evict()
+/* evict, under LOCK (the producer's timeout): entries whose token is gone
+ * become LEAVING; with STALL and stall set, members of WAIT without a
+ * credit become EVICTED, and evicted entries whose token is gone become
+ * FREE; the need and wait sets keep only ACTIVE entries.  All in one LOCK
+ * section: were the sets pruned in another, an entry reaped here could be
+ * registered again in between and keep its old place in them. */
+inline evict(stall)
 {
-	d_step {
-		i = 0;
-		do
-		:: i < NENT ->
-			if
-			:: tab[i].state == E_ACTIVE && sem_alive[i] == 0 ->
-				tab[i].state = E_LEAVING
+	i = 0;
+	do
+	:: i < NENT ->
+		if
+		:: tab[i].state == E_ACTIVE && sem_alive[i] == 0 ->
+			printf("P: evict entry %d (dead)\n", i);
+			tab[i].state = E_LEAVING
 #ifdef STALL
-			:: tab[i].state == E_EVICTED && sem_alive[i] == 0 ->
-				FREE_ENTRY(i)
+		:: stall && STALLED(i) ->
+			printf("P: evict entry %d (stalled)\n", i);
+			tab[i].state = E_EVICTED
+		:: tab[i].state == E_EVICTED && sem_alive[i] == 0 ->
+			FREE_ENTRY(i)
 #endif
-			:: else
-			fi;
-			i++
-		:: else -> break
-		od;
-		i = 0
-	}
-}
-
-#ifdef STALL
-inline evict_stalled()
-{
-	d_step {
-		i = 0;
-		do
-		:: i < NENT ->
-			if
-			:: STALLED(i) -> tab[i].state = E_EVICTED
-			:: else
-			fi;
-			i++
-		:: else -> break
-		od;
-		i = 0
-	}
-}
-#endif
-
-inline prune()
-{
-	d_step {
-		i = 0;
-		do
-		:: i < NENT ->
-			need[i] = need[i] && tab[i].state == E_ACTIVE;
-			wait[i] = wait[i] && tab[i].state == E_ACTIVE;
-			i++
-		:: else -> break
-		od;
-		i = 0
-	}
+		:: else
+		fi;
+		need[i] = need[i] && tab[i].state == E_ACTIVE;
+		wait[i] = wait[i] && tab[i].state == E_ACTIVE;
+		i++
+	:: else -> break
+	od;
+	i = 0
 }
 
 /* One FREE credit from every member of WAIT, all or nothing; when that
@@ -308,9 +287,9 @@ inline take_credits()
 		i = 0
 	   };
 	   break
-	:: ANY_DEAD -> evict(); prune()
+	:: d_step { ANY_DEAD -> evict(0) }
 #ifdef STALL
-	:: ANY_STALLED -> evict_stalled(); evict(); prune()
+	:: d_step { ANY_STALLED -> evict(1) }
 #endif
 	od
 }
@@ -360,7 +339,7 @@ inline wait_table()
 {
 	if
 	:: atomic { sem_join > 0 -> sem_join = 0 }
-	:: ANY_DEAD -> evict()
+	:: d_step { ANY_DEAD -> evict(0) }
 	fi
 }
 
@@ -385,13 +364,11 @@ inline fail()
 	};
 	do
 	:: d_step {
+		evict(0);
 		nact = 0;
-		i = 0;
 		do
 		:: i < NENT ->
 			if
-			:: tab[i].state == E_ACTIVE && sem_alive[i] == 0 ->
-				tab[i].state = E_LEAVING
 			:: tab[i].state == E_ACTIVE -> nact++
 			:: else
 			fi;
@@ -410,23 +387,24 @@ inline fail()
 
 proctype Producer()
 {
-	byte n, later, o, i, nact, nneed, nwait, step;
+	byte n, later, o, i, nact, nneed, nwait;
+	mtype step;
 	bit need[MAXENT], wait[MAXENT];
 
 	do
 	:: proto_select();
 	   if
-	   :: step == S_CLOSED -> break
-	   :: step == S_IDLE ->
+	   :: step == CLOSED -> break
+	   :: step == IDLE ->
 		/* Nobody registered: a linger forever may sleep here for
 		 * good, a valid end state. */
 end_idle:	atomic { sem_join > 0 -> sem_join = 0 }
-	   :: step == S_JUMP -> skip
-	   :: step == S_DRAIN -> wait_table()
-	   :: step == S_PRODUCE || step == S_SKIP ->
+	   :: step == JUMP -> skip
+	   :: step == DRAIN -> wait_table()
+	   :: step == PRODUCE || step == SKIP ->
 		take_credits();
 		if
-		:: step == S_PRODUCE ->
+		:: step == PRODUCE ->
 #ifdef FAIL
 			if
 			:: skip
@@ -434,6 +412,8 @@ end_idle:	atomic { sem_join > 0 -> sem_join = 0 }
 			fi;
 #endif
 			d_step {
+				printf("P: fill slot %d (held %d) with %d\n",
+				       n % NSLOTS, slot[n % NSLOTS], n);
 				check_overwrite(n % NSLOTS);
 				slot[n % NSLOTS] = n
 			};
@@ -447,9 +427,7 @@ end_idle:	atomic { sem_join > 0 -> sem_join = 0 }
 		need[0] = 0; need[1] = 0; need[2] = 0; need[3] = 0;
 		wait[0] = 0; wait[1] = 0; wait[2] = 0; wait[3] = 0
 	   }
-	od;
-end_closed:
-	skip
+	od
 }
 
 /* ======================= a consumer ======================= */
@@ -493,6 +471,8 @@ inline register()
 			fi;
 			myfirst = tab[e].first;
 			tab[e].state = E_ACTIVE;
+			printf("C%d: register entry %d, first %d\n", id, e,
+			       myfirst);
 			g_rel[e] = 0;
 			g_pub[e] = 0;
 			sem_join = 1
@@ -509,6 +489,7 @@ inline leave()
 	atomic {
 		if
 		:: OURS ->
+			printf("C%d: leave after %d blocks\n", id, k);
 			sem_free[e]++;
 			assert(sem_free[e] <= NSLOTS + 1); /* property 4 */
 			tab[e].state = E_LEAVING;
@@ -522,7 +503,10 @@ inline leave()
 /* SIGKILL: the token goes (SEM_UNDO), nothing else. */
 inline die()
 {
-	sem_alive[e] = 0
+	d_step {
+		printf("C%d: dies after %d blocks\n", id, k);
+		sem_alive[e] = 0
+	}
 }
 
 /* Take the next block; or be interrupted (leave), or die, or (STALL) find
@@ -572,6 +556,9 @@ proctype Consumer(byte id; bit sequential; bit can_leave; bit can_die)
 		fi;
 #endif
 		/* Read the slot: it must hold exactly our seq (property 1). */
+		printf("C%d: read slot %d: %d, want %d\n", id,
+		       (myfirst + k) % NSLOTS, slot[(myfirst + k) % NSLOTS],
+		       myfirst + k);
 		if
 		:: slot[(myfirst + k) % NSLOTS] == myfirst + k
 		:: else ->
@@ -584,6 +571,7 @@ proctype Consumer(byte id; bit sequential; bit can_leave; bit can_die)
 		/* Writing the block to the target: anything may happen. */
 		if
 		:: skip
+		:: can_leave -> leave(); goto gone
 		:: can_die -> die(); goto gone
 		fi;
 		release()
