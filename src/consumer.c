@@ -545,8 +545,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 			/* --no-verify, or a sink such as null: that holds
 			 * nothing to read back: the digest as copied. */
 			rc_digest(&h, res->digest);
-			rc_strlcpy(res->how, a->verify ? "none" : "",
-				   sizeof res->how);
+			rc_strlcpy(res->how, "none", sizeof res->how);
 		}
 	}
 	behind_free(&vb);

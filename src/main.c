@@ -895,12 +895,9 @@ int main(int argc, char **argv)
 		if (map_new)
 			unlink(o.rescue_map); /* ours, and no copy to map */
 		rc_err("%s", err);
-		/* Refusals exit 2; kernel limits and a changed source are
-		 * failures of the run, exit 1. */
-		status = rc == -EINVAL || rc == -EBUSY || rc == -EPERM ||
-					 rc == -ELOOP
-				 ? RC_EXIT_REFUSED
-				 : RC_EXIT_FAILED;
+		/* Nothing was written (targets are prepared after the
+		 * election): whatever stopped it, exit 2. */
+		status = RC_EXIT_REFUSED;
 		goto out;
 	}
 	if (o.serve) {

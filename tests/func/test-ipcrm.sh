@@ -4,7 +4,7 @@ source "$top_srcdir/tests/func/functions.sh"
 [ -n "${RC_IN_IPCNS:-}" ] || skip "needs a private IPC namespace (ipcrm -a)"
 
 mkimage "$tmp/src.img" 8M
-ringcopy --rate 2M "$tmp/src.img" "$tmp/a.img" 2> "$tmp/err" &
+ringcopy --rate "$(vrate 2M 512K)" "$tmp/src.img" "$tmp/a.img" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
 wait_consumers "$inv" 1 > /dev/null || fail "no consumer"

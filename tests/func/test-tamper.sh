@@ -68,9 +68,12 @@ broken() {
 }
 
 broken lock-zero
-broken sems-zero
 broken next-seq 0xfffffffffffffff0
 broken header-random
+# Under valgrind (minutes per case) the cases above cover the paths that
+# wake, check and abort; make check runs every case.
+[ "${RINGCOPY_VALGRIND:-0}" = 1 ] && exit 0
+broken sems-zero
 broken nblocks 0
 
 # FREE at SEMVMX: the producer no longer waits for anyone, so the copies
@@ -99,7 +102,7 @@ for (( i = 0; i < 50; i++ )); do [ -s "$tmp/held" ] && break; sleep 0.1; done
 ringcopy "$tmp/src.img" "$tmp/c.dst" 2> "$tmp/c.err" &
 c=$!
 bg_pids+=("$c")
-sleep 1
+sleep "$(vrate 1 6)" # waiting for the lock by then (valgrind starts slowly)
 kill -TERM "$(pgrep -P "$c" | head -n 1)"
 finish "$c" "$(slow 3)"
 [ "$st" -ne 0 ] || fail "lock-hold: the interrupted joiner exited 0"
