@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,15 +42,35 @@ static int stdio_open(const char *path, int mode, struct rc_dev **out)
 		/* A descriptor of our own above 2: the producer points 0-2
 		 * at /dev/null. */
 		fd = fcntl(mode == RC_OPEN_SOURCE ? 0 : 1, F_DUPFD_CLOEXEC, 3);
+	} else if (mode == RC_OPEN_SOURCE) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	} else {
-		fd = open(path, (mode == RC_OPEN_SOURCE ? O_RDONLY : O_WRONLY) |
-					O_CLOEXEC | O_NOCTTY);
+		/* A target: never through a symlink, and never blocked in
+		 * open() by a FIFO nobody reads (ENXIO says so at once). */
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW |
+					O_NONBLOCK);
+		if (fd < 0 && errno == ENXIO) {
+			snprintf(rc_backend_detail, sizeof rc_backend_detail,
+				 "a FIFO with no reader");
+			return -ENXIO;
+		}
 	}
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		close(fd);
 		return -errno;
+	}
+	if (mode == RC_OPEN_TARGET && strcmp(path, "-") != 0) {
+		/* What we opened must be what the probe saw: a FIFO or a
+		 * character device, not a file swapped in meanwhile. */
+		if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+			close(fd);
+			snprintf(rc_backend_detail, sizeof rc_backend_detail,
+				 "it changed while it was examined (now not a FIFO or character device)");
+			return -EINVAL;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	}
 	s = calloc(1, sizeof *s);
 	if (!s) {

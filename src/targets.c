@@ -259,6 +259,15 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 				return -EINVAL;
 			}
 		}
+		/* Another user's file in a sticky world-writable directory
+		 * (/tmp): a planted FIFO or file, not a target of ours. */
+		if (have[i] && where[i][0] && st[i].st_uid != geteuid() &&
+		    (dir.st_mode & S_ISVTX) && (dir.st_mode & S_IWOTH)) {
+			snprintf(err, errlen,
+				 "target %s refused: owned by uid %u in a sticky world-writable directory, where anyone can plant a file: name a path of your own",
+				 req->specs[i], (unsigned)st[i].st_uid);
+			return -EPERM;
+		}
 		if (have[i] && req->src_st) {
 			const char *r = related(req->src_st, &st[i], why,
 						sizeof why);
