@@ -19,6 +19,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "ringcopy/core.h"
 #include "ringcopy/describe.h"
 #include "ringcopy/targets.h"
 #include "ringcopy/util.h"
@@ -294,6 +295,22 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 						      : strerror(-rc),
 				 rc_backend_detail[0] ? "" : open_hint(rc));
 			return rc;
+		}
+		/* The source of a running copy: writing it would change an
+		 * image other copies are reading. */
+		if (dst[i]->fd >= 0 && have[i]) {
+			struct rc_join_req jr;
+			struct rc_peek pk;
+
+			memset(&jr, 0, sizeof jr);
+			if (rc_source_identity(dst[i]->fd, &jr.id) == 0 &&
+			    jr.id.kind != RC_SRC_PIPE &&
+			    rc_peek(&jr, &pk) == 0 && pk.live) {
+				snprintf(err, errlen,
+					 "target %s refused: it is the source of a running copy (producer pid %d)",
+					 req->specs[i], pk.producer);
+				return -EBUSY;
+			}
 		}
 		if (dst[i]->caps & RC_CAP_BLOCKDEV) {
 			int ro = 0;

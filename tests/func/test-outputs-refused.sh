@@ -61,6 +61,17 @@ grep -q "belong to the copy that started it" "$tmp/err" || fail "$(cat "$tmp/err
 [ "$(cat "$tmp/map")" = "0 512" ] || fail "the joiner emptied the map"
 wait "$first" || fail "the first copy failed"
 
+# A target that is the source of a running copy.
+cp "$tmp/src.img" "$tmp/busy.img"
+ringcopy --rate "$(vrate 512K 128K)" "$tmp/busy.img" "$tmp/e.img" 2> /dev/null &
+busy=$!
+bg_pids+=("$busy")
+wait_consumers "$busy" 1 > /dev/null || fail "no consumer"
+expect_status 2 ringcopy "$tmp/old.img" "$tmp/busy.img" 2> "$tmp/err"
+grep -q "busy.img refused: it is the source of a running copy" "$tmp/err" || fail "$(cat "$tmp/err")"
+same "$tmp/src.img" "$tmp/busy.img"
+wait "$busy" || fail "the copy of busy.img failed"
+
 # Root-only: a read-only directory (a read-only bind mount: root writes
 # through modes), and the source device's filesystem.
 [ "$(id -u)" -eq 0 ] || exit 0
