@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,8 +169,22 @@ static int read_block(struct producer *p, uint64_t off, uint32_t len,
 	ssize_t got;
 
 	*hole = rc_is_hole(p->src, &p->holes, off, len);
-	if (*hole)
+	if (*hole) {
+		struct stat st;
+
+		/* Past the end of a file that shrank, SEEK_DATA finds no
+		 * data either: a hole there is the source shrinking. */
+		if (p->src->fd >= 0 && fstat(p->src->fd, &st) == 0 &&
+		    S_ISREG(st.st_mode) && (uint64_t)st.st_size < off + len) {
+			snprintf(msg, sizeof msg,
+				 "source %s: it shrank to %llu bytes while the block at offset %llu was read: the source changed",
+				 p->src->spec, (unsigned long long)st.st_size,
+				 (unsigned long long)off);
+			fail_ring(p, EIO, (uint64_t)st.st_size, msg);
+			return -1;
+		}
 		return 0; /* the ring carries the flag, not the zeros */
+	}
 	throttle(p, len);
 	got = rc_dev_pread(p->src, data, len, off);
 	if (got < 0 && p->r->rescue) {

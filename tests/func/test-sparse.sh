@@ -41,3 +41,18 @@ if [ "$(id -u)" -eq 0 ] && [ -e /dev/loop-control ] && command -v strace >/dev/n
 	cmp -n $((4 * mb)) "$tmp/z.img" "$dev" || fail "zero blocks did not read back as zeros"
 	grep -q "BLKZEROOUT" "$tmp/strace.log" || fail "no BLKZEROOUT: $(grep -c ioctl "$tmp/strace.log") ioctls"
 fi
+
+# A sparse source that shrinks mid-copy: past its new end SEEK_DATA finds
+# no data, which used to read as a hole, so the target was padded with
+# zeros and reported verified.  It is the source shrinking.
+truncate -s 64M "$tmp/shrink.img"
+mkimage "$tmp/d8.bin" 8M 5
+dd if="$tmp/d8.bin" of="$tmp/shrink.img" conv=notrunc 2>/dev/null
+ringcopy --rate "$(vrate 2M 1M)" "$tmp/shrink.img" "$tmp/sh.img" 2> "$tmp/sh.err" &
+inv=$!
+bg_pids+=("$inv")
+wait_consumers "$inv" 1 > /dev/null || fail "no consumer"
+truncate -s 32M "$tmp/shrink.img"
+wait "$inv"
+[ $? -eq 1 ] || fail "a shrunk sparse source: $(cat "$tmp/sh.err")"
+grep -q "^FAILED .*it shrank to 33554432 bytes" "$tmp/sh.err" || fail "$(cat "$tmp/sh.err")"
