@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -573,6 +575,57 @@ static bool source_has_holes(struct rc_dev *src, uint64_t image)
 	return false;
 }
 
+/* Descriptors and memory for what was asked, before anything is written:
+ * each consumer needs a pipe for its hand-off and a descriptor to read its
+ * target back, and the ring must fit in memory (an oversized --buffer used
+ * to get the producer OOM-killed mid-copy). */
+static int check_resources(int n, const struct rc_join_req *req, char *err,
+			   size_t errlen)
+{
+	struct rc_ring_params p = { .image_size = req->image_size,
+				    .block_size = req->block_size,
+				    .buffer_size = req->buffer_size };
+	uint64_t nblocks, nslots, ring;
+	struct rlimit rl;
+	unsigned long long avail = 0;
+	long open_now = 0, need;
+	char line[128];
+	DIR *d;
+	FILE *f;
+
+	d = opendir("/proc/self/fd");
+	if (d) {
+		while (readdir(d))
+			open_now++;
+		closedir(d);
+		open_now -= 2; /* . and .. */
+	}
+	need = open_now + 3L * n + 8;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)need > rl.rlim_cur) {
+		snprintf(err, errlen,
+			 "%d targets need about %ld open files, the limit is %llu: raise it (ulimit -n) or copy to fewer targets at once",
+			 n, need, (unsigned long long)rl.rlim_cur);
+		return -EMFILE;
+	}
+	/* The ring as it would be made: never larger than the image. */
+	rc_ring_geometry(&p, &nblocks, &nslots);
+	ring = nslots * req->block_size;
+	f = fopen("/proc/meminfo", "re");
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "MemAvailable: %llu kB", &avail) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (avail && ring > avail * 1024) {
+		snprintf(err, errlen,
+			 "--buffer: a ring of %llu bytes would not fit in the %llu bytes of memory available: use a smaller --buffer",
+			 (unsigned long long)ring, avail * 1024);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 			  struct rc_dev *src, struct rc_result *res,
 			  uint64_t *hashes, const struct opts *o,
@@ -844,6 +897,11 @@ int main(int argc, char **argv)
 	req.stall_ms = o.stall_ms;
 	req.linger_ms = o.linger_ms;
 	req.rescue = o.rescue_map != NULL;
+	if (check_resources(n, &req, err, sizeof err) < 0) {
+		rc_err("%s", err);
+		status = RC_EXIT_REFUSED;
+		goto out;
+	}
 	req.map_fd = -1;
 	if (o.rescue_map && !o.dry_run) {
 		/* Opened here (not truncated: a joiner leaves the running

@@ -37,3 +37,17 @@ expect_status 0 ringcopy --help > "$tmp/help"
 grep -q "Usage:" "$tmp/help" || fail "help"
 expect_status 0 ringcopy --version > "$tmp/ver"
 grep -q "^ringcopy [0-9]" "$tmp/ver" || fail "version"
+
+# Descriptors and memory for what was asked, checked before anything is
+# written (40 targets under `ulimit -n 64' used to be truncated first).
+mkimage "$tmp/fd.img" 64K
+targets=()
+for i in $(seq 40); do targets+=("$tmp/fd$i.img"); done
+( ulimit -n 64; "$RINGCOPY" "$tmp/fd.img" "${targets[@]}" ) 2> "$tmp/err"
+[ $? -eq 2 ] || fail "40 targets under ulimit -n 64: $(cat "$tmp/err")"
+grep -q "40 targets need about [0-9]* open files, the limit is 64" "$tmp/err" || fail "$(cat "$tmp/err")"
+[ ! -e "$tmp/fd1.img" ] || fail "a target was created"
+avail=$(( $(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo) * 1024 ))
+truncate -s $(( avail * 2 )) "$tmp/huge.img"
+expect_status 2 ringcopy --buffer $(( avail * 2 )) -b 64M "$tmp/huge.img" null: 2> "$tmp/err"
+grep -q "would not fit in the [0-9]* bytes of memory available" "$tmp/err" || fail "$(cat "$tmp/err")"
