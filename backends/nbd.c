@@ -168,7 +168,7 @@ static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
 		free(n);
 		return rc;
 	}
-	n->dev.caps = RC_CAP_SEEKABLE |
+	n->dev.caps = RC_CAP_FIXED | RC_CAP_SEEKABLE |
 		      (mode == RC_OPEN_SOURCE ? RC_CAP_SOURCE : RC_CAP_TARGET);
 	if (nbd_can_zero(n->h) == 1)
 		n->dev.caps |= RC_CAP_ZERO;

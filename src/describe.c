@@ -13,12 +13,14 @@
 #include <blkid.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ringcopy/backend.h"
 #include "ringcopy/describe.h"
 #include "ringcopy/util.h"
 
@@ -95,21 +97,70 @@ static void copy_value(blkid_probe pr, const char *name, char *dst,
 		rc_strlcpy(dst, v, len);
 }
 
+static int describe_fd(int fd, uint64_t dev_size, struct rc_describe *d);
+
 int rc_describe_path(const char *path, uint64_t dev_size,
 		     struct rc_describe *d)
 {
+	/* A descriptor of our own, buffered: libblkid's reads are not
+	 * aligned for the O_DIRECT descriptors the copy uses. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	return describe_fd(fd, dev_size, d);
+}
+
+/* How much of each end of a device without a descriptor is probed: every
+ * signature libblkid knows lies in the first MiB (GPT, MBR, ext*, XFS,
+ * btrfs at 64K, ...) or the last (GPT's backup, MD 0.90/1.0). */
+#define PROBE_SPAN (UINT64_C(1) << 20)
+
+int rc_describe_dev(struct rc_dev *dev, struct rc_describe *d)
+{
+	uint64_t size = dev->size, at[2], k;
+	void *buf = malloc(PROBE_SPAN);
+	int fd, rc = 0;
+
+	fd = memfd_create("ringcopy-probe", MFD_CLOEXEC);
+	if (!buf || fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		rc = buf ? -errno : -ENOMEM;
+		goto out;
+	}
+	/* A sparse copy of both ends, read through the backend, for
+	 * libblkid to probe as if it were the device. */
+	at[0] = 0;
+	at[1] = size > PROBE_SPAN ? size - PROBE_SPAN : 0;
+	for (k = 0; k < 2 && rc == 0; k++) {
+		uint64_t len = size - at[k] < PROBE_SPAN ? size - at[k]
+							 : PROBE_SPAN;
+		ssize_t n = rc_dev_pread(dev, buf, len, at[k]);
+
+		if (n < 0)
+			rc = (int)n;
+		else if (pwrite(fd, buf, (size_t)n, (off_t)at[k]) != n)
+			rc = -errno;
+	}
+	if (rc == 0) {
+		rc = describe_fd(fd, size, d);
+		fd = -1; /* closed there */
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
+static int describe_fd(int fd, uint64_t dev_size, struct rc_describe *d)
+{
 	blkid_probe pr;
-	int fd, rc;
+	int rc;
 
 	memset(d, 0, sizeof *d);
 	d->image_size = dev_size;
 	snprintf(d->why, sizeof d->why, "no partition table or filesystem: the whole %" PRIu64 " bytes",
 		 dev_size);
-	/* A descriptor of our own, buffered: libblkid's reads are not
-	 * aligned for the O_DIRECT descriptors the copy uses. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
 	pr = blkid_new_probe();
 	if (!pr || blkid_probe_set_device(pr, fd, 0, (blkid_loff_t)dev_size) < 0) {
 		if (pr)

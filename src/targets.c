@@ -312,11 +312,12 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 				return -EBUSY;
 			}
 		}
-		if (dst[i]->caps & RC_CAP_BLOCKDEV) {
-			int ro = 0;
+		if (dst[i]->caps & (RC_CAP_BLOCKDEV | RC_CAP_FIXED)) {
+			int ro = 0, probed;
 			struct rc_describe d;
 
-			if (ioctl(dst[i]->fd, BLKROGET, &ro) == 0 && ro) {
+			if ((dst[i]->caps & RC_CAP_BLOCKDEV) &&
+			    ioctl(dst[i]->fd, BLKROGET, &ro) == 0 && ro) {
 				snprintf(err, errlen,
 					 "target %s refused: the device is read-only",
 					 req->specs[i]);
@@ -329,7 +330,13 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 					 req->image_size);
 				return -ENOSPC;
 			}
-			if (rc_describe_path(dst[i]->path, dst[i]->size, &d) == 0) {
+			/* A disk through libblkid on its own descriptor; an
+			 * export through reads of its backend. */
+			probed = dst[i]->caps & RC_CAP_BLOCKDEV
+					 ? rc_describe_path(dst[i]->path,
+							    dst[i]->size, &d)
+					 : rc_describe_dev(dst[i], &d);
+			if (probed == 0) {
 				rc_describe_holds(&d, holds, sizeof holds);
 				if (rc_describe_in_use(&d) && !req->force) {
 					snprintf(err, errlen,

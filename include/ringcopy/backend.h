@@ -28,6 +28,9 @@
 #define RC_CAP_BLOCKDEV   (1u << 5) /* a block device */
 #define RC_CAP_SOURCE     (1u << 6) /* may be opened as a source */
 #define RC_CAP_TARGET     (1u << 7) /* may be opened as a target */
+#define RC_CAP_FIXED      (1u << 8) /* its size is fixed (a disk, an
+				     * export): it must hold the image, and
+				     * what it holds is probed */
 
 /* How a device is opened. */
 enum rc_open_mode {

@@ -19,6 +19,11 @@ struct rc_describe {
  * of its own. */
 int rc_describe_path(const char *path, uint64_t dev_size,
 		     struct rc_describe *d);
+/* Probe a device that has no descriptor to hand to libblkid (an NBD
+ * export): both ends of it are read through its backend into a sparse
+ * memory file of its size, and that is probed. */
+struct rc_dev;
+int rc_describe_dev(struct rc_dev *dev, struct rc_describe *d);
 /* "a dos partition table with 2 partitions", "a ext4 filesystem labelled
  * 'root'", "no partition table or filesystem". */
 void rc_describe_holds(const struct rc_describe *d, char *buf, size_t len);

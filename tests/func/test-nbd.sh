@@ -163,3 +163,21 @@ serve small memory 16M
 expect_status 0 ringcopy -b 64K "$tmp/src.img" "$(uri small)" 2> "$tmp/err" ||
 	fail "-b 64K: $(cat "$tmp/err")"
 readback small $((8 * mb)) | cmp - "$tmp/src.img" || fail "-b 64K: export differs"
+
+# An export is a disk: smaller than the image, refused; holding a
+# filesystem, refused without --force (probed through NBD reads), and
+# left as it was.  Both used to be overwritten.
+serve tiny memory 4M
+expect_status 2 ringcopy "$tmp/src.img" "$(uri tiny)" 2> "$tmp/err"
+grep -q "refused: it holds 4194304 bytes, the image has $((8 * mb))" "$tmp/err" || fail "small export: $(cat "$tmp/err")"
+if command -v mkfs.ext4 > /dev/null; then
+	truncate -s 16M "$tmp/ext4.img"
+	mkfs.ext4 -q -F "$tmp/ext4.img" || fail "mkfs"
+	cp "$tmp/ext4.img" "$tmp/ext4.keep"
+	serve fs file "$tmp/ext4.img"
+	expect_status 2 ringcopy "$tmp/src.img" "$(uri fs)" 2> "$tmp/err"
+	grep -q "refused: it holds a ext4 filesystem; give --force" "$tmp/err" || fail "ext4 export: $(cat "$tmp/err")"
+	same "$tmp/ext4.keep" "$tmp/ext4.img"
+	expect_status 0 ringcopy --force "$tmp/src.img" "$(uri fs)" 2> "$tmp/err"
+	head -c $((8 * mb)) "$tmp/ext4.img" | cmp - "$tmp/src.img" || fail "--force: the export differs"
+fi
