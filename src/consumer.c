@@ -437,6 +437,17 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 	}
 	if (rc == 0)
 		rc = retire(&cs, 0);
+	/* Evicted while the last writes were in flight: the producer may
+	 * have refilled their slots under them, and no later wait would
+	 * say so. */
+	if (rc == 0 && (r->ctab[a->reg.idx].state != RC_CONS_ACTIVE ||
+			r->ctab[a->reg.idx].gen != a->reg.gen)) {
+		rc = rc_proto_check(r, &a->reg);
+		if (rc < 0)
+			ring_error(r, rc, err, errlen);
+		else
+			rc = 0;
+	}
 	free(cs.q);
 	return rc;
 }
@@ -499,7 +510,9 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	 * after the flush and verification. */
 	rc_proto_leave(r, &a->reg);
 	stop_ring = NULL; /* no longer served: flush and verify go on */
-	if (rc == -EPIPE && strstr(err, "producer died"))
+	/* A producer that died after publishing all we needed leaves the
+	 * ring to the last one out, whatever its copy's outcome. */
+	if (rc_proto_semval(r, RC_SEM_PALIVE) == 0)
 		last_one_out(r, a->rdv_path);
 	res->phase = RC_PHASE_FLUSH;
 	if (rc == 0)

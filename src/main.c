@@ -930,13 +930,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = rc_elect(&req, j, err, sizeof err);
-	if (rc == 0 && req.map_fd >= 0 && j->created &&
-	    ftruncate(req.map_fd, 0) < 0) {
-		snprintf(err, sizeof err, "--rescue map %s: truncate: %s",
-			 o.rescue_map, strerror(errno));
-		rc_elect_undo(j);
-		rc = -EIO;
-	}
 	if (rc == 0 && req.map_fd >= 0 && !j->created && map_new)
 		unlink(o.rescue_map); /* created by our open: not our map */
 	if (rc == 0 && j->created) {
@@ -945,6 +938,12 @@ int main(int argc, char **argv)
 		if (rc < 0)
 			rc_elect_undo(j);
 	}
+	/* Our map, once the producer that writes it runs (the ring is
+	 * still locked: nothing is in it yet). */
+	if (rc == 0 && req.map_fd >= 0 && j->created &&
+	    ftruncate(req.map_fd, 0) < 0)
+		rc_err("--rescue map %s: truncate: %s", o.rescue_map,
+		       strerror(errno));
 	if (rc == 0)
 		rc_elect_release(j);
 	if (req.map_fd >= 0)

@@ -257,18 +257,22 @@ static int produce(struct producer *p, uint64_t n)
 	uint64_t hash;
 	bool hole, zero;
 
+	/* The slot holds no seq while it is filled: an evicted consumer
+	 * still writing from it finds its seq gone when its write returns,
+	 * even if the fill is not finished. */
+	__atomic_store_n(&s->seq, RC_SEQ_NONE, __ATOMIC_SEQ_CST);
 	if (read_block(p, off, len, data, &hole) < 0)
 		return -1;
 	zero = hole || all_zero(data, len);
 	hash = hole ? rc_zero_hash(len) : rc_block_hash(data, len);
 	if (check_stable(p, block, hash, off) < 0)
 		return -1;
-	s->seq = n;
 	s->block = block;
 	s->len = len;
 	s->flags = zero ? RC_SLOT_ZERO : 0;
 	s->hash = hash;
 	s->checked = RC_SEQ_NONE;
+	__atomic_store_n(&s->seq, n, __ATOMIC_RELEASE);
 	if (!hole)
 		set_counter(&h->bytes_read, h->bytes_read + len);
 	set_counter(&h->blocks_read, h->blocks_read + 1);
@@ -349,8 +353,10 @@ static void serve(struct producer *p)
 				p->idle_since = rc_now_ns();
 				continue;
 			}
-			rc = rc_proto_wait_table(r, left == INT64_MAX
-							    ? -1
+			/* In slices: a SIGTERM between the look at the
+			 * flag and the wait would otherwise be lost. */
+			rc = rc_proto_wait_table(r, left > RC_PROTO_WAIT_MS
+							    ? RC_PROTO_WAIT_MS
 							    : (int)left);
 			break;
 		case RC_STEP_DRAIN:

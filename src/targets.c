@@ -130,6 +130,8 @@ static int resolve_path(const char *path, char *out, size_t len,
 {
 	char copy[PATH_MAX], real[PATH_MAX], *d, *b;
 
+	if (!strcmp(path, "-"))
+		return -EINVAL; /* standard input or output, not a file */
 	if (realpath(path, real)) {
 		char parent[PATH_MAX];
 
@@ -151,6 +153,16 @@ static int resolve_path(const char *path, char *out, size_t len,
 			     b) >= len)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+/* Would a new file in directory dir be written into the source device?
+ * Its filesystem is the source device itself, or a partition of the disk
+ * that the source is. */
+static bool new_file_on_source(const struct stat *s, const struct stat *dir)
+{
+	return S_ISBLK(s->st_mode) &&
+	       (dir->st_dev == s->st_rdev ||
+		whole_disk(dir->st_dev) == s->st_rdev);
 }
 
 /* Resolve a symlink target that its owner may have planted: followed only
@@ -239,10 +251,7 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		if (be && be != &rc_null_backend &&
 		    resolve_path(path, where[i], sizeof where[i], &dir) == 0 &&
 		    !have[i] && req->src_st) {
-			const char *r = related(req->src_st, &dir, why,
-						sizeof why);
-
-			if (r) {
+			if (new_file_on_source(req->src_st, &dir)) {
 				snprintf(err, errlen,
 					 "target %s refused: a new file there would be written into the source's device (source %s)",
 					 req->specs[i], req->src_spec);
@@ -397,7 +406,7 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 		    access(dirname(strcpy(twhere, where[i])), W_OK | X_OK) < 0)
 			r = "its directory is not writable";
 		if (!r && !exists && req->src_st &&
-		    related(req->src_st, &dir, why, sizeof why))
+		    new_file_on_source(req->src_st, &dir))
 			r = "a new file there would be written into the source's device";
 		for (k = 0; !r && k < i; k++)
 			if (paths[k] && !strcmp(where[i], where[k]))
@@ -408,6 +417,13 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 			const char *tpath;
 			struct stat tdir;
 
+			if (!strcmp(req->specs[j], "-")) {
+				/* Standard output may be the very file. */
+				if (exists && fstat(STDOUT_FILENO, &tst) == 0 &&
+				    same_object(&lst, &tst))
+					r = "it is standard output, a target";
+				continue;
+			}
 			be = rc_backend_for(req->specs[j], RC_OPEN_TARGET,
 					    &tpath);
 			if (!be || be == &rc_null_backend)

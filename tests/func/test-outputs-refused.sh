@@ -35,6 +35,11 @@ refused "--manifest .*fifo refused: it exists and is not a regular file" --manif
 ln -s "$tmp/src.img" "$tmp/link"
 refused "--manifest .*link refused: it is a symlink" --manifest "$tmp/link" "$tmp/src.img" "$tmp/a.img"
 [ ! -e "$tmp/n.img" ] && [ ! -e "$tmp/m" ] || fail "a refusal created a file"
+# Standard output is the manifest's file.
+cp "$tmp/old.img" "$tmp/out"
+expect_status 2 ringcopy --manifest "$tmp/out" "$tmp/src.img" - 2> "$tmp/err" >> "$tmp/out"
+grep -q "manifest .*out refused: it is standard output, a target" "$tmp/err" || fail "$(cat "$tmp/err")"
+same "$tmp/old.img" "$tmp/out"
 # One new file named two ways.
 (cd "$tmp" && refused "same target as" "$tmp/src.img" "$tmp/a.img" n.img "$tmp/n.img")
 [ ! -e "$tmp/n.img" ] || fail "created n.img"
