@@ -367,8 +367,12 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		cs.window = r->nslots / 2 ? r->nslots / 2 : 1;
 		/* No more than the backend can hold (-b 64K and a 16M ring
 		 * used to ask NBD for 128 and fail its 65th write). */
-		if (cs.window > a->dst->be->max_in_flight)
-			cs.window = a->dst->be->max_in_flight;
+		/* The window is what stays in flight after a submit, so
+		 * one more is in flight for a moment. */
+		if (cs.window >= a->dst->be->max_in_flight)
+			cs.window = a->dst->be->max_in_flight > 1
+					    ? a->dst->be->max_in_flight - 1
+					    : 1;
 	}
 	for (k = 0; k < r->nblocks; k++) {
 		uint64_t seq = first + k;

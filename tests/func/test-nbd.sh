@@ -159,7 +159,8 @@ same "$tmp/src.img" "$tmp/k.img"
 # Small blocks: the default ring has 256 slots of 64K, and the writes kept
 # in flight stay within what the backend holds (it used to ask for 128 and
 # fail the 65th with "Invalid argument").
-serve small memory 16M
+# A server that answers each write 20 ms late keeps the window full.
+serve small --filter=delay memory 16M wdelay=20ms
 expect_status 0 ringcopy -b 64K "$tmp/src.img" "$(uri small)" 2> "$tmp/err" ||
 	fail "-b 64K: $(cat "$tmp/err")"
 readback small $((8 * mb)) | cmp - "$tmp/src.img" || fail "-b 64K: export differs"
