@@ -932,18 +932,22 @@ int main(int argc, char **argv)
 	rc = rc_elect(&req, j, err, sizeof err);
 	if (rc == 0 && req.map_fd >= 0 && !j->created && map_new)
 		unlink(o.rescue_map); /* created by our open: not our map */
+	/* Our map: emptied before the producer that writes it starts (it
+	 * serves our registered entries at once, and writes at its own
+	 * offset in the file). */
+	if (rc == 0 && req.map_fd >= 0 && j->created &&
+	    ftruncate(req.map_fd, 0) < 0) {
+		snprintf(err, sizeof err, "--rescue map %s: truncate: %s",
+			 o.rescue_map, strerror(errno));
+		rc_elect_undo(j);
+		rc = -EIO;
+	}
 	if (rc == 0 && j->created) {
 		rc = rc_producer_spawn(&j->ring, src, j->rdv_path, req.map_fd,
 				       err, sizeof err);
 		if (rc < 0)
 			rc_elect_undo(j);
 	}
-	/* Our map, once the producer that writes it runs (the ring is
-	 * still locked: nothing is in it yet). */
-	if (rc == 0 && req.map_fd >= 0 && j->created &&
-	    ftruncate(req.map_fd, 0) < 0)
-		rc_err("--rescue map %s: truncate: %s", o.rescue_map,
-		       strerror(errno));
 	if (rc == 0)
 		rc_elect_release(j);
 	if (req.map_fd >= 0)
