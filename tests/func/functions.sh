@@ -179,6 +179,12 @@ rc_exit_trap() {
 		status=1
 	fi
 	if [ -n "${RC_IN_IPCNS:-}" ]; then
+		# A removed segment lives on while a process still exits
+		# (slowly, under valgrind) with it mapped.
+		for (( i = 0; i < $(slow 5) * 10; i++ )); do
+			[ -z "$(ipc_objects)" ] && break
+			sleep 0.1
+		done
 		leftover=$(ipc_objects)
 		if [ -n "$leftover" ]; then
 			echo "FAIL: IPC objects left behind: $leftover" >&2

@@ -6,7 +6,7 @@
 source "$top_srcdir/tests/func/functions.sh"
 
 mkimage "$tmp/src.img" 8M
-ringcopy --stall-timeout 1 --rate 4M --buffer 1M "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" \
+ringcopy --stall-timeout 1 --rate "$(vrate 4M 1M)" --buffer 1M "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" \
 	2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")

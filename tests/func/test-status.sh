@@ -7,7 +7,7 @@ mkimage "$tmp/src.img" 16M
 expect_status 0 ringcopy status > "$tmp/s0" 2>&1
 grep -q "^no copies running" "$tmp/s0" || fail "empty: $(cat "$tmp/s0")"
 
-ringcopy --rate 2M "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" 2>/dev/null &
+ringcopy --rate "$(vrate 2M 512K)" "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" 2>/dev/null &
 bg_pids+=($!)
 wait_consumers "${bg_pids[0]}" 2 > /dev/null || fail "no consumers"
 sleep 1
