@@ -15,11 +15,11 @@ same "$tmp/src.img" "$tmp/b.img"
 # Idle, it read nothing: exactly two passes for two copies.
 [ "$(json_get "$tmp/b.json" 'j["source_bytes_read"]')" -eq $((8 * mb)) ] ||
 	fail "read $(json_get "$tmp/b.json" 'j["source_bytes_read"]')"
-# Nobody comes: gone about 3 s after the last one left.
-t0=$(date +%s)
+# Nobody comes: still there when the last copy has reported (its linger
+# runs from its consumer's leave, which on a loaded machine may be most of
+# the 3 s before the invocation returns), then gone.
+[ -n "$(ls -A "$RINGCOPY_RUNDIR")" ] || fail "the producer did not linger after the last copy"
 wait_rings_gone || fail "the lingering producer never left"
-t1=$(date +%s)
-[ $((t1 - t0)) -ge 2 ] || fail "left after $((t1 - t0)) s, linger was 3"
 
 # serve: only a producer, until SIGTERM.
 expect_status 0 ringcopy serve "$tmp/src.img" 2> "$tmp/serve.err"
