@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ringcopy/backend.h"
 
@@ -136,6 +138,21 @@ static int fault_prepare(struct rc_dev *dev, uint64_t size)
 	return rc;
 }
 
+/* A fault-injecting source is a ring of its own: it neither joins nor is
+ * joined by copies of the object it wraps (or another fault: source). */
+static int fault_identity(struct rc_dev *dev, struct rc_source_id *id)
+{
+	struct timespec ts;
+
+	(void)dev;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	memset(id, 0, sizeof *id);
+	id->kind = RC_SRC_PIPE;
+	id->id0 = (uint64_t)getpid();
+	id->id1 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return 0;
+}
+
 static bool covers(uint64_t at, size_t len, uint64_t off)
 {
 	return at != UINT64_MAX && at >= off && at - off < len;
@@ -230,4 +247,5 @@ const struct rc_backend rc_fault_backend = {
 	.flush = fault_flush,
 	.close = fault_close,
 	.open_readback = fault_open_readback,
+	.identity = fault_identity,
 };

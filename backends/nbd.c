@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "ringcopy/backend.h"
 #include "ringcopy/ring.h"
 #include "ringcopy/util.h"
@@ -486,6 +488,19 @@ static int nbd_dev_describe(struct rc_dev *dev, char *buf, size_t len)
 	return 0;
 }
 
+/* An export is named by its URI: every copy of the same export meets in
+ * one ring. */
+static int nbd_dev_identity(struct rc_dev *dev, struct rc_source_id *id)
+{
+	XXH128_hash_t u = XXH3_128bits(dev->spec, strlen(dev->spec));
+
+	memset(id, 0, sizeof *id);
+	id->kind = RC_SRC_URI;
+	id->id0 = u.high64;
+	id->id1 = u.low64;
+	return 0;
+}
+
 const struct rc_backend rc_nbd_backend = {
 	.version = RC_BACKEND_VERSION,
 	.name = "nbd",
@@ -504,6 +519,7 @@ const struct rc_backend rc_nbd_backend = {
 	.write_submit = nbd_dev_write_submit,
 	.write_reap = nbd_dev_write_reap,
 	.max_in_flight = NBD_WMAX,
+	.identity = nbd_dev_identity,
 };
 
 #else /* !HAVE_LIBNBD: the kmod habit, a stub that says why */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ringcopy/backend.h"
@@ -45,6 +46,39 @@ int rc_backend_check(const struct rc_backend *be)
 	    (be->write_submit && !be->max_in_flight))
 		return -EINVAL;
 	return 0;
+}
+
+int rc_source_identity(int fd, struct rc_source_id *id)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	memset(id, 0, sizeof *id);
+	if (S_ISBLK(st.st_mode)) {
+		id->kind = RC_SRC_BLOCK;
+		id->id0 = st.st_rdev;
+	} else if (S_ISREG(st.st_mode)) {
+		id->kind = RC_SRC_FILE;
+		id->id0 = st.st_dev;
+		id->id1 = st.st_ino;
+	} else {
+		/* A pipe, FIFO or character device: read once.  Named all
+		 * the same, so that a second copy of it is refused. */
+		id->kind = RC_SRC_PIPE;
+		id->id0 = st.st_dev;
+		id->id1 = st.st_ino;
+	}
+	return 0;
+}
+
+int rc_dev_identity(struct rc_dev *dev, struct rc_source_id *id)
+{
+	if (dev->be->identity)
+		return dev->be->identity(dev, id);
+	if (dev->fd < 0)
+		return -EBADF;
+	return rc_source_identity(dev->fd, id);
 }
 
 const struct rc_backend *rc_backend_for(const char *spec, int mode,

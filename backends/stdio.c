@@ -77,10 +77,18 @@ static int stdio_open(const char *path, int mode, struct rc_dev **out)
 		close(fd);
 		return -ENOMEM;
 	}
-	rc_dev_init(&s->dev, &rc_stdio_backend, path, fd,
-		    mode == RC_OPEN_SOURCE && S_ISREG(st.st_mode)
-			    ? (uint64_t)st.st_size
-			    : UINT64_MAX);
+	/* A regular file on standard input is read from where its offset
+	 * stands (a shell may have consumed a header), to its end. */
+	if (mode == RC_OPEN_SOURCE && S_ISREG(st.st_mode)) {
+		off_t at = lseek(fd, 0, SEEK_CUR);
+
+		s->pos = 0;
+		rc_dev_init(&s->dev, &rc_stdio_backend, path, fd,
+			    (uint64_t)(st.st_size - (at > 0 && at <= st.st_size
+							     ? at : 0)));
+	} else {
+		rc_dev_init(&s->dev, &rc_stdio_backend, path, fd, UINT64_MAX);
+	}
 	s->dev.caps = RC_CAP_SEQUENTIAL |
 		      (mode == RC_OPEN_SOURCE ? RC_CAP_SOURCE : RC_CAP_TARGET);
 	*out = &s->dev;
@@ -139,6 +147,22 @@ static int stdio_close(struct rc_dev *dev)
 	return rc;
 }
 
+/* Read once, whatever it is: even a regular file on standard input is
+ * streamed from its offset, so it never meets the ring of the file named
+ * as a source (which reads it again at the wrap). */
+static int stdio_identity(struct rc_dev *dev, struct rc_source_id *id)
+{
+	struct stat st;
+
+	if (fstat(dev->fd, &st) < 0)
+		return -errno;
+	memset(id, 0, sizeof *id);
+	id->kind = RC_SRC_PIPE;
+	id->id0 = st.st_dev;
+	id->id1 = st.st_ino;
+	return 0;
+}
+
 const struct rc_backend rc_stdio_backend = {
 	.version = RC_BACKEND_VERSION,
 	.name = "stdio",
@@ -150,4 +174,6 @@ const struct rc_backend rc_stdio_backend = {
 	.pwrite = stdio_pwrite,
 	.flush = stdio_flush,
 	.close = stdio_close,
+	.identity = stdio_identity,
+	.unknown_size = "it is a pipe, whose size nobody knows in advance",
 };

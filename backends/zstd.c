@@ -407,6 +407,22 @@ static int zstd_describe(struct rc_dev *dev, char *buf, size_t len)
 	return 0;
 }
 
+/* The decoded image of the file: it meets other copies of the same .zst
+ * (read again from its first frame at the wrap), never a copy of its raw
+ * bytes named file:x.zst. */
+static int zstd_identity(struct rc_dev *dev, struct rc_source_id *id)
+{
+	struct stat st;
+
+	if (dev->fd < 0 || fstat(dev->fd, &st) < 0)
+		return -EBADF;
+	memset(id, 0, sizeof *id);
+	id->kind = S_ISREG(st.st_mode) ? RC_SRC_DECODED : RC_SRC_PIPE;
+	id->id0 = st.st_dev;
+	id->id1 = st.st_ino;
+	return 0;
+}
+
 const struct rc_backend rc_zstd_backend = {
 	.version = RC_BACKEND_VERSION,
 	.name = "zstd",
@@ -421,4 +437,6 @@ const struct rc_backend rc_zstd_backend = {
 	.close = zstd_close,
 	.open_readback = zstd_open_readback,
 	.describe_error = zstd_describe,
+	.identity = zstd_identity,
+	.unknown_size = "its zstd frames do not say how large the image is (made with --no-content-size, or streamed)",
 };

@@ -444,9 +444,8 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 	if (src->size == RC_SIZE_UNKNOWN) {
 		rc_err("source %s refused: %s: give its size with --size",
 		       src->spec,
-		       src->be == &rc_zstd_backend
-			       ? "its zstd frames do not say how large the image is (made with --no-content-size, or streamed)"
-			       : "it is a pipe, whose size nobody knows in advance");
+		       src->be->unknown_size ? src->be->unknown_size
+					     : "its backend does not know its size");
 		return RC_EXIT_REFUSED;
 	}
 	/* auto sizes disks, whose image may be smaller than the device;
@@ -479,14 +478,19 @@ static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 
 /* --dry-run: what would happen, with nothing created, written or
  * registered. */
-static void dry_run(const struct opts *o, const struct rc_join_req *req,
-		    struct rc_dev *src, uint64_t image, int n, char **specs,
-		    struct rc_dev **dst)
+static int dry_run(const struct opts *o, const struct rc_join_req *req,
+		   struct rc_dev *src, uint64_t image, int n, char **specs,
+		   struct rc_dev **dst)
 {
 	struct rc_peek pk;
 	int i;
 
 	rc_peek(req, &pk);
+	/* What the election would refuse, the dry run refuses alike. */
+	if (pk.refused) {
+		rc_err("%s", pk.why);
+		return RC_EXIT_REFUSED;
+	}
 	printf("source %s: %s backend, image of %llu bytes\n", src->spec,
 	       src->be->name, (unsigned long long)image);
 	if (pk.live)
@@ -514,6 +518,7 @@ static void dry_run(const struct opts *o, const struct rc_join_req *req,
 			       : "");
 	}
 	printf("dry run: nothing was written or registered\n");
+	return RC_EXIT_OK;
 }
 
 /* Live lines on a terminal, plain or JSON lines when asked, never with -q. */
@@ -856,26 +861,12 @@ int main(int argc, char **argv)
 	}
 
 	memset(&req, 0, sizeof req);
-	if (rc_source_identity(src->fd, &req.id) < 0) {
-		rc_err("source %s: fstat: %s", src->spec, strerror(errno));
-		status = RC_EXIT_FAILED;
+	/* The backend says which ring the source meets other copies in. */
+	rc = rc_dev_identity(src, &req.id);
+	if (rc < 0) {
+		rc_err("source %s: its identity: %s", src->spec, strerror(-rc));
+		status = RC_EXIT_REFUSED;
 		goto out;
-	}
-	/* A remote source is named by its URI: every copy of the same
-	 * export meets in one ring. */
-	if (src->be == &rc_nbd_backend) {
-		XXH128_hash_t u = XXH3_128bits(src->spec, strlen(src->spec));
-
-		req.id.kind = RC_SRC_URI;
-		req.id.id0 = u.high64;
-		req.id.id1 = u.low64;
-	}
-	/* A fault-injecting source is its own ring: it must neither join
-	 * nor be joined by copies of the file it wraps. */
-	if (src->be == &rc_fault_backend) {
-		req.id.kind = RC_SRC_PIPE;
-		req.id.id0 = (uint64_t)getpid();
-		req.id.id1 = rc_now_ns();
 	}
 	req.image_size = image;
 	req.size_set = o.size_mode == SIZE_GIVEN;
@@ -926,7 +917,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (o.dry_run) {
-		dry_run(&o, &req, src, image, n, specs, dst);
+		status = dry_run(&o, &req, src, image, n, specs, dst);
 		goto out;
 	}
 	rc = rc_elect(&req, j, err, sizeof err);

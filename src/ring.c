@@ -119,7 +119,7 @@ int rc_ring_validate(const struct rc_ring_hdr *h, uint64_t seg_size,
 				       !!(h->image_size % h->block_size) ||
 		 h->nblocks == 0)
 		w = "block count does not match the image size";
-	else if (h->src_kind < RC_SRC_FILE || h->src_kind > RC_SRC_URI)
+	else if (h->src_kind < RC_SRC_FILE || h->src_kind > RC_SRC_DECODED)
 		w = "bad source kind";
 	else if (h->state < RC_RING_STARTING || h->state > RC_RING_FAILED)
 		w = "bad ring state";

@@ -29,30 +29,6 @@
 
 #define RDV_TAG "ringcopy-rendezvous 1"
 
-int rc_source_identity(int fd, struct rc_source_id *id)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	memset(id, 0, sizeof *id);
-	if (S_ISBLK(st.st_mode)) {
-		id->kind = RC_SRC_BLOCK;
-		id->id0 = st.st_rdev;
-	} else if (S_ISREG(st.st_mode)) {
-		id->kind = RC_SRC_FILE;
-		id->id0 = st.st_dev;
-		id->id1 = st.st_ino;
-	} else {
-		/* A pipe, FIFO or character device: read once.  Named all
-		 * the same, so that a second copy of it is refused. */
-		id->kind = RC_SRC_PIPE;
-		id->id0 = st.st_dev;
-		id->id1 = st.st_ino;
-	}
-	return 0;
-}
-
 int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len)
 {
 	int n;
@@ -68,6 +44,10 @@ int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len)
 		break;
 	case RC_SRC_PIPE:
 		n = snprintf(buf, len, "pipe-%" PRIx64 "-%" PRIx64, id->id0,
+			     id->id1);
+		break;
+	case RC_SRC_DECODED:
+		n = snprintf(buf, len, "zst-%" PRIx64 "-%" PRIx64, id->id0,
 			     id->id1);
 		break;
 	case RC_SRC_URI:
@@ -97,7 +77,7 @@ int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen)
 	else {
 		snprintf(err, errlen,
 			 "no run directory: set XDG_RUNTIME_DIR or RINGCOPY_RUNDIR");
-		return -ENOENT;
+		return -ENXIO;
 	}
 	if (n < 0 || (size_t)n >= len) {
 		snprintf(err, errlen, "run directory path too long");
@@ -252,6 +232,38 @@ static bool ring_joinable(struct rc_ring *r, const struct rc_join_req *req)
 	       rc_proto_producer_alive(r);
 }
 
+/* What a running copy cannot give this request: 0, or -errno with err
+ * saying why (the election refuses it; --dry-run predicts it). */
+static int join_refusal(const struct rc_ring *r, const struct rc_join_req *req,
+			char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (req->id.kind == RC_SRC_PIPE) {
+		snprintf(err, errlen,
+			 "the source is read once (a pipe, or standard input) and another copy is reading it: a late copy could not get its earlier blocks");
+		rc = -EINVAL;
+	} else if (req->block_size_set && req->block_size != r->block_size) {
+		snprintf(err, errlen,
+			 "--block-size %u conflicts with the running copy of this source (block size %u): omit it to join",
+			 req->block_size, r->block_size);
+		rc = -EINVAL;
+	} else if (r->image_size != req->image_size && req->size_set) {
+		snprintf(err, errlen,
+			 "--size %llu conflicts with the running copy of this source (image of %llu bytes): omit it to join",
+			 (unsigned long long)req->image_size,
+			 (unsigned long long)r->image_size);
+		rc = -EINVAL;
+	} else if (r->image_size != req->image_size) {
+		snprintf(err, errlen,
+			 "the running copy of this source has an image of %llu bytes, the source now has %llu: source changed",
+			 (unsigned long long)r->image_size,
+			 (unsigned long long)req->image_size);
+		rc = -ESTALE;
+	}
+	return rc;
+}
+
 static int try_join(int shmid, int semid, const struct rc_join_req *req,
 		    struct rc_join *out, char *err, size_t errlen)
 {
@@ -297,29 +309,7 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 		return 1;
 	}
 	/* What the running copy cannot give: refuse, and say why. */
-	rc = 0;
-	if (req->id.kind == RC_SRC_PIPE) {
-		snprintf(err, errlen,
-			 "the source is a pipe that another copy is reading: a pipe is read once, so a late copy cannot get its earlier blocks");
-		rc = -EINVAL;
-	} else if (req->block_size_set && req->block_size != r->block_size) {
-		snprintf(err, errlen,
-			 "--block-size %u conflicts with the running copy of this source (block size %u): omit it to join",
-			 req->block_size, r->block_size);
-		rc = -EINVAL;
-	} else if (r->image_size != req->image_size && req->size_set) {
-		snprintf(err, errlen,
-			 "--size %llu conflicts with the running copy of this source (image of %llu bytes): omit it to join",
-			 (unsigned long long)req->image_size,
-			 (unsigned long long)r->image_size);
-		rc = -EINVAL;
-	} else if (r->image_size != req->image_size) {
-		snprintf(err, errlen,
-			 "the running copy of this source has an image of %llu bytes, the source now has %llu: source changed",
-			 (unsigned long long)r->image_size,
-			 (unsigned long long)req->image_size);
-		rc = -ESTALE;
-	}
+	rc = join_refusal(r, req, err, errlen);
 	if (rc == 0)
 		rc = register_targets(r, req, out, err, errlen);
 	rc_proto_unlock(r);
@@ -337,34 +327,64 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 	return 0;
 }
 
+static int check_limits(struct rc_ring_params *p, uint32_t ntargets,
+			char *err, size_t errlen);
+
 int rc_peek(const struct rc_join_req *req, struct rc_peek *out)
 {
-	char dir[PATH_MAX - 64], name[64], path[PATH_MAX], err[256];
+	char dir[PATH_MAX - 64], name[64], path[PATH_MAX];
+	struct rc_ring_params p;
 	struct rc_ring r;
-	int fd, shmid, semid;
+	int fd, rc, shmid, semid;
 
 	memset(out, 0, sizeof *out);
-	/* Nothing is created: not the run directory, not the file. */
-	if (rc_rundir(dir, sizeof dir, false, err, sizeof err) < 0 ||
-	    rc_rdv_name(&req->id, name, sizeof name) < 0)
+	/* Nothing is created: not the run directory, not the file.  A run
+	 * directory that does not exist yet is made by the real run. */
+	rc = rc_rundir(dir, sizeof dir, false, out->why, sizeof out->why);
+	if (rc == -ENOENT) {
+		out->why[0] = '\0';
+		goto new_ring;
+	}
+	if (rc < 0 || (rc = rc_rdv_name(&req->id, name, sizeof name)) < 0) {
+		if (!out->why[0])
+			snprintf(out->why, sizeof out->why,
+				 "cannot name the rendezvous file");
+		out->refused = rc;
 		return 0;
+	}
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return 0;
+		goto new_ring;
 	if (rc_rdv_read(fd, &shmid, &semid) == 0 &&
-	    rc_ring_attach(shmid, semid, &r, err, sizeof err) == 0) {
+	    rc_ring_attach(shmid, semid, &r, out->why, sizeof out->why) == 0) {
 		if (rc_proto_lock(&r) == 0) {
 			out->live = ring_joinable(&r, req);
 			out->next_block = rc_seq_block(r.hdr->next_seq, r.nblocks);
 			out->nblocks = r.nblocks;
 			out->block_size = r.block_size;
 			out->producer = r.hdr->producer_pid;
+			if (out->live)
+				out->refused = join_refusal(&r, req, out->why,
+							    sizeof out->why);
 			rc_proto_unlock(&r);
 		}
 		rc_ring_detach(&r);
 	}
+	if (!out->refused)
+		out->why[0] = '\0';
 	close(fd);
+	if (out->live)
+		return 0;
+new_ring:
+	if (!req->block_size || !req->image_size)
+		return 0; /* asked only whether a ring runs */
+	memset(&p, 0, sizeof p);
+	p.image_size = req->image_size;
+	p.block_size = req->block_size;
+	p.buffer_size = req->buffer_size;
+	out->refused = check_limits(&p, req->ntargets, out->why,
+				    sizeof out->why);
 	return 0;
 }
 
@@ -395,6 +415,27 @@ static int check_shm_limits(const struct rc_ring_params *p,
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+/* The kernel limits a new ring must fit in: p->ncons is set to what they
+ * allow.  0, or -ENOSPC with err naming the sysctl to raise. */
+static int check_limits(struct rc_ring_params *p, uint32_t ntargets,
+			char *err, size_t errlen)
+{
+	struct rc_ipc_limits lim;
+	uint32_t cap;
+
+	if (rc_ipc_limits(&lim) < 0)
+		return 0; /* unknown: shmget/semget say */
+	cap = rc_ipc_cons_capacity(&lim);
+	if (cap < ntargets) {
+		snprintf(err, errlen,
+			 "kernel.sem allows %u consumers per ring (SEMOPM %ld, SEMMSL %ld), %u targets asked: raise them in kernel.sem",
+			 cap, lim.semopm, lim.semmsl, ntargets);
+		return -ENOSPC;
+	}
+	p->ncons = cap;
+	return check_shm_limits(p, &lim, err, errlen);
 }
 
 int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
@@ -448,25 +489,9 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 		rc_strlcpy(src_abs, req->source ? req->source->spec : "",
 			   sizeof src_abs);
 	p.src_name = src_abs;
-	{
-		struct rc_ipc_limits lim;
-
-		if (rc_ipc_limits(&lim) == 0) {
-			uint32_t cap = rc_ipc_cons_capacity(&lim);
-
-			if (cap < req->ntargets) {
-				snprintf(err, errlen,
-					 "kernel.sem allows %u consumers per ring (SEMOPM %ld, SEMMSL %ld), %u targets asked: raise them in kernel.sem",
-					 cap, lim.semopm, lim.semmsl, req->ntargets);
-				rc = -ENOSPC;
-				goto unlink_out;
-			}
-			p.ncons = cap;
-			rc = check_shm_limits(&p, &lim, err, errlen);
-			if (rc < 0)
-				goto unlink_out;
-		}
-	}
+	rc = check_limits(&p, req->ntargets, err, errlen);
+	if (rc < 0)
+		goto unlink_out;
 	rc = rc_ring_create(&p, &out->ring, err, errlen);
 	if (rc < 0)
 		goto unlink_out;

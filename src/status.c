@@ -205,21 +205,44 @@ int rc_cmd_status(int argc, char **argv)
 	}
 	if (source) {
 		struct rc_source_id id;
-		int fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-					      O_NONBLOCK);
+		struct rc_dev *dev = NULL;
+		struct stat st;
+		int fd = -1;
 
-		if (fd < 0 || rc_source_identity(fd, &id) < 0 ||
-		    rc_rdv_name(&id, want, sizeof want) < 0) {
-			rc_err("status: source %s: %s", source, strerror(errno));
+		/* The ring a copy of SOURCE would meet, as the copy finds it
+		 * (a .zst by its decoded image, an export by its URI); a
+		 * FIFO without opening it for reading, which would wait for
+		 * a writer. */
+		if (stat(source, &st) == 0 && S_ISFIFO(st.st_mode)) {
+			fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+						  O_NONBLOCK);
+			rc = fd < 0 ? -errno : rc_source_identity(fd, &id);
 			if (fd >= 0)
 				close(fd);
+		} else {
+			rc = rc_dev_open(source, RC_OPEN_SOURCE, &dev);
+			if (rc == 0)
+				rc = rc_dev_identity(dev, &id);
+			rc_dev_close(dev);
+		}
+		if (rc == 0)
+			rc = rc_rdv_name(&id, want, sizeof want);
+		if (rc < 0) {
+			rc_err("status: source %s: %s", source,
+			       rc_backend_detail[0] ? rc_backend_detail
+						    : strerror(-rc));
 			return RC_EXIT_REFUSED;
 		}
-		close(fd);
+	}
+	/* No run directory is no copy; one we cannot use is said. */
+	rc = rc_rundir(dir, sizeof dir, false, err, sizeof err);
+	if (rc < 0 && rc != -ENOENT) {
+		rc_err("status: %s: cannot look for running copies", err);
+		return RC_EXIT_FAILED;
 	}
 	if (json)
 		printf("{\"rings\": [");
-	if (rc_rundir(dir, sizeof dir, false, err, sizeof err) == 0)
+	if (rc == 0)
 		n = scandir(dir, &names, NULL, alphasort);
 	else
 		n = 0;

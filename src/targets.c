@@ -235,6 +235,7 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 	for (i = 0; i < req->n; i++) {
 		const char *spec = req->specs[i], *path;
 		const struct rc_backend *be;
+		bool nowhere;
 
 		owned[i] = NULL;
 		dst[i] = NULL;
@@ -242,13 +243,13 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		if (rc < 0)
 			return rc;
 		be = rc_backend_for(spec, RC_OPEN_TARGET, &path);
-		have[i] = be && be != &rc_null_backend &&
-			  stat(path, &st[i]) == 0;
+		nowhere = be && (be->caps & RC_CAP_NOWHERE);
+		have[i] = be && !nowhere && stat(path, &st[i]) == 0;
 		/* Where a local path lands, new or not: one new file named
 		 * two ways is one target, and a new file on the source's
 		 * device is written into the source. */
 		where[i][0] = '\0';
-		if (be && be != &rc_null_backend &&
+		if (be && !nowhere &&
 		    resolve_path(path, where[i], sizeof where[i], &dir) == 0 &&
 		    !have[i] && req->src_st) {
 			if (new_file_on_source(req->src_st, &dir)) {
@@ -259,7 +260,7 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 			}
 		}
 		/* A sink (null:) holds nothing: it may be named many times. */
-		for (j = 0; j < i && be != &rc_null_backend; j++) {
+		for (j = 0; j < i && !nowhere; j++) {
 			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
 			    (where[i][0] && !strcmp(where[i], where[j])) ||
 			    (have[i] && have[j] && same_object(&st[i], &st[j]))) {
@@ -311,14 +312,26 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 			struct rc_join_req jr;
 			struct rc_peek pk;
 
+			/* A file is read as itself or, compressed, as
+			 * the image it decodes to: either ring counts. */
+			static const uint32_t kinds[] = { 0, RC_SRC_DECODED };
+			size_t k;
+
 			memset(&jr, 0, sizeof jr);
-			if (rc_source_identity(dst[i]->fd, &jr.id) == 0 &&
-			    jr.id.kind != RC_SRC_PIPE &&
-			    rc_peek(&jr, &pk) == 0 && pk.live) {
-				snprintf(err, errlen,
-					 "target %s refused: it is the source of a running copy (producer pid %d)",
-					 req->specs[i], pk.producer);
-				return -EBUSY;
+			for (k = 0; k < 2 &&
+				    rc_source_identity(dst[i]->fd, &jr.id) == 0 &&
+				    jr.id.kind != RC_SRC_PIPE;
+			     k++) {
+				if (kinds[k] && jr.id.kind != RC_SRC_FILE)
+					break;
+				if (kinds[k])
+					jr.id.kind = kinds[k];
+				if (rc_peek(&jr, &pk) == 0 && pk.live) {
+					snprintf(err, errlen,
+						 "target %s refused: it is the source of a running copy (producer pid %d)",
+						 req->specs[i], pk.producer);
+					return -EBUSY;
+				}
 			}
 		}
 		if (dst[i]->caps & (RC_CAP_BLOCKDEV | RC_CAP_FIXED)) {
@@ -426,7 +439,7 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 			}
 			be = rc_backend_for(req->specs[j], RC_OPEN_TARGET,
 					    &tpath);
-			if (!be || be == &rc_null_backend)
+			if (!be || (be->caps & RC_CAP_NOWHERE))
 				continue;
 			if ((exists && stat(tpath, &tst) == 0 &&
 			     same_object(&lst, &tst)) ||

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define RC_BACKEND_VERSION 3
+#define RC_BACKEND_VERSION 4
 
 /* Capability bits of a backend (and of an open device). */
 #define RC_CAP_SEEKABLE   (1u << 0) /* pread/pwrite at any offset */
@@ -31,6 +31,25 @@
 #define RC_CAP_FIXED      (1u << 8) /* its size is fixed (a disk, an
 				     * export): it must hold the image, and
 				     * what it holds is probed */
+#define RC_CAP_NOWHERE    (1u << 9) /* writes to nothing (null:): no path,
+				     * no identity, nothing to read back;
+				     * may be named any number of times */
+
+/* Source identity kinds: copies of sources with the same identity meet in
+ * one ring (the rendezvous file is named from it). */
+enum rc_src_kind {
+	RC_SRC_FILE = 1,    /* id0 = st_dev, id1 = st_ino */
+	RC_SRC_BLOCK = 2,   /* id0 = st_rdev, id1 = 0 */
+	RC_SRC_PIPE = 3,    /* read once: a second copy is refused */
+	RC_SRC_URI = 4,     /* id0, id1 = XXH3-128 of the URI (NBD) */
+	RC_SRC_DECODED = 5, /* a compressed file's image, by st_dev and
+			     * st_ino: never the ring of its raw bytes */
+};
+
+struct rc_source_id {
+	uint32_t kind; /* enum rc_src_kind */
+	uint64_t id0, id1;
+};
 
 /* How a device is opened. */
 enum rc_open_mode {
@@ -113,6 +132,13 @@ struct rc_backend {
 	 * most (set by every backend that has the pair): the core keeps no
 	 * more than that, whatever the ring's size. */
 	unsigned max_in_flight;
+	/* Version 4: the identity of an open source, which decides the ring
+	 * it meets other copies in.  NULL: the object its descriptor names
+	 * (rc_source_identity()). */
+	int (*identity)(struct rc_dev *dev, struct rc_source_id *id);
+	/* Version 4: why open() may leave a source's size RC_SIZE_UNKNOWN,
+	 * said when --size is then required.  NULL: it never does. */
+	const char *unknown_size;
 };
 
 /* Detail of the last failed open, when a backend has one ("" if not): the
@@ -155,6 +181,12 @@ int rc_dev_close(struct rc_dev *dev);
  * codec's offsets) into buf, else fallback. */
 void rc_dev_describe(struct rc_dev *dev, const char *fallback, char *buf,
 		     size_t len);
+
+/* The identity of a descriptor's object: a regular file by device and
+ * inode, a disk by device number, anything else read once. */
+int rc_source_identity(int fd, struct rc_source_id *id);
+/* The identity of an open source, through its backend. */
+int rc_dev_identity(struct rc_dev *dev, struct rc_source_id *id);
 
 /* Backend helpers shared by backends (backends/registry.c). */
 int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,

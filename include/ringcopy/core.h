@@ -11,14 +11,8 @@
 #include "ringcopy/ring.h"
 #include "ringcopy/ringproto.h"
 
-/* Identity of a source, from which its rendezvous file is named. */
-struct rc_source_id {
-	uint32_t kind; /* enum rc_src_kind */
-	uint64_t id0, id1;
-};
-
-int rc_source_identity(int fd, struct rc_source_id *id);
-/* "file-<dev>-<ino>" or "blk-<major>-<minor>"; returns -ENAMETOOLONG if
+/* "file-<dev>-<ino>", "blk-<major>-<minor>", "zst-<dev>-<ino>", ... from
+ * a source's identity (backend.h); returns -ENAMETOOLONG if
  * it does not fit. */
 int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len);
 
@@ -79,7 +73,11 @@ struct rc_peek {
 	uint64_t nblocks;
 	uint32_t block_size;
 	int producer;
+	int refused;         /* -errno: the election would refuse */
+	char why[256];       /* ... and why */
 };
+/* What rc_elect would do, with nothing created or registered (--dry-run):
+ * join a live ring, or create one, or refuse (and why). */
 int rc_peek(const struct rc_join_req *req, struct rc_peek *out);
 
 /* `ringcopy status [--json] [SOURCE]' */

@@ -14,6 +14,8 @@
 #include <sys/sem.h>
 #include <sys/types.h>
 
+#include "ringcopy/backend.h"
+
 #define RC_RING_MAGIC   UINT64_C(0x3159504f43474e52) /* "RNGCOPY1" */
 #define RC_RING_VERSION 3
 
@@ -48,14 +50,6 @@ enum rc_cons_state {
 	RC_CONS_LEAVING = 2, /* gone; the producer still has to drop it */
 	RC_CONS_EVICTED = 3, /* stalled past the stall timeout: no longer
 			      * served; free once its token is gone */
-};
-
-/* Source identity kinds. */
-enum rc_src_kind {
-	RC_SRC_FILE = 1,  /* id0 = st_dev, id1 = st_ino */
-	RC_SRC_BLOCK = 2, /* id0 = st_rdev, id1 = 0 */
-	RC_SRC_PIPE = 3,  /* read once: a second copy is refused */
-	RC_SRC_URI = 4,   /* id0, id1 = XXH3-128 of the URI (NBD) */
 };
 
 struct rc_ring_hdr {

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Which ring a source meets other copies in is its backend's to say: a
+# regular file on standard input is streamed once and never meets the
+# ring of the file named as a source (which reads it again at the wrap);
+# a .zst named as itself (decoded) and as file:x.zst (its raw bytes) are
+# two images and two rings; status SOURCE finds the ring as a copy would.
+source "$top_srcdir/tests/func/functions.sh"
+
+mb=1048576
+mkimage "$tmp/src.img" $((6 * mb + 512))
+rate=$(vrate 2M 1M)
+
+# 1. Standard input first, the file joins: the old build joined the
+# stdin ring and failed at the wrap with "Illegal seek".
+ringcopy --rate "$rate" - "$tmp/a.img" < "$tmp/src.img" 2> "$tmp/a.err" &
+bg_pids+=($!)
+wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for standard input"
+sleep 1
+expect_status 0 ringcopy "$tmp/src.img" "$tmp/b.img" 2> "$tmp/b.err"
+grep -q "joined the running copy" "$tmp/b.err" &&
+	fail "the file joined the standard-input ring: $(cat "$tmp/b.err")"
+wait "${bg_pids[0]}" || fail "the standard-input copy: $(cat "$tmp/a.err")"
+same "$tmp/src.img" "$tmp/a.img"
+same "$tmp/src.img" "$tmp/b.img"
+bg_pids=()
+
+# 2. The file first, standard input second: its own ring, the whole image.
+rm -f "$tmp/a.img" "$tmp/b.img"
+ringcopy --rate "$rate" "$tmp/src.img" "$tmp/a.img" 2> "$tmp/a.err" &
+bg_pids+=($!)
+wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for the file"
+sleep 1
+expect_status 0 ringcopy - "$tmp/b.img" < "$tmp/src.img" 2> "$tmp/b.err"
+grep -q "joined the running copy" "$tmp/b.err" &&
+	fail "standard input joined the file's ring: $(cat "$tmp/b.err")"
+same "$tmp/src.img" "$tmp/b.img"
+# Standard input whose offset is not 0: the rest of the file is the image.
+{ head -c $mb > /dev/null; ringcopy - "$tmp/c.img" 2> "$tmp/c.err"; } < "$tmp/src.img" ||
+	fail "stdin at an offset: $(cat "$tmp/c.err")"
+tail -c +$((mb + 1)) "$tmp/src.img" | cmp - "$tmp/c.img" || fail "stdin at an offset: wrong image"
+wait "${bg_pids[0]}" || fail "the file copy: $(cat "$tmp/a.err")"
+same "$tmp/src.img" "$tmp/a.img"
+bg_pids=()
+
+# 3. x.zst and file:x.zst: the old build put both in one ring and refused
+# the second as "source changed".
+if zstd --version > /dev/null 2>&1; then
+	zstd -q -c "$tmp/src.img" > "$tmp/x.zst"
+	ringcopy --rate "$rate" "$tmp/x.zst" "$tmp/d.img" 2> "$tmp/d.err" &
+	bg_pids+=($!)
+	wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for x.zst"
+	sleep 1
+	expect_status 0 ringcopy status "$tmp/x.zst" > "$tmp/status"
+	grep -q "x.zst" "$tmp/status" || fail "status x.zst does not find its ring: $(cat "$tmp/status")"
+	expect_status 0 ringcopy "file:$tmp/x.zst" "$tmp/raw.zst.copy" 2> "$tmp/e.err" ||
+		fail "$(cat "$tmp/e.err")"
+	same "$tmp/x.zst" "$tmp/raw.zst.copy"
+	# A second copy of the decoded image joins.
+	expect_status 0 ringcopy "$tmp/x.zst" "$tmp/e.img" 2> "$tmp/e.err"
+	grep -q "joined the running copy" "$tmp/e.err" || fail "x.zst did not join x.zst: $(cat "$tmp/e.err")"
+	same "$tmp/src.img" "$tmp/e.img"
+	wait "${bg_pids[0]}" || fail "the .zst copy: $(cat "$tmp/d.err")"
+	same "$tmp/src.img" "$tmp/d.img"
+fi
