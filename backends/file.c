@@ -27,6 +27,8 @@ struct file_dev {
 	int is_blk;        /* a block device */
 	int fresh;         /* truncated by prepare(): all holes until written */
 	int punch_off;     /* hole punching said EOPNOTSUPP once */
+	int new_name;      /* created by prepare(): its directory is not
+			    * yet synced */
 };
 
 static int file_probe(const char *path, int mode)
@@ -141,6 +143,7 @@ static int file_prepare(struct rc_dev *dev, uint64_t size)
 		if (dev->fd < 0)
 			return -errno;
 		f->create = 0;
+		f->new_name = 1;
 		if (flock(dev->fd, LOCK_EX | LOCK_NB) < 0)
 			return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	}
@@ -242,10 +245,19 @@ static int file_extents(struct rc_dev *dev, uint64_t off, uint64_t *data_off,
 
 static int file_flush(struct rc_dev *dev)
 {
+	struct file_dev *f = (struct file_dev *)dev;
+	int rc;
+
 	/* fsync errors are final: the page cache may have dropped the
 	 * failed pages, so a retry could report a success it has not. */
 	if (dev->fd >= 0 && fsync(dev->fd) < 0)
 		return -errno;
+	if (f->new_name) {
+		rc = rc_fsync_parent(dev->path);
+		if (rc < 0)
+			return rc;
+		f->new_name = 0;
+	}
 	return 0;
 }
 

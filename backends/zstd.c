@@ -44,6 +44,7 @@ struct zstd_dev {
 	unsigned char *obuf;
 	size_t obuf_len;
 	bool create;
+	bool new_name;     /* created: its directory not yet synced */
 	int level;
 };
 
@@ -287,6 +288,7 @@ static int zstd_prepare(struct rc_dev *dev, uint64_t size)
 		if (dev->fd < 0)
 			return -errno;
 		z->create = false;
+		z->new_name = true;
 	}
 	if (ftruncate(dev->fd, 0) < 0)
 		return -errno;
@@ -354,7 +356,15 @@ static int zstd_flush(struct rc_dev *dev)
 	rc = deflate(z, NULL, 0, ZSTD_e_end);
 	if (rc < 0)
 		return rc;
-	return fsync(dev->fd) < 0 ? -errno : 0;
+	if (fsync(dev->fd) < 0)
+		return -errno;
+	if (z->new_name) {
+		rc = rc_fsync_parent(dev->path);
+		if (rc < 0)
+			return rc;
+		z->new_name = false;
+	}
+	return 0;
 }
 
 static int zstd_close(struct rc_dev *dev)

@@ -189,6 +189,10 @@ int rc_source_identity(int fd, struct rc_source_id *id);
 int rc_dev_identity(struct rc_dev *dev, struct rc_source_id *id);
 
 /* Backend helpers shared by backends (backends/registry.c). */
+/* Make a new file's name durable: fsync the directory that holds path
+ * (what a created target's flush does once, so that a target reported ok
+ * survives a crash by name as well as by content). */
+int rc_fsync_parent(const char *path);
 int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 		const char *path, int fd, uint64_t size);
 

@@ -11,3 +11,20 @@ grep -q "^ok .*dst.img  5242880 bytes  start block 0" "$tmp/err" ||
 # A file: prefix names the file backend explicitly.
 expect_status 0 ringcopy -q "$tmp/src.img" "file:$tmp/dst2.img"
 same "$tmp/src.img" "$tmp/dst2.img"
+
+# A new target's name is made durable too: its directory is fsynced before
+# the target is reported ok (a file and a .zst; an existing file needs no
+# directory sync).
+if command -v strace > /dev/null && [ "${RINGCOPY_VALGRIND:-0}" != 1 ]; then
+	mkdir "$tmp/d1" "$tmp/d2"
+	strace -f -qq -e trace=openat,fsync -o "$tmp/strace" \
+		"$RINGCOPY" -q "$tmp/src.img" "$tmp/d1/new.img" "$tmp/d2/new.img.zst" 2> /dev/null ||
+		fail "copy to new files under strace"
+	for d in d1 d2; do
+		line=$(grep -F "openat(AT_FDCWD, \"$tmp/$d\", " "$tmp/strace" | grep DIRECTORY | head -n 1)
+		[ -n "$line" ] || fail "the directory $d of a new target was not opened to be synced"
+		pid=${line%% *}
+		fd=${line##*= }
+		grep -q "^$pid fsync($fd[) ]" "$tmp/strace" || fail "the directory $d of a new target was not fsynced"
+	done
+fi

@@ -85,6 +85,24 @@ static void test_json_str(void **state)
 	free(buf);
 }
 
+/* A name that is not UTF-8 still makes valid JSON: each stray byte is
+ * U+FFFD; well-formed multibyte sequences pass as they are. */
+static void test_json_utf8(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	assert_non_null(f);
+	/* latin-1 e-acute, a valid e-acute, an overlong '/', a surrogate,
+	 * a truncated 3-byte sequence at the end. */
+	rc_json_str(f, "a\xe9" "b \xc3\xa9 \xc0\xaf \xed\xa0\x80 \xe2\x82");
+	fclose(f);
+	assert_string_equal(buf, "\"a\\ufffdb \xc3\xa9 \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd\"");
+	free(buf);
+}
+
 static void test_proc_identity(void **state)
 {
 	uint64_t start = rc_proc_start(getpid());
@@ -105,6 +123,7 @@ int main(void)
 		cmocka_unit_test(test_size_overflow),
 		cmocka_unit_test(test_pow2),
 		cmocka_unit_test(test_json_str),
+		cmocka_unit_test(test_json_utf8),
 		cmocka_unit_test(test_proc_identity),
 	};
 
