@@ -561,6 +561,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		} else {
 			/* --no-verify, or a sink such as null: that holds
 			 * nothing to read back: the digest as copied. */
+			res->unverifiable = !dst->be->open_readback;
 			rc_digest(&h, res->digest);
 			rc_strlcpy(res->how, "none", sizeof res->how);
 		}

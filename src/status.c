@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ringcopy/cli.h"
 #include "ringcopy/core.h"
 #include "ringcopy/describe.h"
 #include "ringcopy/util.h"
@@ -189,20 +191,24 @@ int rc_cmd_status(int argc, char **argv)
 	bool json = false, first = true;
 	int i, n, rc, found = 0, status = RC_EXIT_OK;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		if (c == 'j')
 			json = true;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			rc_err("status: unknown option '%s' (try 'ringcopy --help')",
-			       argv[i]);
-			return RC_EXIT_REFUSED;
-		} else if (!source) {
-			source = argv[i];
-		} else {
-			rc_err("status: one SOURCE at most (try 'ringcopy --help')");
-			return RC_EXIT_REFUSED;
-		}
+		else
+			return rc_bad_option("status", c, argv);
 	}
+	if (argc - optind > 1)
+		return rc_usage_error("status", "one SOURCE at most");
+	if (optind < argc)
+		source = argv[optind];
 	if (source) {
 		struct rc_source_id id;
 		struct rc_dev *dev = NULL;

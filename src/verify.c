@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,8 +29,10 @@
 #include <xxh_x86dispatch.h>
 #endif
 
+#include "ringcopy/cli.h"
 #include "ringcopy/ring.h"
 #include "ringcopy/util.h"
+#include "ringcopy/cli.h"
 #include "ringcopy/verify.h"
 
 void rc_digest(const struct rc_image_hashes *h, char out[RC_DIGEST_HEX])
@@ -424,21 +427,25 @@ int rc_cmd_verify(int argc, char **argv)
 	char err[512], digest[RC_DIGEST_HEX];
 	int i, status = RC_EXIT_OK;
 
-	while (argc > 1 && argv[1][0] == '-' && argv[1][1]) {
-		if (!strcmp(argv[1], "-q") || !strcmp(argv[1], "--quiet")) {
+	static const struct option longopts[] = {
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":q", longopts, NULL)) != -1) {
+		if (c == 'q')
 			rc_quiet = true;
-		} else {
-			rc_err("verify: unknown option '%s' (try 'ringcopy --help')",
-			       argv[1]);
-			return RC_EXIT_REFUSED;
-		}
-		argc--;
-		argv++;
+		else
+			return rc_bad_option("verify", c, argv);
 	}
-	if (argc < 3) {
-		rc_err("verify: usage: ringcopy verify MANIFEST TARGET... (try 'ringcopy --help')");
-		return RC_EXIT_REFUSED;
-	}
+	/* From here argv[1] is the manifest, argv[2...] the targets. */
+	argc -= optind - 1;
+	argv += optind - 1;
+	if (argc < 3)
+		return rc_usage_error("verify", "usage: ringcopy verify MANIFEST TARGET...");
 	i = rc_manifest_read(argv[1], &h, err, sizeof err);
 	if (i < 0) {
 		rc_err("%s", err);

@@ -111,7 +111,7 @@ struct rc_result {
 	int32_t status;       /* enum rc_result_status */
 	int32_t verified;     /* read back and matched */
 	int32_t phase;        /* enum rc_phase */
-	int32_t pad;
+	int32_t unverifiable; /* cannot be read back (null:, standard output) */
 	uint64_t start_block; /* where the target started */
 	uint64_t bytes_written;
 	uint64_t ns;          /* wall time of the copy and verification */

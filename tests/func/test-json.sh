@@ -18,8 +18,24 @@ for x in t:
     assert x["start_block"] == 0 and x["bytes_written"] == j["image_bytes"], x
     assert isinstance(x["seconds"], float) and x["seconds"] >= 0, x
 assert j["source_bytes_before_join"] == 0, j
+# A file is read back and verified; null: cannot be: written, not verified.
+assert t[0]["verified"] is True and t[0]["verifiable"] is True, t[0]
+assert t[1]["verified"] is False and t[1]["verifiable"] is False, t[1]
+assert t[1]["verify_method"] == "none", t[1]
 assert set(j) == {"image_bytes", "block_size", "source_bytes_read",
                   "source_bytes_before_join", "targets"}
 PY
 # Only the JSON object on standard output.
 [ "$(wc -l < "$tmp/out.json")" -eq 1 ] || fail "stdout has more than JSON"
+
+# The same in words: null: and standard output are written, not verified.
+expect_status 0 ringcopy "$tmp/src.img" null: - > /dev/null 2> "$tmp/words"
+[ "$(grep -c "written, cannot be read back: not verified" "$tmp/words")" = 2 ] ||
+	fail "null: and - not reported as unverifiable: $(cat "$tmp/words")"
+expect_status 0 ringcopy --no-verify "$tmp/src.img" "$tmp/nv.img" 2> "$tmp/words"
+grep -q "not verified (--no-verify)" "$tmp/words" || fail "--no-verify: $(cat "$tmp/words")"
+# A file name that is not UTF-8 still gives valid JSON.
+name=$(printf '%s/caf\351.img' "$tmp")
+expect_status 0 ringcopy --json "$tmp/src.img" "$name" > "$tmp/latin1.json" 2> /dev/null
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1], encoding="utf-8")); assert j["targets"][0]["target"].endswith("caf\ufffd.img"), j' \
+	"$tmp/latin1.json" || fail "invalid JSON for a latin-1 name: $(cat -v "$tmp/latin1.json")"

@@ -15,7 +15,7 @@ nbd=
 pkg-config --exists libnbd && nbd="libnbd"
 cflags="$(pkg-config --cflags libxxhash libzstd blkid $nbd) ${nbd:+-DHAVE_LIBNBD}"
 libs=$(pkg-config --libs libxxhash libzstd blkid $nbd)
-srcs=("$top"/src/{util,ring,ringproto,verify,describe,session,producer,consumer,targets}.c
+srcs=("$top"/src/{util,ring,ringproto,verify,describe,session,producer,consumer,refuse,report,cli}.c
       "$top"/backends/*.c)
 status=0
 for t in header manifest; do

@@ -21,7 +21,7 @@
 
 #include "ringcopy/core.h"
 #include "ringcopy/describe.h"
-#include "ringcopy/targets.h"
+#include "ringcopy/refuse.h"
 #include "ringcopy/util.h"
 
 /* The whole disk a block device belongs to (itself if it is one). */

@@ -1,6 +1,7 @@
-/* ringcopy - opening targets and refusing unsafe ones. */
-#ifndef RINGCOPY_TARGETS_H
-#define RINGCOPY_TARGETS_H
+/* ringcopy - the refusal policy: every path an invocation writes is checked
+ * (and targets opened) before anything is written. */
+#ifndef RINGCOPY_REFUSE_H
+#define RINGCOPY_REFUSE_H
 
 #include <stdbool.h>
 #include <stdint.h>

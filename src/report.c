@@ -1,0 +1,115 @@
+/* ringcopy - the end of an invocation: a line per target, the JSON
+ * summary, and the exit status rules.
+ *
+ * A target is reported one of three ways: "ok" (complete; "verified" when
+ * it was read back and matched, "not verified" with the reason when it
+ * was not: --no-verify, or a target that cannot be read back such as
+ * null: and standard output), "MISMATCH" (complete but read back
+ * differently) or "FAILED" (with the error).  Exit 0 therefore means
+ * every target is complete and every target that can be read back was
+ * verified, unless --no-verify was given.
+ */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "ringcopy/report.h"
+#include "ringcopy/util.h"
+
+static const char *status_word(const struct rc_result *r)
+{
+	switch (r->status) {
+	case RC_RES_OK:
+		return "ok";
+	case RC_RES_MISMATCH:
+		return "mismatch";
+	default:
+		return "failed";
+	}
+}
+
+/* How an ok target stands with respect to verification, in words. */
+static const char *verified_words(const struct rc_result *r)
+{
+	if (r->verified)
+		return "verified";
+	if (r->unverifiable)
+		return "written, cannot be read back: not verified; digest as copied";
+	return "not verified (--no-verify); digest as copied";
+}
+
+static void report_text(const struct rc_report *rp)
+{
+	int i;
+
+	for (i = 0; i < rp->n; i++) {
+		const struct rc_result *r = &rp->res[i];
+		double s = (double)r->ns / 1e9;
+		double mbs = s > 0 ? (double)r->bytes_written / 1e6 / s : 0;
+
+		if (rc_quiet && r->status == RC_RES_OK)
+			continue; /* -q: failures only */
+		fprintf(stderr, "%-8s %s  %llu bytes  start block %llu  %.2f s  %.1f MB/s",
+			r->status == RC_RES_OK ? "ok" :
+			r->status == RC_RES_MISMATCH ? "MISMATCH" : "FAILED",
+			rp->specs[i], (unsigned long long)r->bytes_written,
+			(unsigned long long)r->start_block, s, mbs);
+		if (r->status == RC_RES_OK)
+			fprintf(stderr, "  %s %s\n", verified_words(r),
+				r->digest[0] ? r->digest : "-");
+		else
+			fprintf(stderr, "  %s\n", r->error);
+	}
+}
+
+static void report_json(const struct rc_report *rp)
+{
+	int i;
+
+	printf("{\"image_bytes\": %llu, \"block_size\": %u, \"source_bytes_read\": %llu, \"source_bytes_before_join\": %llu, \"targets\": [",
+	       (unsigned long long)rp->image_size, rp->block_size,
+	       (unsigned long long)rp->bytes_read,
+	       (unsigned long long)rp->read_before);
+	for (i = 0; i < rp->n; i++) {
+		const struct rc_result *r = &rp->res[i];
+
+		printf("%s{\"target\": ", i ? ", " : "");
+		rc_json_str(stdout, rp->specs[i]);
+		printf(", \"status\": \"%s\", \"start_block\": %llu, \"bytes_written\": %llu, \"seconds\": %.3f, \"verified\": %s, \"verifiable\": %s, \"verify_method\": ",
+		       status_word(r), (unsigned long long)r->start_block,
+		       (unsigned long long)r->bytes_written,
+		       (double)r->ns / 1e9, r->verified ? "true" : "false",
+		       r->unverifiable ? "false" : "true");
+		rc_json_str(stdout, r->how[0] ? r->how : NULL);
+		printf(", \"bytes_read_back_during_copy\": %llu",
+		       (unsigned long long)r->behind_bytes);
+		printf(", \"digest\": ");
+		rc_json_str(stdout, r->digest[0] ? r->digest : NULL);
+		printf(", \"error\": ");
+		rc_json_str(stdout, r->status == RC_RES_OK ? NULL : r->error);
+		putchar('}');
+	}
+	printf("]}\n");
+	fflush(stdout);
+}
+
+void rc_report(const struct rc_report *rp)
+{
+	report_text(rp);
+	if (rp->json)
+		report_json(rp);
+}
+
+int rc_exit_status(int status, const struct rc_result *res, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (res[i].status == RC_RES_MISMATCH)
+			status = RC_EXIT_MISMATCH;
+		else if (res[i].status != RC_RES_OK &&
+			 status != RC_EXIT_MISMATCH)
+			status = RC_EXIT_FAILED;
+	}
+	return status;
+}
