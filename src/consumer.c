@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ringcopy/core.h"
@@ -135,10 +136,13 @@ static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
 
 /* Verification behind the copy: while a consumer waits for the source, it
  * reads back blocks it has already written, so that with a slow source the
- * read-back costs no time at the end.  Only where reading back before the
- * final fsync reads what reading back after it would: O_DIRECT (the
- * device itself), or a filesystem with no storage behind its page cache.
- * Block 0, written last, and whatever is left are read back at the end. */
+ * read-back costs no time at the end.  Only on a disk read O_DIRECT: there
+ * reading back before the final fsync reads what reading back after it
+ * would, the disk is ours (opened O_EXCL), and the time saved is the
+ * disk's.  A file is read back whole at the end: anyone with write access
+ * can change a block of it after it was read back (and reading it from
+ * the page cache costs little).  Block 0, written last, and whatever is
+ * left are read back at the end. */
 struct behind {
 	struct rc_dev *rd;      /* the read-back device; NULL: off */
 	const struct rc_image_hashes *h; /* what the blocks should hash to */
@@ -181,8 +185,9 @@ static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
 	vb->got = malloc(h->nblocks * sizeof *vb->got);
 	if (!vb->have || !vb->got ||
 	    posix_memalign(&vb->buf, RC_ALIGN, h->block_size) ||
+	    !(dst->caps & RC_CAP_BLOCKDEV) ||
 	    dst->be->open_readback(dst, &vb->rd, &how) < 0 ||
-	    (strcmp(how, "direct") != 0 && !rc_fd_in_memory(dst->fd)))
+	    strcmp(how, "direct") != 0)
 		behind_free(vb);
 }
 
@@ -217,6 +222,51 @@ static void behind_step(struct behind *vb, uint64_t released,
 		vb->have[b] = 1;
 		set_counter(counter, *counter + len);
 	}
+}
+
+/* Is the target still what was verified?  A file truncated, extended,
+ * removed or replaced at its path after the read-back, or a device node
+ * that names another disk now, is not reported verified: 0, else 1 (no
+ * longer the image: a mismatch) or -1 (no longer the target), with err. */
+static int still_the_target(struct rc_dev *dst, uint64_t size, char *err,
+			    size_t errlen)
+{
+	struct stat a, b;
+	int named;
+
+	if (dst->fd < 0 || fstat(dst->fd, &a) < 0 ||
+	    (dst->caps & RC_CAP_SEQUENTIAL))
+		return 0; /* nothing to look at, or not the image's bytes */
+	named = stat(dst->path, &b);
+	if (S_ISREG(a.st_mode)) {
+		if ((uint64_t)a.st_size != size) {
+			snprintf(err, errlen,
+				 "target %s changed after it was verified: it holds %lld bytes, the image has %llu",
+				 dst->spec, (long long)a.st_size,
+				 (unsigned long long)size);
+			return 1;
+		}
+		if (a.st_nlink == 0) {
+			snprintf(err, errlen,
+				 "target %s was removed after it was verified",
+				 dst->spec);
+			return -1;
+		}
+		if (named == 0 &&
+		    (a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+			snprintf(err, errlen,
+				 "target %s was replaced after it was verified: its name now holds another file",
+				 dst->spec);
+			return -1;
+		}
+	} else if (S_ISBLK(a.st_mode) && named == 0 &&
+		   (!S_ISBLK(b.st_mode) || a.st_rdev != b.st_rdev)) {
+		snprintf(err, errlen,
+			 "target %s names another device than the one verified",
+			 dst->spec);
+		return -1;
+	}
+	return 0;
 }
 
 /* A block taken from the ring and not yet released: its write may still be
@@ -554,9 +604,16 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 					   sizeof res->digest);
 				res->status = RC_RES_MISMATCH;
 			} else {
-				res->verified = 1;
 				rc_strlcpy(res->digest, v.digest,
 					   sizeof res->digest);
+				vr = still_the_target(dst, h.image_size, err,
+						      errlen);
+				if (vr > 0)
+					res->status = RC_RES_MISMATCH;
+				else if (vr < 0)
+					rc = -ESTALE;
+				else
+					res->verified = 1;
 			}
 		} else {
 			/* --no-verify, or a sink such as null: that holds

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/magic.h>
 #include <sys/vfs.h>
 
 #include "ringcopy/util.h"
@@ -239,13 +238,4 @@ void rc_json_str(FILE *f, const char *s)
 		s++;
 	}
 	fputc('"', f);
-}
-
-bool rc_fd_in_memory(int fd)
-{
-	struct statfs sf;
-
-	if (fd < 0 || fstatfs(fd, &sf) < 0)
-		return false;
-	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
 }

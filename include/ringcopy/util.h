@@ -47,8 +47,5 @@ extern bool (*rc_io_should_stop)(void);
 
 /* Write a JSON string literal (with quotes) to f. */
 void rc_json_str(FILE *f, const char *s);
-/* Is fd on a filesystem held in memory only (tmpfs, ramfs), where there
- * is no storage behind the page cache to read back from? */
-bool rc_fd_in_memory(int fd);
 
 #endif
