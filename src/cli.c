@@ -28,7 +28,7 @@ void rc_usage(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      " -b, --block-size SIZE  block size, a power of two from 4K to 64M (default 1M)\n"
-	      "     --buffer SIZE      ring size (default 16M)\n"
+	      "     --buffer SIZE      ring size (default 16M; 64M for a source with holes)\n"
 	      "     --rate SIZE        cap the source read rate, bytes per second\n"
 	      "     --size auto|device|SIZE  how much of SOURCE to copy (default auto:\n"
 	      "                        the image on a disk, see ringcopy(1))\n"
@@ -51,9 +51,10 @@ void rc_usage(FILE *f)
 	      "Specs: a path (block device, file, .zst image), dev:PATH, file:PATH,\n"
 	      "zstd:PATH, - (standard input or output), null: (discard),\n"
 	      "fault:OPTIONS:SPEC (inject failures).\n"
-	      "Exit status: 0 every target complete and verified; 1 a target or\n"
-	      "the source failed; 2 refused before anything was written; 3 a\n"
-	      "target read back differently.\n"
+	      "Exit status: 0 every target complete, and verified where it can be\n"
+	      "read back (null: and - cannot: reported not verified); 1 a target or\n"
+	      "the source failed; 2 refused, nothing written (--dry-run refuses\n"
+	      "alike); 3 a target read back differently.\n"
 	      "See ringcopy(1).\n",
 	      f);
 }
