@@ -223,15 +223,26 @@ static const char *open_hint(int rc)
 	}
 }
 
+/* What rc_open_targets found of each target, for rc_refuse_outputs: where
+ * a local path lands (resolved, new or not; "" for others), and its stat
+ * when it exists. */
+static struct {
+	struct stat st[RC_TARGETS_MAX];
+	bool have[RC_TARGETS_MAX];
+	char where[RC_TARGETS_MAX][PATH_MAX];
+	int n;
+} seen;
+
 int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		    char **owned, char *err, size_t errlen)
 {
-	struct stat st[RC_TARGETS_MAX], dir;
-	bool have[RC_TARGETS_MAX];
-	static char where[RC_TARGETS_MAX][PATH_MAX];
+	struct stat *st = seen.st, dir;
+	bool *have = seen.have;
+	char (*where)[PATH_MAX] = seen.where;
 	char why[256], holds[160];
 	int i, j, rc;
 
+	seen.n = 0;
 	for (i = 0; i < req->n; i++) {
 		const char *spec = req->specs[i], *path;
 		const struct rc_backend *be;
@@ -259,6 +270,7 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 				return -EINVAL;
 			}
 		}
+		seen.n = i + 1;
 		/* A sink (null:) holds nothing: it may be named many times. */
 		for (j = 0; j < i && !nowhere; j++) {
 			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
@@ -424,12 +436,9 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 		for (k = 0; !r && k < i; k++)
 			if (paths[k] && !strcmp(where[i], where[k]))
 				r = "it is named for two outputs";
-		/* Never a target, named any way. */
+		/* Never a target, named any way (as rc_open_targets saw
+		 * them). */
 		for (j = 0; !r && j < req->n; j++) {
-			const struct rc_backend *be;
-			const char *tpath;
-			struct stat tdir;
-
 			if (!strcmp(req->specs[j], "-")) {
 				/* Standard output may be the very file. */
 				if (exists && fstat(STDOUT_FILENO, &tst) == 0 &&
@@ -437,15 +446,12 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 					r = "it is standard output, a target";
 				continue;
 			}
-			be = rc_backend_for(req->specs[j], RC_OPEN_TARGET,
-					    &tpath);
-			if (!be || (be->caps & RC_CAP_NOWHERE))
+			if (j >= seen.n)
 				continue;
-			if ((exists && stat(tpath, &tst) == 0 &&
-			     same_object(&lst, &tst)) ||
-			    (resolve_path(tpath, twhere, sizeof twhere,
-					  &tdir) == 0 &&
-			     !strcmp(twhere, where[i]))) {
+			if ((exists && seen.have[j] &&
+			     same_object(&lst, &seen.st[j])) ||
+			    (seen.where[j][0] &&
+			     !strcmp(seen.where[j], where[i]))) {
 				snprintf(why, sizeof why, "it is the target %s",
 					 req->specs[j]);
 				r = why;

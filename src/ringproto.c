@@ -45,6 +45,7 @@ int rc_proto_semop(int semid, struct sembuf *ops, size_t nops, int timeout_ms)
 	uint64_t deadline = 0;
 	struct timespec ts;
 	size_t k;
+	int rc;
 
 	if (timeout_ms == 0)
 		for (k = 0; k < nops; k++)
@@ -52,8 +53,6 @@ int rc_proto_semop(int semid, struct sembuf *ops, size_t nops, int timeout_ms)
 	else if (timeout_ms > 0)
 		deadline = rc_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
-		int rc;
-
 		if (timeout_ms > 0) {
 			uint64_t now = rc_now_ns();
 			uint64_t left = now < deadline ? deadline - now : 0;
@@ -64,20 +63,16 @@ int rc_proto_semop(int semid, struct sembuf *ops, size_t nops, int timeout_ms)
 		} else {
 			rc = semop(semid, ops, nops);
 		}
-		if (rc == 0)
+		if (rc == 0 || errno != EINTR || rc_interrupted)
 			break;
-		if (errno == EINTR && !rc_interrupted)
-			continue;
-		rc = errno == EINVAL ? -EIDRM : -errno;
-		if (timeout_ms == 0)
-			for (k = 0; k < nops; k++)
-				ops[k].sem_flg &= (short)~IPC_NOWAIT;
-		return rc;
 	}
+	if (rc < 0)
+		rc = errno == EINVAL ? -EIDRM : -errno;
+	/* The caller's operations as they were given. */
 	if (timeout_ms == 0)
 		for (k = 0; k < nops; k++)
 			ops[k].sem_flg &= (short)~IPC_NOWAIT;
-	return 0;
+	return rc;
 }
 
 int rc_proto_lock_intr(struct rc_ring *r, bool interruptible)

@@ -234,6 +234,27 @@ expect_status() {
 
 same() { cmp "$1" "$2" || fail "$2 differs from $1"; }
 
+# Refusal tests: keep FILE... records a copy of each file; expect_refused
+# PATTERN ARGS... runs ringcopy ARGS, wants exit 2 with PATTERN on standard
+# error, and every kept file byte for byte as it was.
+kept=()
+keep() {
+	local f
+	for f; do
+		cp "$f" "$f.kept"
+		kept+=("$f")
+	done
+}
+expect_refused() {
+	local pat=$1 f
+	shift
+	expect_status 2 ringcopy "$@" 2> "$tmp/err"
+	grep -q -- "$pat" "$tmp/err" || fail "'$*': no '$pat' in: $(cat "$tmp/err")"
+	for f in "${kept[@]}"; do
+		same "$f.kept" "$f"
+	done
+}
+
 json_get() {
 	# json_get FILE EXPR: a python expression over the parsed object `j'.
 	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"

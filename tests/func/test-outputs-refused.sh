@@ -10,19 +10,10 @@ source "$top_srcdir/tests/func/functions.sh"
 
 mkimage "$tmp/src.img" 2M
 mkimage "$tmp/old.img" 2M 7
-cp "$tmp/src.img" "$tmp/src.keep"
 cp "$tmp/old.img" "$tmp/a.img"
+keep "$tmp/src.img" "$tmp/a.img"
 
-refused() {
-	# refused PATTERN ARGS...: exit 2 with PATTERN on stderr, and the
-	# source and a.img untouched.
-	local pat=$1
-	shift
-	expect_status 2 ringcopy "$@" 2> "$tmp/err"
-	grep -q -- "$pat" "$tmp/err" || fail "$*: $(cat "$tmp/err")"
-	same "$tmp/src.keep" "$tmp/src.img"
-	same "$tmp/old.img" "$tmp/a.img"
-}
+refused() { expect_refused "$@"; }
 
 refused "--rescue map .*src.img refused: it is the source" --rescue "$tmp/src.img" "$tmp/src.img" "$tmp/a.img"
 refused "--rescue map .*a.img refused: it is the target" --rescue "$tmp/a.img" "$tmp/src.img" "$tmp/a.img"

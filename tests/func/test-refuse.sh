@@ -5,16 +5,10 @@ source "$top_srcdir/tests/func/functions.sh"
 
 mkimage "$tmp/src.img" 256K
 mkimage "$tmp/keep.img" 100K 7
-cp "$tmp/keep.img" "$tmp/keep.orig"
-cp "$tmp/src.img" "$tmp/src.orig"
+keep "$tmp/keep.img" "$tmp/src.img"
 
 refused() {
-	local pat=$1
-	shift
-	expect_status 2 ringcopy "$@" 2> "$tmp/err"
-	grep -q -- "$pat" "$tmp/err" || fail "'$*': no '$pat' in: $(cat "$tmp/err")"
-	same "$tmp/keep.orig" "$tmp/keep.img"
-	same "$tmp/src.orig" "$tmp/src.img"
+	expect_refused "$@"
 	[ ! -e "$tmp/new.img" ] || fail "'$*' created a target"
 }
 
@@ -44,7 +38,7 @@ chmod 0644 "$tmp/keep.img"
 # A symlink of ours to a target is followed.
 expect_status 0 ringcopy -q "$tmp/src.img" "$tmp/link.img"
 same "$tmp/src.img" "$tmp/keep.img"
-cp "$tmp/keep.img" "$tmp/keep.orig"
+cp "$tmp/keep.img" "$tmp/keep.img.kept"
 refused "it is the source" "$tmp/src.img" "$tmp/new.img" "file:$tmp/src.img"
 refused "--size 999999999 refused: the source .* holds only 262144 bytes" --size 999999999 "$tmp/src.img" "$tmp/new.img"
 refused "--sparse 'sometimes'" --sparse sometimes "$tmp/src.img" "$tmp/new.img"
