@@ -25,6 +25,6 @@ if command -v strace > /dev/null && [ "${RINGCOPY_VALGRIND:-0}" != 1 ]; then
 		[ -n "$line" ] || fail "the directory $d of a new target was not opened to be synced"
 		pid=${line%% *}
 		fd=${line##*= }
-		grep -q "^$pid fsync($fd[) ]" "$tmp/strace" || fail "the directory $d of a new target was not fsynced"
+		grep -Eq "^$pid +fsync\($fd[) ]" "$tmp/strace" || fail "the directory $d of a new target was not fsynced"
 	done
 fi
