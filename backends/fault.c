@@ -130,8 +130,10 @@ static int fault_open(const char *path, int mode, struct rc_dev **out)
 static int fault_prepare(struct rc_dev *dev, uint64_t size)
 {
 	struct fault_dev *f = (struct fault_dev *)dev;
-	int rc = f->inner->be->prepare ? f->inner->be->prepare(f->inner, size)
-				       : 0;
+	int rc;
+
+	f->inner->flags = dev->flags;
+	rc = f->inner->be->prepare ? f->inner->be->prepare(f->inner, size) : 0;
 
 	dev->fd = f->inner->fd;
 	dev->size = f->inner->size;

@@ -147,7 +147,12 @@ static int file_prepare(struct rc_dev *dev, uint64_t size)
 		if (flock(dev->fd, LOCK_EX | LOCK_NB) < 0)
 			return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	}
-	if (!f->is_blk) {
+	if (!f->is_blk && (dev->flags & RC_DEV_KEEP)) {
+		/* What it holds is compared block by block: only sized. */
+		if (ftruncate(dev->fd, (off_t)size) < 0)
+			return -errno;
+		dev->size = size;
+	} else if (!f->is_blk) {
 		/* Empty, then the image size: every byte is a hole until a
 		 * block is written, so zero blocks cost nothing. */
 		if (ftruncate(dev->fd, 0) < 0 ||

@@ -146,6 +146,7 @@ int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 	dev->caps = be->caps;
 	dev->fd = fd;
 	dev->sector = 512;
+	dev->flags = 0;
 	return 0;
 }
 

@@ -43,6 +43,7 @@ void rc_usage(FILE *f)
 	      "     --progress[=json]  progress lines (JSON lines) even off a terminal\n"
 	      "     --linger SECONDS   keep the producer waiting for joiners after the last leaves\n"
 	      "     --dry-run          say what would happen; write and register nothing\n"
+	      "     --skip-equal       read each target block first, write only those that differ\n"
 	      " -q, --quiet            print only errors\n"
 	      " -h, --help             display this help\n"
 	      " -V, --version          display the version\n"

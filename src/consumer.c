@@ -269,6 +269,61 @@ static int still_the_target(struct rc_dev *dst, uint64_t size, char *err,
 	return 0;
 }
 
+/* --skip-equal: the target read before each block is written.  Each
+ * consumer is its own process: one per process. */
+static struct {
+	struct rc_dev *rd; /* read-back device on the target; NULL: off */
+	void *buf;
+} eq;
+
+static void equal_stop(void)
+{
+	rc_dev_close(eq.rd);
+	free(eq.buf);
+	eq.rd = NULL;
+	eq.buf = NULL;
+}
+
+/* Open the target for reading, or say why every block is written. */
+static void equal_start(const struct rc_consumer_args *a)
+{
+	struct rc_dev *dst = a->dst;
+	const char *how = "";
+
+	memset(&eq, 0, sizeof eq);
+	if (!a->skip_equal)
+		return;
+	if (!dst->be->open_readback || (dst->caps & RC_CAP_SEQUENTIAL)) {
+		rc_msg("target %s cannot be read before it is written: --skip-equal writes every block",
+		       dst->spec);
+		return;
+	}
+	if (posix_memalign(&eq.buf, RC_ALIGN, a->ring->block_size) ||
+	    dst->be->open_readback(dst, &eq.rd, &how) < 0) {
+		rc_msg("target %s: cannot open it for reading: --skip-equal writes every block",
+		       dst->spec);
+		equal_stop();
+	}
+}
+
+/* Does the target already hold the block (XXH3 of what it holds equals
+ * the source block's)?  A read error or a short read means no: the block
+ * is written, and the read-back at the end has the last word. */
+static bool target_holds(uint64_t off, uint32_t len, uint64_t hash)
+{
+	ssize_t n;
+
+	if (!eq.rd)
+		return false;
+	n = rc_dev_pread(eq.rd, eq.buf, len, off);
+	return n == (ssize_t)len && rc_block_hash(eq.buf, len) == hash;
+}
+
+static void count_equal(struct rc_result *res, uint32_t len)
+{
+	set_counter(&res->skipped_bytes, res->skipped_bytes + len);
+}
+
 /* A block taken from the ring and not yet released: its write may still be
  * in flight (asynchronous targets), and its slot stays ours until the
  * write is done.  Slots are released in ring order, because a FREE post is
@@ -470,6 +525,8 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 				memcpy(block0, data, len);
 			*block0_len = len;
 			*block0_zero = zero;
+		} else if (target_holds(off, len, p->hash)) {
+			count_equal(res, len);
 		} else if (zero) {
 			rc = write_zero_block(a, len, off, err, errlen);
 		} else if (cs.window) {
@@ -557,6 +614,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		rc = -ENOMEM;
 	} else {
 		behind_start(&vb, a, &h, first, block0 != NULL);
+		equal_start(a);
 		rc = copy(a, first, block0, &block0_len, &block0_zero, &vb);
 		behind_stop(&vb);
 	}
@@ -571,7 +629,10 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	res->phase = RC_PHASE_FLUSH;
 	if (rc == 0)
 		rc = flush(dst, err, errlen);
-	if (rc == 0 && block0) {
+	if (rc == 0 && block0 && a->hashes &&
+	    target_holds(0, block0_len, a->hashes[0])) {
+		count_equal(res, block0_len);
+	} else if (rc == 0 && block0) {
 		rc = block0_zero
 			     ? write_zero_block(a, block0_len, 0, err, errlen)
 			     : write_block(dst, block0, block0_len, 0, err,
@@ -580,6 +641,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 			rc = flush(dst, err, errlen);
 	}
 	free(block0);
+	equal_stop();
 
 	if (rc == 0 && a->hashes) {
 		if (a->verify && dst->be->open_readback) {

@@ -59,6 +59,7 @@ struct opts {
 	uint32_t linger_ms;
 	bool linger_set;
 	bool dry_run;
+	bool skip_equal;     /* write only the blocks a target lacks */
 	bool serve;          /* `ringcopy serve': a producer, no targets */
 };
 
@@ -113,7 +114,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
 	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
-	       OPT_RESCUE, OPT_LEVEL, OPT_PROGRESS, OPT_LINGER, OPT_DRY_RUN };
+	       OPT_RESCUE, OPT_LEVEL, OPT_PROGRESS, OPT_LINGER, OPT_DRY_RUN,
+	       OPT_SKIP_EQUAL };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -130,6 +132,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "progress", optional_argument, NULL, OPT_PROGRESS },
 		{ "linger", required_argument, NULL, OPT_LINGER },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "skip-equal", no_argument, NULL, OPT_SKIP_EQUAL },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -232,6 +235,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_DRY_RUN:
 			o->dry_run = true;
+			break;
+		case OPT_SKIP_EQUAL:
+			o->skip_equal = true;
 			break;
 		case OPT_RESCUE:
 			if (!*optarg)
@@ -580,6 +586,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 				.dst = dst[i], .res = &res[i],
 				.ready_fd = pfd[1], .hashes = hashes,
 				.verify = o->verify, .sparse = o->sparse,
+				.skip_equal = o->skip_equal,
 				.rdv_path = j->rdv_path,
 			};
 
@@ -956,6 +963,8 @@ static int step_prepare(struct invocation *inv)
 	for (i = 0; i < inv->n; i++) {
 		struct rc_dev *d = inv->dst[i];
 
+		if (inv->o.skip_equal)
+			d->flags |= RC_DEV_KEEP;
 		rc = d->be->prepare ? d->be->prepare(d, j->ring.image_size) : 0;
 		if (rc < 0) {
 			snprintf(inv->res[i].error, sizeof inv->res[i].error,
@@ -1023,8 +1032,18 @@ static void report(struct invocation *inv)
 		.read_before = inv->j->read_before, .json = inv->o.json,
 	};
 
+	int i;
+
 	rc_report(&rp);
 	inv->status = rc_exit_status(inv->status, inv->res, inv->n);
+	/* An interrupted copy can be finished without writing again what
+	 * its targets already hold. */
+	for (i = 0; i < inv->n && rc_interrupted; i++)
+		if (inv->res[i].status == RC_RES_FAILED &&
+		    inv->res[i].bytes_written) {
+			rc_msg("interrupted: to finish, run the same command with --skip-equal: each block is read from the targets and written only where it differs");
+			break;
+		}
 }
 
 static void cleanup(struct invocation *inv)

@@ -131,9 +131,11 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 			fwrite(frame, 1, used, stdout);
 			used = 0;
 			rc_json_str(stdout, p->specs[i]);
-			printf(", \"state\": \"%s\", \"bytes_written\": %" PRIu64 ", \"image_bytes\": %" PRIu64 ", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, \"pass\": %" PRIu64 ", \"lag_blocks\": %" PRIu64 "}\n",
-			       phase_name(r), bytes, p->ring->image_size, pct,
-			       rate, eta, pass, lag);
+			printf(", \"state\": \"%s\", \"bytes_written\": %" PRIu64 ", \"bytes_skipped_equal\": %" PRIu64 ", \"image_bytes\": %" PRIu64 ", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, \"pass\": %" PRIu64 ", \"lag_blocks\": %" PRIu64 "}\n",
+			       phase_name(r), bytes,
+			       __atomic_load_n(&r->skipped_bytes,
+					       __ATOMIC_RELAXED),
+			       p->ring->image_size, pct, rate, eta, pass, lag);
 			continue;
 		}
 		human((double)bytes, b, sizeof b);

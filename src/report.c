@@ -52,8 +52,12 @@ static void report_text(const struct rc_report *rp)
 		fprintf(stderr, "%-8s %s  %llu bytes  start block %llu  %.2f s  %.1f MB/s",
 			r->status == RC_RES_OK ? "ok" :
 			r->status == RC_RES_MISMATCH ? "MISMATCH" : "FAILED",
-			rp->specs[i], (unsigned long long)r->bytes_written,
+			rp->specs[i],
+			(unsigned long long)(r->bytes_written - r->skipped_bytes),
 			(unsigned long long)r->start_block, s, mbs);
+		if (r->skipped_bytes)
+			fprintf(stderr, "  %llu bytes equal, not written",
+				(unsigned long long)r->skipped_bytes);
 		if (r->status == RC_RES_OK)
 			fprintf(stderr, "  %s %s\n", verified_words(r),
 				r->digest[0] ? r->digest : "-");
@@ -77,12 +81,14 @@ static void report_json(const struct rc_report *rp)
 		rc_json_str(stdout, rp->specs[i]);
 		printf(", \"status\": \"%s\", \"start_block\": %llu, \"bytes_written\": %llu, \"seconds\": %.3f, \"verified\": %s, \"verifiable\": %s, \"verify_method\": ",
 		       status_word(r), (unsigned long long)r->start_block,
-		       (unsigned long long)r->bytes_written,
+		       (unsigned long long)(r->bytes_written - r->skipped_bytes),
 		       (double)r->ns / 1e9, r->verified ? "true" : "false",
 		       r->unverifiable ? "false" : "true");
 		rc_json_str(stdout, r->how[0] ? r->how : NULL);
 		printf(", \"bytes_read_back_during_copy\": %llu",
 		       (unsigned long long)r->behind_bytes);
+		printf(", \"bytes_skipped_equal\": %llu",
+		       (unsigned long long)r->skipped_bytes);
 		printf(", \"digest\": ");
 		rc_json_str(stdout, r->digest[0] ? r->digest : NULL);
 		printf(", \"error\": ");

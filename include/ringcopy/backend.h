@@ -69,7 +69,13 @@ struct rc_dev {
 	unsigned caps;               /* RC_CAP_* of this very device */
 	int fd;                      /* descriptor, or -1 */
 	uint32_t sector;             /* smallest I/O unit (512 by default) */
+	unsigned flags;              /* RC_DEV_*, set by the core */
 };
+
+/* Set on a target before prepare(): keep what it holds (--skip-equal reads
+ * each block and writes only those that differ), so prepare() sizes a
+ * file to the image without emptying it first. */
+#define RC_DEV_KEEP (1u << 0)
 
 struct rc_backend {
 	/* RC_BACKEND_VERSION the backend was built against. */

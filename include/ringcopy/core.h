@@ -116,6 +116,7 @@ struct rc_result {
 	uint64_t bytes_written;
 	uint64_t ns;          /* wall time of the copy and verification */
 	uint64_t behind_bytes; /* read back while waiting for the source */
+	uint64_t skipped_bytes; /* --skip-equal: found equal, not written */
 	char how[16];         /* read-back method: "direct", "fadvise" */
 	char digest[33];      /* image digest of the target (or as copied) */
 	char error[512];      /* message when failed or mismatched */
@@ -137,6 +138,7 @@ struct rc_consumer_args {
 	uint64_t *hashes;      /* nblocks XXH3-64s, filled as blocks pass */
 	bool verify;           /* read the target back when complete */
 	int sparse;            /* enum rc_sparse */
+	bool skip_equal;       /* read each block first, write if it differs */
 	const char *rdv_path;  /* for the last one out of a dead ring */
 };
 
