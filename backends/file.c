@@ -147,7 +147,14 @@ static int file_prepare(struct rc_dev *dev, uint64_t size)
 		if (flock(dev->fd, LOCK_EX | LOCK_NB) < 0)
 			return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	}
-	if (!f->is_blk && (dev->flags & RC_DEV_KEEP)) {
+	if (!f->is_blk && size == RC_SIZE_UNKNOWN) {
+		/* A stream: the file grows as it is written, and is cut to
+		 * the stream's size at its end. */
+		if (!(dev->flags & RC_DEV_KEEP) && ftruncate(dev->fd, 0) < 0)
+			return -errno;
+		dev->size = UINT64_MAX;
+		f->fresh = !(dev->flags & RC_DEV_KEEP);
+	} else if (!f->is_blk && (dev->flags & RC_DEV_KEEP)) {
 		/* What it holds is compared block by block: only sized. */
 		if (ftruncate(dev->fd, (off_t)size) < 0)
 			return -errno;

@@ -302,7 +302,9 @@ static int zstd_prepare(struct rc_dev *dev, uint64_t size)
 	/* Workers: one per online CPU (ignored by a single-threaded lib). */
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_nbWorkers,
 			       cpus > 1 ? (int)cpus : 0);
-	if (ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(z->cctx, size)))
+	/* A stream's size is not known: the frame then does not say it. */
+	if (size != RC_SIZE_UNKNOWN &&
+	    ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(z->cctx, size)))
 		return -EINVAL;
 	dev->size = size;
 	return 0;

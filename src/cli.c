@@ -31,7 +31,7 @@ void rc_usage(FILE *f)
 	      "     --buffer SIZE      ring size (default 16M; 64M for a source with holes)\n"
 	      "     --rate SIZE        cap the source read rate, bytes per second\n"
 	      "     --size auto|device|SIZE  how much of SOURCE to copy (default auto:\n"
-	      "                        the image on a disk, see ringcopy(1))\n"
+	      "                        the image on a disk, a pipe to its end; see ringcopy(1))\n"
 	      "     --sparse auto|always|never  how zero blocks are written (default auto)\n"
 	      "     --force            overwrite a device holding a partition table or filesystem\n"
 	      "     --compress-level N zstd level of .zst targets, 1-19 (default 3)\n"

@@ -176,7 +176,7 @@ static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
 	const char *how = "";
 
 	memset(vb, 0, sizeof *vb);
-	if (!a->verify || !a->hashes || !block0_held ||
+	if (!a->verify || !a->hashes || !block0_held || a->stream ||
 	    !dst->be->open_readback || dst->be->write_submit)
 		return;
 	vb->first = first;
@@ -309,19 +309,30 @@ static void equal_start(const struct rc_consumer_args *a)
 /* Does the target already hold the block (XXH3 of what it holds equals
  * the source block's)?  A read error or a short read means no: the block
  * is written, and the read-back at the end has the last word. */
-static bool target_holds(uint64_t off, uint32_t len, uint64_t hash)
+static bool target_holds(uint64_t off, uint32_t len, uint64_t hash,
+			 uint32_t block_size)
 {
+	/* O_DIRECT wants whole sectors: the tail is read rounded up. */
+	uint32_t alen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
 	ssize_t n;
 
 	if (!eq.rd)
 		return false;
-	n = rc_dev_pread(eq.rd, eq.buf, len, off);
-	return n == (ssize_t)len && rc_block_hash(eq.buf, len) == hash;
+	if (alen > block_size)
+		alen = block_size;
+	n = eq.rd->be->pread(eq.rd, eq.buf, alen, off);
+	return n >= (ssize_t)len && rc_block_hash(eq.buf, len) == hash;
 }
 
 static void count_equal(struct rc_result *res, uint32_t len)
 {
 	set_counter(&res->skipped_bytes, res->skipped_bytes + len);
+}
+
+/* What a target can hold: a device its size, a file or sink no limit. */
+static uint64_t dst_size(const struct rc_dev *dst)
+{
+	return dst->size;
 }
 
 /* A block taken from the ring and not yet released: its write may still be
@@ -333,6 +344,7 @@ struct pending {
 	uint64_t seq, block, off, hash;
 	uint32_t slot, len;
 	bool async; /* written by write_submit, not yet reaped */
+	bool equal; /* --skip-equal: the target held it, not written */
 };
 
 struct copy_state {
@@ -412,6 +424,8 @@ static int retire(struct copy_state *cs, uint32_t keep)
 		set_counter(&c->blocks_done, cs->done);
 		set_counter(&c->bytes_written, c->bytes_written + p->len);
 		set_counter(&res->bytes_written, res->bytes_written + p->len);
+		if (p->equal)
+			count_equal(res, p->len);
 		cs->head = (cs->head + 1) % r->nslots;
 		cs->count--;
 	}
@@ -451,7 +465,7 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 /* Copy every block of the image from the ring to the target. */
 static int copy(const struct rc_consumer_args *a, uint64_t first,
 		void *block0, uint32_t *block0_len, bool *block0_zero,
-		struct behind *vb)
+		struct behind *vb, uint64_t *stream_end)
 {
 	struct rc_ring *r = a->ring;
 	struct rc_result *res = a->res;
@@ -489,14 +503,17 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 					    block);
 		uint64_t off = block * r->block_size;
 		struct pending *p;
-		bool zero;
+		bool zero, last;
 
 		rc = next_avail(&cs, err, errlen);
 		if (rc < 0)
 			break;
 		/* The slot header is input: it must claim exactly the
-		 * block we wait for. */
-		if (s->seq != seq || s->block != block || s->len != len) {
+		 * block we wait for.  Only a stream's last block may be
+		 * short, and only in a ring we know reads a stream. */
+		last = a->stream && (s->flags & RC_SLOT_END);
+		if (s->seq != seq || s->block != block ||
+		    (last ? s->len > len : s->len != len)) {
 			snprintf(err, errlen,
 				 "ring slot %u holds seq %llu block %llu len %u, expected seq %llu block %llu len %u",
 				 slot, (unsigned long long)s->seq,
@@ -504,6 +521,20 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 				 (unsigned long long)seq,
 				 (unsigned long long)block, len);
 			rc = -EPROTO;
+			break;
+		}
+		if (last)
+			len = s->len;
+		/* A device holds what it holds: a stream that outgrows it
+		 * fails this target alone. */
+		if (a->stream && dst_size(a->dst) < off + len) {
+			snprintf(err, errlen,
+				 "target %s: the stream outgrew it: it holds %llu bytes, the block at offset %llu ends at %llu",
+				 a->dst->spec,
+				 (unsigned long long)dst_size(a->dst),
+				 (unsigned long long)off,
+				 (unsigned long long)(off + len));
+			rc = -ENOSPC;
 			break;
 		}
 		p = &cs.q[(cs.head + cs.count) % r->nslots];
@@ -525,8 +556,10 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 				memcpy(block0, data, len);
 			*block0_len = len;
 			*block0_zero = zero;
-		} else if (target_holds(off, len, p->hash)) {
-			count_equal(res, len);
+		} else if (len == 0) {
+			/* A stream that ended on a block boundary. */
+		} else if (target_holds(off, len, p->hash, r->block_size)) {
+			p->equal = true; /* counted when released */
 		} else if (zero) {
 			rc = write_zero_block(a, len, off, err, errlen);
 		} else if (cs.window) {
@@ -545,6 +578,10 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		rc = retire(&cs, cs.window);
 		if (rc < 0)
 			break;
+		if (last) {
+			*stream_end = off + len;
+			break;
+		}
 	}
 	if (rc == 0)
 		rc = retire(&cs, 0);
@@ -581,6 +618,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	void *block0 = NULL;
 	uint32_t block0_len = 0;
 	bool block0_zero = false;
+	uint64_t stream_end = UINT64_MAX;
 	int rc;
 
 	res->status = RC_RES_PENDING;
@@ -615,7 +653,8 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	} else {
 		behind_start(&vb, a, &h, first, block0 != NULL);
 		equal_start(a);
-		rc = copy(a, first, block0, &block0_len, &block0_zero, &vb);
+		rc = copy(a, first, block0, &block0_len, &block0_zero, &vb,
+			  &stream_end);
 		behind_stop(&vb);
 	}
 	/* We have read all we need (or failed): free the producer now, not
@@ -626,13 +665,43 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	 * ring to the last one out, whatever its copy's outcome. */
 	if (rc_proto_semval(r, RC_SEM_PALIVE) == 0)
 		last_one_out(r, a->rdv_path);
+	/* A stream's size is known now: the image is what it held. */
+	if (rc == 0 && a->stream) {
+		struct stat st;
+
+		if (stream_end == UINT64_MAX) {
+			snprintf(err, errlen,
+				 "the stream holds more than %llu bytes, the most this block size allows: give --size, or a larger --block-size",
+				 (unsigned long long)r->image_size);
+			rc = -EFBIG;
+		} else {
+			h.image_size = stream_end;
+			h.nblocks = (stream_end + r->block_size - 1) /
+				    r->block_size;
+			res->image_bytes = stream_end;
+			/* A file grew as it was written: its size is the
+			 * stream's, even where the stream ended in zeros. */
+			if (dst->fd >= 0 && !(dst->caps & RC_CAP_SEQUENTIAL) &&
+			    fstat(dst->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    ftruncate(dst->fd, (off_t)stream_end) < 0) {
+				rc = -errno;
+				snprintf(err, errlen,
+					 "target %s: truncate to %llu bytes: %s",
+					 dst->spec,
+					 (unsigned long long)stream_end,
+					 strerror(-rc));
+			}
+		}
+	} else {
+		res->image_bytes = r->image_size;
+	}
 	res->phase = RC_PHASE_FLUSH;
 	if (rc == 0)
 		rc = flush(dst, err, errlen);
 	if (rc == 0 && block0 && a->hashes &&
-	    target_holds(0, block0_len, a->hashes[0])) {
+	    target_holds(0, block0_len, a->hashes[0], r->block_size)) {
 		count_equal(res, block0_len);
-	} else if (rc == 0 && block0) {
+	} else if (rc == 0 && block0 && block0_len) {
 		rc = block0_zero
 			     ? write_zero_block(a, block0_len, 0, err, errlen)
 			     : write_block(dst, block0, block0_len, 0, err,
@@ -643,7 +712,16 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	free(block0);
 	equal_stop();
 
-	if (rc == 0 && a->hashes) {
+	if (rc == 0 && a->hashes && h.nblocks == 0) {
+		/* An empty stream: nothing to read back but the size. */
+		rc_digest(&h, res->digest);
+		rc_strlcpy(res->how, "size", sizeof res->how);
+		if (still_the_target(dst, 0, err, errlen) == 0)
+			res->verified = dst->be->open_readback != NULL;
+		else
+			res->status = RC_RES_MISMATCH;
+		res->unverifiable = !dst->be->open_readback;
+	} else if (rc == 0 && a->hashes) {
 		if (a->verify && dst->be->open_readback) {
 			struct rc_verified pre = { vb.have, vb.got };
 			struct rc_verify_out v;

@@ -78,7 +78,9 @@ struct invocation {
 	char **specs;                     /* as named */
 	struct rc_dev *src;
 	struct stat src_st;
-	uint64_t image;                   /* bytes of the source copied */
+	uint64_t image;                   /* bytes of the source copied (a
+					   * stream: the most it may hold) */
+	bool stream;                      /* read to its end, size unknown */
 	struct rc_dev *dst[RC_CONS_MAX];
 	char *owned[RC_CONS_MAX];         /* resolved symlink specs */
 	bool seq_only[RC_CONS_MAX];       /* targets written in order only */
@@ -326,9 +328,21 @@ static void set_signals(void)
 }
 
 /* How much of the source is the image (--size), said to the user. */
-static int image_size(const struct opts *o, struct rc_dev *src,
-		      uint64_t *image)
+/* The most a stream of unknown size may hold: its ring, its block
+ * hashes (8 bytes a block, mapped without reserve) and every count are
+ * sized for it; 16 TiB, or 2^28 blocks at small block sizes. */
+static uint64_t stream_bound(uint32_t block_size)
 {
+	uint64_t by_blocks = (UINT64_C(1) << 28) * block_size;
+
+	return by_blocks < (UINT64_C(16) << 40) ? by_blocks
+						: UINT64_C(16) << 40;
+}
+
+static int image_size(const struct opts *o, struct rc_dev *src,
+		      uint64_t *image, bool *stream)
+{
+	struct rc_source_id id;
 	struct rc_describe d;
 
 	*image = src->size;
@@ -342,6 +356,17 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 		*image = o->size;
 		rc_msg("source %s: copying the first %llu bytes (--size)",
 		       src->spec, (unsigned long long)*image);
+		return 0;
+	}
+	/* A source read once whose size nobody knows is read to its end:
+	 * the image is what it held. */
+	if (src->size == RC_SIZE_UNKNOWN && rc_dev_identity(src, &id) == 0 &&
+	    id.kind == RC_SRC_PIPE) {
+		*stream = true;
+		*image = stream_bound(o->block_size);
+		rc_msg("source %s: %s: read to its end", src->spec,
+		       src->be->unknown_size ? src->be->unknown_size
+					     : "its size is not known");
 		return 0;
 	}
 	if (src->size == RC_SIZE_UNKNOWN) {
@@ -389,13 +414,18 @@ static int dry_run(const struct opts *o, const struct rc_join_req *req,
 	int i;
 
 	rc_peek(req, &pk);
-	/* What the election would refuse, the dry run refuses alike. */
-	if (pk.refused) {
+	/* What the election would refuse, the dry run refuses alike (an
+	 * empty image has no election). */
+	if (pk.refused && image) {
 		rc_err("%s", pk.why);
 		return RC_EXIT_REFUSED;
 	}
-	printf("source %s: %s backend, image of %llu bytes\n", src->spec,
-	       src->be->name, (unsigned long long)image);
+	if (src->size == RC_SIZE_UNKNOWN && o->size_mode != SIZE_GIVEN)
+		printf("source %s: %s backend, a stream read to its end (at most %llu bytes)\n",
+		       src->spec, src->be->name, (unsigned long long)image);
+	else
+		printf("source %s: %s backend, image of %llu bytes\n",
+		       src->spec, src->be->name, (unsigned long long)image);
 	if (pk.live)
 		printf("would join the running copy (producer pid %d) at block %llu of %llu, block size %u\n",
 		       pk.producer, (unsigned long long)pk.next_block,
@@ -587,6 +617,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 				.ready_fd = pfd[1], .hashes = hashes,
 				.verify = o->verify, .sparse = o->sparse,
 				.skip_equal = o->skip_equal,
+				.stream = j->ring.stream,
 				.rdv_path = j->rdv_path,
 			};
 
@@ -711,7 +742,7 @@ static int step_open_source(struct invocation *inv)
 /* describe: how much of the source is the image. */
 static int step_describe(struct invocation *inv)
 {
-	inv->status = image_size(&inv->o, inv->src, &inv->image);
+	inv->status = image_size(&inv->o, inv->src, &inv->image, &inv->stream);
 	if (inv->status)
 		return END;
 	if (inv->image == 0 && inv->o.serve) {
@@ -775,7 +806,9 @@ static int step_refuse(struct invocation *inv)
 	t->specs = inv->specs;
 	t->src_st = &inv->src_st;
 	t->src_spec = inv->src->spec;
-	t->image_size = inv->image;
+	t->image_size = inv->stream ? 0 : inv->image; /* a stream: each
+						       * target holds what it
+						       * can */
 	t->force = inv->o.force;
 	t->dry_run = inv->o.dry_run;
 	if (rc_open_targets(t, inv->dst, inv->owned, inv->err,
@@ -841,6 +874,8 @@ static int open_rescue_map(struct invocation *inv)
 /* elect: join the ring of the source, or create it and spawn its
  * producer.  Nothing is written yet (targets are prepared after it), so
  * whatever stops it exits 2. */
+static void abandon_all(struct invocation *inv);
+
 static int step_elect(struct invocation *inv)
 {
 	struct rc_join *j = inv->j;
@@ -850,6 +885,32 @@ static int step_elect(struct invocation *inv)
 	if (map && open_rescue_map(inv) < 0)
 		return refuse(inv);
 	rc = rc_elect(&inv->req, j, inv->err, sizeof inv->err);
+	j->ring.stream = inv->stream; /* the producer forks with it */
+	/* Block hashes, shared: every consumer stores what it saw (the same
+	 * values), and the manifest is written from them.  Without them
+	 * nothing could be verified: refused before the map is emptied or
+	 * a producer started. */
+	if (rc == 0) {
+		inv->hashes_len = j->ring.nblocks * sizeof *inv->hashes;
+		inv->hashes = mmap(NULL, inv->hashes_len,
+				   PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+				   -1, 0);
+		if (inv->hashes == MAP_FAILED) {
+			inv->hashes = NULL;
+			snprintf(inv->err, sizeof inv->err,
+				 "no memory for %llu block hashes (%s): nothing was written",
+				 (unsigned long long)j->ring.nblocks,
+				 strerror(errno));
+			if (j->created) {
+				rc_elect_undo(j);
+			} else {
+				abandon_all(inv);
+				rc_elect_release(j);
+			}
+			rc = -ENOMEM;
+		}
+	}
 	if (rc == 0 && inv->req.map_fd >= 0 && !j->created && inv->map_new)
 		unlink(map); /* created by our open: not our map */
 	/* Our map: emptied before the producer that writes it starts (it
@@ -945,27 +1006,15 @@ static int step_prepare(struct invocation *inv)
 
 	if (!j->created)
 		say_joined(inv);
-	/* Block hashes, shared: every consumer stores what it saw (the same
-	 * values), and the manifest is written from them.  Without them
-	 * nothing could be verified: refused while nothing is written. */
-	inv->hashes_len = j->ring.nblocks * sizeof *inv->hashes;
-	inv->hashes = mmap(NULL, inv->hashes_len, PROT_READ | PROT_WRITE,
-			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (inv->hashes == MAP_FAILED) {
-		inv->hashes = NULL;
-		snprintf(inv->err, sizeof inv->err,
-			 "no memory for %llu block hashes (%s): nothing was written",
-			 (unsigned long long)j->ring.nblocks, strerror(errno));
-		abandon_all(inv);
-		return refuse(inv);
-	}
 	/* Every refusal is behind us: now targets may be created. */
 	for (i = 0; i < inv->n; i++) {
 		struct rc_dev *d = inv->dst[i];
 
 		if (inv->o.skip_equal)
 			d->flags |= RC_DEV_KEEP;
-		rc = d->be->prepare ? d->be->prepare(d, j->ring.image_size) : 0;
+		rc = !d->be->prepare ? 0
+		     : d->be->prepare(d, inv->stream ? RC_SIZE_UNKNOWN
+						      : j->ring.image_size);
 		if (rc < 0) {
 			snprintf(inv->res[i].error, sizeof inv->res[i].error,
 				 "target %s: cannot prepare it: %s", d->spec,
@@ -990,6 +1039,7 @@ static int step_run(struct invocation *inv)
 	prog->first = inv->j->first_seq;
 	prog->res = inv->res;
 	prog->t0 = rc_now_ns();
+	prog->stream = inv->stream;
 	run_consumers(inv->j, inv->n, inv->dst, inv->src, inv->res,
 		      inv->hashes, &inv->o, prog);
 	return NEXT;
@@ -1034,6 +1084,10 @@ static void report(struct invocation *inv)
 
 	int i;
 
+	/* A stream's image is what its targets received. */
+	for (i = 0; i < inv->n && inv->stream; i++)
+		if (i == 0 || inv->res[i].image_bytes > rp.image_size)
+			rp.image_size = inv->res[i].image_bytes;
 	rc_report(&rp);
 	inv->status = rc_exit_status(inv->status, inv->res, inv->n);
 	/* An interrupted copy can be finished without writing again what

@@ -41,6 +41,7 @@ struct producer {
 	uint64_t idle_since;    /* when the last consumer left (--linger) */
 	uint64_t bad_off, bad_len; /* the bad range being extended */
 	bool aborted;           /* the ring stopped making sense */
+	bool ended;             /* a stream's last block is published */
 };
 
 static void set_counter(uint64_t *p, uint64_t v)
@@ -162,9 +163,10 @@ static int rescue_block(struct producer *p, uint64_t off, uint32_t len,
 
 /* Read block into data, or learn it is a hole: 0, or -1 with the ring
  * failed. */
-static int read_block(struct producer *p, uint64_t off, uint32_t len,
+static int read_block(struct producer *p, uint64_t off, uint32_t *lenp,
 		      unsigned char *data, bool *hole)
 {
+	uint32_t len = *lenp;
 	char msg[RC_ERRMSG_MAX];
 	ssize_t got;
 
@@ -204,6 +206,21 @@ static int read_block(struct producer *p, uint64_t off, uint32_t len,
 		snprintf(msg, sizeof msg, "source %s: read of %u bytes at offset %llu: %.150s",
 			 p->src->spec, len, (unsigned long long)off, detail);
 		fail_ring(p, (int)-got, off, msg);
+		return -1;
+	}
+	if ((uint32_t)got < len && p->r->stream) {
+		*lenp = (uint32_t)got; /* the end of the stream */
+		p->ended = true;
+		return 0;
+	}
+	if ((uint32_t)got < len && (p->src->caps & RC_CAP_SEQUENTIAL)) {
+		snprintf(msg, sizeof msg,
+			 "%s%s ended at %llu bytes; --size was %llu",
+			 strcmp(p->src->spec, "-") ? "source " : "standard input",
+			 strcmp(p->src->spec, "-") ? p->src->spec : "",
+			 (unsigned long long)(off + (uint64_t)got),
+			 (unsigned long long)p->r->image_size);
+		fail_ring(p, EIO, off + (uint64_t)got, msg);
 		return -1;
 	}
 	if ((uint32_t)got < len) {
@@ -261,7 +278,7 @@ static int produce(struct producer *p, uint64_t n)
 	 * still writing from it finds its seq gone when its write returns,
 	 * even if the fill is not finished. */
 	__atomic_store_n(&s->seq, RC_SEQ_NONE, __ATOMIC_SEQ_CST);
-	if (read_block(p, off, len, data, &hole) < 0)
+	if (read_block(p, off, &len, data, &hole) < 0)
 		return -1;
 	zero = hole || all_zero(data, len);
 	hash = hole ? rc_zero_hash(len) : rc_block_hash(data, len);
@@ -269,7 +286,7 @@ static int produce(struct producer *p, uint64_t n)
 		return -1;
 	s->block = block;
 	s->len = len;
-	s->flags = zero ? RC_SLOT_ZERO : 0;
+	s->flags = (zero ? RC_SLOT_ZERO : 0) | (p->ended ? RC_SLOT_END : 0);
 	s->hash = hash;
 	s->checked = RC_SEQ_NONE;
 	__atomic_store_n(&s->seq, n, __ATOMIC_RELEASE);
@@ -369,6 +386,14 @@ static void serve(struct producer *p)
 		case RC_STEP_PRODUCE:
 		case RC_STEP_SKIP:
 			p->idle_since = 0;
+			if (p->ended) {
+				/* A stream has no more: its consumers leave
+				 * once they have its last block. */
+				rc = rc_proto_wait_table(r, RC_PROTO_WAIT_MS);
+				if (rc == 0)
+					rc = rc_proto_evict(r, &p->pp, r->stall_ms);
+				break;
+			}
 			if (take_credits(p) < 0)
 				return;
 			/* Those who needed n may be gone meanwhile: then
@@ -431,8 +456,10 @@ static void producer_main(struct rc_ring *r, struct rc_dev *src,
 		_exit(1);
 	close(ready_fd);
 
-	p.first_hash = malloc(r->nblocks * sizeof *p.first_hash);
-	p.seen = calloc(r->nblocks / 8 + 1, 1);
+	/* A stream is read once: no second pass to compare. */
+	p.first_hash = r->stream ? NULL
+				 : malloc(r->nblocks * sizeof *p.first_hash);
+	p.seen = r->stream ? NULL : calloc(r->nblocks / 8 + 1, 1);
 	if (!p.first_hash || !p.seen) {
 		free(p.first_hash);
 		free(p.seen);

@@ -103,7 +103,7 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 						 __ATOMIC_RELAXED);
 		uint64_t blocks, at, lag;
 		double rate, pct, eta;
-		char b[32], rt[32], et[32];
+		char b[32], rt[32], et[32], pc[16];
 
 		if (bytes < p->prev[i])
 			bytes = p->prev[i]; /* counters only grow */
@@ -121,8 +121,11 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 				       p->rate[i] > 0
 			       ? p->rate[i]
 			       : 0;
-		pct = 100.0 * (double)bytes / (double)p->ring->image_size;
-		eta = rate > 0 ? (double)(p->ring->image_size - bytes) / rate : -1;
+		pct = p->stream ? -1
+				: 100.0 * (double)bytes / (double)p->ring->image_size;
+		eta = rate > 0 && !p->stream
+			      ? (double)(p->ring->image_size - bytes) / rate
+			      : -1;
 		if (p->mode == RC_PROGRESS_JSON) {
 			used += (size_t)snprintf(frame + used, sizeof frame - used,
 				"{\"time\": %.3f, \"target\": ",
@@ -141,10 +144,14 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 		human((double)bytes, b, sizeof b);
 		human(rate, rt, sizeof rt);
 		eta_str(eta, et, sizeof et);
+		if (pct < 0)
+			snprintf(pc, sizeof pc, "%6s", "?");
+		else
+			snprintf(pc, sizeof pc, "%5.1f%%", pct);
 		used += (size_t)snprintf(frame + used, sizeof frame - used,
-			"%s%-9s %5.1f%%  %10s  %10s/s  ETA %-6s pass %" PRIu64 "  lag %" PRIu64 " blocks  %s%s",
+			"%s%-9s %s  %10s  %10s/s  ETA %-6s pass %" PRIu64 "  lag %" PRIu64 " blocks  %s%s",
 			p->mode == RC_PROGRESS_TTY ? "\r\033[K" : "",
-			phase_name(r), pct, b, rt, et, pass, lag,
+			phase_name(r), pc, b, rt, et, pass, lag,
 			p->specs[i], "\n");
 	}
 	if (p->mode == RC_PROGRESS_JSON) {

@@ -324,13 +324,15 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 			struct rc_join_req jr;
 			struct rc_peek pk;
 
-			/* A file is read as itself or, compressed, as
-			 * the image it decodes to: either ring counts. */
-			static const uint32_t kinds[] = { 0, RC_SRC_DECODED };
+			/* A file is read as itself, compressed as the
+			 * image it decodes to, or streamed on someone's
+			 * standard input: any of those rings counts. */
+			static const uint32_t kinds[] = { 0, RC_SRC_DECODED,
+							  RC_SRC_PIPE };
 			size_t k;
 
 			memset(&jr, 0, sizeof jr);
-			for (k = 0; k < 2 &&
+			for (k = 0; k < 3 &&
 				    rc_source_identity(dst[i]->fd, &jr.id) == 0 &&
 				    jr.id.kind != RC_SRC_PIPE;
 			     k++) {

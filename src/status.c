@@ -217,9 +217,10 @@ int rc_cmd_status(int argc, char **argv)
 
 		/* The ring a copy of SOURCE would meet, as the copy finds it
 		 * (a .zst by its decoded image, an export by its URI); a
-		 * FIFO without opening it for reading, which would wait for
-		 * a writer. */
-		if (stat(source, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		 * FIFO or character device without a blocking open (a FIFO
+		 * would wait for a writer, a tty for carrier). */
+		if (stat(source, &st) == 0 &&
+		    (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
 			fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY |
 						  O_NONBLOCK);
 			rc = fd < 0 ? -errno : rc_source_identity(fd, &id);

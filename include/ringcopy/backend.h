@@ -93,8 +93,10 @@ struct rc_backend {
 	 * device whose size is known.  A target is not truncated here. */
 	int (*open)(const char *path, int mode, struct rc_dev **out);
 	/* Prepare a target to receive an image of `size' bytes (create or
-	 * truncate a file).  Called once, after every refusal check.  May be
-	 * NULL. */
+	 * truncate a file), or of a size known only at its end
+	 * (RC_SIZE_UNKNOWN: a stream; the core cuts a regular file to the
+	 * stream's size when it ends).  Called once, after every refusal
+	 * check.  May be NULL. */
 	int (*prepare)(struct rc_dev *dev, uint64_t size);
 	/* Read exactly len bytes at off; short only at end of data. */
 	ssize_t (*pread)(struct rc_dev *dev, void *buf, size_t len,

@@ -117,6 +117,8 @@ struct rc_result {
 	uint64_t ns;          /* wall time of the copy and verification */
 	uint64_t behind_bytes; /* read back while waiting for the source */
 	uint64_t skipped_bytes; /* --skip-equal: found equal, not written */
+	uint64_t image_bytes;  /* the image this target received (a
+				* stream's size is known only at its end) */
 	char how[16];         /* read-back method: "direct", "fadvise" */
 	char digest[33];      /* image digest of the target (or as copied) */
 	char error[512];      /* message when failed or mismatched */
@@ -139,6 +141,7 @@ struct rc_consumer_args {
 	bool verify;           /* read the target back when complete */
 	int sparse;            /* enum rc_sparse */
 	bool skip_equal;       /* read each block first, write if it differs */
+	bool stream;           /* the ring reads a stream of unknown size */
 	const char *rdv_path;  /* for the last one out of a dead ring */
 };
 

@@ -22,6 +22,7 @@ struct rc_progress {
 	const uint64_t *first;     /* each target's first sequence number */
 	const struct rc_result *res; /* what the consumers publish */
 	uint64_t t0;               /* when the copy started */
+	bool stream;               /* size unknown: no percent, no ETA */
 	uint64_t prev_ns;          /* the previous frame */
 	uint64_t prev[RC_CONS_MAX]; /* bytes at the previous frame */
 	double rate[RC_CONS_MAX];  /* smoothed bytes per second, -1: none yet */

@@ -111,6 +111,9 @@ struct rc_cons_ent {
 
 /* Slot flags. */
 #define RC_SLOT_ZERO (1u << 0) /* data is all zeros */
+#define RC_SLOT_END  (1u << 1) /* a stream's last block: len may be short
+				* (0 when the stream ended on a block
+				* boundary); nothing follows */
 
 struct rc_slot_hdr {
 	uint64_t seq;   /* sequence number whose block the slot holds */
@@ -209,6 +212,10 @@ struct rc_ring {
 	uint64_t rate;
 	uint32_t stall_ms, linger_ms;
 	bool rescue;
+	/* Known to this process, never read from the segment: the source is
+	 * a stream of unknown size, read once to its end (image_size is
+	 * then only a bound); its last block carries RC_SLOT_END. */
+	bool stream;
 	/* The producer as last seen under LOCK (rc_proto_claim). */
 	pid_t producer_pid;
 	uint64_t producer_start;

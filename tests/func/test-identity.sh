@@ -8,13 +8,20 @@ source "$top_srcdir/tests/func/functions.sh"
 
 mb=1048576
 mkimage "$tmp/src.img" $((6 * mb + 512))
-rate=$(vrate 2M 1M)
+rate=$(vrate 2M 256K)
 
 # 1. Standard input first, the file joins: the old build joined the
 # stdin ring and failed at the wrap with "Illegal seek".
+mkimage "$tmp/other.img" $mb 3
+cp "$tmp/src.img" "$tmp/src.keep"
 ringcopy --rate "$rate" - "$tmp/a.img" < "$tmp/src.img" 2> "$tmp/a.err" &
 bg_pids+=($!)
 wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for standard input"
+# The file being streamed on standard input is the source of a running
+# copy: it is never a target meanwhile.
+expect_status 2 ringcopy "$tmp/other.img" "$tmp/src.img" 2> "$tmp/t.err"
+grep -q "refused: it is the source of a running copy" "$tmp/t.err" || fail "$(cat "$tmp/t.err")"
+same "$tmp/src.keep" "$tmp/src.img"
 sleep 1
 expect_status 0 ringcopy "$tmp/src.img" "$tmp/b.img" 2> "$tmp/b.err"
 grep -q "joined the running copy" "$tmp/b.err" &&

@@ -32,15 +32,24 @@ grep -q "bytes equal, not written" "$tmp/1.err" || fail "$(cat "$tmp/1.err")"
 rate=$(vrate 2M 512K)
 ringcopy --json --rate "$rate" "$tmp/src.img" "$tmp/r.img" > "$tmp/2a.json" 2> "$tmp/2a.err" &
 bg_pids+=($!)
+# At block 4, the producer is stopped (so the copy cannot end first), the
+# invocation interrupted, and the producer continued.
 for i in $(seq 1 $(slow 300)); do
 	n=$("$RINGCOPY" status --json 2> /dev/null | python3 -c '
 import json, sys
-print(max([c["blocks_done"] for r in json.load(sys.stdin)["rings"] for c in r["consumers"]] or [0]))')
-	[ "${n:-0}" -ge 4 ] && break
+d = [(c["blocks_done"], r["producer_pid"]) for r in json.load(sys.stdin)["rings"] for c in r["consumers"]]
+print("%d %d" % max(d) if d else "0 0")')
+	[ "${n%% *}" -ge 4 ] && break
 	sleep 0.1
 done
-[ "${n:-0}" -ge 4 ] || fail "the copy did not reach block 4"
-kill -INT "$(pgrep -P "${bg_pids[0]}" | head -n 1)"
+[ "${n%% *}" -ge 4 ] || fail "the copy did not reach block 4"
+kill -STOP "${n##* }"
+on_exit "kill -CONT ${n##* } 2>/dev/null"
+inv=$(pgrep -P "${bg_pids[0]}" | head -n 1)
+[ -n "$inv" ] || fail "no invocation to interrupt"
+kill -INT "$inv"
+sleep 0.5
+kill -CONT "${n##* }"
 st=0
 wait "${bg_pids[0]}" || st=$?
 bg_pids=()
@@ -69,7 +78,7 @@ cp "$tmp/src.img" "$tmp/j.img"
 for b in 2 6; do
 	printf 'older' | dd of="$tmp/j.img" bs=1 seek=$((b * mb)) conv=notrunc status=none
 done
-ringcopy --rate "$rate" "$tmp/src.img" "$tmp/a.img" 2> "$tmp/3a.err" &
+ringcopy --rate "$(vrate 1M 512K)" "$tmp/src.img" "$tmp/a.img" 2> "$tmp/3a.err" &
 bg_pids+=($!)
 wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
 sleep 1
