@@ -772,6 +772,14 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	} else {
 		rc_dev_close(dst);
 	}
+	/* Interrupted in its last moments (flush, read-back): the user
+	 * asked to stop, so it is not reported ok, even if it would be. */
+	if (rc == 0 && rc_interrupted && res->status != RC_RES_MISMATCH) {
+		snprintf(err, errlen,
+			 "interrupted after the copy, while it was flushed or read back: not reported complete");
+		res->verified = 0;
+		rc = -EINTR;
+	}
 	res->ns = rc_now_ns() - t0;
 	if (res->status != RC_RES_MISMATCH)
 		res->status = rc == 0 ? RC_RES_OK : RC_RES_FAILED;

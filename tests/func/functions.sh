@@ -234,6 +234,30 @@ expect_status() {
 
 same() { cmp "$1" "$2" || fail "$2 differs from $1"; }
 
+# stop_at_block SUFFIX N: wait until the consumer of the target whose name
+# ends with SUFFIX has done N blocks, then stop its ring's producer
+# (SIGSTOP: the copy cannot end meanwhile) and print the producer's pid
+# (the caller continues it, and registers that with on_exit: this runs in
+# a command substitution).
+# Cheap on purpose (no python in the loop): tests run side by side.
+stop_at_block() {
+	local i line done pid
+	for (( i = 0; i < $(slow 20) * 5; i++ )); do
+		# One ring per line: its producer, then each consumer.
+		line=$("$RINGCOPY" status --json 2> /dev/null |
+			sed 's/"source": /\n/g' | grep -F -- "$1\"" | head -n 1)
+		pid=$(sed -n 's/.*"producer_pid": \([0-9]*\).*/\1/p' <<< "$line")
+		done=$(sed 's/.*"target": "[^"]*'"$1"'", [^}]*"blocks_done": \([0-9]*\).*/\1/' <<< "$line")
+		if [ -n "$pid" ] && [[ $done =~ ^[0-9]+$ ]] && [ "$done" -ge "$2" ]; then
+			kill -STOP "$pid" || return 1
+			echo "$pid"
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
 # Refusal tests: keep FILE... records a copy of each file; expect_refused
 # PATTERN ARGS... runs ringcopy ARGS, wants exit 2 with PATTERN on standard
 # error, and every kept file byte for byte as it was.

@@ -53,7 +53,7 @@ bg_pids=()
 # the second as "source changed".
 if zstd --version > /dev/null 2>&1; then
 	zstd -q -c "$tmp/src.img" > "$tmp/x.zst"
-	ringcopy --rate "$rate" "$tmp/x.zst" "$tmp/d.img" 2> "$tmp/d.err" &
+	ringcopy --rate "$(vrate 1M 256K)" "$tmp/x.zst" "$tmp/d.img" 2> "$tmp/d.err" &
 	bg_pids+=($!)
 	wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for x.zst"
 	sleep 1

@@ -34,22 +34,13 @@ ringcopy --json --rate "$rate" "$tmp/src.img" "$tmp/r.img" > "$tmp/2a.json" 2> "
 bg_pids+=($!)
 # At block 4, the producer is stopped (so the copy cannot end first), the
 # invocation interrupted, and the producer continued.
-for i in $(seq 1 $(slow 300)); do
-	n=$("$RINGCOPY" status --json 2> /dev/null | python3 -c '
-import json, sys
-d = [(c["blocks_done"], r["producer_pid"]) for r in json.load(sys.stdin)["rings"] for c in r["consumers"]]
-print("%d %d" % max(d) if d else "0 0")')
-	[ "${n%% *}" -ge 4 ] && break
-	sleep 0.1
-done
-[ "${n%% *}" -ge 4 ] || fail "the copy did not reach block 4"
-kill -STOP "${n##* }"
-on_exit "kill -CONT ${n##* } 2>/dev/null"
+producer=$(stop_at_block r.img 4) || fail "the copy did not reach block 4"
+on_exit "kill -CONT $producer 2>/dev/null"
 inv=$(pgrep -P "${bg_pids[0]}" | head -n 1)
 [ -n "$inv" ] || fail "no invocation to interrupt"
 kill -INT "$inv"
 sleep 0.5
-kill -CONT "${n##* }"
+kill -CONT "$producer"
 st=0
 wait "${bg_pids[0]}" || st=$?
 bg_pids=()
