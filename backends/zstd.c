@@ -158,7 +158,7 @@ static int zstd_open(const char *path, int mode, struct rc_dev **out)
 		return -ENOMEM;
 	rc_dev_init(&z->dev, &rc_zstd_backend, path, -1, 0);
 	z->mode = mode;
-	z->dev.caps = RC_CAP_SEQUENTIAL |
+	z->dev.caps = RC_CAP_SEQUENTIAL | RC_CAP_DECODES |
 		      (mode == RC_OPEN_SOURCE ? RC_CAP_SOURCE : RC_CAP_TARGET);
 	if (mode == RC_OPEN_SOURCE) {
 		rc = open_source(z, path);
@@ -439,7 +439,8 @@ const struct rc_backend rc_zstd_backend = {
 	.version = RC_BACKEND_VERSION,
 	.name = "zstd",
 	.prefix = "zstd:",
-	.caps = RC_CAP_SEQUENTIAL | RC_CAP_SOURCE | RC_CAP_TARGET,
+	.caps = RC_CAP_SEQUENTIAL | RC_CAP_SOURCE | RC_CAP_TARGET |
+		RC_CAP_DECODES,
 	.probe = zstd_probe,
 	.open = zstd_open,
 	.prepare = zstd_prepare,

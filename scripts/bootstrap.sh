@@ -11,6 +11,7 @@ packages=(
 	valgrind python3 util-linux procps zstd xxhash
 	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
 	libnbd-dev nbdkit libnbd-bin
+	liblzma-dev zlib1g-dev libbz2-dev liblz4-dev xz-utils gzip bzip2 lz4
 	dcfldd dc3dd bmap-tools
 	spin
 )

@@ -44,6 +44,7 @@ void rc_usage(FILE *f)
 	      "     --linger SECONDS   keep the producer waiting for joiners after the last leaves\n"
 	      "     --dry-run          say what would happen; write and register nothing\n"
 	      "     --skip-equal       read each target block first, write only those that differ\n"
+	      "     --raw              copy a compressed source's bytes, do not decompress them\n"
 	      " -q, --quiet            print only errors\n"
 	      " -h, --help             display this help\n"
 	      " -V, --version          display the version\n"

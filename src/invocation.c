@@ -60,6 +60,7 @@ struct opts {
 	bool linger_set;
 	bool dry_run;
 	bool skip_equal;     /* write only the blocks a target lacks */
+	bool raw;            /* never decompress the source */
 	bool serve;          /* `ringcopy serve': a producer, no targets */
 };
 
@@ -117,7 +118,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
 	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
 	       OPT_RESCUE, OPT_LEVEL, OPT_PROGRESS, OPT_LINGER, OPT_DRY_RUN,
-	       OPT_SKIP_EQUAL };
+	       OPT_SKIP_EQUAL, OPT_RAW };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -135,6 +136,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "linger", required_argument, NULL, OPT_LINGER },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "skip-equal", no_argument, NULL, OPT_SKIP_EQUAL },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -240,6 +242,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_SKIP_EQUAL:
 			o->skip_equal = true;
+			break;
+		case OPT_RAW:
+			o->raw = true;
 			break;
 		case OPT_RESCUE:
 			if (!*optarg)
@@ -719,7 +724,7 @@ static int step_parse(struct invocation *inv)
 /* open source: read only, through its backend. */
 static int step_open_source(struct invocation *inv)
 {
-	const char *spec = inv->argv[optind];
+	const char *spec = inv->argv[optind], *path;
 	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, &inv->src);
 
 	if (rc < 0) {
@@ -730,6 +735,25 @@ static int step_open_source(struct invocation *inv)
 			 rc == -EOPNOTSUPP ? " (this backend cannot be read)"
 					   : "");
 		return refuse(inv);
+	}
+	/* A compressed image is read decompressed, whatever carries it
+	 * (a file, a pipe, an export), unless --raw or an explicit prefix
+	 * (file:x.xz) asks for its bytes; a disk is an image as it is. */
+	if (!inv->o.raw && !(inv->src->caps & (RC_CAP_BLOCKDEV | RC_CAP_DECODES)) &&
+	    rc_backend_for(spec, RC_OPEN_SOURCE, &path) &&
+	    path == spec) {
+		const char *format;
+
+		rc = rc_decode_wrap(&inv->src, &format);
+		if (rc < 0) {
+			snprintf(inv->err, sizeof inv->err,
+				 "source %s: reading its first bytes: %s",
+				 spec, strerror(-rc));
+			return refuse(inv);
+		}
+		if (format)
+			rc_msg("source %s: %s-compressed: decompressed as it is read (--raw copies its bytes)",
+			       inv->src->spec, format);
 	}
 	if (inv->src->fd < 0 || fstat(inv->src->fd, &inv->src_st) < 0) {
 		snprintf(inv->err, sizeof inv->err, "source %s: fstat: %s",

@@ -31,6 +31,8 @@
 #define RC_CAP_FIXED      (1u << 8) /* its size is fixed (a disk, an
 				     * export): it must hold the image, and
 				     * what it holds is probed */
+#define RC_CAP_DECODES    (1u << 10) /* reads an image out of a compressed
+				     * file (zstd): never decoded again */
 #define RC_CAP_NOWHERE    (1u << 9) /* writes to nothing (null:): no path,
 				     * no identity, nothing to read back;
 				     * may be named any number of times */
@@ -211,6 +213,13 @@ extern const struct rc_backend rc_blockdev_backend;
 extern const struct rc_backend rc_zstd_backend;
 extern const struct rc_backend rc_stdio_backend;
 extern const struct rc_backend rc_nbd_backend;
+extern const struct rc_backend rc_decode_backend;
+/* Put a decompressing layer over an open source whose first bytes are an
+ * xz, gzip, bzip2, lz4 or zstd stream (*format names it), or a
+ * pass-through over one that cannot be read twice (its first bytes were
+ * read to look); otherwise *srcp is left as it was (*format NULL).
+ * 0, or -errno from reading the source. */
+int rc_decode_wrap(struct rc_dev **srcp, const char **format);
 /* The zstd target's compression level (--compress-level). */
 void rc_zstd_set_level(int level);
 

@@ -1,0 +1,508 @@
+/* ringcopy - compressed sources recognised by content: a layer over any
+ * source device (a file, standard input, a FIFO, an NBD export) that
+ * decompresses xz, gzip, bzip2, lz4 and zstd streams.
+ *
+ * The first bytes are read into the layer's input buffer and their magic
+ * decides the format; they are then fed to the decoder, so nothing is lost
+ * from a pipe.  A source with no known magic that cannot be read twice
+ * keeps the layer as a pass-through (its first bytes are in the buffer);
+ * one that can be read again is returned as it was.  Reading is in order;
+ * offset 0 again restarts decoding where the source can be read again
+ * (the wrap to block 0 of a late joiner, were one allowed).  The
+ * uncompressed size is not known in advance: the image is read to its
+ * end, as a stream.  Errors name the compressed offset.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bzlib.h>
+#include <lz4frame.h>
+#include <lzma.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "ringcopy/backend.h"
+
+#define IN_SIZE (256u << 10)
+
+enum fmt { F_RAW, F_XZ, F_GZIP, F_BZIP2, F_LZ4, F_ZSTD };
+
+static const char *const fmt_name[] = { "raw", "xz", "gzip", "bzip2",
+					 "lz4", "zstd" };
+
+struct decode_dev {
+	struct rc_dev dev;     /* first */
+	struct rc_dev *inner;  /* the compressed bytes */
+	enum fmt fmt;
+	unsigned char *in;
+	size_t in_len, in_pos; /* buffered input, and how much is used */
+	uint64_t in_off;       /* inner offset of in[in_len] */
+	bool in_eof;           /* the inner source has no more */
+	bool ended;            /* a stream ended and no input follows */
+	bool between;          /* at a stream boundary (gzip, bzip2) */
+	uint64_t out_pos;      /* uncompressed bytes delivered */
+	union {
+		lzma_stream x;
+		z_stream g;
+		bz_stream b;
+	} s;
+	LZ4F_dctx *lz4;
+	ZSTD_DCtx *zstd;
+	bool live;             /* the decoder state is initialised */
+	char err[240];
+};
+
+static uint64_t consumed(const struct decode_dev *d)
+{
+	return d->in_off - (d->in_len - d->in_pos);
+}
+
+static enum fmt sniff(const unsigned char *m, size_t n)
+{
+	if (n >= 6 && !memcmp(m, "\xfd" "7zXZ\0", 6))
+		return F_XZ;
+	if (n >= 3 && m[0] == 0x1f && m[1] == 0x8b && m[2] == 8)
+		return F_GZIP;
+	if (n >= 4 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h' &&
+	    m[3] >= '1' && m[3] <= '9')
+		return F_BZIP2;
+	if (n >= 4 && !memcmp(m, "\x04\x22\x4d\x18", 4))
+		return F_LZ4;
+	if (n >= 4 && !memcmp(m, "\x28\xb5\x2f\xfd", 4))
+		return F_ZSTD;
+	return F_RAW;
+}
+
+static void end_decoder(struct decode_dev *d)
+{
+	if (!d->live)
+		return;
+	switch (d->fmt) {
+	case F_XZ:
+		lzma_end(&d->s.x);
+		break;
+	case F_GZIP:
+		inflateEnd(&d->s.g);
+		break;
+	case F_BZIP2:
+		BZ2_bzDecompressEnd(&d->s.b);
+		break;
+	default:
+		break;
+	}
+	d->live = false;
+}
+
+static int start_decoder(struct decode_dev *d)
+{
+	int ok;
+
+	end_decoder(d);
+	memset(&d->s, 0, sizeof d->s);
+	switch (d->fmt) {
+	case F_XZ:
+		d->s.x = (lzma_stream)LZMA_STREAM_INIT;
+		ok = lzma_stream_decoder(&d->s.x, UINT64_MAX,
+					 LZMA_CONCATENATED) == LZMA_OK;
+		break;
+	case F_GZIP:
+		ok = inflateInit2(&d->s.g, 16 + MAX_WBITS) == Z_OK;
+		break;
+	case F_BZIP2:
+		ok = BZ2_bzDecompressInit(&d->s.b, 0, 0) == BZ_OK;
+		break;
+	case F_LZ4:
+		ok = d->lz4 || !LZ4F_isError(LZ4F_createDecompressionContext(
+				       &d->lz4, LZ4F_VERSION));
+		if (ok)
+			LZ4F_resetDecompressionContext(d->lz4);
+		break;
+	case F_ZSTD:
+		if (!d->zstd)
+			d->zstd = ZSTD_createDCtx();
+		ok = d->zstd != NULL;
+		if (ok)
+			ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_only);
+		break;
+	default:
+		ok = 1;
+	}
+	if (!ok)
+		return -ENOMEM;
+	d->live = true;
+	return 0;
+}
+
+/* Up to IN_SIZE bytes of the inner source at off: never past the end
+ * of a source whose size is known (the range check refuses that). */
+static ssize_t read_inner(struct rc_dev *inner, unsigned char *buf,
+			  uint64_t off)
+{
+	size_t want = IN_SIZE;
+
+	if (inner->size != UINT64_MAX) {
+		if (off >= inner->size)
+			return 0;
+		if (inner->size - off < want)
+			want = (size_t)(inner->size - off);
+	}
+	return rc_dev_pread(inner, buf, want, off);
+}
+
+/* Read more input; 0, or -errno from the inner source. */
+static int refill(struct decode_dev *d)
+{
+	ssize_t n;
+
+	if (d->in_pos < d->in_len || d->in_eof)
+		return 0;
+	n = read_inner(d->inner, d->in, d->in_off);
+	if (n < 0) {
+		rc_dev_describe(d->inner, strerror((int)-n), d->err,
+				sizeof d->err);
+		return (int)n;
+	}
+	d->in_len = (size_t)n;
+	d->in_pos = 0;
+	d->in_off += (uint64_t)n;
+	if ((size_t)n < IN_SIZE)
+		d->in_eof = true;
+	return 0;
+}
+
+static int corrupt(struct decode_dev *d, const char *what)
+{
+	snprintf(d->err, sizeof d->err,
+		 "%s data corrupt at compressed offset %" PRIu64
+		 " (uncompressed %" PRIu64 "): %s",
+		 fmt_name[d->fmt], consumed(d), d->out_pos, what);
+	return -EBADMSG;
+}
+
+static int truncated(struct decode_dev *d)
+{
+	snprintf(d->err, sizeof d->err,
+		 "%s data truncated at compressed offset %" PRIu64
+		 " (uncompressed %" PRIu64 "): the input ended inside a stream",
+		 fmt_name[d->fmt], consumed(d), d->out_pos);
+	return -EBADMSG;
+}
+
+/* One decoding step into out[0..cap): *made bytes; *stream_end when a
+ * stream (gzip member, bzip2 stream) ended.  0 or -EBADMSG. */
+static int step(struct decode_dev *d, unsigned char *out, size_t cap,
+		size_t *made, bool *stream_end)
+{
+	const unsigned char *in = d->in + d->in_pos;
+	size_t avail = d->in_len - d->in_pos, used = 0;
+
+	*made = 0;
+	*stream_end = false;
+	switch (d->fmt) {
+	case F_XZ: {
+		lzma_ret r;
+
+		d->s.x.next_in = in;
+		d->s.x.avail_in = avail;
+		d->s.x.next_out = out;
+		d->s.x.avail_out = cap;
+		r = lzma_code(&d->s.x, d->in_eof && avail == 0 ? LZMA_FINISH
+							     : LZMA_RUN);
+		used = avail - d->s.x.avail_in;
+		*made = cap - d->s.x.avail_out;
+		if (r == LZMA_STREAM_END) {
+			*stream_end = true;
+			d->ended = true; /* concatenated streams: all of them */
+		} else if (r == LZMA_BUF_ERROR && d->in_eof && !avail) {
+			d->in_pos += used;
+			return truncated(d);
+		} else if (r != LZMA_OK) {
+			d->in_pos += used;
+			return corrupt(d, r == LZMA_DATA_ERROR ? "data error"
+					  : r == LZMA_FORMAT_ERROR ? "not xz data"
+					  : r == LZMA_MEM_ERROR ? "out of memory"
+					  : "decoder error");
+		}
+		break;
+	}
+	case F_GZIP: {
+		int r;
+
+		d->s.g.next_in = (unsigned char *)in;
+		d->s.g.avail_in = (uInt)avail;
+		d->s.g.next_out = out;
+		d->s.g.avail_out = (uInt)cap;
+		r = inflate(&d->s.g, Z_NO_FLUSH);
+		used = avail - d->s.g.avail_in;
+		*made = cap - d->s.g.avail_out;
+		if (r == Z_STREAM_END) {
+			*stream_end = true;
+		} else if (r == Z_BUF_ERROR && !avail && d->in_eof) {
+			return truncated(d);
+		} else if (r != Z_OK && r != Z_BUF_ERROR) {
+			d->in_pos += used;
+			return corrupt(d, d->s.g.msg ? d->s.g.msg
+						      : "inflate error");
+		}
+		break;
+	}
+	case F_BZIP2: {
+		int r;
+
+		d->s.b.next_in = (char *)in;
+		d->s.b.avail_in = (unsigned)avail;
+		d->s.b.next_out = (char *)out;
+		d->s.b.avail_out = (unsigned)cap;
+		r = BZ2_bzDecompress(&d->s.b);
+		used = avail - d->s.b.avail_in;
+		*made = cap - d->s.b.avail_out;
+		if (r == BZ_STREAM_END) {
+			*stream_end = true;
+		} else if (r != BZ_OK) {
+			d->in_pos += used;
+			return corrupt(d, r == BZ_DATA_ERROR ? "data error"
+					  : r == BZ_DATA_ERROR_MAGIC ? "not bzip2 data"
+					  : "decoder error");
+		} else if (!avail && !*made && d->in_eof) {
+			return truncated(d);
+		}
+		break;
+	}
+	case F_LZ4: {
+		size_t o = cap, i = avail, r;
+
+		r = LZ4F_decompress(d->lz4, out, &o, in, &i, NULL);
+		used = i;
+		*made = o;
+		if (LZ4F_isError(r)) {
+			d->in_pos += used;
+			return corrupt(d, LZ4F_getErrorName(r));
+		}
+		/* 0: a frame is complete; frames may follow. */
+		*stream_end = r == 0;
+		if (r && !avail && !o && d->in_eof)
+			return truncated(d);
+		break;
+	}
+	case F_ZSTD: {
+		ZSTD_inBuffer ib = { in, avail, 0 };
+		ZSTD_outBuffer ob = { out, cap, 0 };
+		size_t r = ZSTD_decompressStream(d->zstd, &ob, &ib);
+
+		used = ib.pos;
+		*made = ob.pos;
+		if (ZSTD_isError(r)) {
+			d->in_pos += used;
+			return corrupt(d, ZSTD_getErrorName(r));
+		}
+		*stream_end = r == 0;
+		if (r && !avail && !ob.pos && d->in_eof)
+			return truncated(d);
+		break;
+	}
+	default: {
+		size_t n = avail < cap ? avail : cap;
+
+		memcpy(out, in, n);
+		used = *made = n;
+		*stream_end = true;
+		break;
+	}
+	}
+	d->in_pos += used;
+	return 0;
+}
+
+/* Decompress up to len bytes into buf: the count, short only at the end
+ * of the data; or -errno. */
+static ssize_t decode_into(struct decode_dev *d, unsigned char *buf,
+			   size_t len)
+{
+	size_t done = 0;
+
+	while (done < len && !d->ended) {
+		size_t made;
+		bool stream_end;
+		int rc = refill(d);
+
+		if (rc < 0)
+			return rc;
+		/* Between gzip members or bzip2 streams: more input is
+		 * another one, none is the end. */
+		if (d->between) {
+			if (d->in_pos == d->in_len && d->in_eof) {
+				d->ended = true;
+				break;
+			}
+			rc = start_decoder(d);
+			if (rc < 0)
+				return rc;
+			d->between = false;
+		}
+		rc = step(d, buf + done, len - done, &made, &stream_end);
+		if (rc < 0)
+			return rc;
+		done += made;
+		d->out_pos += made;
+		if (d->fmt == F_RAW && d->in_pos == d->in_len && d->in_eof) {
+			d->ended = true;
+			break;
+		}
+		if (stream_end && (d->fmt == F_GZIP || d->fmt == F_BZIP2))
+			d->between = true;
+		if (stream_end && (d->fmt == F_LZ4 || d->fmt == F_ZSTD) &&
+		    d->in_pos == d->in_len) {
+			rc = refill(d);
+			if (rc < 0)
+				return rc;
+			if (d->in_pos == d->in_len && d->in_eof)
+				d->ended = true;
+		}
+		if (!stream_end && !made && d->in_pos == d->in_len &&
+		    d->in_eof && d->fmt != F_XZ)
+			return truncated(d);
+	}
+	return (ssize_t)done;
+}
+
+/* Back to the first byte, where the source can be read again. */
+static int rewind_to_start(struct decode_dev *d)
+{
+	if (!(d->inner->caps & RC_CAP_SEEKABLE) ||
+	    (d->inner->caps & RC_CAP_SEQUENTIAL))
+		return -ESPIPE;
+	d->in_len = d->in_pos = 0;
+	d->in_off = 0;
+	d->in_eof = d->ended = d->between = false;
+	d->out_pos = 0;
+	return start_decoder(d);
+}
+
+static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
+			    uint64_t off)
+{
+	struct decode_dev *d = (struct decode_dev *)dev;
+	int rc;
+
+	if (off != d->out_pos) {
+		if (off != 0)
+			return -ESPIPE; /* read in order only */
+		rc = rewind_to_start(d);
+		if (rc < 0)
+			return rc;
+	}
+	return decode_into(d, buf, len);
+}
+
+static int decode_identity(struct rc_dev *dev, struct rc_source_id *id)
+{
+	struct decode_dev *d = (struct decode_dev *)dev;
+	int rc = rc_dev_identity(d->inner, id);
+
+	/* Its size is known only at its end: read once, never joined, and
+	 * never the ring of its compressed bytes. */
+	if (rc == 0 && d->fmt != F_RAW)
+		id->kind = RC_SRC_PIPE;
+	return rc;
+}
+
+static int decode_describe(struct rc_dev *dev, char *buf, size_t len)
+{
+	struct decode_dev *d = (struct decode_dev *)dev;
+
+	if (!d->err[0])
+		return -ENOENT;
+	snprintf(buf, len, "%s", d->err);
+	return 0;
+}
+
+static int decode_close(struct rc_dev *dev)
+{
+	struct decode_dev *d = (struct decode_dev *)dev;
+	int rc;
+
+	end_decoder(d);
+	LZ4F_freeDecompressionContext(d->lz4);
+	ZSTD_freeDCtx(d->zstd);
+	rc = rc_dev_close(d->inner);
+	free(d->in);
+	free(d);
+	return rc;
+}
+
+static int decode_open(const char *path, int mode, struct rc_dev **out)
+{
+	(void)path;
+	(void)mode;
+	(void)out;
+	return -EOPNOTSUPP; /* only through rc_decode_wrap */
+}
+
+const struct rc_backend rc_decode_backend = {
+	.version = RC_BACKEND_VERSION,
+	.name = "decode",
+	.caps = RC_CAP_SEQUENTIAL | RC_CAP_SOURCE,
+	.open = decode_open,
+	.pread = decode_pread,
+	.close = decode_close,
+	.describe_error = decode_describe,
+	.identity = decode_identity,
+	.unknown_size = "it is compressed, and its uncompressed size is known only at its end",
+};
+
+int rc_decode_wrap(struct rc_dev **srcp, const char **format)
+{
+	struct rc_dev *src = *srcp;
+	struct decode_dev *d;
+	ssize_t n;
+	int rc;
+
+	*format = NULL;
+	d = calloc(1, sizeof *d);
+	if (!d || !(d->in = malloc(IN_SIZE))) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->inner = src;
+	n = read_inner(src, d->in, 0);
+	if (n < 0) {
+		free(d->in);
+		free(d);
+		return (int)n;
+	}
+	d->in_len = (size_t)n;
+	d->in_off = (uint64_t)n;
+	d->in_eof = (size_t)n < IN_SIZE;
+	d->fmt = sniff(d->in, d->in_len);
+	if (d->fmt == F_RAW && !(src->caps & RC_CAP_SEQUENTIAL)) {
+		/* Plain bytes that can be read again: as they were. */
+		free(d->in);
+		free(d);
+		return 0;
+	}
+	rc = start_decoder(d);
+	if (rc < 0) {
+		end_decoder(d);
+		free(d->in);
+		free(d);
+		return rc;
+	}
+	rc_dev_init(&d->dev, &rc_decode_backend, src->path, src->fd,
+		    d->fmt == F_RAW ? src->size : RC_SIZE_UNKNOWN);
+	d->dev.spec = src->spec; /* shown as named; freed with the inner */
+	src->spec = strdup(src->spec);
+	if (!src->spec) {
+		src->spec = d->dev.spec;
+		decode_close(&d->dev);
+		return -ENOMEM;
+	}
+	*format = d->fmt == F_RAW ? NULL : fmt_name[d->fmt];
+	*srcp = &d->dev;
+	return 0;
+}

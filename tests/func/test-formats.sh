@@ -1,0 +1,89 @@
+#!/bin/bash
+# Compressed sources are recognised by their content, on files and pipes
+# alike: xz, gzip, bzip2, lz4 and zstd, each to two targets, identical to
+# the image and verified; a truncated or corrupt stream fails every target
+# with the compressed offset and nothing is reported ok; --raw and an
+# explicit file: prefix copy the compressed bytes.
+source "$top_srcdir/tests/func/functions.sh"
+
+mb=1048576
+mkimage "$tmp/src.img" $((3 * mb + 777))
+# Half zeros: compressible, so corruption lands in compressed data.
+dd if=/dev/zero of="$tmp/src.img" bs=1M seek=1 count=1 conv=notrunc status=none
+
+declare -A tool=([xz]="xz -T1 -1 -c" [gz]="gzip -1 -c" [bz2]="bzip2 -1 -c"
+		 [lz4]="lz4 -q -c" [zst]="zstd -q -c")
+declare -A name=([xz]=xz [gz]=gzip [bz2]=bzip2 [lz4]=lz4 [zst]=zstd)
+for ext in xz gz bz2 lz4 zst; do
+	set -- ${tool[$ext]}
+	command -v "$1" > /dev/null || { echo "no $1: $ext skipped"; continue; }
+	${tool[$ext]} "$tmp/src.img" > "$tmp/img.$ext"
+
+	# As a file, and through a pipe: two targets each, same digest.
+	expect_status 0 ringcopy --json "$tmp/img.$ext" "$tmp/$ext.a" "$tmp/$ext.b" \
+		> "$tmp/$ext.file.json" 2> "$tmp/$ext.err"
+	[ "$ext" = zst ] || grep -q "${name[$ext]}-compressed: decompressed as it is read" "$tmp/$ext.err" ||
+		fail "$ext: $(cat "$tmp/$ext.err")"
+	same "$tmp/src.img" "$tmp/$ext.a"
+	same "$tmp/src.img" "$tmp/$ext.b"
+	cat "$tmp/img.$ext" | ringcopy --json - "$tmp/$ext.c" "$tmp/$ext.d" \
+		> "$tmp/$ext.pipe.json" 2> "$tmp/$ext.err" || fail "$ext pipe: $(cat "$tmp/$ext.err")"
+	same "$tmp/src.img" "$tmp/$ext.c"
+	same "$tmp/src.img" "$tmp/$ext.d"
+	python3 - "$tmp/$ext.file.json" "$tmp/$ext.pipe.json" <<'PY' || fail "$ext: json"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+for j in (a, b):
+    assert j["image_bytes"] == 3 * 1048576 + 777, j
+    assert all(t["status"] == "ok" and t["verified"] for t in j["targets"]), j
+assert len({t["digest"] for j in (a, b) for t in j["targets"]}) == 1, (a, b)
+PY
+
+	# Truncated: every target fails, with the compressed offset.
+	size=$(stat -c %s "$tmp/img.$ext")
+	head -c $((size - 20)) "$tmp/img.$ext" > "$tmp/trunc.$ext"
+	st=0
+	ringcopy "$tmp/trunc.$ext" "$tmp/t1" null: 2> "$tmp/$ext.terr" || st=$?
+	grep -q "^ok" "$tmp/$ext.terr" && fail "$ext truncated: a target reported ok: $(cat "$tmp/$ext.terr")"
+	if [ "$ext" = zst ]; then
+		# A .zst file's frames are read before anything is written.
+		[ "$st" = 2 ] || fail "$ext truncated: exit $st: $(cat "$tmp/$ext.terr")"
+		grep -q "compressed offset" "$tmp/$ext.terr" || fail "$ext truncated: $(cat "$tmp/$ext.terr")"
+	else
+		[ "$st" = 1 ] || fail "$ext truncated: exit $st: $(cat "$tmp/$ext.terr")"
+		[ "$(grep -c "^FAILED .*${name[$ext]} data truncated at compressed offset [0-9]*" "$tmp/$ext.terr")" = 2 ] ||
+			fail "$ext truncated: $(cat "$tmp/$ext.terr")"
+	fi
+	# Through a pipe, every format is found truncated while it is read.
+	st=0
+	cat "$tmp/trunc.$ext" | ringcopy - "$tmp/t4" null: 2> "$tmp/$ext.perr" || st=$?
+	[ "$st" = 1 ] || fail "$ext truncated pipe: exit $st: $(cat "$tmp/$ext.perr")"
+	grep -q "^ok" "$tmp/$ext.perr" && fail "$ext truncated pipe: a target reported ok"
+	[ "$(grep -c "^FAILED .*${name[$ext]} data truncated at compressed offset [0-9]*" "$tmp/$ext.perr")" = 2 ] ||
+		fail "$ext truncated pipe: $(cat "$tmp/$ext.perr")"
+
+	# Corrupt in its middle: the same, through a pipe.
+	cp "$tmp/img.$ext" "$tmp/bad.$ext"
+	printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' | dd of="$tmp/bad.$ext" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	st=0
+	cat "$tmp/bad.$ext" | ringcopy - "$tmp/t2" "$tmp/t3" 2> "$tmp/$ext.cerr" || st=$?
+	[ "$st" = 1 ] || fail "$ext corrupt: exit $st: $(cat "$tmp/$ext.cerr")"
+	grep -q "^ok" "$tmp/$ext.cerr" && fail "$ext corrupt: a target reported ok: $(cat "$tmp/$ext.cerr")"
+	grep -q "compressed offset [0-9]*" "$tmp/$ext.cerr" || fail "$ext corrupt: $(cat "$tmp/$ext.cerr")"
+done
+
+# --raw and file: copy the compressed bytes; a joiner of a compressed file
+# is refused (read to its end once: a late copy could not get its start).
+command -v xz > /dev/null || exit 0
+expect_status 0 ringcopy -q --raw "$tmp/img.xz" "$tmp/raw1"
+same "$tmp/img.xz" "$tmp/raw1"
+expect_status 0 ringcopy -q "file:$tmp/img.xz" "$tmp/raw2"
+same "$tmp/img.xz" "$tmp/raw2"
+ringcopy --rate "$(vrate 1M 256K)" "$tmp/img.xz" "$tmp/j1" 2> "$tmp/j1.err" &
+bg_pids+=($!)
+wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
+expect_status 2 ringcopy "$tmp/img.xz" "$tmp/j2" 2> "$tmp/j2.err"
+grep -q "read once" "$tmp/j2.err" || fail "$(cat "$tmp/j2.err")"
+[ ! -e "$tmp/j2" ] || fail "the refused joiner wrote its target"
+wait "${bg_pids[0]}" || fail "$(cat "$tmp/j1.err")"
+same "$tmp/src.img" "$tmp/j1"
