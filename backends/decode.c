@@ -31,10 +31,11 @@
 
 #define IN_SIZE (256u << 10)
 
-enum fmt { F_RAW, F_XZ, F_GZIP, F_BZIP2, F_LZ4, F_ZSTD };
+enum fmt { F_RAW, F_XZ, F_GZIP, F_BZIP2, F_LZ4, F_ZSTD,
+	   F_PENDING /* not looked at yet: a source read once */ };
 
 static const char *const fmt_name[] = { "raw", "xz", "gzip", "bzip2",
-					 "lz4", "zstd" };
+					 "lz4", "zstd", "?" };
 
 struct decode_dev {
 	struct rc_dev dev;     /* first */
@@ -55,6 +56,7 @@ struct decode_dev {
 	LZ4F_dctx *lz4;
 	ZSTD_DCtx *zstd;
 	bool live;             /* the decoder state is initialised */
+	uint64_t size;         /* uncompressed, or RC_SIZE_UNKNOWN */
 	char err[240];
 };
 
@@ -333,6 +335,15 @@ static ssize_t decode_into(struct decode_dev *d, unsigned char *buf,
 
 		if (rc < 0)
 			return rc;
+		/* A source read once is looked at when it is first read (by
+		 * the producer), never when it is opened: an invocation
+		 * that is then refused must not take its first bytes. */
+		if (d->fmt == F_PENDING) {
+			d->fmt = sniff(d->in, d->in_len);
+			rc = start_decoder(d);
+			if (rc < 0)
+				return rc;
+		}
 		/* Between gzip members or bzip2 streams: more input is
 		 * another one, none is the end. */
 		if (d->between) {
@@ -388,16 +399,74 @@ static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
 			    uint64_t off)
 {
 	struct decode_dev *d = (struct decode_dev *)dev;
+	static unsigned char scratch[1 << 16];
+	ssize_t n;
 	int rc;
 
-	if (off != d->out_pos) {
-		if (off != 0)
-			return -ESPIPE; /* read in order only */
-		rc = rewind_to_start(d);
+	/* Backwards only to the start (the wrap), where the source can be
+	 * read again; forwards by decoding what is skipped. */
+	if (off < d->out_pos) {
+		rc = off == 0 ? rewind_to_start(d) : -ESPIPE;
 		if (rc < 0)
 			return rc;
 	}
+	while (off > d->out_pos && !d->ended) {
+		uint64_t gap = off - d->out_pos;
+
+		n = decode_into(d, scratch, gap < sizeof scratch
+						    ? (size_t)gap
+						    : sizeof scratch);
+		if (n < 0)
+			return n;
+	}
+	if (off != d->out_pos)
+		return 0; /* the data ended before off */
 	return decode_into(d, buf, len);
+}
+
+/* The uncompressed size of an xz file from its index (the Stream Footer
+ * and Index at its end: a few reads, no decompression), where the file
+ * can be read at any offset.  0, or -errno (unknown). */
+static int xz_size(struct decode_dev *d, uint64_t *size)
+{
+	lzma_stream s = LZMA_STREAM_INIT;
+	lzma_index *idx = NULL;
+	uint64_t at = 0, total = d->inner->size;
+	unsigned char *buf = malloc(IN_SIZE);
+	lzma_ret r;
+	int rc = -EINVAL;
+
+	if (!buf || lzma_file_info_decoder(&s, &idx, UINT64_MAX, total) !=
+			    LZMA_OK) {
+		free(buf);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = read_inner(d->inner, buf, at);
+
+		if (n <= 0)
+			break;
+		s.next_in = buf;
+		s.avail_in = (size_t)n;
+		r = lzma_code(&s, LZMA_RUN);
+		if (r == LZMA_SEEK_NEEDED) {
+			at = s.seek_pos;
+			continue;
+		}
+		if (r == LZMA_STREAM_END) {
+			*size = lzma_index_uncompressed_size(idx);
+			rc = 0;
+			break;
+		}
+		if (r != LZMA_OK)
+			break;
+		at += (uint64_t)n;
+	}
+	if (idx)
+		lzma_index_end(idx, NULL);
+	lzma_end(&s);
+	free(buf);
+	return rc;
 }
 
 static int decode_identity(struct rc_dev *dev, struct rc_source_id *id)
@@ -405,21 +474,19 @@ static int decode_identity(struct rc_dev *dev, struct rc_source_id *id)
 	struct decode_dev *d = (struct decode_dev *)dev;
 	int rc = rc_dev_identity(d->inner, id);
 
-	/* Its size is known only at its end: read once, never joined, and
-	 * never the ring of its compressed bytes. */
+	/* Never the ring of its compressed bytes: its decoded image when
+	 * its size is known (read again at the wrap), else read once,
+	 * never joined. */
 	if (rc == 0 && d->fmt != F_RAW)
-		id->kind = RC_SRC_PIPE;
+		id->kind = d->size != RC_SIZE_UNKNOWN && id->kind == RC_SRC_FILE
+				   ? RC_SRC_DECODED
+				   : RC_SRC_PIPE;
 	return rc;
 }
 
 static int decode_describe(struct rc_dev *dev, char *buf, size_t len)
 {
-	struct decode_dev *d = (struct decode_dev *)dev;
-
-	if (!d->err[0])
-		return -ENOENT;
-	snprintf(buf, len, "%s", d->err);
-	return 0;
+	return rc_describe_from(((struct decode_dev *)dev)->err, buf, len);
 }
 
 static int decode_close(struct rc_dev *dev)
@@ -456,53 +523,86 @@ const struct rc_backend rc_decode_backend = {
 	.unknown_size = "it is compressed, and its uncompressed size is known only at its end",
 };
 
+int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
+		   const char **format)
+{
+	const char *path;
+	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, out);
+
+	*format = NULL;
+	/* A compressed image is read decompressed, whatever carries it,
+	 * unless raw or an explicit prefix (file:x.xz) asks for its bytes;
+	 * a disk is an image as it is; zstd files decode themselves. */
+	if (rc < 0 || raw ||
+	    ((*out)->caps & (RC_CAP_BLOCKDEV | RC_CAP_DECODES)) ||
+	    !rc_backend_for(spec, RC_OPEN_SOURCE, &path) || path != spec)
+		return rc;
+	rc = rc_decode_wrap(out, format);
+	if (rc < 0) {
+		rc_dev_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 {
 	struct rc_dev *src = *srcp;
+	bool once = src->caps & RC_CAP_SEQUENTIAL;
 	struct decode_dev *d;
+	unsigned char m[8];
+	enum fmt fmt = F_PENDING;
 	ssize_t n;
-	int rc;
 
 	*format = NULL;
+	if (!once) {
+		/* Read again later from the start: look at its first bytes
+		 * now (a hole there is no compressed stream). */
+		struct rc_holes h;
+
+		rc_holes_init(&h);
+		if (src->size < sizeof m ||
+		    rc_is_hole(src, &h, 0, sizeof m))
+			return 0;
+		n = rc_dev_pread(src, m, sizeof m, 0);
+		if (n < 0)
+			return (int)n;
+		fmt = sniff(m, (size_t)n);
+		if (fmt == F_RAW)
+			return 0; /* plain bytes: as they were */
+	}
 	d = calloc(1, sizeof *d);
 	if (!d || !(d->in = malloc(IN_SIZE))) {
 		free(d);
 		return -ENOMEM;
 	}
 	d->inner = src;
-	n = read_inner(src, d->in, 0);
-	if (n < 0) {
+	d->fmt = fmt;
+	if (fmt != F_PENDING && start_decoder(d) < 0) {
 		free(d->in);
 		free(d);
-		return (int)n;
+		return -ENOMEM;
 	}
-	d->in_len = (size_t)n;
-	d->in_off = (uint64_t)n;
-	d->in_eof = (size_t)n < IN_SIZE;
-	d->fmt = sniff(d->in, d->in_len);
-	if (d->fmt == F_RAW && !(src->caps & RC_CAP_SEQUENTIAL)) {
-		/* Plain bytes that can be read again: as they were. */
-		free(d->in);
-		free(d);
-		return 0;
-	}
-	rc = start_decoder(d);
-	if (rc < 0) {
-		end_decoder(d);
-		free(d->in);
-		free(d);
-		return rc;
-	}
-	rc_dev_init(&d->dev, &rc_decode_backend, src->path, src->fd,
-		    d->fmt == F_RAW ? src->size : RC_SIZE_UNKNOWN);
+	/* A source read once is a stream whatever it holds; an xz file
+	 * says its size in its index: then it is an image of known size,
+	 * read again from its start at the wrap, and joinable. */
+	d->size = RC_SIZE_UNKNOWN;
+	if (fmt == F_XZ && src->size != UINT64_MAX &&
+	    (src->caps & RC_CAP_SEEKABLE) && xz_size(d, &d->size) < 0)
+		d->size = RC_SIZE_UNKNOWN;
+	rc_dev_init(&d->dev, &rc_decode_backend, src->path, src->fd, d->size);
+	if (once)
+		d->dev.unknown_size = src->unknown_size; /* a pipe's words */
 	d->dev.spec = src->spec; /* shown as named; freed with the inner */
 	src->spec = strdup(src->spec);
 	if (!src->spec) {
 		src->spec = d->dev.spec;
+		d->dev.spec = NULL;
 		decode_close(&d->dev);
 		return -ENOMEM;
 	}
-	*format = d->fmt == F_RAW ? NULL : fmt_name[d->fmt];
+	if (fmt != F_PENDING)
+		*format = fmt_name[fmt];
 	*srcp = &d->dev;
 	return 0;
 }

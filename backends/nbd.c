@@ -480,12 +480,7 @@ static int nbd_dev_open_readback(struct rc_dev *dev, struct rc_dev **out,
 
 static int nbd_dev_describe(struct rc_dev *dev, char *buf, size_t len)
 {
-	struct nbd_dev *n = (struct nbd_dev *)dev;
-
-	if (!n->err[0])
-		return -ENOENT;
-	snprintf(buf, len, "%s", n->err);
-	return 0;
+	return rc_describe_from(((struct nbd_dev *)dev)->err, buf, len);
 }
 
 /* An export is named by its URI: every copy of the same export meets in

@@ -74,6 +74,14 @@ int rc_source_identity(int fd, struct rc_source_id *id)
 	return 0;
 }
 
+int rc_describe_from(const char *err, char *buf, size_t len)
+{
+	if (!err[0])
+		return -ENOENT;
+	snprintf(buf, len, "%s", err);
+	return 0;
+}
+
 int rc_fsync_parent(const char *path)
 {
 	char *copy = strdup(path);
@@ -147,6 +155,7 @@ int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 	dev->fd = fd;
 	dev->sector = 512;
 	dev->flags = 0;
+	dev->unknown_size = be->unknown_size;
 	return 0;
 }
 

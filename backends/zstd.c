@@ -411,12 +411,7 @@ static int zstd_open_readback(struct rc_dev *dev, struct rc_dev **out,
 
 static int zstd_describe(struct rc_dev *dev, char *buf, size_t len)
 {
-	struct zstd_dev *z = (struct zstd_dev *)dev;
-
-	if (!z->err[0])
-		return -ENOENT;
-	snprintf(buf, len, "%s", z->err);
-	return 0;
+	return rc_describe_from(((struct zstd_dev *)dev)->err, buf, len);
 }
 
 /* The decoded image of the file: it meets other copies of the same .zst

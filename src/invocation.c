@@ -370,14 +370,14 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 		*stream = true;
 		*image = stream_bound(o->block_size);
 		rc_msg("source %s: %s: read to its end", src->spec,
-		       src->be->unknown_size ? src->be->unknown_size
+		       src->unknown_size ? src->unknown_size
 					     : "its size is not known");
 		return 0;
 	}
 	if (src->size == RC_SIZE_UNKNOWN) {
 		rc_err("source %s refused: %s: give its size with --size",
 		       src->spec,
-		       src->be->unknown_size ? src->be->unknown_size
+		       src->unknown_size ? src->unknown_size
 					     : "its backend does not know its size");
 		return RC_EXIT_REFUSED;
 	}
@@ -724,9 +724,11 @@ static int step_parse(struct invocation *inv)
 /* open source: read only, through its backend. */
 static int step_open_source(struct invocation *inv)
 {
-	const char *spec = inv->argv[optind], *path;
-	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, &inv->src);
+	const char *spec = inv->argv[optind], *format;
+	int rc;
 
+	rc_backend_detail[0] = '\0';
+	rc = rc_source_open(spec, inv->o.raw, &inv->src, &format);
 	if (rc < 0) {
 		snprintf(inv->err, sizeof inv->err, "source %s refused: %s%s",
 			 spec,
@@ -736,25 +738,9 @@ static int step_open_source(struct invocation *inv)
 					   : "");
 		return refuse(inv);
 	}
-	/* A compressed image is read decompressed, whatever carries it
-	 * (a file, a pipe, an export), unless --raw or an explicit prefix
-	 * (file:x.xz) asks for its bytes; a disk is an image as it is. */
-	if (!inv->o.raw && !(inv->src->caps & (RC_CAP_BLOCKDEV | RC_CAP_DECODES)) &&
-	    rc_backend_for(spec, RC_OPEN_SOURCE, &path) &&
-	    path == spec) {
-		const char *format;
-
-		rc = rc_decode_wrap(&inv->src, &format);
-		if (rc < 0) {
-			snprintf(inv->err, sizeof inv->err,
-				 "source %s: reading its first bytes: %s",
-				 spec, strerror(-rc));
-			return refuse(inv);
-		}
-		if (format)
-			rc_msg("source %s: %s-compressed: decompressed as it is read (--raw copies its bytes)",
-			       inv->src->spec, format);
-	}
+	if (format)
+		rc_msg("source %s: %s-compressed: decompressed as it is read (--raw copies its bytes)",
+		       inv->src->spec, format);
 	if (inv->src->fd < 0 || fstat(inv->src->fd, &inv->src_st) < 0) {
 		snprintf(inv->err, sizeof inv->err, "source %s: fstat: %s",
 			 inv->src->spec, strerror(errno));

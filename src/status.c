@@ -227,7 +227,9 @@ int rc_cmd_status(int argc, char **argv)
 			if (fd >= 0)
 				close(fd);
 		} else {
-			rc = rc_dev_open(source, RC_OPEN_SOURCE, &dev);
+			const char *format;
+
+			rc = rc_source_open(source, false, &dev, &format);
 			if (rc == 0)
 				rc = rc_dev_identity(dev, &id);
 			rc_dev_close(dev);

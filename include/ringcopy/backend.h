@@ -13,6 +13,7 @@
 #ifndef RINGCOPY_BACKEND_H
 #define RINGCOPY_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -72,6 +73,9 @@ struct rc_dev {
 	int fd;                      /* descriptor, or -1 */
 	uint32_t sector;             /* smallest I/O unit (512 by default) */
 	unsigned flags;              /* RC_DEV_*, set by the core */
+	const char *unknown_size;    /* why its size may be unknown (the
+				      * backend's unknown_size, or a layer's
+				      * own words) */
 };
 
 /* Set on a target before prepare(): keep what it holds (--skip-equal reads
@@ -203,6 +207,9 @@ int rc_dev_identity(struct rc_dev *dev, struct rc_source_id *id);
  * (what a created target's flush does once, so that a target reported ok
  * survives a crash by name as well as by content). */
 int rc_fsync_parent(const char *path);
+/* describe_error() of a backend that keeps its last error as a string:
+ * copies err into buf, or -ENOENT when it is empty. */
+int rc_describe_from(const char *err, char *buf, size_t len);
 int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 		const char *path, int fd, uint64_t size);
 
@@ -220,6 +227,12 @@ extern const struct rc_backend rc_decode_backend;
  * read to look); otherwise *srcp is left as it was (*format NULL).
  * 0, or -errno from reading the source. */
 int rc_decode_wrap(struct rc_dev **srcp, const char **format);
+/* Open spec as a source the way a copy reads it: through its backend,
+ * then decompressed when its content is compressed (rc_decode_wrap),
+ * unless raw, an explicit prefix, a disk or a backend that decodes.
+ * *format names the compression, or NULL. */
+int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
+		   const char **format);
 /* The zstd target's compression level (--compress-level). */
 void rc_zstd_set_level(int level);
 

@@ -13,8 +13,8 @@ clang -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>/dev/null ||
 	{ echo "SKIP: clang has no libFuzzer (libclang-rt-dev)"; exit 77; }
 nbd=
 pkg-config --exists libnbd && nbd="libnbd"
-cflags="$(pkg-config --cflags libxxhash libzstd blkid $nbd) ${nbd:+-DHAVE_LIBNBD}"
-libs=$(pkg-config --libs libxxhash libzstd blkid $nbd)
+cflags="$(pkg-config --cflags libxxhash libzstd blkid liblzma zlib liblz4 $nbd) ${nbd:+-DHAVE_LIBNBD}"
+libs="$(pkg-config --libs libxxhash libzstd blkid liblzma zlib liblz4 $nbd) -lbz2"
 srcs=("$top"/src/{util,ring,ringproto,verify,describe,session,producer,consumer,refuse,report,cli}.c
       "$top"/backends/*.c)
 status=0
