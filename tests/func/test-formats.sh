@@ -7,7 +7,9 @@
 source "$top_srcdir/tests/func/functions.sh"
 
 mb=1048576
-mkimage "$tmp/src.img" $((3 * mb + 777))
+# Smaller under valgrind, where decompression is some 30 times slower.
+isize=$(vrate $((3 * mb + 777)) $((2 * mb + 777)))
+mkimage "$tmp/src.img" "$isize"
 # Half zeros: compressible, so corruption lands in compressed data.
 dd if=/dev/zero of="$tmp/src.img" bs=1M seek=1 count=1 conv=notrunc status=none
 
@@ -30,15 +32,19 @@ for ext in xz gz bz2 lz4 zst; do
 		> "$tmp/$ext.pipe.json" 2> "$tmp/$ext.err" || fail "$ext pipe: $(cat "$tmp/$ext.err")"
 	same "$tmp/src.img" "$tmp/$ext.c"
 	same "$tmp/src.img" "$tmp/$ext.d"
-	python3 - "$tmp/$ext.file.json" "$tmp/$ext.pipe.json" <<'PY' || fail "$ext: json"
+	python3 - "$tmp/$ext.file.json" "$tmp/$ext.pipe.json" "$isize" <<'PY' || fail "$ext: json"
 import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:])
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
 for j in (a, b):
-    assert j["image_bytes"] == 3 * 1048576 + 777, j
+    assert j["image_bytes"] == int(sys.argv[3]), j
     assert all(t["status"] == "ok" and t["verified"] for t in j["targets"]), j
 assert len({t["digest"] for j in (a, b) for t in j["targets"]}) == 1, (a, b)
 PY
 
+	# Under valgrind the error paths of two libraries are enough.
+	if [ "${RINGCOPY_VALGRIND:-0}" = 1 ] && [ "$ext" != xz ] && [ "$ext" != gz ]; then
+		continue
+	fi
 	# Truncated: every target fails, with the compressed offset.
 	size=$(stat -c %s "$tmp/img.$ext")
 	head -c $((size - 20)) "$tmp/img.$ext" > "$tmp/trunc.$ext"
