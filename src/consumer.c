@@ -329,12 +329,6 @@ static void count_equal(struct rc_result *res, uint32_t len)
 	set_counter(&res->skipped_bytes, res->skipped_bytes + len);
 }
 
-/* What a target can hold: a device its size, a file or sink no limit. */
-static uint64_t dst_size(const struct rc_dev *dst)
-{
-	return dst->size;
-}
-
 /* A block taken from the ring and not yet released: its write may still be
  * in flight (asynchronous targets), and its slot stays ours until the
  * write is done.  Slots are released in ring order, because a FREE post is
@@ -527,11 +521,11 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 			len = s->len;
 		/* A device holds what it holds: a stream that outgrows it
 		 * fails this target alone. */
-		if (a->stream && dst_size(a->dst) < off + len) {
+		if (a->stream && a->dst->size < off + len) {
 			snprintf(err, errlen,
 				 "target %s: the stream outgrew it: it holds %llu bytes, the block at offset %llu ends at %llu",
 				 a->dst->spec,
-				 (unsigned long long)dst_size(a->dst),
+				 (unsigned long long)a->dst->size,
 				 (unsigned long long)off,
 				 (unsigned long long)(off + len));
 			rc = -ENOSPC;

@@ -86,13 +86,28 @@ static bool same_object(const struct stat *a, const struct stat *b)
 	       a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* Why target t must not be written while reading source s, or NULL. */
-static const char *related(const struct stat *s, const struct stat *t,
-			   char *buf, size_t len)
+
+/* How a file f and a block device b are related: b is a loop device over
+ * f, or f is stored on b (or on another partition of its disk). */
+enum { UNRELATED, LOOP_OVER_FILE, FILE_ON_DISK };
+
+static int file_and_disk(const struct stat *f, const struct stat *b)
 {
 	dev_t d;
 	ino_t i;
 
+	if (loop_backing(b->st_rdev, &d, &i) == 0 && d == f->st_dev &&
+	    i == f->st_ino)
+		return LOOP_OVER_FILE;
+	if (f->st_dev == b->st_rdev ||
+	    whole_disk(f->st_dev) == whole_disk(b->st_rdev))
+		return FILE_ON_DISK;
+	return UNRELATED;
+}
+/* Why target t must not be written while reading source s, or NULL. */
+static const char *related(const struct stat *s, const struct stat *t,
+			   char *buf, size_t len)
+{
 	if (same_object(s, t))
 		return "it is the source";
 	if (S_ISBLK(s->st_mode) && S_ISBLK(t->st_mode)) {
@@ -104,20 +119,20 @@ static const char *related(const struct stat *s, const struct stat *t,
 		}
 	}
 	if (S_ISBLK(t->st_mode) && !S_ISBLK(s->st_mode)) {
-		if (loop_backing(t->st_rdev, &d, &i) == 0 && d == s->st_dev &&
-		    i == s->st_ino)
+		switch (file_and_disk(s, t)) {
+		case LOOP_OVER_FILE:
 			return "it is a loop device backed by the source file";
-		if (s->st_dev == t->st_rdev ||
-		    whole_disk(s->st_dev) == whole_disk(t->st_rdev))
+		case FILE_ON_DISK:
 			return "the source file is stored on this device";
+		}
 	}
 	if (S_ISBLK(s->st_mode) && !S_ISBLK(t->st_mode)) {
-		if (loop_backing(s->st_rdev, &d, &i) == 0 && d == t->st_dev &&
-		    i == t->st_ino)
+		switch (file_and_disk(t, s)) {
+		case LOOP_OVER_FILE:
 			return "the source is a loop device backed by this file";
-		if (t->st_dev == s->st_rdev ||
-		    whole_disk(t->st_dev) == whole_disk(s->st_rdev))
+		case FILE_ON_DISK:
 			return "it is a file on the source device";
+		}
 	}
 	return NULL;
 }
