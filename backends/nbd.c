@@ -6,8 +6,12 @@
  * certificate and PSK query parameters.  Connecting has a deadline.  A
  * block is written as several asynchronous requests in flight at once, so
  * a round trip does not cost a block's worth of throughput; zero blocks
- * are NBD_CMD_WRITE_ZEROES where the server can.  A read-only export is
- * refused as a target before anything is written.
+ * are NBD_CMD_WRITE_ZEROES where the server can.  A source read in order
+ * is read ahead: once two reads follow each other, the next blocks are
+ * asked for before they are wanted, so a server with latency (a swarm, an
+ * HTTP origin, a remote disk) streams at its link's rate rather than at
+ * one round trip per block.  A read-only export is refused as a target
+ * before anything is written.
  */
 #include "config.h"
 
@@ -41,11 +45,23 @@ static int nbd_probe(const char *path, int mode)
 #include <libnbd.h>
 
 #define NBD_CHUNK (1024u * 1024u) /* bytes per request: a 1 MiB block is one */
-#define NBD_CONNECT_MS 10000      /* connection deadline */
+#define NBD_CONNECT_MS 10000      /* default connection deadline */
 #define NBD_IO_MS 60000           /* a request with no answer this long */
 #define NBD_SLICE_MS 500          /* asks rc_io_should_stop this often */
 
 #define NBD_WMAX 64               /* asynchronous block writes in flight */
+#define NBD_RA_MAX 64             /* blocks read ahead, at most */
+#define NBD_RA_BYTES (32u << 20)  /* bytes read ahead, at most */
+
+/* A block asked for ahead of its read. */
+struct nbd_rblock {
+	uint64_t off;
+	size_t len, cap;
+	void *buf;
+	unsigned nc, left;
+	int err;
+	int64_t cookies[RC_BLOCK_MAX / NBD_CHUNK + 1];
+};
 
 /* One block written asynchronously: its requests and how many are left. */
 struct nbd_wblock {
@@ -65,7 +81,19 @@ struct nbd_dev {
 	char err[200];     /* the last error, for messages */
 	struct nbd_wblock *w; /* NBD_WMAX, a FIFO of blocks in flight */
 	unsigned whead, wcount;
+	/* Read-ahead: a FIFO of the blocks after the last one read. */
+	struct nbd_rblock *ra;
+	unsigned rhead, rcount, rdepth;
+	uint64_t last_end;    /* where the last read ended */
+	uint64_t ra_next;     /* the next offset to ask for ahead */
 };
+
+static unsigned connect_ms = NBD_CONNECT_MS;
+
+void rc_nbd_set_connect_timeout(unsigned ms)
+{
+	connect_ms = ms;
+}
 
 /* libnbd failed: keep its message for describe_error(), and return its
  * errno (fallback when it has none). */
@@ -107,7 +135,7 @@ static int poll_io(struct nbd_dev *n, bool wait)
 
 static int connect_uri(struct nbd_dev *n, const char *uri)
 {
-	uint64_t deadline = rc_now_ns() + (uint64_t)NBD_CONNECT_MS * 1000000u;
+	uint64_t deadline = rc_now_ns() + (uint64_t)connect_ms * 1000000u;
 
 	if (nbd_aio_connect_uri(n->h, uri) == -1)
 		goto fail;
@@ -118,7 +146,8 @@ static int connect_uri(struct nbd_dev *n, const char *uri)
 			goto fail;
 		if (now >= deadline) {
 			snprintf(n->err, sizeof n->err,
-				 "no answer within %d s", NBD_CONNECT_MS / 1000);
+				 "not ready within %u s (--connect-timeout)",
+				 connect_ms / 1000);
 			return -ETIMEDOUT;
 		}
 		if (nbd_poll(n->h, (int)((deadline - now) / 1000000u) + 1) == -1)
@@ -179,6 +208,8 @@ static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
 		n->dev.caps |= RC_CAP_SPARSE;
 	/* The socket, so that a forked producer keeps it open. */
 	n->dev.fd = nbd_aio_get_fd(n->h);
+	if (mode == RC_OPEN_SOURCE)
+		n->rdepth = NBD_RA_MAX; /* bounded by bytes at the first read */
 	*out = &n->dev;
 	return 0;
 }
@@ -339,10 +370,155 @@ static int nbd_dev_write_reap(struct rc_dev *dev, unsigned keep)
 	return finished;
 }
 
+static int rdone_cb(void *user_data, int *error)
+{
+	struct nbd_rblock *b = user_data;
+
+	if (*error && !b->err)
+		b->err = *error;
+	b->left--;
+	return 0; /* retired by ra_retire, as in nbd_io */
+}
+
+/* Forget the head of the read-ahead FIFO, once it is answered. */
+static void ra_retire(struct nbd_dev *n)
+{
+	struct nbd_rblock *b = &n->ra[n->rhead];
+	unsigned k;
+
+	for (k = 0; k < b->nc; k++)
+		nbd_aio_command_completed(n->h, b->cookies[k]);
+	n->rhead = (n->rhead + 1) % NBD_RA_MAX;
+	n->rcount--;
+}
+
+/* Drop the blocks read ahead (a read elsewhere): wait for their answers,
+ * which land in our buffers, and forget them. */
+static int ra_drop(struct nbd_dev *n)
+{
+	int rc = 0;
+
+	while (n->rcount) {
+		while (n->ra[n->rhead].left && rc == 0)
+			rc = poll_io(n, true) < 0 ? -EIO : 0;
+		if (rc < 0) {
+			/* The connection is broken: the buffers stay ours
+			 * until close, whatever libnbd still holds. */
+			n->rcount = 0;
+			break;
+		}
+		ra_retire(n);
+	}
+	return rc;
+}
+
+/* Ask for the blocks after end, up to the read-ahead depth. */
+static int ra_fill(struct nbd_dev *n, size_t len)
+{
+	unsigned depth = NBD_RA_BYTES / len;
+
+	if (depth > n->rdepth)
+		depth = n->rdepth;
+	if (depth < 2)
+		depth = 2;
+	while (n->rcount < depth && n->ra_next < n->dev.size) {
+		struct nbd_rblock *b =
+			&n->ra[(n->rhead + n->rcount) % NBD_RA_MAX];
+		size_t l = n->dev.size - n->ra_next < len
+				   ? (size_t)(n->dev.size - n->ra_next)
+				   : len;
+		size_t done;
+
+		if (b->cap < l) {
+			free(b->buf);
+			b->buf = NULL;
+			b->cap = 0;
+			if (posix_memalign(&b->buf, RC_ALIGN, l))
+				return -ENOMEM;
+			b->cap = l;
+		}
+		b->off = n->ra_next;
+		b->len = l;
+		b->nc = b->left = 0;
+		b->err = 0;
+		n->rcount++;
+		for (done = 0; done < l; done += NBD_CHUNK) {
+			size_t c = l - done < NBD_CHUNK ? l - done : NBD_CHUNK;
+			nbd_completion_callback cb = { .callback = rdone_cb,
+						       .user_data = b };
+			int64_t cookie;
+
+			b->left++; /* before: the answer may come inside */
+			cookie = nbd_aio_pread(n->h, (char *)b->buf + done, c,
+					       b->off + done, cb, 0);
+			if (cookie == -1) {
+				b->left--;
+				return libnbd_error(n, EIO);
+			}
+			b->cookies[b->nc++] = cookie;
+		}
+		n->ra_next += l;
+	}
+	return 0;
+}
+
+/* A read: from the read-ahead FIFO when it was foreseen, else directly.
+ * Two reads in a row start the read-ahead; a read elsewhere drops it. */
 static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			     uint64_t off)
 {
-	return nbd_io(dev, buf, NULL, len, off);
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+	bool in_order = off == n->last_end && off > 0 && n->rdepth &&
+			len >= NBD_CHUNK / 16;
+	ssize_t rc;
+
+	if (n->rcount && (n->ra[n->rhead].off != off ||
+			  n->ra[n->rhead].len != len)) {
+		if (ra_drop(n) < 0)
+			return libnbd_error(n, EIO);
+	}
+	if (!n->rcount) {
+		n->last_end = off + len;
+		if (!in_order)
+			return nbd_io(dev, buf, NULL, len, off);
+		if (!n->ra && !(n->ra = calloc(NBD_RA_MAX, sizeof *n->ra)))
+			return nbd_io(dev, buf, NULL, len, off);
+		/* In order: this block and the next ones, all at once. */
+		n->ra_next = off;
+		rc = ra_fill(n, len);
+		if (rc < 0) {
+			ra_drop(n);
+			return rc;
+		}
+	}
+	/* The head is ours: wait for it, keep the rest in flight. */
+	while (n->ra[n->rhead].left) {
+		int r = poll_io(n, true);
+
+		if (r < 0)
+			return r;
+	}
+	{
+		struct nbd_rblock *b = &n->ra[n->rhead];
+		int err = b->err;
+
+		if (!err)
+			memcpy(buf, b->buf, len);
+		ra_retire(n);
+		n->last_end = off + len;
+		if (err) {
+			ra_drop(n);
+			snprintf(n->err, sizeof n->err, "the server said: %s",
+				 strerror(err));
+			return -err;
+		}
+	}
+	rc = ra_fill(n, len);
+	if (rc < 0) {
+		ra_drop(n);
+		return rc;
+	}
+	return (ssize_t)len;
 }
 
 static ssize_t nbd_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
@@ -461,9 +637,20 @@ static int nbd_dev_close(struct rc_dev *dev)
 	struct nbd_dev *n = (struct nbd_dev *)dev;
 
 	/* nbd_close alone: a forked copy of this handle may still be in
-	 * use by a consumer, and a disconnect would end its session. */
+	 * use by a consumer, and a disconnect would end its session.  Our
+	 * own reads ahead are answered first: a server whose answer finds
+	 * the socket closed may take it badly (nbdkit 1.32 aborts). */
+	if (n->rcount)
+		ra_drop(n);
 	nbd_close(n->h);
 	free(n->w);
+	if (n->ra) {
+		unsigned k;
+
+		for (k = 0; k < NBD_RA_MAX; k++)
+			free(n->ra[k].buf);
+		free(n->ra);
+	}
 	free(n);
 	return 0;
 }

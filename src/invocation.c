@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -52,6 +53,7 @@ struct opts {
 	bool force;
 	int size_mode;       /* SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN */
 	uint64_t size;       /* with SIZE_GIVEN */
+	bool size_quiet;     /* the size came from --expect, said there */
 	uint32_t stall_ms;
 	const char *rescue_map;
 	int progress;        /* PROGRESS_* as asked */
@@ -61,12 +63,17 @@ struct opts {
 	bool dry_run;
 	bool skip_equal;     /* write only the blocks a target lacks */
 	bool raw;            /* never decompress the source */
+	int start_mode;      /* START_* */
+	uint64_t start_at;   /* with START_BLOCK */
+	const char *expect;  /* --expect: the golden manifest */
 	bool serve;          /* `ringcopy serve': a producer, no targets */
 };
 
 enum { PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
 
 enum { SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN };
+
+enum { START_ZERO, START_BLOCK, START_RANDOM };
 
 /* What a step asks of the pipeline. */
 enum { NEXT = 0, REPORT = 1, END = 2 };
@@ -82,6 +89,7 @@ struct invocation {
 	uint64_t image;                   /* bytes of the source copied (a
 					   * stream: the most it may hold) */
 	bool stream;                      /* read to its end, size unknown */
+	struct rc_image_hashes expect;    /* --expect: the golden hashes */
 	struct rc_dev *dst[RC_CONS_MAX];
 	char *owned[RC_CONS_MAX];         /* resolved symlink specs */
 	bool seq_only[RC_CONS_MAX];       /* targets written in order only */
@@ -118,7 +126,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
 	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
 	       OPT_RESCUE, OPT_LEVEL, OPT_PROGRESS, OPT_LINGER, OPT_DRY_RUN,
-	       OPT_SKIP_EQUAL, OPT_RAW };
+	       OPT_SKIP_EQUAL, OPT_RAW, OPT_START_AT, OPT_EXPECT,
+	       OPT_CONNECT_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -137,6 +146,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "skip-equal", no_argument, NULL, OPT_SKIP_EQUAL },
 		{ "raw", no_argument, NULL, OPT_RAW },
+		{ "start-at", required_argument, NULL, OPT_START_AT },
+		{ "expect", required_argument, NULL, OPT_EXPECT },
+		{ "connect-timeout", required_argument, NULL,
+		  OPT_CONNECT_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -245,6 +258,30 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_RAW:
 			o->raw = true;
+			break;
+		case OPT_START_AT:
+			if (!strcmp(optarg, "random")) {
+				o->start_mode = START_RANDOM;
+			} else if (rc_parse_size(optarg, &v) == 0 &&
+				   strspn(optarg, "0123456789") ==
+					   strlen(optarg)) {
+				o->start_mode = v ? START_BLOCK : START_ZERO;
+				o->start_at = v;
+			} else {
+				return rc_usage_error(NULL, "--start-at '%s': want a block number or random",
+						   optarg);
+			}
+			break;
+		case OPT_EXPECT:
+			if (!*optarg)
+				return rc_usage_error(NULL, "--expect needs a manifest file name");
+			o->expect = optarg;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			if (rc_parse_count(optarg, 1, 86400, &n) < 0)
+				return rc_usage_error(NULL, "--connect-timeout '%s': want seconds from 1 to 86400",
+						   optarg);
+			rc_nbd_set_connect_timeout(n * 1000u);
 			break;
 		case OPT_RESCUE:
 			if (!*optarg)
@@ -359,8 +396,9 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 			return RC_EXIT_REFUSED;
 		}
 		*image = o->size;
-		rc_msg("source %s: copying the first %llu bytes (--size)",
-		       src->spec, (unsigned long long)*image);
+		if (!o->size_quiet)
+			rc_msg("source %s: copying the first %llu bytes (--size)",
+			       src->spec, (unsigned long long)*image);
 		return 0;
 	}
 	/* A source read once whose size nobody knows is read to its end:
@@ -749,9 +787,68 @@ static int step_open_source(struct invocation *inv)
 	return NEXT;
 }
 
+/* --expect: the golden manifest, read before the image is sized.  Its
+ * blocks are the ring's blocks; its size is the image's: a disk larger
+ * than the image gives its first bytes, a source of unknown size (a pipe,
+ * a compressed stream) must hold exactly that many, and an image file
+ * must be that size. */
+static int load_expect(struct invocation *inv)
+{
+	struct rc_image_hashes *m = &inv->expect;
+	struct opts *o = &inv->o;
+	struct rc_dev *src = inv->src;
+	char err[400];
+
+	if (rc_manifest_read(o->expect, m, err, sizeof err) < 0) {
+		snprintf(inv->err, sizeof inv->err, "--expect refused: %s", err);
+		return -1;
+	}
+	if (o->block_size_set && o->block_size != m->block_size) {
+		snprintf(inv->err, sizeof inv->err,
+			 "--block-size %u refused: the manifest %s has blocks of %u bytes (--expect compares block by block)",
+			 o->block_size, o->expect, m->block_size);
+		return -1;
+	}
+	if (m->image_size == 0) {
+		snprintf(inv->err, sizeof inv->err,
+			 "--expect refused: the manifest %s describes an empty image: nothing to check",
+			 o->expect);
+		return -1;
+	}
+	o->block_size = m->block_size;
+	o->block_size_set = true; /* a ring of other blocks is refused */
+	if (o->buffer < o->block_size)
+		o->buffer = o->block_size;
+	if (o->size_mode == SIZE_GIVEN && o->size != m->image_size) {
+		snprintf(inv->err, sizeof inv->err,
+			 "--size %llu refused: the manifest %s describes an image of %llu bytes",
+			 (unsigned long long)o->size, o->expect,
+			 (unsigned long long)m->image_size);
+		return -1;
+	}
+	if (src->size != RC_SIZE_UNKNOWN && src->size != m->image_size &&
+	    (src->size < m->image_size || !(src->caps & RC_CAP_BLOCKDEV))) {
+		snprintf(inv->err, sizeof inv->err,
+			 "source %s refused: it holds %llu bytes, the manifest %s describes an image of %llu bytes: not the golden image",
+			 src->spec, (unsigned long long)src->size, o->expect,
+			 (unsigned long long)m->image_size);
+		return -1;
+	}
+	if (o->size_mode != SIZE_GIVEN &&
+	    (src->size == RC_SIZE_UNKNOWN || src->size != m->image_size))
+		rc_msg("source %s: reading the %llu bytes the manifest %s describes (--expect)",
+		       src->spec, (unsigned long long)m->image_size, o->expect);
+	o->size_mode = SIZE_GIVEN;
+	o->size = m->image_size;
+	o->size_quiet = true;
+	return 0;
+}
+
 /* describe: how much of the source is the image. */
 static int step_describe(struct invocation *inv)
 {
+	if (inv->o.expect && load_expect(inv) < 0)
+		return refuse(inv);
 	inv->status = image_size(&inv->o, inv->src, &inv->image, &inv->stream);
 	if (inv->status)
 		return END;
@@ -762,6 +859,42 @@ static int step_describe(struct invocation *inv)
 		return refuse(inv);
 	}
 	return NEXT;
+}
+
+/* --start-at: where a new ring's first pass starts.  `random' spreads
+ * the nodes of a fleet over the image, so that a swarm has pieces to
+ * trade.  A source read only in order has no other start than 0. */
+static int start_block(struct invocation *inv)
+{
+	const struct opts *o = &inv->o;
+	uint64_t nblocks = (inv->image + o->block_size - 1) / o->block_size;
+	uint64_t r = 0;
+
+	if (o->start_mode == START_ZERO)
+		return 0;
+	if (inv->stream || (inv->src->caps & RC_CAP_SEQUENTIAL) ||
+	    !(inv->src->caps & RC_CAP_SEEKABLE)) {
+		snprintf(inv->err, sizeof inv->err,
+			 "--start-at refused: the source %s is read only in order, from its start",
+			 inv->src->spec);
+		return -1;
+	}
+	if (o->start_mode == START_BLOCK) {
+		if (o->start_at >= nblocks) {
+			snprintf(inv->err, sizeof inv->err,
+				 "--start-at %llu refused: the image has %llu blocks of %u bytes (0 to %llu)",
+				 (unsigned long long)o->start_at,
+				 (unsigned long long)nblocks, o->block_size,
+				 (unsigned long long)(nblocks ? nblocks - 1 : 0));
+			return -1;
+		}
+		inv->req.start_block = o->start_at;
+		return 0;
+	}
+	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+		r = rc_now_ns() ^ ((uint64_t)getpid() << 32);
+	inv->req.start_block = nblocks ? r % nblocks : 0;
+	return 0;
 }
 
 /* The election's request, from the options and the open source. */
@@ -801,7 +934,7 @@ static int join_request(struct invocation *inv)
 	req->stall_ms = o->stall_ms;
 	req->linger_ms = o->linger_ms;
 	req->rescue = o->rescue_map != NULL;
-	return 0;
+	return start_block(inv);
 }
 
 /* refuse: every path the invocation writes, and what it asks of the
@@ -895,7 +1028,10 @@ static int step_elect(struct invocation *inv)
 	if (map && open_rescue_map(inv) < 0)
 		return refuse(inv);
 	rc = rc_elect(&inv->req, j, inv->err, sizeof inv->err);
-	j->ring.stream = inv->stream; /* the producer forks with it */
+	/* The producer forks with these. */
+	j->ring.stream = inv->stream;
+	j->ring.expect = inv->expect.hash;
+	j->ring.expect_name = inv->o.expect;
 	/* Block hashes, shared: every consumer stores what it saw (the same
 	 * values), and the manifest is written from them.  Without them
 	 * nothing could be verified: refused before the map is emptied or
@@ -983,6 +1119,8 @@ static void say_joined(const struct invocation *inv)
 		rc_msg("joined a running copy: its producer keeps its own --linger");
 	if (inv->o.rescue_map)
 		rc_msg("joined a running copy: --rescue and its map file belong to the copy that started it");
+	if (inv->o.start_mode != START_ZERO)
+		rc_msg("joined a running copy: --start-at belongs to the copy that started it");
 	for (i = 0; i < inv->n; i++) {
 		uint64_t b = rc_seq_block(j->first_seq[i], j->ring.nblocks);
 
@@ -1016,6 +1154,10 @@ static int step_prepare(struct invocation *inv)
 
 	if (!j->created)
 		say_joined(inv);
+	else if (inv->o.start_mode != START_ZERO && inv->req.start_block)
+		rc_msg("the first pass starts at block %llu of %llu (--start-at); block 0 comes with the wrap and is written last",
+		       (unsigned long long)inv->req.start_block,
+		       (unsigned long long)j->ring.nblocks);
 	/* Every refusal is behind us: now targets may be created. */
 	for (i = 0; i < inv->n; i++) {
 		struct rc_dev *d = inv->dst[i];
@@ -1055,6 +1197,42 @@ static int step_run(struct invocation *inv)
 	return NEXT;
 }
 
+/* --expect, for this invocation's own targets: every block they were
+ * given hashes as the golden manifest says.  The producer checks too when
+ * it is ours; a copy that joined a ring started without --expect is
+ * proved here. */
+static void check_expected(struct invocation *inv)
+{
+	const struct rc_image_hashes *m = &inv->expect;
+	char msg[sizeof inv->res[0].error];
+	uint64_t b;
+	int i;
+
+	for (i = 0; i < inv->n; i++)
+		if (inv->res[i].status == RC_RES_OK ||
+		    inv->res[i].status == RC_RES_MISMATCH)
+			break;
+	if (i == inv->n || !inv->hashes)
+		return;
+	for (b = 0; b < m->nblocks; b++)
+		if (inv->hashes[b] != m->hash[b])
+			break;
+	if (b == m->nblocks)
+		return;
+	snprintf(msg, sizeof msg,
+		 "source %s: the block at offset %llu hashes %016llx, the manifest %s expects %016llx: not the golden image",
+		 inv->src->spec, (unsigned long long)(b * m->block_size),
+		 (unsigned long long)inv->hashes[b], inv->o.expect,
+		 (unsigned long long)m->hash[b]);
+	for (i = 0; i < inv->n; i++)
+		if (inv->res[i].status == RC_RES_OK ||
+		    inv->res[i].status == RC_RES_MISMATCH) {
+			inv->res[i].status = RC_RES_FAILED;
+			rc_strlcpy(inv->res[i].error, msg,
+				   sizeof inv->res[i].error);
+		}
+}
+
 /* finish: what the source could not give, and the manifest. */
 static int step_finish(struct invocation *inv)
 {
@@ -1072,6 +1250,8 @@ static int step_finish(struct invocation *inv)
 		       inv->o.rescue_map ? inv->o.rescue_map : "");
 		inv->status = RC_EXIT_FAILED;
 	}
+	if (inv->o.expect)
+		check_expected(inv);
 	if (inv->o.manifest &&
 	    write_manifest(inv->o.manifest, r, inv->hashes, inv->res,
 			   inv->n) < 0)
@@ -1119,6 +1299,7 @@ static void cleanup(struct invocation *inv)
 		free(inv->owned[i]);
 	}
 	rc_dev_close(inv->src);
+	free(inv->expect.hash);
 	if (inv->hashes)
 		munmap(inv->hashes, inv->hashes_len);
 	if (inv->res && inv->res != MAP_FAILED)

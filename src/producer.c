@@ -261,6 +261,24 @@ static int check_stable(struct producer *p, uint64_t block, uint64_t hash,
 	return -1;
 }
 
+/* --expect: a block enters the ring only if it is the golden image's.
+ * 0, or -1 with the ring failed. */
+static int check_expected(struct producer *p, uint64_t block, uint64_t hash,
+			  uint64_t off)
+{
+	char msg[RC_ERRMSG_MAX];
+
+	if (!p->r->expect || p->r->expect[block] == hash)
+		return 0;
+	snprintf(msg, sizeof msg,
+		 "source %s: the block at offset %llu hashes %016llx, the manifest %s expects %016llx: not the golden image",
+		 p->src->spec, (unsigned long long)off,
+		 (unsigned long long)hash, p->r->expect_name,
+		 (unsigned long long)p->r->expect[block]);
+	fail_ring(p, EBADMSG, off, msg);
+	return -1;
+}
+
 static int produce(struct producer *p, uint64_t n)
 {
 	struct rc_ring *r = p->r;
@@ -282,7 +300,8 @@ static int produce(struct producer *p, uint64_t n)
 		return -1;
 	zero = hole || all_zero(data, len);
 	hash = hole ? rc_zero_hash(len) : rc_block_hash(data, len);
-	if (check_stable(p, block, hash, off) < 0)
+	if (check_stable(p, block, hash, off) < 0 ||
+	    check_expected(p, block, hash, off) < 0)
 		return -1;
 	s->block = block;
 	s->len = len;

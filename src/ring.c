@@ -265,6 +265,9 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 	h->rescue = p->rescue;
 	h->linger_ms = p->linger_ms;
 	h->started_ns = rc_now_ns();
+	/* The first pass may start anywhere (--start-at): its block 0 comes
+	 * with the wrap, as for a late joiner. */
+	h->next_seq = p->start_block < nblocks ? p->start_block : 0;
 	rc_strlcpy(h->src_name, p->src_name, sizeof h->src_name);
 	ring_bind(r);
 	return 0;

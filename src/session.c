@@ -484,6 +484,7 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	p.stall_ms = req->stall_ms;
 	p.rescue = req->rescue;
 	p.linger_ms = req->linger_ms;
+	p.start_block = req->start_block;
 	/* The source as status shows it: absolute where it is a path. */
 	if (!req->source || !realpath(req->source->path, src_abs))
 		rc_strlcpy(src_abs, req->source ? req->source->spec : "",

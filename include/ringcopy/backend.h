@@ -235,5 +235,8 @@ int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
 		   const char **format);
 /* The zstd target's compression level (--compress-level). */
 void rc_zstd_set_level(int level);
+/* How long an NBD connection may take to become ready
+ * (--connect-timeout; 10 s by default). */
+void rc_nbd_set_connect_timeout(unsigned ms);
 
 #endif

@@ -43,6 +43,7 @@ struct rc_join_req {
 	uint32_t linger_ms;         /* --linger of a new ring */
 	bool rescue;                /* --rescue: fill unreadable sectors */
 	int map_fd;                 /* --rescue map file, or -1 */
+	uint64_t start_block;       /* --start-at of a new ring */
 };
 
 struct rc_join {

@@ -216,6 +216,11 @@ struct rc_ring {
 	 * a stream of unknown size, read once to its end (image_size is
 	 * then only a bound); its last block carries RC_SLOT_END. */
 	bool stream;
+	/* Known to the producer only (set before it is spawned): the golden
+	 * manifest's block hashes (--expect), each block read is checked
+	 * against before it is published; NULL without --expect. */
+	const uint64_t *expect;
+	const char *expect_name;
 	/* The producer as last seen under LOCK (rc_proto_claim). */
 	pid_t producer_pid;
 	uint64_t producer_start;
@@ -235,6 +240,7 @@ struct rc_ring_params {
 	bool rescue;
 	uint32_t linger_ms;
 	const char *src_name;
+	uint64_t start_block; /* --start-at: the first pass starts here */
 };
 
 /* The block and slot counts a ring of these parameters gets. */
