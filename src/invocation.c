@@ -474,8 +474,10 @@ static int dry_run(const struct opts *o, const struct rc_join_req *req,
 		       pk.producer, (unsigned long long)pk.next_block,
 		       (unsigned long long)pk.nblocks, pk.block_size);
 	else
-		printf("would start a new copy: block size %u, ring of %llu bytes\n",
-		       o->block_size, (unsigned long long)req->buffer_size);
+		printf("would start a new copy: block size %u, ring of %llu bytes, first pass from block %llu%s\n",
+		       o->block_size, (unsigned long long)req->buffer_size,
+		       (unsigned long long)req->start_block,
+		       o->start_mode == START_RANDOM ? " (--start-at random: a run picks again)" : "");
 	for (i = 0; i < n; i++) {
 		struct rc_describe d;
 		char holds[200] = "";

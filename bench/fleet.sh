@@ -1,0 +1,169 @@
+#!/bin/bash
+# A fleet rollout (issue 17): N nodes each write two disks from one golden
+# image, every link shaped with a token bucket, in network namespaces
+# (tests/fleet/net.sh: 192.0.2.0/24, a bridge in its own namespace, no
+# route out).  Three ways to carry the image, each from a fresh network:
+#   swarm-random  BitTorrent (opentracker, an aria2 seeder at the origin,
+#                 nbdkit's torrent plugin on each node), ringcopy
+#                 --start-at random --expect
+#   swarm-order   the same swarm, every node reading in order (no
+#                 --start-at)
+#   origin        one NBD server at the origin (nbdkit's file plugin), the
+#                 nodes pulling from it alone
+# Measured: seconds from the start until every node's ringcopy has exited
+# with both disks verified (nbdkit's torrent plugin may hang at its own
+# shutdown: the servers are ended after the measurement).
+#
+#   bench/fleet.sh [--nodes "1 2 4 8"] [--size-mib 128] [--rate 80mbit]
+#                  [--modes "swarm-random swarm-order origin"] [--out FILE]
+#
+# Results (and the machine) go to bench/RESULTS-fleet.md, and the table
+# into bench/RESULTS.md between its fleet markers.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+nodes="1 2 4 8" size_mib=128 rate=80mbit out=$here/RESULTS-fleet.md
+modes="swarm-random swarm-order origin"
+while [ $# -gt 0 ]; do
+	case $1 in
+	--nodes) nodes=$2; shift 2 ;;
+	--size-mib) size_mib=$2; shift 2 ;;
+	--rate) rate=$2; shift 2 ;;
+	--modes) modes=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	*) echo "usage: $0 [--nodes LIST] [--size-mib N] [--rate R] [--modes LIST] [--out FILE]" >&2; exit 2 ;;
+	esac
+done
+rc=$top/ringcopy
+[ -x "$rc" ] || { echo "bench: build ringcopy first" >&2; exit 1; }
+for c in nbdkit opentracker mktorrent aria2c tc ip; do
+	command -v "$c" > /dev/null || { echo "bench: needs $c" >&2; exit 77; }
+done
+# shellcheck source=../tests/fleet/net.sh
+source "$top/tests/fleet/net.sh"
+fleet_prefix=rcb$$
+why=$(fleet_can) || { echo "bench: $why" >&2; exit 77; }
+work=$(mktemp -d /dev/shm/rcfleet.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+	fleet_down
+	rm -rf "$work"
+}
+trap cleanup EXIT
+# Each node is a machine of its own: a run directory of its own, so that
+# two nodes reading the same URI do not meet in one ring.
+export RINGCOPY_RUNDIR=$work/run
+
+head -c $((size_mib * 1048576)) /dev/urandom > "$work/golden.img"
+"$rc" -q --manifest "$work/golden.mf" "$work/golden.img" null:
+
+# run MODE N: prints the seconds until the last node is done, then each
+# node's own seconds.
+run() {
+	local mode=$1 n=$2 i t0 t1 pid uri bad=0 times=()
+	local -a pids starts
+	fleet_dir=$work/net
+	rm -rf "$fleet_dir"
+	mkdir -p "$fleet_dir"
+	chmod 755 "$fleet_dir"
+	fleet_up "$n" "$rate"
+	# The origin is up before the clock starts; the nodes' servers are
+	# timed (the torrent plugin downloads from its start, before any
+	# read).
+	if [ "$mode" = origin ]; then
+		fleet_in o nbdkit -r -i 192.0.2.1 -P "$fleet_dir/o.pid" file "$work/golden.img"
+		for (( i = 0; i < 50; i++ )); do
+			fleet_in o bash -c 'exec 3<>/dev/tcp/192.0.2.1/10809' 2> /dev/null && break
+			sleep 0.1
+		done
+		t0=$(date +%s.%N)
+	else
+		fleet_origin "$work/golden.img"
+		sleep 1 # the seeder's integrity check of the image
+		t0=$(date +%s.%N)
+		for (( i = 1; i <= n; i++ )); do fleet_serve "$i"; done
+	fi
+	for (( i = 1; i <= n; i++ )); do
+		rm -f "$work/d$i.a" "$work/d$i.b"
+		if [ "$mode" = origin ]; then
+			uri=nbd://192.0.2.1/
+			# The node's own namespace: its link is the shaped one.
+			fleet_in "n$i" env RINGCOPY_RUNDIR="$work/run$i" "$rc" -q --expect "$work/golden.mf" "$uri" \
+				"$work/d$i.a" "$work/d$i.b" 2> "$work/n$i.err" &
+		else
+			uri=$(fleet_uri "$i")
+			start=()
+			[ "$mode" = swarm-random ] && start=(--start-at random)
+			RINGCOPY_RUNDIR=$work/run$i "$rc" -q "${start[@]}" --expect "$work/golden.mf" --connect-timeout 120 \
+				"$uri" "$work/d$i.a" "$work/d$i.b" 2> "$work/n$i.err" &
+		fi
+		pids[i]=$!
+	done
+	for (( i = 1; i <= n; i++ )); do
+		if ! wait "${pids[i]}"; then
+			bad=1
+			echo "bench: $mode, $n nodes: node $i failed: $(cat "$work/n$i.err")" >&2
+		fi
+		t1=$(date +%s.%N)
+		times+=("$(printf '%.1f' "$(echo "$t1 - $t0" | bc)")")
+	done
+	t1=$(date +%s.%N)
+	fleet_down
+	[ "$bad" -eq 0 ] || return 1
+	printf '%.1f %s\n' "$(echo "$t1 - $t0" | bc)" "${times[*]}"
+}
+
+declare -A secs detail
+for mode in $modes; do
+	for n in $nodes; do
+		echo "bench: $mode, $n node(s)..." >&2
+		if r=$(run "$mode" "$n"); then
+			secs[$mode,$n]=${r%% *}
+			detail[$mode,$n]=${r#* }
+		else
+			secs[$mode,$n]=failed
+			detail[$mode,$n]=
+		fi
+		echo "bench: $mode, $n node(s): ${secs[$mode,$n]} s" >&2
+	done
+done
+
+{
+	echo "# ringcopy fleet benchmark"
+	echo
+	echo "Run on $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/fleet.sh\`: a $size_mib MiB image, every link shaped to $rate both ways (tc tbf), each node writing two tmpfs files, verified and proved with \`--expect\`."
+	echo
+	echo "## Machine"
+	echo
+	echo "- CPU: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores; every node, the origin and the bridge share them"
+	echo "- Memory: $(awk '/MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo); kernel $(uname -r)"
+	echo "- ringcopy $("$rc" --version | awk '{print $2}'), nbdkit $(nbdkit --version | awk '{print $2}'), aria2 $(aria2c --version | awk 'NR == 1 {print $3}'), opentracker (Debian $(dpkg-query -W -f='${Version}' opentracker 2>/dev/null))"
+	echo
+	echo "## Seconds until every node's disks are verified (in brackets: each node's own, in the order they finished waiting)"
+	echo
+	printf '| carried by |'
+	for n in $nodes; do printf ' %s node%s |' "$n" "$([ "$n" = 1 ] || echo s)"; done
+	echo
+	printf '|---|'
+	for n in $nodes; do printf -- '---|'; done
+	echo
+	for mode in $modes; do
+		printf '| %s |' "$mode"
+		for n in $nodes; do printf ' %s (%s) |' "${secs[$mode,$n]}" "${detail[$mode,$n]}"; done
+		echo
+	done
+	echo
+	echo "Ratio to one node alone (the goal: 8 nodes within 1.3x):"
+	echo
+	for mode in $modes; do
+		one=${secs[$mode,1]:-}
+		printf -- '- %s:' "$mode"
+		for n in $nodes; do
+			if [[ $one =~ ^[0-9.]+$ ]] && [[ ${secs[$mode,$n]} =~ ^[0-9.]+$ ]]; then
+				printf ' %s nodes %.2fx;' "$n" "$(echo "${secs[$mode,$n]} / $one" | bc -l)"
+			fi
+		done
+		echo
+	done
+} > "$out"
+cat "$out"
