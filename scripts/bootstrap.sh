@@ -1,6 +1,7 @@
 #!/bin/bash
 # Set up a fresh Debian machine for ringcopy and build it: install the
-# packages the build, the tests and the benchmarks need (as root, through
+# packages the build, the tests, the Debian package (debhelper, and systemd
+# for systemd.pc) and the benchmarks need (as root, through
 # apt-get), then autoreconf, configure and make.  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ packages=(
 	liblzma-dev zlib1g-dev libbz2-dev liblz4-dev xz-utils gzip bzip2 lz4
 	dcfldd dc3dd bmap-tools
 	spin
+	debhelper dpkg-dev systemd
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Set everything up and run the whole test suite: the unit and functional
-# tests, the same suite under valgrind, and distcheck.  This is what CI runs
-# (.ci/run) and what the README's test command is.
+# tests, the same suite under valgrind, distcheck, the Debian package and a
+# benchmark smoke run.  This is what CI runs (.ci/run) and what the
+# README's test command is.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh || exit 1
@@ -37,6 +38,16 @@ RINGCOPY_DISTCHECK_QUICK=1 RINGPROTO_SCHEDULES=20000 \
 	make -j4 distcheck DISTCHECK_CONFIGURE_FLAGS=-q \
 	> distcheck.log 2>&1 ||
 	{ status=1; tail -n 40 distcheck.log; }
+# The Debian package: built from the dist tarball in a temporary directory,
+# installed with apt-get, the installed binary run once, then purged
+# (scripts/check-deb.sh).  Needs root; exit 77 means it could not run here.
+echo "== debian package: dpkg-buildpackage, apt-get install, a copy, apt-get purge"
+bash scripts/check-deb.sh > deb.log 2>&1
+case $? in
+0) pass=$((pass + 1)); grep -E '^package built in' deb.log ;;
+77) skip=$((skip + 1)); cat deb.log ;;
+*) fail=$((fail + 1)); status=1; cat deb.log ;;
+esac
 # A smoke run of the benchmark (the sparse case, small): it checks that the
 # scripts and the peers still work, not how fast anything is.  Needs root
 # and cgroup v1; exit 77 means it could not run here.
