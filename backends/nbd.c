@@ -399,9 +399,10 @@ static int ra_drop(struct nbd_dev *n)
 	int rc = 0;
 
 	while (n->rcount) {
-		while (n->ra[n->rhead].left && rc == 0)
+		while (n->ra[n->rhead].left && rc == 0 && !n->failed)
 			rc = poll_io(n, true) < 0 ? -EIO : 0;
-		if (rc < 0) {
+		if (rc < 0 || n->failed) {
+			n->failed = 1;
 			/* The connection is broken: the buffers stay ours
 			 * until close, whatever libnbd still holds. */
 			n->rcount = 0;
@@ -468,8 +469,10 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			     uint64_t off)
 {
 	struct nbd_dev *n = (struct nbd_dev *)dev;
+	/* Never again after a failure: an answer that comes late would land
+	 * in a buffer given to another block. */
 	bool in_order = off == n->last_end && off > 0 && n->rdepth &&
-			len >= NBD_CHUNK / 16;
+			len >= NBD_CHUNK / 16 && !n->failed;
 	ssize_t rc;
 
 	if (n->rcount && (n->ra[n->rhead].off != off ||
@@ -491,12 +494,16 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			return rc;
 		}
 	}
-	/* The head is ours: wait for it, keep the rest in flight. */
+	/* The head is ours: wait for it, keep the rest in flight.  A
+	 * connection that failed is not waited on again (not even at
+	 * close). */
 	while (n->ra[n->rhead].left) {
 		int r = poll_io(n, true);
 
-		if (r < 0)
+		if (r < 0) {
+			n->failed = 1;
 			return r;
+		}
 	}
 	{
 		struct nbd_rblock *b = &n->ra[n->rhead];

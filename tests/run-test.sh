@@ -12,9 +12,32 @@ if [ "${RINGCOPY_DISTCHECK_QUICK:-0}" = 1 ]; then
 	*) echo "SKIP: distcheck runs a sample (RINGCOPY_DISTCHECK_QUICK)"; exit 77 ;;
 	esac
 fi
+# Under valgrind (make check-valgrind), the tests whose code paths other
+# tests already run under valgrind, and which would only add minutes:
+# refusals made in the invocation before any fork (test-refuse runs that
+# machinery under valgrind), the identity of rings (every join test runs
+# it), a second join pattern (test-join-late and test-join-tail), the fleet
+# network (its NBD source path runs in test-expect and test-nbd), and the
+# tests that do not run ringcopy's code (the man page, the SPIN model).
+if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
+	case "$1" in
+	*/test-cli-errors.sh|*/test-outputs-refused.sh|*/test-blockdev-refuse.sh|\
+	*/test-dry-run.sh|*/test-identity.sh|*/test-join-staggered.sh|\
+	*/test-fleet.sh|*/test-man.sh|*/test-model.sh)
+		echo "SKIP: not under valgrind: its code paths run under valgrind in other tests (tests/run-test.sh)"
+		exit 77
+		;;
+	esac
+fi
 case "$1" in
 *.sh)
-	exec "${BASH:-bash}" "$@"
+	# Its wall time, last in its log: scripts/check-all.sh lists the
+	# slowest, so that the suite's time has names.
+	start=$(date +%s)
+	"${BASH:-bash}" "$@"
+	rc=$?
+	echo "# wall time: $(( $(date +%s) - start )) s"
+	exit $rc
 	;;
 esac
 ns=

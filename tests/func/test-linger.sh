@@ -6,7 +6,7 @@ source "$top_srcdir/tests/func/functions.sh"
 
 mb=1048576
 mkimage "$tmp/src.img" 4M
-expect_status 0 ringcopy --linger 3 --json "$tmp/src.img" "$tmp/a.img" > "$tmp/a.json" 2>/dev/null
+expect_status 0 ringcopy --linger "$(vrate 3 15)" --json "$tmp/src.img" "$tmp/a.img" > "$tmp/a.json" 2>/dev/null
 [ -n "$(ls -A "$RINGCOPY_RUNDIR")" ] || fail "the producer did not linger"
 sleep 0.5
 expect_status 0 ringcopy --json "$tmp/src.img" "$tmp/b.img" > "$tmp/b.json" 2> "$tmp/b.err"
