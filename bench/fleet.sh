@@ -10,6 +10,9 @@
 #                 --start-at)
 #   origin        one NBD server at the origin (nbdkit's file plugin), the
 #                 nodes pulling from it alone
+#   swarm-engine  the swarm alone: each node downloads the image with
+#                 aria2c (no NBD, no ringcopy, no disks): what the engine
+#                 and the network give, for comparison
 # Measured: seconds from the start until every node's ringcopy has exited
 # with both disks verified (nbdkit's torrent plugin may hang at its own
 # shutdown: the servers are ended after the measurement).
@@ -23,7 +26,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 nodes="1 2 4 8" size_mib=128 rate=80mbit out=$here/RESULTS-fleet.md
-modes="swarm-random swarm-order origin"
+modes="swarm-random swarm-order origin swarm-engine"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--nodes) nodes=$2; shift 2 ;;
@@ -55,6 +58,8 @@ trap cleanup EXIT
 export RINGCOPY_RUNDIR=$work/run
 
 head -c $((size_mib * 1048576)) /dev/urandom > "$work/golden.img"
+printf '#!/bin/sh\ntouch "$DONE"\n' > "$work/done.sh"
+chmod 755 "$work/done.sh"
 "$rc" -q --manifest "$work/golden.mf" "$work/golden.img" null:
 
 # run MODE N: prints the seconds until the last node is done, then each
@@ -77,15 +82,31 @@ run() {
 			sleep 0.1
 		done
 		t0=$(date +%s.%N)
+	elif [ "$mode" = swarm-engine ]; then
+		fleet_origin "$work/golden.img"
+		sleep 1
+		t0=$(date +%s.%N)
 	else
 		fleet_origin "$work/golden.img"
 		sleep 1 # the seeder's integrity check of the image
 		t0=$(date +%s.%N)
 		for (( i = 1; i <= n; i++ )); do fleet_serve "$i"; done
 	fi
+	cpu0=$(cpu_ticks)
 	for (( i = 1; i <= n; i++ )); do
 		rm -f "$work/d$i.a" "$work/d$i.b"
-		if [ "$mode" = origin ]; then
+		if [ "$mode" = swarm-engine ]; then
+			# It goes on seeding once done, as nbdkit does: the
+			# hook marks the moment its download completed.
+			mkdir -p "$fleet_dir/e$i"
+			rm -f "$work/done$i"
+			fleet_in "n$i" env DONE="$work/done$i" aria2c --dir="$fleet_dir/e$i" \
+				--seed-ratio=0.0 --enable-dht=false --enable-dht6=false \
+				--bt-enable-lpd=false --bt-tracker-interval=2 \
+				--console-log-level=warn --summary-interval=0 --quiet=true \
+				--on-bt-download-complete="$work/done.sh" \
+				"$fleet_dir/golden.torrent" > "$work/n$i.err" 2>&1 &
+		elif [ "$mode" = origin ]; then
 			uri=nbd://192.0.2.1/
 			# The node's own namespace: its link is the shaped one.
 			fleet_in "n$i" env RINGCOPY_RUNDIR="$work/run$i" "$rc" -q --expect "$work/golden.mf" "$uri" \
@@ -100,7 +121,9 @@ run() {
 		pids[i]=$!
 	done
 	for (( i = 1; i <= n; i++ )); do
-		if ! wait "${pids[i]}"; then
+		if [ "$mode" = swarm-engine ]; then
+			while [ ! -e "$work/done$i" ]; do sleep 0.1; done
+		elif ! wait "${pids[i]}"; then
 			bad=1
 			echo "bench: $mode, $n nodes: node $i failed: $(cat "$work/n$i.err")" >&2
 		fi
@@ -108,9 +131,16 @@ run() {
 		times+=("$(printf '%.1f' "$(echo "$t1 - $t0" | bc)")")
 	done
 	t1=$(date +%s.%N)
+	cpu1=$(cpu_ticks)
 	fleet_down
 	[ "$bad" -eq 0 ] || return 1
-	printf '%.1f %s\n' "$(echo "$t1 - $t0" | bc)" "${times[*]}"
+	printf '%.1f %s, CPU %d%%\n' "$(echo "$t1 - $t0" | bc)" "${times[*]}" \
+		"$(( (${cpu1% *} - ${cpu0% *}) * 100 / ( (${cpu1#* } - ${cpu0#* }) > 0 ? (${cpu1#* } - ${cpu0#* }) : 1 ) ))"
+}
+
+# Busy and total CPU ticks of the machine so far ("BUSY TOTAL").
+cpu_ticks() {
+	awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
 }
 
 declare -A secs detail
@@ -139,7 +169,7 @@ done
 	echo "- Memory: $(awk '/MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo); kernel $(uname -r)"
 	echo "- ringcopy $("$rc" --version | awk '{print $2}'), nbdkit $(nbdkit --version | awk '{print $2}'), aria2 $(aria2c --version | awk 'NR == 1 {print $3}'), opentracker (Debian $(dpkg-query -W -f='${Version}' opentracker 2>/dev/null))"
 	echo
-	echo "## Seconds until every node's disks are verified (in brackets: each node's own, in the order they finished waiting)"
+	echo "## Seconds until every node's disks are verified (in brackets: each node's own, in the order they finished waiting; and how busy the machine's CPUs were meanwhile)"
 	echo
 	printf '| carried by |'
 	for n in $nodes; do printf ' %s node%s |' "$n" "$([ "$n" = 1 ] || echo s)"; done
