@@ -197,3 +197,22 @@ done
 	done
 } > "$out"
 cat "$out"
+# The table in bench/RESULTS.md too, between its fleet markers (kept there
+# by bench/report.py), for the default results file only.
+results=$here/RESULTS.md
+if [ "$out" = "$here/RESULTS-fleet.md" ] && [ -f "$results" ]; then
+	python3 - "$results" "$out" <<'PY'
+import sys
+results, fleet = sys.argv[1], sys.argv[2]
+text = open(results).read()
+body = open(fleet).read().split("\n", 1)[1].strip()  # without its title
+section = ("<!-- fleet:begin -->\n## Fleet rollout (bench/fleet.sh; details in RESULTS-fleet.md)\n\n"
+           + body.replace("\n## ", "\n### ") + "\n<!-- fleet:end -->")
+b, e = text.find("<!-- fleet:begin -->"), text.find("<!-- fleet:end -->")
+if 0 <= b < e:
+    text = text[:b] + section + text[e + len("<!-- fleet:end -->"):]
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(results, "w").write(text)
+PY
+fi

@@ -270,4 +270,14 @@ if errors:
     w(errors)
     w("```")
     w("")
+# bench/fleet.sh keeps its table in this file between markers: a run of
+# this report keeps it too.
+try:
+    old = open(out).read()
+    b, e = old.find("<!-- fleet:begin -->"), old.find("<!-- fleet:end -->")
+    if 0 <= b < e:
+        lines.append(old[b:e + len("<!-- fleet:end -->")])
+        lines.append("")
+except OSError:
+    pass
 open(out, "w").write("\n".join(lines))
