@@ -10,6 +10,9 @@
 #                 --start-at)
 #   origin        one NBD server at the origin (nbdkit's file plugin), the
 #                 nodes pulling from it alone
+#   swarm-nbdcopy the same swarm and servers, each node's export read by
+#                 nbdcopy to /dev/null (no disks, no verification): the
+#                 engine through NBD without ringcopy
 #   swarm-engine  the swarm alone: each node downloads the image with
 #                 aria2c (no NBD, no ringcopy, no disks): what the engine
 #                 and the network give, for comparison
@@ -26,7 +29,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 nodes="1 2 4 8" size_mib=128 rate=80mbit out=$here/RESULTS-fleet.md
-modes="swarm-random swarm-order origin swarm-engine"
+modes="swarm-random swarm-order swarm-nbdcopy swarm-engine origin"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--nodes) nodes=$2; shift 2 ;;
@@ -111,6 +114,8 @@ run() {
 			# The node's own namespace: its link is the shaped one.
 			fleet_in "n$i" env RINGCOPY_RUNDIR="$work/run$i" "$rc" -q --expect "$work/golden.mf" "$uri" \
 				"$work/d$i.a" "$work/d$i.b" 2> "$work/n$i.err" &
+		elif [ "$mode" = swarm-nbdcopy ]; then
+			nbdcopy "$(fleet_uri "$i")" null: 2> "$work/n$i.err" &
 		else
 			uri=$(fleet_uri "$i")
 			start=()
