@@ -15,6 +15,7 @@ packages=(
 	liblzma-dev zlib1g-dev libbz2-dev liblz4-dev xz-utils gzip bzip2 lz4
 	dcfldd dc3dd bmap-tools
 	spin
+	iproute2 opentracker mktorrent aria2 bc
 	debhelper dpkg-dev systemd
 )
 missing=()
