@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
 	build-essential autoconf automake pkg-config
-	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev
+	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev libudev-dev
 	valgrind python3 util-linux procps zstd xxhash
 	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
 	libnbd-dev nbdkit libnbd-bin

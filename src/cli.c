@@ -18,6 +18,7 @@ void rc_usage(FILE *f)
 	fputs("Usage:\n"
 	      " ringcopy [options] SOURCE TARGET...\n"
 	      " ringcopy serve [options] SOURCE\n"
+	      " ringcopy station --match PATTERN... [options] SOURCE\n"
 	      " ringcopy status [--json] [SOURCE]\n"
 	      " ringcopy verify [-q] MANIFEST TARGET...\n"
 	      "\n"
