@@ -561,8 +561,8 @@ static int check_resources(int n, const struct rc_join_req *req, char *err,
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)need > rl.rlim_cur) {
 		snprintf(err, errlen,
-			 "%d targets need about %ld open files, the limit is %llu: raise it (ulimit -n) or copy to fewer targets at once",
-			 n, need, (unsigned long long)rl.rlim_cur);
+			 "%d target%s need%s about %ld open files, the limit is %llu: raise it (ulimit -n) or copy to fewer targets at once",
+			 n, n == 1 ? "" : "s", n == 1 ? "s" : "", need, (unsigned long long)rl.rlim_cur);
 		return -EMFILE;
 	}
 	/* The ring as it would be made: never larger than the image. */

@@ -761,8 +761,8 @@ static int run_station(struct station *st)
 			json_begin("serving");
 			printf("\"source\": ");
 			rc_json_str(stdout, st->source);
-			printf(", \"producer_pid\": %d, \"started\": %s, \"match\": [",
-			       (int)st->producer,
+			printf(", \"station_pid\": %d, \"producer_pid\": %d, \"started\": %s, \"match\": [",
+			       (int)getpid(), (int)st->producer,
 			       st->created ? "true" : "false");
 			for (int i = 0; i < st->nm; i++) {
 				printf("%s", i ? ", " : "");
@@ -792,9 +792,10 @@ static int run_station(struct station *st)
 			else if (si.ssi_signo == SIGINT)
 				why = "SIGINT";
 		}
-		reap(st, false);
 		if (why)
 			break;
+		/* Events first: a disk whose media went away is known as
+		 * such when its copy's failure is reported. */
 		if (p[0].revents & POLLIN) {
 			struct udev_device *dev;
 
@@ -803,6 +804,7 @@ static int run_station(struct station *st)
 				udev_device_unref(dev);
 			}
 		}
+		reap(st, false);
 		/* Without its producer the station has nothing to give. */
 		if (!rc_proc_alive(st->producer, st->pstart)) {
 			rc_err("station: the producer of %s (pid %d) is gone: stopping",

@@ -1,0 +1,207 @@
+#!/bin/bash
+# ringcopy station: disks that appear while it runs and match get the
+# image.  The disks are loop devices of this test's own: created with
+# numbers nobody else uses (loop-control's LOOP_CTL_ADD) and matched by
+# exactly those names, so a loop device of another test is never touched.
+# Attaching a file gives the kernel's "change" event with media, as a card
+# put in a reader does.
+#  - three disks attached one after another each get a verified copy;
+#  - one holding ext4 is refused without --force and keeps its bytes;
+#  - one whose media go away mid-copy fails, and only it;
+#  - status names the station of its copies;
+#  - SIGTERM reports the copy in flight as interrupted and ends the
+#    station: no process, IPC object, rendezvous file or loop device left.
+source "$top_srcdir/tests/func/functions.sh"
+requires_loop
+requires mkfs.ext4 -V
+requires python3 -c 'import fcntl, socket; socket.AF_NETLINK'
+
+# loopctl create N: make N loop devices loopB0..loopB(N-1) (B a free base,
+# a multiple of 10, printed) while listening to the kernel's uevents;
+# exit 3 if no uevent arrives for them (uevents unavailable here).
+# loopctl remove B N: remove them (once detached and closed).
+loopctl() {
+	python3 - "$@" <<'PY'
+import errno, fcntl, os, select, socket, sys, time
+ADD, REMOVE = 0x4C80, 0x4C81
+ctl = os.open("/dev/loop-control", os.O_RDWR)
+if sys.argv[1] == "remove":
+    base, n = int(sys.argv[2]), int(sys.argv[3])
+    for k in range(n):
+        for _ in range(100):
+            try:
+                fcntl.ioctl(ctl, REMOVE, base + k)
+                break
+            except OSError as e:
+                if e.errno == errno.ENODEV or e.errno == errno.ENXIO:
+                    break
+                time.sleep(0.05)
+    sys.exit(0)
+n = int(sys.argv[2])
+try:
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 15)
+    s.bind((0, 1))
+except OSError:
+    sys.exit(3)
+for tries in range(200):
+    base = 10 * (1000 + (os.getpid() * 7 + tries * 13) % 50000)
+    if any(os.path.exists("/sys/class/block/loop%d" % (base + k)) for k in range(n)):
+        continue
+    made = []
+    try:
+        for k in range(n):
+            fcntl.ioctl(ctl, ADD, base + k)
+            made.append(base + k)
+        break
+    except OSError:
+        for m in made:
+            fcntl.ioctl(ctl, REMOVE, m)
+else:
+    sys.exit(4)
+print(base, flush=True)
+want = ("add@/devices/virtual/block/loop%d" % base).encode()
+end = time.time() + 5
+while time.time() < end:
+    r, _, _ = select.select([s], [], [], end - time.time())
+    if r and s.recv(65536).startswith(want):
+        sys.exit(0)
+sys.exit(3)
+PY
+}
+
+ndev=6
+base=$(loopctl create $ndev)
+case $? in
+0) ;;
+3) [ -n "$base" ] && loopctl remove "$base" $ndev; skip "no kernel uevents here" ;;
+*) skip "cannot create loop devices through /dev/loop-control" ;;
+esac
+detach_ours() {
+	local k
+	for (( k = 0; k < ndev; k++ )); do
+		losetup -d "/dev/loop$((base + k))" 2>/dev/null
+	done
+	loopctl remove "$base" $ndev
+}
+on_exit detach_ours
+name() { echo "loop$((base + $1))"; }
+dev() { echo "/dev/loop$((base + $1))"; }
+
+mb=1048576
+mkimage "$tmp/src.img" 4M 7
+for k in 0 1 2 4 5; do truncate -s 8M "$tmp/d$k.img"; done
+bash "$top_srcdir/fixtures/mkfs-image.sh" "$tmp/d3.img" 8M 8M data
+cp "$tmp/d3.img" "$tmp/d3.kept"
+
+# wait_event NAME STATUS: the station's JSON line for that disk and status.
+wait_event() {
+	local i
+	for (( i = 0; i < $(slow 30) * 10; i++ )); do
+		grep -q "\"name\": \"$1\", .*\"status\": \"$2\"" "$tmp/st.json" && return 0
+		sleep 0.1
+	done
+	fail "no '$2' event for $1: $(cat "$tmp/st.err" "$tmp/st.json")"
+}
+
+# The station matches this test's six names and nothing else.
+ringcopy station --json --rate "$(vrate 4M 1M)" \
+	--match "loop${base%0}[0-5]" --match 'size>=4M' \
+	"$tmp/src.img" > "$tmp/st.json" 2> "$tmp/st.err" &
+bg_pids+=($!)
+for (( i = 0; i < $(slow 10) * 10; i++ )); do
+	grep -q '"event": "serving"' "$tmp/st.json" && break
+	sleep 0.1
+done
+grep -q '"event": "serving"' "$tmp/st.json" || fail "no station: $(cat "$tmp/st.err")"
+station=$(sed -n 's/.*"station_pid": \([0-9]*\).*/\1/p' "$tmp/st.json")
+producer=$(sed -n 's/.*"producer_pid": \([0-9]*\),.*/\1/p' "$tmp/st.json")
+
+# Three disks, one after another: the second joins the first's copy.
+losetup "$(dev 0)" "$tmp/d0.img" || fail "losetup"
+wait_event "$(name 0)" copying
+losetup "$(dev 1)" "$tmp/d1.img" || fail "losetup"
+wait_event "$(name 0)" ok
+wait_event "$(name 1)" ok
+
+# A disk holding ext4: refused, its bytes untouched, the station goes on.
+losetup "$(dev 3)" "$tmp/d3.img" || fail "losetup"
+wait_event "$(name 3)" refused
+grep -q "target $(dev 3) refused: it holds an ext4 filesystem labelled 'data'; give --force to overwrite it (left untouched)" "$tmp/st.err" ||
+	fail "refusal: $(cat "$tmp/st.err")"
+
+# Two at once; the media of one go away mid-copy: its producer is held
+# (SIGSTOP) once that disk has a block, the loop device's file is cut to
+# nothing and its size re-read (a loop device still open is detached only
+# at its last close; a card pulled from a reader leaves a disk of size 0
+# the same way), and the producer goes on.
+losetup "$(dev 2)" "$tmp/d2.img" || fail "losetup"
+losetup "$(dev 4)" "$tmp/d4.img" || fail "losetup"
+wait_event "$(name 2)" copying
+wait_event "$(name 4)" copying
+stopped=$(stop_at_block "$(name 4)" 1) || fail "the copy to $(dev 4) did not start"
+on_exit "kill -CONT $stopped 2>/dev/null"
+"$RINGCOPY" status --json > "$tmp/status.json"
+python3 - "$tmp/status.json" "$(dev 4)" "$station" <<'PY' || fail "status: $(cat "$tmp/status.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+c = [c for r in j["rings"] for c in r["consumers"] if c["target"] == sys.argv[2]]
+assert len(c) == 1 and c[0]["station_pid"] == int(sys.argv[3]), c
+PY
+truncate -s 0 "$tmp/d4.img"
+losetup -c "$(dev 4)"
+losetup -d "$(dev 4)"
+kill -CONT "$stopped"
+wait_event "$(name 4)" failed
+wait_event "$(name 2)" ok
+
+# A disk in flight when SIGTERM comes: reported interrupted.
+losetup "$(dev 5)" "$tmp/d5.img" || fail "losetup"
+wait_event "$(name 5)" copying
+stopped=$(stop_at_block "$(name 5)" 1) || fail "the copy to $(dev 5) did not start"
+on_exit "kill -CONT $stopped 2>/dev/null"
+kill -TERM "$station"
+wait_event "$(name 5)" interrupted
+kill -CONT "$stopped"
+expect_status 1 wait "${bg_pids[0]}"
+
+python3 - "$tmp/st.json" "$base" <<'PY' || fail "events: $(cat "$tmp/st.json")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+base = int(sys.argv[2])
+done = {e["name"]: e for e in ev if e["event"] == "done"}
+assert set(done) == {"loop%d" % (base + k) for k in range(6)}, done
+digest = {done["loop%d" % (base + k)]["digest"] for k in (0, 1, 2)}
+assert len(digest) == 1 and None not in digest, done
+for k in (0, 1, 2):
+    d = done["loop%d" % (base + k)]
+    assert d["status"] == "ok" and d["verified"] and d["bytes_written"] == 4 << 20, d
+assert done["loop%d" % (base + 3)]["status"] == "refused", done
+assert done["loop%d" % (base + 3)]["bytes_written"] == 0, done
+d = done["loop%d" % (base + 4)]
+assert d["status"] == "failed" and "media went away" in d["error"], d
+assert done["loop%d" % (base + 5)]["status"] == "interrupted", done
+assert ev[-1]["event"] == "stop" and ev[-1]["why"] == "SIGTERM", ev[-1]
+assert (ev[-1]["ok"], ev[-1]["refused"], ev[-1]["failed"], ev[-1]["interrupted"]) == (3, 1, 1, 1), ev[-1]
+PY
+for k in 0 1 2; do
+	cmp -n $((4 * mb)) "$tmp/src.img" "$tmp/d$k.img" || fail "disk $k differs from the image"
+done
+same "$tmp/d3.kept" "$tmp/d3.img"
+
+# Nothing left behind: the producer and every copy are gone (the exit
+# trap checks IPC objects and rendezvous files), and so are our loop
+# devices.
+# (The producer is nobody's child: it may be a zombie for a moment until
+# init reaps it.)
+for (( i = 0; i < $(slow 5) * 10; i++ )); do
+	st=$(ps -o stat= -p "$producer") || break
+	[[ $st == Z* ]] && break
+	sleep 0.1
+done
+st=$(ps -o stat= -p "$producer") && [[ $st != Z* ]] && fail "producer $producer still runs"
+[ -z "$(pgrep -P "$station")" ] || fail "station children left: $(pgrep -P "$station")"
+wait_rings_gone || fail "ring left"
+detach_ours
+for (( k = 0; k < ndev; k++ )); do
+	[ ! -e "/sys/class/block/$(name $k)" ] || fail "$(name $k) left behind"
+done
