@@ -83,6 +83,8 @@ struct station {
 	bool json;
 	struct udev *udev;
 	struct udev_monitor *mon;
+	struct udev_device *cur;  /* the event being handled: a copy forked
+				   * meanwhile still holds it (never lost) */
 	int sigfd;
 	struct rc_run *runs;    /* RC_CONS_MAX outcomes, shared */
 	bool used[RC_CONS_MAX];
@@ -797,11 +799,9 @@ static int run_station(struct station *st)
 		/* Events first: a disk whose media went away is known as
 		 * such when its copy's failure is reported. */
 		if (p[0].revents & POLLIN) {
-			struct udev_device *dev;
-
-			while ((dev = udev_monitor_receive_device(st->mon))) {
-				on_uevent(st, dev);
-				udev_device_unref(dev);
+			while ((st->cur = udev_monitor_receive_device(st->mon))) {
+				on_uevent(st, st->cur);
+				st->cur = udev_device_unref(st->cur);
 			}
 		}
 		reap(st, false);
