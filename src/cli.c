@@ -46,6 +46,8 @@ void rc_usage(FILE *f)
 	      "     --dry-run          say what would happen; write and register nothing\n"
 	      "     --skip-equal       read each target block first, write only those that differ\n"
 	      "     --raw              copy a compressed source's bytes, do not decompress them\n"
+	      "     --foreground       serve: stay until the producer leaves (for a service manager)\n"
+	      "     --match PATTERN    station: a disk to write (see 'ringcopy station --help')\n"
 	      " -q, --quiet            print only errors\n"
 	      " -h, --help             display this help\n"
 	      " -V, --version          display the version\n"
