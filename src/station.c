@@ -496,7 +496,7 @@ static void copy_to(struct station *st, struct disk *d)
 	d->pid = pid;
 	d->slot = slot;
 	d->removed = false;
-	rc_msg("station: %s: a new disk of %" PRIu64 " bytes that matches: writing it (pid %d)",
+	rc_msg("station: %s: a new disk of %" PRIu64 " bytes that matches: its copy starts (pid %d)",
 	       d->node, d->size, (int)pid);
 	if (st->json) {
 		json_begin("start");

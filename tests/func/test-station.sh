@@ -1,10 +1,11 @@
 #!/bin/bash
 # ringcopy station: disks that appear while it runs and match get the
 # image.  The disks are loop devices of this test's own: created with
-# numbers nobody else uses (loop-control's LOOP_CTL_ADD) and matched by
-# exactly those names, so a loop device of another test is never touched.
-# Attaching a file gives the kernel's "change" event with media, as a card
-# put in a reader does.
+# numbers nobody else uses (loop-control's LOOP_CTL_ADD), bound at once to
+# empty files (so no other test's `losetup -f' can be handed one), and
+# matched by exactly those names.  A disk of size 0 is a reader slot
+# without a card; growing its file and re-reading its size (`losetup -c')
+# gives the kernel's "change" event with media, as a card put in does.
 #  - three disks attached one after another each get a verified copy;
 #  - one holding ext4 is refused without --force and keeps its bytes;
 #  - one whose media go away mid-copy fails, and only it;
@@ -17,12 +18,13 @@ requires mkfs.ext4 -V
 requires python3 -c 'import fcntl, socket; socket.AF_NETLINK'
 
 # loopctl create N: make N loop devices loopB0..loopB(N-1) (B a free base,
-# a multiple of 10, printed) while listening to the kernel's uevents;
-# exit 3 if no uevent arrives for them (uevents unavailable here).
+# a multiple of 10, printed), each bound to $tmp/dK.img at once, while
+# listening to the kernel's uevents; exit 3 if no uevent arrives for them
+# (uevents unavailable here).
 # loopctl remove B N: remove them (once detached and closed).
 loopctl() {
 	python3 - "$@" <<'PY'
-import errno, fcntl, os, select, socket, sys, time
+import errno, fcntl, os, select, socket, subprocess, sys, time
 ADD, REMOVE = 0x4C80, 0x4C81
 ctl = os.open("/dev/loop-control", os.O_RDWR)
 if sys.argv[1] == "remove":
@@ -52,10 +54,19 @@ for tries in range(200):
         for k in range(n):
             fcntl.ioctl(ctl, ADD, base + k)
             made.append(base + k)
+            dev = os.open("/dev/loop%d" % (base + k), os.O_RDWR)
+            f = os.open("%s/d%d.img" % (os.environ["tmp"], k), os.O_RDWR)
+            fcntl.ioctl(dev, 0x4C00, f)  # LOOP_SET_FD
+            os.close(f)
+            os.close(dev)
         break
     except OSError:
         for m in made:
-            fcntl.ioctl(ctl, REMOVE, m)
+            subprocess.run(["losetup", "-d", "/dev/loop%d" % m])
+            try:
+                fcntl.ioctl(ctl, REMOVE, m)
+            except OSError:
+                pass
 else:
     sys.exit(4)
 print(base, flush=True)
@@ -70,6 +81,7 @@ PY
 }
 
 ndev=6
+for (( k = 0; k < ndev; k++ )); do : > "$tmp/d$k.img"; done
 base=$(loopctl create $ndev)
 case $? in
 0) ;;
@@ -89,9 +101,17 @@ dev() { echo "/dev/loop$((base + $1))"; }
 
 mb=1048576
 mkimage "$tmp/src.img" 4M 7
-for k in 0 1 2 4 5; do truncate -s 8M "$tmp/d$k.img"; done
-bash "$top_srcdir/fixtures/mkfs-image.sh" "$tmp/d3.img" 8M 8M data
-cp "$tmp/d3.img" "$tmp/d3.kept"
+bash "$top_srcdir/fixtures/mkfs-image.sh" "$tmp/d3.kept" 8M 8M data
+
+# insert K: media in slot K (disk 3 holds an ext4 filesystem).
+insert() {
+	if [ "$1" = 3 ]; then
+		cat "$tmp/d3.kept" > "$tmp/d3.img"
+	else
+		truncate -s 8M "$tmp/d$1.img"
+	fi
+	losetup -c "$(dev "$1")" || fail "losetup -c $(dev "$1")"
+}
 
 # wait_event NAME STATUS: the station's JSON line for that disk and status.
 wait_event() {
@@ -104,7 +124,7 @@ wait_event() {
 }
 
 # The station matches this test's six names and nothing else.
-ringcopy station --json --rate "$(vrate 4M 1M)" \
+ringcopy station --json --rate "$(vrate 2M 1M)" \
 	--match "loop${base%0}[0-5]" --match 'size>=4M' \
 	"$tmp/src.img" > "$tmp/st.json" 2> "$tmp/st.err" &
 bg_pids+=($!)
@@ -117,14 +137,14 @@ station=$(sed -n 's/.*"station_pid": \([0-9]*\).*/\1/p' "$tmp/st.json")
 producer=$(sed -n 's/.*"producer_pid": \([0-9]*\),.*/\1/p' "$tmp/st.json")
 
 # Three disks, one after another: the second joins the first's copy.
-losetup "$(dev 0)" "$tmp/d0.img" || fail "losetup"
+insert 0
 wait_event "$(name 0)" copying
-losetup "$(dev 1)" "$tmp/d1.img" || fail "losetup"
+insert 1
 wait_event "$(name 0)" ok
 wait_event "$(name 1)" ok
 
 # A disk holding ext4: refused, its bytes untouched, the station goes on.
-losetup "$(dev 3)" "$tmp/d3.img" || fail "losetup"
+insert 3
 wait_event "$(name 3)" refused
 grep -q "target $(dev 3) refused: it holds an ext4 filesystem labelled 'data'; give --force to overwrite it (left untouched)" "$tmp/st.err" ||
 	fail "refusal: $(cat "$tmp/st.err")"
@@ -134,8 +154,8 @@ grep -q "target $(dev 3) refused: it holds an ext4 filesystem labelled 'data'; g
 # nothing and its size re-read (a loop device still open is detached only
 # at its last close; a card pulled from a reader leaves a disk of size 0
 # the same way), and the producer goes on.
-losetup "$(dev 2)" "$tmp/d2.img" || fail "losetup"
-losetup "$(dev 4)" "$tmp/d4.img" || fail "losetup"
+insert 2
+insert 4
 wait_event "$(name 2)" copying
 wait_event "$(name 4)" copying
 stopped=$(stop_at_block "$(name 4)" 1) || fail "the copy to $(dev 4) did not start"
@@ -155,7 +175,7 @@ wait_event "$(name 4)" failed
 wait_event "$(name 2)" ok
 
 # A disk in flight when SIGTERM comes: reported interrupted.
-losetup "$(dev 5)" "$tmp/d5.img" || fail "losetup"
+insert 5
 wait_event "$(name 5)" copying
 stopped=$(stop_at_block "$(name 5)" 1) || fail "the copy to $(dev 5) did not start"
 on_exit "kill -CONT $stopped 2>/dev/null"
