@@ -860,8 +860,9 @@ int rc_cmd_station(int argc, char **argv)
 		goto out;
 	}
 	scan_present(st);
-	prctl(PR_SET_NAME, STATION_COMM);
 	rc = serve_source(st);
+	/* Named once its producer is forked (which keeps the name it has). */
+	prctl(PR_SET_NAME, STATION_COMM);
 	if (rc == 0)
 		rc = run_station(st);
 out:
