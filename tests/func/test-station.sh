@@ -80,7 +80,7 @@ sys.exit(3)
 PY
 }
 
-ndev=6
+ndev=7
 for (( k = 0; k < ndev; k++ )); do : > "$tmp/d$k.img"; done
 base=$(loopctl create $ndev)
 case $? in
@@ -103,10 +103,13 @@ mb=1048576
 mkimage "$tmp/src.img" 4M 7
 bash "$top_srcdir/fixtures/mkfs-image.sh" "$tmp/d3.kept" 8M 8M data
 
-# insert K: media in slot K (disk 3 holds an ext4 filesystem).
+# insert K: media in slot K (disk 3 holds an ext4 filesystem, disk 6 is
+# too small for the station's size>=4M).
 insert() {
 	if [ "$1" = 3 ]; then
 		cat "$tmp/d3.kept" > "$tmp/d3.img"
+	elif [ "$1" = 6 ]; then
+		truncate -s 2M "$tmp/d6.img"
 	else
 		truncate -s 8M "$tmp/d$1.img"
 	fi
@@ -123,9 +126,9 @@ wait_event() {
 	fail "no '$2' event for $1: $(cat "$tmp/st.err" "$tmp/st.json")"
 }
 
-# The station matches this test's six names and nothing else.
+# The station matches this test's seven names and nothing else.
 ringcopy station --json --rate "$(vrate 2M 1M)" \
-	--match "loop${base%0}[0-5]" --match 'size>=4M' \
+	--match "loop${base%0}[0-6]" --match 'size>=4M' \
 	"$tmp/src.img" > "$tmp/st.json" 2> "$tmp/st.err" &
 bg_pids+=($!)
 for (( i = 0; i < $(slow 10) * 10; i++ )); do
@@ -142,6 +145,16 @@ wait_event "$(name 0)" copying
 insert 1
 wait_event "$(name 0)" ok
 wait_event "$(name 1)" ok
+
+# A disk whose name matches and whose size does not: every --match must
+# hold, so it is left alone (and has no event).
+insert 6
+for (( i = 0; i < $(slow 10) * 10; i++ )); do
+	grep -q "$(dev 6) (2097152 bytes) appeared; it does not match 'size>=4M': left alone" "$tmp/st.err" && break
+	sleep 0.1
+done
+grep -q "$(dev 6) (2097152 bytes) appeared; it does not match 'size>=4M': left alone" "$tmp/st.err" ||
+	fail "a disk of 2M: $(cat "$tmp/st.err")"
 
 # A disk holding ext4: refused, its bytes untouched, the station goes on.
 insert 3
@@ -207,6 +220,7 @@ for k in 0 1 2; do
 	cmp -n $((4 * mb)) "$tmp/src.img" "$tmp/d$k.img" || fail "disk $k differs from the image"
 done
 same "$tmp/d3.kept" "$tmp/d3.img"
+cmp -n $((2 * mb)) "$tmp/d6.img" /dev/zero || fail "the disk that did not match was written"
 
 # Nothing left behind: the producer and every copy are gone (the exit
 # trap checks IPC objects and rendezvous files), and so are our loop
@@ -225,3 +239,19 @@ detach_ours
 for (( k = 0; k < ndev; k++ )); do
 	[ ! -e "/sys/class/block/$(name $k)" ] || fail "$(name $k) left behind"
 done
+
+# SIGINT ends a station as SIGTERM does; with nothing written, nothing
+# refused and nothing failed, it exits 0.
+ringcopy station --json --match "loop${base%0}[0-6]" "$tmp/src.img" > "$tmp/st2.json" 2> "$tmp/st2.err" &
+bg_pids+=($!)
+for (( i = 0; i < $(slow 10) * 10; i++ )); do
+	grep -q '"event": "serving"' "$tmp/st2.json" && break
+	sleep 0.1
+done
+station=$(sed -n 's/.*"station_pid": \([0-9]*\).*/\1/p' "$tmp/st2.json")
+[ -n "$station" ] || fail "no second station: $(cat "$tmp/st2.err")"
+kill -INT "$station"
+expect_status 0 wait "${bg_pids[-1]}"
+tail -n 1 "$tmp/st2.json" | grep -q '"event": "stop", "why": "SIGINT", "ok": 0, "failed": 0, "interrupted": 0, "refused": 0' ||
+	fail "SIGINT: $(cat "$tmp/st2.json")"
+wait_rings_gone || fail "ring left after SIGINT"
