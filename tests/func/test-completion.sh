@@ -26,7 +26,14 @@ has() { grep -qxF -- "$2" <<< "$1" || fail "'$3' does not offer '$2': $(tr '\n' 
 hasnt() { ! grep -qxF -- "$2" <<< "$1" || fail "'$3' offers '$2': $(tr '\n' ' ' <<< "$1")"; }
 
 out=$(complete_words ringcopy '') || fail "completion failed"
-for w in serve station status verify golden.img null: nbd://; do has "$out" "$w" "ringcopy <TAB>"; done
+for w in serve station status verify golden.img - fault: nbd://; do has "$out" "$w" "ringcopy <TAB>"; done
+hasnt "$out" null: "ringcopy <TAB> (a SOURCE)"
+out=$(complete_words ringcopy status '')
+has "$out" nbd:// "status <TAB>"
+hasnt "$out" null: "status <TAB>"
+out=$(complete_words ringcopy station --match sdb '')
+has "$out" golden.img "station --match sdb <TAB>"
+hasnt "$out" - "station --match sdb <TAB>"
 
 out=$(complete_words ringcopy status --)
 has "$out" --json "status --<TAB>"
