@@ -482,6 +482,7 @@ static void copy_to(struct station *st, struct disk *d)
 		close(udev_monitor_get_fd(st->mon));
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -745,6 +746,7 @@ static int run_station(struct station *st)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP); /* its terminal gone: stop as cleanly */
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	st->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -793,6 +795,8 @@ static int run_station(struct station *st)
 				why = "SIGTERM";
 			else if (si.ssi_signo == SIGINT)
 				why = "SIGINT";
+			else if (si.ssi_signo == SIGHUP)
+				why = "SIGHUP";
 		}
 		if (why)
 			break;
