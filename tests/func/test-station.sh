@@ -180,6 +180,9 @@ j = json.load(open(sys.argv[1]))
 c = [c for r in j["rings"] for c in r["consumers"] if c["target"] == sys.argv[2]]
 assert len(c) == 1 and c[0]["station_pid"] == int(sys.argv[3]), c
 PY
+"$RINGCOPY" status > "$tmp/status.txt"
+grep -q "^  copying  $(dev 4)  start block .*  pid [0-9]*  station pid $station$" "$tmp/status.txt" ||
+	fail "status: $(cat "$tmp/status.txt")"
 truncate -s 0 "$tmp/d4.img"
 losetup -c "$(dev 4)"
 losetup -d "$(dev 4)"
