@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 packages=(
 	build-essential autoconf automake pkg-config
-	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev
+	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev libudev-dev
 	valgrind python3 util-linux procps zstd xxhash
 	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
+	bash-completion
 	libnbd-dev nbdkit libnbd-bin
 	liblzma-dev zlib1g-dev libbz2-dev liblz4-dev xz-utils gzip bzip2 lz4
 	dcfldd dc3dd bmap-tools

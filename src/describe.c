@@ -205,13 +205,14 @@ static int describe_fd(int fd, uint64_t dev_size, struct rc_describe *d)
 		}
 		if (!strcmp(d->pttype, "gpt")) {
 			snprintf(d->why, sizeof d->why,
-				 "GPT partition table (%d partitions): the whole %" PRIu64 " bytes, for the backup header at the end",
-				 d->nparts, dev_size);
+				 "GPT partition table (%d partition%s): the whole %" PRIu64 " bytes, for the backup header at the end",
+				 d->nparts, d->nparts == 1 ? "" : "s", dev_size);
 		} else if (end && end <= dev_size) {
 			d->image_size = end;
 			snprintf(d->why, sizeof d->why,
-				 "%s partition table (%d partitions): up to the end of the last partition, %" PRIu64 " bytes",
-				 d->pttype, d->nparts, end);
+				 "%s partition table (%d partition%s): up to the end of the last partition, %" PRIu64 " bytes",
+				 d->pttype, d->nparts, d->nparts == 1 ? "" : "s",
+				 end);
 		} else {
 			snprintf(d->why, sizeof d->why,
 				 "%s partition table with no usable partitions: the whole %" PRIu64 " bytes",
@@ -244,17 +245,37 @@ static int describe_fd(int fd, uint64_t dev_size, struct rc_describe *d)
 	return 0;
 }
 
+/* "a" or "an" before a type name as it is said: a word that starts with
+ * a vowel ("an ext4", "an atari"), or initials whose first letter is
+ * said with one ("an xfs", "an ntfs"). */
+static const char *article(const char *type)
+{
+	static const char *const initials[] = { "xfs", "ntfs", "f2fs", "hfs",
+						"hfsplus", "nilfs2",
+						"LVM2_member", "mbr" };
+	size_t i;
+
+	if (strchr("aeiouAEIOU", type[0]) && type[0])
+		return "an";
+	for (i = 0; i < sizeof initials / sizeof initials[0]; i++)
+		if (!strcmp(type, initials[i]))
+			return "an";
+	return "a";
+}
+
 void rc_describe_holds(const struct rc_describe *d, char *buf, size_t len)
 {
 	size_t n;
 
 	if (d->pttype[0])
-		snprintf(buf, len, "a %s partition table with %d partition%s",
-			 d->pttype, d->nparts, d->nparts == 1 ? "" : "s");
+		snprintf(buf, len, "%s %s partition table with %d partition%s",
+			 article(d->pttype), d->pttype, d->nparts,
+			 d->nparts == 1 ? "" : "s");
 	else if (!strcmp(d->fstype, "ambiguous"))
 		snprintf(buf, len, "several conflicting signatures");
 	else if (d->fstype[0])
-		snprintf(buf, len, "a %s filesystem", d->fstype);
+		snprintf(buf, len, "%s %s filesystem", article(d->fstype),
+			 d->fstype);
 	else
 		snprintf(buf, len, "no partition table or filesystem");
 	n = strlen(buf);

@@ -14,9 +14,11 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,7 @@ struct opts {
 	uint64_t start_at;   /* with START_BLOCK */
 	const char *expect;  /* --expect: the golden manifest */
 	bool serve;          /* `ringcopy serve': a producer, no targets */
+	bool foreground;     /* serve: wait until the producer leaves */
 };
 
 enum { PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
@@ -104,6 +107,8 @@ struct invocation {
 	uint64_t bytes_read;
 	int status;                       /* the exit status so far */
 	char err[512];
+	struct rc_run *run;               /* what the caller asked, and
+					   * where the outcome goes */
 };
 
 /* Consumers not yet reaped: a signal to the invocation is passed on to
@@ -116,7 +121,10 @@ static bool forwarded;
 /* Stop with a refusal: nothing was written. */
 static int refuse(struct invocation *inv)
 {
-	rc_err("%s", inv->err);
+	if (inv->run->capture)
+		rc_strlcpy(inv->run->error, inv->err, sizeof inv->run->error);
+	else
+		rc_err("%s", inv->err);
 	inv->status = RC_EXIT_REFUSED;
 	return END;
 }
@@ -127,7 +135,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
 	       OPT_RESCUE, OPT_LEVEL, OPT_PROGRESS, OPT_LINGER, OPT_DRY_RUN,
 	       OPT_SKIP_EQUAL, OPT_RAW, OPT_START_AT, OPT_EXPECT,
-	       OPT_CONNECT_TIMEOUT };
+	       OPT_CONNECT_TIMEOUT, OPT_FOREGROUND };
 	static const struct option longopts[] = {
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
@@ -150,6 +158,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "expect", required_argument, NULL, OPT_EXPECT },
 		{ "connect-timeout", required_argument, NULL,
 		  OPT_CONNECT_TIMEOUT },
+		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -282,6 +291,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return rc_usage_error(NULL, "--connect-timeout '%s': want seconds from 1 to 86400",
 						   optarg);
 			rc_nbd_set_connect_timeout(n * 1000u);
+			break;
+		case OPT_FOREGROUND:
+			if (!o->serve)
+				return rc_usage_error(NULL, "--foreground is an option of serve: a copy always waits for its targets");
+			o->foreground = true;
 			break;
 		case OPT_RESCUE:
 			if (!*optarg)
@@ -500,9 +514,9 @@ static int dry_run(const struct opts *o, const struct rc_join_req *req,
 }
 
 /* Live lines on a terminal, plain or JSON lines when asked, never with -q. */
-static int progress_mode(const struct opts *o)
+static int progress_mode(const struct opts *o, bool capture)
 {
-	if (rc_quiet)
+	if (rc_quiet || capture)
 		return RC_PROGRESS_NONE;
 	if (o->progress_set && o->progress == PROGRESS_JSON)
 		return RC_PROGRESS_JSON;
@@ -586,8 +600,8 @@ static int check_resources(int n, const struct rc_join_req *req, char *err,
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)need > rl.rlim_cur) {
 		snprintf(err, errlen,
-			 "%d targets need about %ld open files, the limit is %llu: raise it (ulimit -n) or copy to fewer targets at once",
-			 n, need, (unsigned long long)rl.rlim_cur);
+			 "%d target%s need%s about %ld open files, the limit is %llu: raise it (ulimit -n) or copy to fewer targets at once",
+			 n, n == 1 ? "" : "s", n == 1 ? "s" : "", need, (unsigned long long)rl.rlim_cur);
 		return -EMFILE;
 	}
 	/* The ring as it would be made: never larger than the image. */
@@ -753,11 +767,19 @@ static int step_parse(struct invocation *inv)
 	}
 	inv->specs = inv->argv + optind + 1;
 	inv->n = inv->argc - optind - 1;
-	for (i = 0; i < inv->n; i++)
-		if (inv->o.json && strcmp(inv->specs[i], "-") == 0) {
+	for (i = 0; i < inv->n; i++) {
+		if (strcmp(inv->specs[i], "-"))
+			continue;
+		if (inv->o.json) {
 			inv->status = rc_usage_error(NULL, "--json and the target - both want standard output: drop one");
 			return END;
 		}
+		/* zstd's rule: an image is never written to a terminal. */
+		if (isatty(STDOUT_FILENO)) {
+			inv->status = rc_usage_error(NULL, "target - refused: standard output is a terminal, and the image is binary: redirect it to a file or a pipe");
+			return END;
+		}
+	}
 	return NEXT;
 }
 
@@ -1091,23 +1113,85 @@ static int step_elect(struct invocation *inv)
 	return NEXT;
 }
 
-/* What `serve' does once elected: say so and leave the producer. */
+/* serve --foreground: wait until the producer (not our child: it is
+ * twice removed) leaves, passing SIGTERM and SIGINT on to it, so that a
+ * service manager can run and stop `serve' like any daemon.  Its pid and
+ * start time are looked at every 200 ms (a pidfd would say it at once,
+ * but valgrind 3.19 does not know pidfd_open, and a fifth of a second
+ * does not matter to a service manager). */
+static void wait_producer(pid_t pid, uint64_t start)
+{
+	struct timespec tick = { 0, 200000000 };
+	sigset_t block, old;
+	bool passed = false;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	while (rc_proc_alive(pid, start)) {
+		if (rc_interrupted && !passed) {
+			kill(pid, SIGTERM); /* alive and ours, checked above */
+			passed = true;
+		}
+		/* The signals are unblocked only inside the wait: one that
+		 * arrives after the check above still ends it at once. */
+		ppoll(NULL, 0, &tick, &old);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* What `serve' does once elected: say where the producer is, and leave
+ * it (or, with --foreground, stay until it leaves). */
 static int step_serve(struct invocation *inv)
 {
 	struct rc_join *j = inv->j;
+	pid_t pid = j->ring.producer_pid;
 
 	if (!inv->o.serve)
 		return NEXT;
-	if (j->created)
-		rc_msg("serving %s: a ring of %u x %u-byte slots, its producer waits for joiners %s",
-		       inv->src->spec, j->ring.nslots, j->ring.block_size,
-		       inv->o.linger_ms == UINT32_MAX
-			       ? "until SIGTERM"
-			       : "for --linger seconds after the last leaves");
-	else
-		rc_msg("%s is already being served (producer pid %d): nothing to do",
-		       inv->src->spec, (int)j->ring.producer_pid);
+	inv->run->producer = pid;
+	inv->run->producer_start = j->ring.producer_start;
+	inv->run->created = j->created;
+	inv->run->stream = inv->stream;
 	rc_ring_detach(&j->ring);
+	if (inv->o.json) {
+		printf("{\"source\": ");
+		rc_json_str(stdout, inv->src->spec);
+		printf(", \"producer_pid\": %d, \"started\": %s}\n", (int)pid,
+		       j->created ? "true" : "false");
+		fflush(stdout);
+	}
+	if (!j->created) {
+		if (inv->o.foreground) {
+			snprintf(inv->err, sizeof inv->err,
+				 "serve --foreground: %s is already being served by producer pid %d, which this command did not start: stop that one first",
+				 inv->src->spec, (int)pid);
+			return refuse(inv);
+		}
+		if (!inv->run->capture)
+			rc_msg("%s is already being served (producer pid %d): nothing to do",
+			       inv->src->spec, (int)pid);
+		return END;
+	}
+	if (inv->run->capture)
+		return END; /* the caller says where the producer is */
+	if (inv->o.linger_ms == UINT32_MAX && !inv->o.foreground)
+		rc_msg("serving %s: producer pid %d, a ring of %u x %u-byte slots; it waits for joiners until SIGTERM (kill %d)",
+		       inv->src->spec, (int)pid, j->ring.nslots,
+		       j->ring.block_size, (int)pid);
+	else
+		rc_msg("serving %s: producer pid %d, a ring of %u x %u-byte slots; it waits for joiners %s",
+		       inv->src->spec, (int)pid, j->ring.nslots,
+		       j->ring.block_size,
+		       inv->o.linger_ms != UINT32_MAX
+			       ? "for --linger seconds after the last leaves"
+			       : "until this command gets SIGTERM");
+	if (inv->o.foreground) {
+		wait_producer(pid, j->ring.producer_start);
+		rc_msg("producer pid %d of %s has left", (int)pid,
+		       inv->src->spec);
+	}
 	return END;
 }
 
@@ -1186,7 +1270,7 @@ static int step_run(struct invocation *inv)
 {
 	struct rc_progress *prog = &inv->prog;
 
-	prog->mode = progress_mode(&inv->o);
+	prog->mode = progress_mode(&inv->o, inv->run->capture);
 	prog->n = inv->n;
 	prog->specs = inv->specs;
 	prog->ring = &inv->j->ring;
@@ -1235,7 +1319,53 @@ static void check_expected(struct invocation *inv)
 		}
 }
 
-/* finish: what the source could not give, and the manifest. */
+/* A disk larger than the image it now holds: if the image is a GPT, its
+ * backup header (and backup partition array) sit at the image's end, not
+ * at the disk's, and partitioning tools complain.  Read from the target
+ * itself, just verified: the primary header at LBA 1 (512-byte or 4K
+ * sectors) names the backup's LBA. */
+static void gpt_backup_note(struct invocation *inv, int i)
+{
+	static const uint32_t sectors[] = { 512, 4096 };
+	struct rc_dev *d = inv->dst[i];
+	unsigned char h[92];
+	size_t k;
+	int fd;
+
+	if (!d || !(d->caps & RC_CAP_BLOCKDEV) || !d->path ||
+	    inv->res[i].status != RC_RES_OK || d->size <= inv->j->ring.image_size)
+		return;
+	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	for (k = 0; k < sizeof sectors / sizeof sectors[0]; k++) {
+		uint64_t my, alt, end;
+
+		if (pread(fd, h, sizeof h, sectors[k]) != (ssize_t)sizeof h ||
+		    memcmp(h, "EFI PART", 8))
+			continue;
+		memcpy(&my, h + 24, 8);
+		memcpy(&alt, h + 32, 8);
+		my = le64toh(my);
+		alt = le64toh(alt);
+		if (my != 1 || alt > UINT64_MAX / sectors[k] - 1)
+			continue;
+		end = (alt + 1) * sectors[k];
+		if (end >= d->size)
+			break;
+		snprintf(inv->run->note, sizeof inv->run->note,
+			 "target %s holds a GPT whose backup header is at byte %llu, not at the end of the disk (%llu bytes): move it there with 'sgdisk -e %s'",
+			 inv->specs[i], (unsigned long long)(end - sectors[k]),
+			 (unsigned long long)d->size, d->path);
+		if (!inv->run->capture)
+			rc_msg("%s", inv->run->note);
+		break;
+	}
+	close(fd);
+}
+
+/* finish: what the source could not give, the manifest, what a larger
+ * disk still needs. */
 static int step_finish(struct invocation *inv)
 {
 	struct rc_ring *r = &inv->j->ring;
@@ -1245,9 +1375,10 @@ static int step_finish(struct invocation *inv)
 					  __ATOMIC_RELAXED);
 	bad = __atomic_load_n(&r->hdr->bad_bytes, __ATOMIC_RELAXED);
 	if (bad) {
-		rc_err("source %s: %llu bytes in %llu ranges could not be read and hold the marker 'RINGCOPY-BADSECT'%s%s",
+		rc_err("source %s: %llu bytes in %llu range%s could not be read and hold the marker 'RINGCOPY-BADSECT'%s%s",
 		       inv->src->spec, (unsigned long long)bad,
 		       (unsigned long long)r->hdr->bad_ranges,
+		       r->hdr->bad_ranges == 1 ? "" : "s",
 		       inv->o.rescue_map ? "; map: " : "",
 		       inv->o.rescue_map ? inv->o.rescue_map : "");
 		inv->status = RC_EXIT_FAILED;
@@ -1258,6 +1389,8 @@ static int step_finish(struct invocation *inv)
 	    write_manifest(inv->o.manifest, r, inv->hashes, inv->res,
 			   inv->n) < 0)
 		inv->status = RC_EXIT_FAILED;
+	for (int i = 0; i < inv->n; i++)
+		gpt_backup_note(inv, i);
 	rc_ring_detach(r);
 	return NEXT;
 }
@@ -1280,7 +1413,8 @@ static void report(struct invocation *inv)
 	for (i = 0; i < inv->n && inv->stream; i++)
 		if (i == 0 || inv->res[i].image_bytes > rp.image_size)
 			rp.image_size = inv->res[i].image_bytes;
-	rc_report(&rp);
+	if (!inv->run->capture)
+		rc_report(&rp);
 	inv->status = rc_exit_status(inv->status, inv->res, inv->n);
 	/* An interrupted copy can be finished without writing again what
 	 * its targets already hold. */
@@ -1311,6 +1445,13 @@ static void cleanup(struct invocation *inv)
 
 int rc_cmd_copy(int argc, char **argv, int serve)
 {
+	struct rc_run run = { .serve = serve };
+
+	return rc_cmd_run(argc, argv, &run);
+}
+
+int rc_cmd_run(int argc, char **argv, struct rc_run *run)
+{
 	static const struct {
 		const char *name;
 		int (*run)(struct invocation *inv);
@@ -1332,12 +1473,19 @@ int rc_cmd_copy(int argc, char **argv, int serve)
 	memset(&inv, 0, sizeof inv);
 	inv.argc = argc;
 	inv.argv = argv;
-	inv.o.serve = serve;
+	inv.o.serve = run->serve;
+	inv.run = run;
 	for (i = 0; i < sizeof steps / sizeof steps[0] && r == NEXT; i++) {
 		r = steps[i].run(&inv);
 	}
 	if (r != END)
 		report(&inv);
+	run->status = inv.status;
+	run->refused = inv.status == RC_EXIT_REFUSED;
+	run->interrupted = rc_interrupted;
+	if (inv.res && inv.res != MAP_FAILED && inv.n > 0)
+		run->res = inv.res[0];
+	run->done = true;
 	cleanup(&inv);
 	return inv.status;
 }

@@ -1,6 +1,7 @@
 /* ringcopy - copy one disk image to many targets, reading the source once.
  *
- * main() only dispatches: `verify', `status' and `serve' are subcommands;
+ * main() only dispatches: `verify', `status', `serve' and `station' are
+ * subcommands (src/station.c: the duplicator station);
  * anything else is a copy (src/invocation.c walks it step by step).  Every
  * subcommand parses its options with getopt_long (src/cli.c).
  */
@@ -22,5 +23,7 @@ int main(int argc, char **argv)
 		return rc_cmd_status(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0)
 		return rc_cmd_copy(argc - 1, argv + 1, 1);
+	if (strcmp(cmd, "station") == 0)
+		return rc_cmd_station(argc - 1, argv + 1);
 	return rc_cmd_copy(argc, argv, 0);
 }

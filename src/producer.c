@@ -72,6 +72,14 @@ static void throttle(struct producer *p, uint32_t len)
 	due = p->rate_t0 +
 	      (uint64_t)((double)p->rate_bytes * 1e9 / (double)rate);
 	now = rc_now_ns();
+	/* A producer that waited (idle between joiners: serve, a station;
+	 * held by a slow target) does not make up for the time in a burst:
+	 * more than 100 ms behind, the rate counts from now. */
+	if (due + 100000000u < now) {
+		p->rate_t0 = now;
+		p->rate_bytes = 0;
+		due = now;
+	}
 	if (due > now) {
 		ts.tv_sec = (time_t)((due - now) / 1000000000u);
 		ts.tv_nsec = (long)((due - now) % 1000000000u);

@@ -149,9 +149,10 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 		else
 			snprintf(pc, sizeof pc, "%5.1f%%", pct);
 		used += (size_t)snprintf(frame + used, sizeof frame - used,
-			"%s%-9s %s  %10s  %10s/s  ETA %-6s pass %" PRIu64 "  lag %" PRIu64 " blocks  %s%s",
+			"%s%-9s %s  %10s  %10s/s  ETA %-6s pass %" PRIu64 "  lag %" PRIu64 " block%s  %s%s",
 			p->mode == RC_PROGRESS_TTY ? "\r\033[K" : "",
 			phase_name(r), pc, b, rt, et, pass, lag,
+			lag == 1 ? " " : "s",
 			p->specs[i], "\n");
 	}
 	if (p->mode == RC_PROGRESS_JSON) {

@@ -66,6 +66,28 @@ static void report_text(const struct rc_report *rp)
 	}
 }
 
+void rc_report_target_json(FILE *f, const char *spec,
+			   const struct rc_result *r, const char *status)
+{
+	fprintf(f, "\"target\": ");
+	rc_json_str(f, spec);
+	fprintf(f, ", \"status\": \"%s\", \"start_block\": %llu, \"bytes_written\": %llu, \"seconds\": %.3f, \"verified\": %s, \"verifiable\": %s, \"verify_method\": ",
+		status ? status : status_word(r),
+		(unsigned long long)r->start_block,
+		(unsigned long long)(r->bytes_written - r->skipped_bytes),
+		(double)r->ns / 1e9, r->verified ? "true" : "false",
+		r->unverifiable ? "false" : "true");
+	rc_json_str(f, r->how[0] ? r->how : NULL);
+	fprintf(f, ", \"bytes_read_back_during_copy\": %llu",
+		(unsigned long long)r->behind_bytes);
+	fprintf(f, ", \"bytes_skipped_equal\": %llu",
+		(unsigned long long)r->skipped_bytes);
+	fprintf(f, ", \"digest\": ");
+	rc_json_str(f, r->digest[0] ? r->digest : NULL);
+	fprintf(f, ", \"error\": ");
+	rc_json_str(f, r->status == RC_RES_OK ? NULL : r->error);
+}
+
 static void report_json(const struct rc_report *rp)
 {
 	int i;
@@ -75,24 +97,8 @@ static void report_json(const struct rc_report *rp)
 	       (unsigned long long)rp->bytes_read,
 	       (unsigned long long)rp->read_before);
 	for (i = 0; i < rp->n; i++) {
-		const struct rc_result *r = &rp->res[i];
-
-		printf("%s{\"target\": ", i ? ", " : "");
-		rc_json_str(stdout, rp->specs[i]);
-		printf(", \"status\": \"%s\", \"start_block\": %llu, \"bytes_written\": %llu, \"seconds\": %.3f, \"verified\": %s, \"verifiable\": %s, \"verify_method\": ",
-		       status_word(r), (unsigned long long)r->start_block,
-		       (unsigned long long)(r->bytes_written - r->skipped_bytes),
-		       (double)r->ns / 1e9, r->verified ? "true" : "false",
-		       r->unverifiable ? "false" : "true");
-		rc_json_str(stdout, r->how[0] ? r->how : NULL);
-		printf(", \"bytes_read_back_during_copy\": %llu",
-		       (unsigned long long)r->behind_bytes);
-		printf(", \"bytes_skipped_equal\": %llu",
-		       (unsigned long long)r->skipped_bytes);
-		printf(", \"digest\": ");
-		rc_json_str(stdout, r->digest[0] ? r->digest : NULL);
-		printf(", \"error\": ");
-		rc_json_str(stdout, r->status == RC_RES_OK ? NULL : r->error);
+		printf("%s{", i ? ", " : "");
+		rc_report_target_json(stdout, rp->specs[i], &rp->res[i], NULL);
 		putchar('}');
 	}
 	printf("]}\n");

@@ -430,8 +430,9 @@ static int check_limits(struct rc_ring_params *p, uint32_t ntargets,
 	cap = rc_ipc_cons_capacity(&lim);
 	if (cap < ntargets) {
 		snprintf(err, errlen,
-			 "kernel.sem allows %u consumers per ring (SEMOPM %ld, SEMMSL %ld), %u targets asked: raise them in kernel.sem",
-			 cap, lim.semopm, lim.semmsl, ntargets);
+			 "kernel.sem allows %u consumer%s per ring (SEMOPM %ld, SEMMSL %ld), %u target%s asked: raise them in kernel.sem",
+			 cap, cap == 1 ? "" : "s", lim.semopm, lim.semmsl,
+			 ntargets, ntargets == 1 ? "" : "s");
 		return -ENOSPC;
 	}
 	p->ncons = cap;

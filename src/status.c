@@ -69,6 +69,49 @@ static double cons_rate(const struct rc_cons_ent *c, uint64_t now)
 	return secs > 0 ? (double)c->bytes_written / secs : 0;
 }
 
+/* The parent of pid, or 0. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof buf, f) && (p = strrchr(buf, ')')) &&
+	    sscanf(p + 1, " %*c %d", &ppid) != 1)
+		ppid = 0;
+	fclose(f);
+	return ppid;
+}
+
+/* The station a consumer writes for, or 0: a station's copy is its child
+ * and the consumer that copy's (before the hand-off the entry names the
+ * copy itself).  A station names itself "rc-station" (src/station.c). */
+static pid_t station_of(pid_t pid)
+{
+	char path[64], comm[32];
+	int k;
+
+	for (k = 0; k < 3 && pid > 1; k++, pid = parent_of(pid)) {
+		FILE *f;
+		bool is;
+
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+		f = fopen(path, "re");
+		if (!f)
+			return 0;
+		is = fgets(comm, sizeof comm, f) &&
+		     !strcmp(comm, "rc-station\n");
+		fclose(f);
+		if (is)
+			return pid;
+	}
+	return 0;
+}
+
 /* A snapshot of the ring named by the rendezvous file at path: 0,
  * -ENOENT (gone, or not ours: nothing to show), or -EPROTO with why (the
  * ring is there and does not make sense). */
@@ -138,15 +181,20 @@ static void print_text(const struct snap *sn, const char *holds)
 	       h->nslots, h->block_size);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
+		pid_t station;
 
 		if (c->state == RC_CONS_FREE)
 			continue;
-		printf("  %-8s %s  start block %" PRIu64 "  %5.1f%%  %.1f MB/s  pid %d\n",
+		printf("  %-8s %s  start block %" PRIu64 "  %5.1f%%  %.1f MB/s  pid %d",
 		       cons_state(c->state), c->target,
 		       c->first_seq % h->nblocks,
 		       100.0 * (double)c->blocks_done / (double)h->nblocks,
 		       cons_rate(c, now) / 1e6,
 		       c->pid);
+		station = station_of(c->pid);
+		if (station)
+			printf("  station pid %d", (int)station);
+		putchar('\n');
 		shown++;
 	}
 	if (!shown)
@@ -170,14 +218,20 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 	       h->bytes_read);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
+		pid_t station;
 
 		if (c->state == RC_CONS_FREE)
 			continue;
 		printf("%s{\"target\": ", f ? "" : ", ");
 		rc_json_str(stdout, c->target);
-		printf(", \"state\": \"%s\", \"pid\": %d, \"start_block\": %" PRIu64 ", \"blocks_done\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"rate\": %.0f}",
+		printf(", \"state\": \"%s\", \"pid\": %d, \"start_block\": %" PRIu64 ", \"blocks_done\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"rate\": %.0f, \"station_pid\": ",
 		       cons_state(c->state), c->pid, c->first_seq % h->nblocks,
 		       c->blocks_done, c->bytes_written, cons_rate(c, now));
+		station = station_of(c->pid);
+		if (station)
+			printf("%d}", (int)station);
+		else
+			printf("null}");
 		f = false;
 	}
 	printf("]}");

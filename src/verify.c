@@ -270,7 +270,8 @@ int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
 			if (parse_u64(a, &v) < 0 || v != next)
 				BAD("block '%s' out of order (want %" PRIu64 ")", a, next);
 			if (v >= h->nblocks)
-				BAD("block %" PRIu64 " beyond the %" PRIu64 " blocks", v, h->nblocks);
+				BAD("block %" PRIu64 " beyond the %" PRIu64 " block%s",
+				    v, h->nblocks, h->nblocks == 1 ? "" : "s");
 			if (parse_hex64(b, &h->hash[v]) < 0)
 				BAD("block %" PRIu64 ": want 16 hex digits", v);
 			next++;
@@ -282,7 +283,8 @@ int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
 				BAD("zeros '%s %s' out of order (want %" PRIu64 " and a last block not before it)",
 				    a, b, next);
 			if (v2 >= h->nblocks)
-				BAD("zeros run ends beyond the %" PRIu64 " blocks", h->nblocks);
+				BAD("zeros run ends beyond the %" PRIu64 " block%s",
+				    h->nblocks, h->nblocks == 1 ? "" : "s");
 			for (; v <= v2; v++)
 				h->hash[v] = rc_zero_hash(rc_block_len(
 					h->image_size, h->block_size, v));
@@ -297,7 +299,8 @@ int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
 	if (state < 5)
 		BAD("truncated: the header is incomplete");
 	if (next != h->nblocks)
-		BAD("truncated: %" PRIu64 " of %" PRIu64 " blocks listed", next, h->nblocks);
+		BAD("truncated: %" PRIu64 " of %" PRIu64 " block%s listed", next,
+		    h->nblocks, h->nblocks == 1 ? "" : "s");
 	if (!ended)
 		BAD("truncated: no 'end' line");
 	fclose(f);

@@ -24,7 +24,7 @@ int rc_describe_path(const char *path, uint64_t dev_size,
  * memory file of its size, and that is probed. */
 struct rc_dev;
 int rc_describe_dev(struct rc_dev *dev, struct rc_describe *d);
-/* "a dos partition table with 2 partitions", "a ext4 filesystem labelled
+/* "a dos partition table with 2 partitions", "an ext4 filesystem labelled
  * 'root'", "no partition table or filesystem". */
 void rc_describe_holds(const struct rc_describe *d, char *buf, size_t len);
 /* Does it hold a partition table or a filesystem? */

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ringcopy/core.h"
 
@@ -21,6 +22,13 @@ struct rc_report {
 /* One line per target on standard error (failures only with -q), and the
  * JSON summary with --json. */
 void rc_report(const struct rc_report *rp);
+
+/* One target's fields of the JSON summary ("target": ..., "status": ...,
+ * ..., "error": ...), without the braces, so that another object (a
+ * station's event line) can carry them; status replaces the word the
+ * result gives ("ok", "mismatch", "failed") when not NULL. */
+void rc_report_target_json(FILE *f, const char *spec,
+			   const struct rc_result *r, const char *status);
 
 /* The exit status: a mismatch outranks a failure (a target that looks
  * complete but is wrong is the worst outcome of a rollout), a failure

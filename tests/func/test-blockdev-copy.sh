@@ -42,3 +42,28 @@ wait "${bg_pids[0]}" || fail "first device copy"
 same "$tmp/src.img" "$tmp/j1.img"
 same "$tmp/src.img" "$tmp/j2.img"
 [ "$(json_get "$tmp/j.json" 'j["targets"][0]["start_block"]')" -gt 0 ] || fail "no join"
+
+# A GPT image onto a larger disk: its backup header lands at the image's
+# end, and the copy says so and how to move it; onto a disk of its own
+# size, nothing to say.  The disk then holds "a gpt partition table with
+# 1 partition", which a second copy refuses without --force.
+if command -v sfdisk >/dev/null; then
+	# Random bytes around the table: no zero block (BLKZEROOUT, which
+	# valgrind does not know, is not called).
+	mkimage "$tmp/gpt.img" 4M 9
+	sfdisk -q "$tmp/gpt.img" > /dev/null <<'PT' || fail "sfdisk"
+label: gpt
+start=2048, size=4096
+PT
+	expect_status 0 ringcopy --json "$tmp/gpt.img" "$t2" > "$tmp/g.json" 2> "$tmp/g.err"
+	grep -q "target $t2 holds a GPT whose backup header is at byte $((4 * mb - 512)), not at the end of the disk ($((12 * mb)) bytes): move it there with 'sgdisk -e $t2'" "$tmp/g.err" ||
+		fail "no GPT note: $(cat "$tmp/g.err")"
+	cmp -n $((4 * mb)) "$tmp/gpt.img" "$t2" || fail "GPT copy"
+	truncate -s 4M "$tmp/t4.img"
+	t4=$(loop_attach "$tmp/t4.img")
+	expect_status 0 ringcopy "$tmp/gpt.img" "$t4" 2> "$tmp/g4.err"
+	grep -q "GPT" "$tmp/g4.err" && fail "a GPT note for a disk of the image's size: $(cat "$tmp/g4.err")"
+	expect_status 2 ringcopy "$tmp/src.img" "$t2" 2> "$tmp/g2.err"
+	grep -q "target $t2 refused: it holds a gpt partition table with 1 partition; give --force" "$tmp/g2.err" ||
+		fail "$(cat "$tmp/g2.err")"
+fi

@@ -22,7 +22,7 @@ refused() {
 # A target holding ext4: refused, then overwritten with --force.
 bash "$top_srcdir/fixtures/mkfs-image.sh" "$tmp/fs.img" 8M 8M data
 fsdev=$(loop_attach "$tmp/fs.img")
-refused "$tmp/fs.img" "holds a ext4 filesystem labelled 'data'; give --force" \
+refused "$tmp/fs.img" "holds an ext4 filesystem labelled 'data'; give --force" \
 	"$tmp/src.img" "$fsdev"
 expect_status 0 ringcopy --force "$tmp/src.img" "$fsdev" 2> "$tmp/err"
 grep -q "overwriting it (--force)" "$tmp/err" || fail "no --force note"

@@ -44,3 +44,9 @@ truncate -s $((4 * mb + 10)) "$tmp/shrink.img"
 wait "$inv"
 [ $? -eq 1 ] || fail "a shrunk source: exit status"
 grep -q "returned 10 of 1048576 bytes: the source shrank" "$tmp/err" || fail "$(cat "$tmp/err")"
+
+# One bad sector: "1 range", said in the singular.
+expect_status 1 ringcopy --rescue "$tmp/map1" \
+	"fault:read-at=$((2 * mb + 1024)):$tmp/src.img" "$tmp/r1.img" 2> "$tmp/err1"
+grep -q "512 bytes in 1 range could not be read and hold the marker 'RINGCOPY-BADSECT'; map: $tmp/map1" "$tmp/err1" ||
+	fail "rescue summary: $(cat "$tmp/err1")"

@@ -28,6 +28,17 @@ expect_status 0 ringcopy serve "$tmp/src.img" 2> "$tmp/serve2.err"
 grep -q "already being served" "$tmp/serve2.err" || fail "$(cat "$tmp/serve2.err")"
 expect_status 0 ringcopy status --json > "$tmp/st.json"
 prod=$(json_get "$tmp/st.json" 'j["rings"][0]["producer_pid"]')
+# serve said where its producer is, and so does the second serve.
+grep -q "serving .*src.img: producer pid $prod, .*until SIGTERM (kill $prod)" "$tmp/serve.err" ||
+	fail "serve did not say its producer's pid $prod: $(cat "$tmp/serve.err")"
+grep -q "already being served (producer pid $prod)" "$tmp/serve2.err" || fail "$(cat "$tmp/serve2.err")"
+# --foreground is serve's, and follows only a producer it starts.
+expect_status 2 ringcopy serve --foreground "$tmp/src.img" 2> "$tmp/fg0.err"
+grep -q "already being served by producer pid $prod, which this command did not start" "$tmp/fg0.err" ||
+	fail "$(cat "$tmp/fg0.err")"
+expect_status 2 ringcopy --foreground "$tmp/src.img" "$tmp/x.img" 2> "$tmp/fg1.err"
+grep -q "\-\-foreground is an option of serve" "$tmp/fg1.err" || fail "$(cat "$tmp/fg1.err")"
+[ ! -e "$tmp/x.img" ] || fail "a refused copy wrote its target"
 # Idle means no CPU: its CPU time does not move.
 c0=$(awk '{print $14 + $15}' "/proc/$prod/stat")
 sleep 1
@@ -37,3 +48,29 @@ expect_status 0 ringcopy -q "$tmp/src.img" "$tmp/c.img"
 same "$tmp/src.img" "$tmp/c.img"
 kill -TERM "$prod"
 wait_rings_gone || fail "serve did not end on SIGTERM"
+
+# serve --foreground: returns when its producer leaves (here its linger
+# ends), not before; with --json it says the pid on standard output.
+expect_status 0 ringcopy serve --foreground --linger 1 --json "$tmp/src.img" > "$tmp/fg.json" 2> "$tmp/fg.err"
+[ -z "$(ls -A "$RINGCOPY_RUNDIR")" ] || fail "serve --foreground returned before its producer left"
+pid=$(json_get "$tmp/fg.json" 'j["producer_pid"]')
+json_get "$tmp/fg.json" 'j["started"]' | grep -qx True || fail "$(cat "$tmp/fg.json")"
+grep -q "producer pid $pid of .*src.img has left" "$tmp/fg.err" || fail "$(cat "$tmp/fg.err")"
+# ... and SIGTERM to it is passed on to the producer, which leaves.
+ringcopy serve --foreground --json "$tmp/src.img" > "$tmp/fg2.json" 2> "$tmp/fg2.err" &
+bg_pids+=($!)
+wait_ring
+for (( i = 0; i < $(slow 10) * 10; i++ )); do
+	[ -s "$tmp/fg2.json" ] && break
+	sleep 0.1
+done
+pid=$(json_get "$tmp/fg2.json" 'j["producer_pid"]')
+serve=$(pgrep -P "${bg_pids[-1]}")
+[ -n "$serve" ] || fail "serve --foreground did not stay"
+sleep 0.5
+kill -0 "$serve" 2>/dev/null || fail "serve --foreground left with its producer still there"
+kill -TERM "$serve"
+expect_status 0 wait "${bg_pids[-1]}"
+[ -z "$(ls -A "$RINGCOPY_RUNDIR")" ] || fail "the producer outlived serve --foreground"
+st=$(ps -o stat= -p "$pid") && [[ $st != Z* ]] && fail "producer $pid still runs"
+true

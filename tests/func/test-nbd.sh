@@ -177,7 +177,7 @@ if command -v mkfs.ext4 > /dev/null; then
 	cp "$tmp/ext4.img" "$tmp/ext4.keep"
 	serve fs file "$tmp/ext4.img"
 	expect_status 2 ringcopy "$tmp/src.img" "$(uri fs)" 2> "$tmp/err"
-	grep -q "refused: it holds a ext4 filesystem; give --force" "$tmp/err" || fail "ext4 export: $(cat "$tmp/err")"
+	grep -q "refused: it holds an ext4 filesystem; give --force" "$tmp/err" || fail "ext4 export: $(cat "$tmp/err")"
 	same "$tmp/ext4.keep" "$tmp/ext4.img"
 	expect_status 0 ringcopy --force "$tmp/src.img" "$(uri fs)" 2> "$tmp/err"
 	head -c $((8 * mb)) "$tmp/ext4.img" | cmp - "$tmp/src.img" || fail "--force: the export differs"

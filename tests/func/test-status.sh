@@ -40,3 +40,16 @@ wait "${bg_pids[1]}" || fail "joiner"
 wait_rings_gone || fail "ring left"
 expect_status 0 ringcopy status --json > "$tmp/s2.json"
 json_get "$tmp/s2.json" 'len(j["rings"])' | grep -qx 0 || fail "$(cat "$tmp/s2.json")"
+
+# A run directory status may not use: it says why and exits 1, never "no
+# copies running".
+mkdir "$tmp/open-run" && chmod 0777 "$tmp/open-run"
+RINGCOPY_RUNDIR="$tmp/open-run" expect_status 1 ringcopy status > "$tmp/s3" 2> "$tmp/s3.err"
+grep -q "status: run directory $tmp/open-run refused: owned by uid $(id -u) with mode 777, want uid $(id -u) and 0700: cannot look for running copies" "$tmp/s3.err" ||
+	fail "open run directory: $(cat "$tmp/s3.err")"
+grep -q "no copies running" "$tmp/s3" && fail "open run directory: $(cat "$tmp/s3")"
+ln -s "$tmp/open-run" "$tmp/link-run"
+RINGCOPY_RUNDIR="$tmp/link-run" expect_status 1 ringcopy status --json > "$tmp/s4" 2> "$tmp/s4.err"
+grep -q "status: run directory $tmp/link-run refused: .*symlink.*: cannot look for running copies" "$tmp/s4.err" ||
+	fail "symlinked run directory: $(cat "$tmp/s4.err")"
+[ ! -s "$tmp/s4" ] || fail "symlinked run directory: $(cat "$tmp/s4")"

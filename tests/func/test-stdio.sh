@@ -40,3 +40,28 @@ grep -q "the source is read once (a pipe, or standard input) and another copy is
 [ ! -e "$tmp/f2.img" ] || fail "the refused joiner wrote its target"
 wait "${bg_pids[0]}" || fail "the FIFO copy: $(cat "$tmp/f1.err")"
 same "$tmp/src.img" "$tmp/f1.img"
+
+# Standard output on a terminal is refused as a target, as zstd refuses
+# it: exit 2, one line saying why, and not a byte of the image on it.
+python3 - "$RINGCOPY" "$tmp/src.img" "$tmp/tty-other.img" > "$tmp/tty.out" <<'PY' || fail "pty: $(cat "$tmp/tty.out")"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], sys.argv[3], "-"])
+out = b""
+while True:
+    try:
+        b = os.read(fd, 65536)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+_, st = os.waitpid(pid, 0)
+print("exit", os.waitstatus_to_exitcode(st), "bytes", len(out))
+sys.stdout.write(out.decode(errors="replace"))
+PY
+grep -q "^exit 2 bytes [0-9][0-9]\?[0-9]\? *$" "$tmp/tty.out" || fail "terminal: $(head -c 300 "$tmp/tty.out")"
+grep -q "target - refused: standard output is a terminal, and the image is binary: redirect it to a file or a pipe" "$tmp/tty.out" ||
+	fail "terminal: $(head -c 300 "$tmp/tty.out")"
+[ ! -e "$tmp/tty-other.img" ] || fail "a refused copy created its other target"
