@@ -267,8 +267,8 @@ static void usage_station(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "     --match PATTERN    a disk to write (repeatable: all must hold)\n"
-	      " -b, --block-size, --buffer, --rate, --size, --raw\n"
-	      "                        the producer's, as for a copy\n"
+	      " -b, --block-size, --buffer, --rate, --size, --raw, --expect,\n"
+	      "     --connect-timeout  the producer's and every copy's, as for a copy\n"
 	      "     --force, --no-verify, --sparse, --skip-equal, --stall-timeout\n"
 	      "                        each disk's copy, as for a copy\n"
 	      "     --json             one JSON line per event on standard output\n"
@@ -281,7 +281,7 @@ static int parse_station(int argc, char **argv, struct station *st)
 {
 	enum { OPT_MATCH = 256, OPT_BUFFER, OPT_RATE, OPT_SIZE, OPT_RAW,
 	       OPT_FORCE, OPT_NO_VERIFY, OPT_SPARSE, OPT_SKIP_EQUAL,
-	       OPT_STALL, OPT_JSON };
+	       OPT_STALL, OPT_JSON, OPT_EXPECT, OPT_CONNECT };
 	static const struct option longopts[] = {
 		{ "match", required_argument, NULL, OPT_MATCH },
 		{ "block-size", required_argument, NULL, 'b' },
@@ -289,6 +289,8 @@ static int parse_station(int argc, char **argv, struct station *st)
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "raw", no_argument, NULL, OPT_RAW },
+		{ "expect", required_argument, NULL, OPT_EXPECT },
+		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 		{ "sparse", required_argument, NULL, OPT_SPARSE },
@@ -320,6 +322,14 @@ static int parse_station(int argc, char **argv, struct station *st)
 				     : c == OPT_RATE ? "--rate"
 				     : c == OPT_SIZE ? "--size" : "--raw",
 				     c == OPT_RAW ? NULL : optarg);
+			break;
+		case OPT_EXPECT: case OPT_CONNECT:
+			/* The producer checks each block, every copy its
+			 * disk; both connect to an NBD source. */
+			rc = add_opt(st->popt, &st->npopt,
+				     c == OPT_EXPECT ? "--expect"
+						     : "--connect-timeout",
+				     optarg);
 			break;
 		case OPT_FORCE: case OPT_NO_VERIFY: case OPT_SKIP_EQUAL:
 			rc = add_opt(st->copt, &st->ncopt,
