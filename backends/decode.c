@@ -403,6 +403,9 @@ static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
 	ssize_t n;
 	int rc;
 
+	/* The compressed bytes are read in order to their end: where the
+	 * producer lets us read ahead, the layer below may too. */
+	d->inner->ra_end = dev->ra_end ? d->inner->size : 0;
 	/* Backwards only to the start (the wrap), where the source can be
 	 * read again; forwards by decoding what is skipped. */
 	if (off < d->out_pos) {

@@ -422,12 +422,14 @@ static int ra_fill(struct nbd_dev *n, size_t len)
 		depth = n->rdepth;
 	if (depth < 2)
 		depth = 2;
-	while (n->rcount < depth && n->ra_next < n->dev.size) {
+	while (n->rcount < depth && n->ra_next < n->dev.ra_end &&
+	       n->ra_next < n->dev.size) {
 		struct nbd_rblock *b =
 			&n->ra[(n->rhead + n->rcount) % NBD_RA_MAX];
-		size_t l = n->dev.size - n->ra_next < len
-				   ? (size_t)(n->dev.size - n->ra_next)
-				   : len;
+		uint64_t end = n->dev.ra_end < n->dev.size ? n->dev.ra_end
+							    : n->dev.size;
+		size_t l = end - n->ra_next < len ? (size_t)(end - n->ra_next)
+						  : len;
 		size_t done;
 
 		if (b->cap < l) {
@@ -464,7 +466,10 @@ static int ra_fill(struct nbd_dev *n, size_t len)
 }
 
 /* A read: from the read-ahead FIFO when it was foreseen, else directly.
- * Two reads in a row start the read-ahead; a read elsewhere drops it. */
+ * Two reads in a row start the read-ahead; a read elsewhere drops it.
+ * Only where the producer said how far (dev.ra_end): never in the
+ * invocation before it forks, nor in a read-back.  Failing to read ahead
+ * only stops reading ahead. */
 static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			     uint64_t off)
 {
@@ -472,8 +477,8 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 	/* Never again after a failure: an answer that comes late would land
 	 * in a buffer given to another block. */
 	bool in_order = off == n->last_end && off > 0 && n->rdepth &&
-			len >= NBD_CHUNK / 16 && !n->failed;
-	ssize_t rc;
+			len >= NBD_CHUNK / 16 && !n->failed &&
+			off + len <= dev->ra_end && off + len <= dev->size;
 
 	if (n->rcount && (n->ra[n->rhead].off != off ||
 			  n->ra[n->rhead].len != len)) {
@@ -488,10 +493,11 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			return nbd_io(dev, buf, NULL, len, off);
 		/* In order: this block and the next ones, all at once. */
 		n->ra_next = off;
-		rc = ra_fill(n, len);
-		if (rc < 0) {
+		if (ra_fill(n, len) < 0 || !n->rcount ||
+		    n->ra[n->rhead].len != len) {
 			ra_drop(n);
-			return rc;
+			n->rdepth = 0; /* not again on this connection */
+			return nbd_io(dev, buf, NULL, len, off);
 		}
 	}
 	/* The head is ours: wait for it, keep the rest in flight.  A
@@ -520,10 +526,9 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			return -err;
 		}
 	}
-	rc = ra_fill(n, len);
-	if (rc < 0) {
+	if (ra_fill(n, len) < 0) {
 		ra_drop(n);
-		return rc;
+		n->rdepth = 0;
 	}
 	return (ssize_t)len;
 }

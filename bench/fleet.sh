@@ -47,7 +47,7 @@ for c in nbdkit opentracker mktorrent aria2c tc ip; do
 done
 # shellcheck source=../tests/fleet/net.sh
 source "$top/tests/fleet/net.sh"
-fleet_prefix=rcb$$
+fleet_prefix=rcb$$x
 why=$(fleet_can) || { echo "bench: $why" >&2; exit 77; }
 work=$(mktemp -d /dev/shm/rcfleet.XXXXXX)
 chmod 755 "$work"

@@ -903,6 +903,14 @@ static int start_block(struct invocation *inv)
 			 inv->src->spec);
 		return -1;
 	}
+	/* A target written in order only waits for a pass's block 0: the
+	 * blocks before it would be read twice. */
+	for (int i = 0; i < inv->n; i++)
+		if (inv->seq_only[i]) {
+			rc_msg("--start-at: target %s takes blocks in order only: the copy starts at block 0",
+			       inv->specs[i]);
+			return 0;
+		}
 	if (o->start_mode == START_BLOCK) {
 		if (o->start_at >= nblocks) {
 			snprintf(inv->err, sizeof inv->err,
@@ -1306,10 +1314,11 @@ static void check_expected(struct invocation *inv)
 	if (b == m->nblocks)
 		return;
 	snprintf(msg, sizeof msg,
-		 "source %s: the block at offset %llu hashes %016llx, the manifest %s expects %016llx: not the golden image",
-		 inv->src->spec, (unsigned long long)(b * m->block_size),
-		 (unsigned long long)inv->hashes[b], inv->o.expect,
-		 (unsigned long long)m->hash[b]);
+		 "the block at offset %llu hashes %016llx, the manifest expects %016llx: not the golden image (source %.60s, manifest %.60s)",
+		 (unsigned long long)(b * m->block_size),
+		 (unsigned long long)inv->hashes[b],
+		 (unsigned long long)m->hash[b], inv->src->spec,
+		 inv->o.expect);
 	for (i = 0; i < inv->n; i++)
 		if (inv->res[i].status == RC_RES_OK ||
 		    inv->res[i].status == RC_RES_MISMATCH) {

@@ -278,13 +278,44 @@ static int check_expected(struct producer *p, uint64_t block, uint64_t hash,
 
 	if (!p->r->expect || p->r->expect[block] == hash)
 		return 0;
+	/* What matters first: the names last, shortened, in 256 bytes. */
 	snprintf(msg, sizeof msg,
-		 "source %s: the block at offset %llu hashes %016llx, the manifest %s expects %016llx: not the golden image",
-		 p->src->spec, (unsigned long long)off,
-		 (unsigned long long)hash, p->r->expect_name,
-		 (unsigned long long)p->r->expect[block]);
+		 "the block at offset %llu hashes %016llx, the manifest expects %016llx: not the golden image (source %.60s, manifest %.60s)",
+		 (unsigned long long)off, (unsigned long long)hash,
+		 (unsigned long long)p->r->expect[block], p->src->spec,
+		 p->r->expect_name);
 	fail_ring(p, EBADMSG, off, msg);
 	return -1;
+}
+
+/* How far a backend may read the source ahead of block `block' (seq n):
+ * to the end of what the registered consumers still need of this pass,
+ * never past the image.  A hint, read without the lock: a consumer that
+ * registers meanwhile only restarts the reading ahead at a later read, and
+ * an entry overwritten by another process can only shorten or lengthen a
+ * read that stays inside the image. */
+static void read_ahead_hint(struct producer *p, uint64_t n, uint64_t block)
+{
+	const struct rc_ring *r = p->r;
+	uint64_t need = 0, end = r->nblocks, off;
+	uint32_t i;
+
+	for (i = 0; i < r->ncons; i++) {
+		const struct rc_cons_ent *c = &r->ctab[i];
+		uint64_t last;
+
+		if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) !=
+		    RC_CONS_ACTIVE)
+			continue;
+		last = __atomic_load_n(&c->first_seq, __ATOMIC_RELAXED) +
+		       r->nblocks;
+		if (last > n && last - n > need)
+			need = last - n;
+	}
+	if (need < end - block)
+		end = block + need;
+	off = end * r->block_size;
+	p->src->ra_end = off < r->image_size ? off : r->image_size;
 }
 
 static int produce(struct producer *p, uint64_t n)
@@ -304,6 +335,8 @@ static int produce(struct producer *p, uint64_t n)
 	 * still writing from it finds its seq gone when its write returns,
 	 * even if the fill is not finished. */
 	__atomic_store_n(&s->seq, RC_SEQ_NONE, __ATOMIC_SEQ_CST);
+	if (!r->stream)
+		read_ahead_hint(p, n, block);
 	if (read_block(p, off, &len, data, &hole) < 0)
 		return -1;
 	zero = hole || all_zero(data, len);

@@ -76,6 +76,10 @@ struct rc_dev {
 	const char *unknown_size;    /* why its size may be unknown (the
 				      * backend's unknown_size, or a layer's
 				      * own words) */
+	uint64_t ra_end;             /* set by the producer before each
+				      * read: a backend that reads ahead
+				      * stops at this offset (0: it never
+				      * reads ahead) */
 };
 
 /* Set on a target before prepare(): keep what it holds (--skip-equal reads

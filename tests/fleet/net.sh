@@ -5,7 +5,8 @@
 # route out, and nothing is bound to this machine's own interfaces.
 # fleet_down removes everything, whatever state it is in.
 #
-# Needs: fleet_prefix (short: interface names hold 15 bytes) and fleet_dir.
+# Needs: fleet_prefix (short: interface names hold 15 bytes; ending with a
+# letter, so that no other run's prefix starts with it) and fleet_dir.
 
 fleet_ns() { echo "${fleet_prefix}$1"; }  # fleet_ns br|o|nN
 fleet_in() { local ns; ns=$(fleet_ns "$1"); shift; ip netns exec "$ns" "$@"; }
@@ -17,8 +18,9 @@ fleet_can() {
 	[ "$(id -u)" -eq 0 ] || { echo "needs root"; return 1; }
 	command -v ip > /dev/null || { echo "needs ip (iproute2)"; return 1; }
 	ip netns add "$p" 2> /dev/null || { echo "cannot create a network namespace"; return 1; }
-	if ! ip -n "$p" link add "${p}b" type bridge 2> /dev/null ||
-	   ! ip -n "$p" link add "${p}x" type veth peer name "${p}y" 2> /dev/null; then
+	# Short names: the namespace is new, nothing else is in it.
+	if ! ip -n "$p" link add b0 type bridge 2> /dev/null ||
+	   ! ip -n "$p" link add x0 type veth peer name y0 2> /dev/null; then
 		ip netns del "$p"
 		echo "cannot create a bridge or veth pair"
 		return 1

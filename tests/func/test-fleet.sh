@@ -17,7 +17,7 @@ requires aria2c --version
 nbdkit torrent --dump-plugin > /dev/null 2>&1 || skip "nbdkit has no torrent plugin"
 "$RINGCOPY" nbd+unix:///?socket=/nonexistent "$tmp/x" 2>&1 | grep -q "built without libnbd" &&
 	skip "ringcopy was built without libnbd"
-fleet_prefix=rcf$$
+fleet_prefix=rcf$$x
 fleet_dir=$tmp
 why=$(fleet_can) || skip "$why"
 on_exit fleet_down
@@ -62,8 +62,8 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 for t in j["targets"]:
     assert t["status"] == "failed", t
-    assert "the block at offset %d hashes " % (6 * 1048576) in t["error"], t
-    assert "the manifest %s expects " % sys.argv[2] in t["error"], t
+    assert t["error"].startswith("the block at offset %d hashes " % (6 * 1048576)), t
+    assert "the manifest expects " in t["error"], t
     assert "not the golden image" in t["error"], t
 PY
 # The servers end with the network.
