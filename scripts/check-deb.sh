@@ -60,7 +60,11 @@ start=$(date +%s)
 	DEB_BUILD_OPTIONS="parallel=$(nproc)${RINGCOPY_DEB_NOCHECK:+ nocheck}" dpkg-buildpackage -us -uc -b
 ) > "$tmp/build.log" 2>&1 || { tail -n 60 "$tmp/build.log"; fail "dpkg-buildpackage failed"; }
 echo "package built in $(($(date +%s) - start)) s"
-grep -E '^(PASS|FAIL|ERROR|# TOTAL)' "$tmp/build.log" || fail "the package build ran no unit tests"
+if [ -n "${RINGCOPY_DEB_NOCHECK:-}" ]; then
+	echo "the package build skipped its unit tests (RINGCOPY_DEB_NOCHECK)"
+else
+	grep -E '^(PASS|FAIL|ERROR|# TOTAL)' "$tmp/build.log" || fail "the package build ran no unit tests"
+fi
 
 deb=$(ls "$tmp"/ringcopy_"$version"_*.deb)
 echo "apt-get install $deb"

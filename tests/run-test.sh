@@ -8,7 +8,7 @@
 # and the functional tests below from it; the whole suite ran before it.
 if [ "${RINGCOPY_DISTCHECK_QUICK:-0}" = 1 ]; then
 	case "$1" in
-	*/tests/unit/*|*/test-copy-basic.sh|*/test-join-late.sh|*/test-zstd.sh|*/test-man.sh|*/test-model.sh|*/test-tamper.sh) ;;
+	*/tests/unit/*|*/test-copy-basic.sh|*/test-zstd.sh|*/test-man.sh) ;;
 	*) echo "SKIP: distcheck runs a sample (RINGCOPY_DISTCHECK_QUICK)"; exit 77 ;;
 	esac
 fi
@@ -16,13 +16,16 @@ fi
 # tests already run under valgrind, and which would only add minutes:
 # refusals made in the invocation before any fork (test-refuse runs that
 # machinery under valgrind), the identity of rings (every join test runs
-# it), a second join pattern (test-join-late and test-join-tail), the fleet
+# it), more join patterns (test-join-late and test-join-tail run the
+# protocol's verbs; test-copy-many the fork and hand-off of many targets
+# that test-many repeats; test-linger's serve runs in test-station), the fleet
 # network (its NBD source path runs in test-expect and test-nbd), and the
 # tests that do not run ringcopy's code (the man page, the SPIN model).
 if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
 	case "$1" in
 	*/test-cli-errors.sh|*/test-outputs-refused.sh|*/test-blockdev-refuse.sh|\
 	*/test-dry-run.sh|*/test-identity.sh|*/test-join-staggered.sh|\
+	*/test-join-teardown.sh|*/test-many.sh|*/test-linger.sh|\
 	*/test-fleet.sh|*/test-man.sh|*/test-model.sh)
 		echo "SKIP: not under valgrind: its code paths run under valgrind in other tests (tests/run-test.sh)"
 		exit 77

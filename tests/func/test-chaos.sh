@@ -1,7 +1,7 @@
 #!/bin/bash
-# The chaos test (tests/chaos/chaos.sh) in `make check': about 20 rounds
+# The chaos test (tests/chaos/chaos.sh) in `make check': 12 rounds
 # of random sources, late joiners and one random signal each, small and
-# short enough to take 1.5-2.5 minutes here; `make chaos' runs 300 larger
+# short enough to take about a minute here; `make chaos' runs 300 larger
 # ones.  CHAOS_SEED replays a run, CHAOS_ROUNDS changes its length.  Under
 # `make check-valgrind' it is skipped: the chaos test does not run the tool
 # under valgrind (its timing is the point), so it would only repeat
@@ -10,7 +10,7 @@ set -u
 : "${RINGCOPY:?RINGCOPY must name the built binary}"
 : "${top_srcdir:?}"
 
-rounds=${CHAOS_ROUNDS:-20}
+rounds=${CHAOS_ROUNDS:-12}
 if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
 	echo "SKIP: the chaos test does not run the tool under valgrind: make check runs it"
 	exit 77

@@ -12,7 +12,7 @@ source "$top_srcdir/tests/func/functions.sh"
 
 tamper="$top_builddir/tests/tools/ring-tamper"
 [ -x "$tamper" ] || fail "no $tamper"
-mkimage "$tmp/src.img" 16M
+mkimage "$tmp/src.img" 8M # 4 s at 2M/s: time enough to tamper with a copy in flight
 
 # finish PID SECONDS: wait for a background invocation at most SECONDS,
 # then set $st to its exit status (or fail).  Not in a subshell: only the
