@@ -53,23 +53,21 @@ static int nbd_probe(const char *path, int mode)
 #define NBD_RA_MAX 64             /* blocks read ahead, at most */
 #define NBD_RA_BYTES (32u << 20)  /* bytes read ahead, at most */
 
-/* A block asked for ahead of its read. */
-struct nbd_rblock {
-	uint64_t off;
-	size_t len, cap;
-	void *buf;
-	unsigned nc, left;
-	int err;
-	int64_t cookies[RC_BLOCK_MAX / NBD_CHUNK + 1];
-};
-
-/* One block written asynchronously: its requests and how many are left. */
-struct nbd_wblock {
+/* One block read or written asynchronously: its requests and how many
+ * are left. */
+struct nbd_block {
 	uint64_t off;
 	size_t len;
 	unsigned nc, left;  /* requests issued, not yet answered */
 	int err;            /* the first error among them */
 	int64_t cookies[RC_BLOCK_MAX / NBD_CHUNK + 1];
+};
+
+/* A block asked for ahead of its read, into a buffer of our own. */
+struct nbd_rblock {
+	struct nbd_block io;
+	void *buf;
+	size_t cap;
 };
 
 struct nbd_dev {
@@ -79,7 +77,7 @@ struct nbd_dev {
 	int werr;          /* first error of the requests in flight */
 	int failed;        /* an asynchronous write failed: final */
 	char err[200];     /* the last error, for messages */
-	struct nbd_wblock *w; /* NBD_WMAX, a FIFO of blocks in flight */
+	struct nbd_block *w; /* NBD_WMAX, a FIFO of blocks in flight */
 	unsigned whead, wcount;
 	/* Read-ahead: a FIFO of the blocks after the last one read. */
 	struct nbd_rblock *ra;
@@ -278,14 +276,57 @@ retire:
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
-static int wdone_cb(void *user_data, int *error)
+static int block_done_cb(void *user_data, int *error)
 {
-	struct nbd_wblock *b = user_data;
+	struct nbd_block *b = user_data;
 
 	if (*error && !b->err)
 		b->err = *error;
 	b->left--;
-	return 0; /* retired by write_reap, as in nbd_io */
+	return 0; /* retired by block_retire, as in nbd_io */
+}
+
+/* Ask for block b = [off, off+len) in requests of NBD_CHUNK, all in
+ * flight at once: read into rbuf, or written from wbuf.  0, or -errno
+ * with the requests already issued still in flight (b->left says how
+ * many). */
+static int block_submit(struct nbd_dev *n, struct nbd_block *b, void *rbuf,
+			const void *wbuf, uint64_t off, size_t len)
+{
+	size_t done;
+
+	b->off = off;
+	b->len = len;
+	b->nc = b->left = 0;
+	b->err = 0;
+	for (done = 0; done < len; done += NBD_CHUNK) {
+		size_t c = len - done < NBD_CHUNK ? len - done : NBD_CHUNK;
+		nbd_completion_callback cb = { .callback = block_done_cb,
+					       .user_data = b };
+		int64_t cookie;
+
+		b->left++; /* before: the answer may come inside the call */
+		cookie = rbuf ? nbd_aio_pread(n->h, (char *)rbuf + done, c,
+					      off + done, cb, 0)
+			      : nbd_aio_pwrite(n->h, (const char *)wbuf + done,
+					       c, off + done, cb, 0);
+		if (cookie == -1) {
+			b->left--;
+			return libnbd_error(n, EIO);
+		}
+		b->cookies[b->nc++] = cookie;
+	}
+	return 0;
+}
+
+/* Retire an answered block's requests. */
+static void block_retire(struct nbd_dev *n, struct nbd_block *b)
+{
+	unsigned k;
+
+	for (k = 0; k < b->nc; k++)
+		nbd_aio_command_completed(n->h, b->cookies[k]);
+	b->nc = 0;
 }
 
 /* Start writing a block: its requests join those of earlier blocks still
@@ -294,8 +335,7 @@ static int nbd_dev_write_submit(struct rc_dev *dev, const void *buf,
 				size_t len, uint64_t off)
 {
 	struct nbd_dev *n = (struct nbd_dev *)dev;
-	struct nbd_wblock *b;
-	size_t done;
+	int rc;
 
 	if (n->failed)
 		return -EIO;
@@ -303,29 +343,12 @@ static int nbd_dev_write_submit(struct rc_dev *dev, const void *buf,
 		return -EINVAL; /* the core reaps long before */
 	if (!n->w && !(n->w = calloc(NBD_WMAX, sizeof *n->w)))
 		return -ENOMEM;
-	b = &n->w[(n->whead + n->wcount) % NBD_WMAX];
-	b->off = off;
-	b->len = len;
-	b->nc = b->left = 0;
-	b->err = 0;
+	rc = block_submit(n, &n->w[(n->whead + n->wcount) % NBD_WMAX], NULL,
+			  buf, off, len);
 	n->wcount++;
-	for (done = 0; done < len; done += NBD_CHUNK) {
-		size_t c = len - done < NBD_CHUNK ? len - done : NBD_CHUNK;
-		nbd_completion_callback cb = { .callback = wdone_cb,
-					       .user_data = b };
-		int64_t cookie;
-
-		b->left++; /* before: the answer may come inside the call */
-		cookie = nbd_aio_pwrite(n->h, (const char *)buf + done, c,
-					off + done, cb, 0);
-		if (cookie == -1) {
-			b->left--;
-			n->failed = 1;
-			return libnbd_error(n, EIO);
-		}
-		b->cookies[b->nc++] = cookie;
-	}
-	return 0;
+	if (rc < 0)
+		n->failed = 1;
+	return rc;
 }
 
 /* Retire the finished blocks at the head of the FIFO; wait (driving the
@@ -338,13 +361,11 @@ static int nbd_dev_write_reap(struct rc_dev *dev, unsigned keep)
 	if (n->failed)
 		return -EIO;
 	while (n->wcount) {
-		struct nbd_wblock *b = &n->w[n->whead];
-		unsigned k;
+		struct nbd_block *b = &n->w[n->whead];
 		int r;
 
 		if (b->left == 0) {
-			for (k = 0; k < b->nc; k++)
-				nbd_aio_command_completed(n->h, b->cookies[k]);
+			block_retire(n, b);
 			if (b->err) {
 				snprintf(n->err, sizeof n->err,
 					 "the server said: %s",
@@ -370,24 +391,10 @@ static int nbd_dev_write_reap(struct rc_dev *dev, unsigned keep)
 	return finished;
 }
 
-static int rdone_cb(void *user_data, int *error)
-{
-	struct nbd_rblock *b = user_data;
-
-	if (*error && !b->err)
-		b->err = *error;
-	b->left--;
-	return 0; /* retired by ra_retire, as in nbd_io */
-}
-
 /* Forget the head of the read-ahead FIFO, once it is answered. */
 static void ra_retire(struct nbd_dev *n)
 {
-	struct nbd_rblock *b = &n->ra[n->rhead];
-	unsigned k;
-
-	for (k = 0; k < b->nc; k++)
-		nbd_aio_command_completed(n->h, b->cookies[k]);
+	block_retire(n, &n->ra[n->rhead].io);
 	n->rhead = (n->rhead + 1) % NBD_RA_MAX;
 	n->rcount--;
 }
@@ -399,7 +406,7 @@ static int ra_drop(struct nbd_dev *n)
 	int rc = 0;
 
 	while (n->rcount) {
-		while (n->ra[n->rhead].left && rc == 0 && !n->failed)
+		while (n->ra[n->rhead].io.left && rc == 0 && !n->failed)
 			rc = poll_io(n, true) < 0 ? -EIO : 0;
 		if (rc < 0 || n->failed) {
 			n->failed = 1;
@@ -430,7 +437,7 @@ static int ra_fill(struct nbd_dev *n, size_t len)
 							    : n->dev.size;
 		size_t l = end - n->ra_next < len ? (size_t)(end - n->ra_next)
 						  : len;
-		size_t done;
+		int rc;
 
 		if (b->cap < l) {
 			free(b->buf);
@@ -440,26 +447,10 @@ static int ra_fill(struct nbd_dev *n, size_t len)
 				return -ENOMEM;
 			b->cap = l;
 		}
-		b->off = n->ra_next;
-		b->len = l;
-		b->nc = b->left = 0;
-		b->err = 0;
+		rc = block_submit(n, &b->io, b->buf, NULL, n->ra_next, l);
 		n->rcount++;
-		for (done = 0; done < l; done += NBD_CHUNK) {
-			size_t c = l - done < NBD_CHUNK ? l - done : NBD_CHUNK;
-			nbd_completion_callback cb = { .callback = rdone_cb,
-						       .user_data = b };
-			int64_t cookie;
-
-			b->left++; /* before: the answer may come inside */
-			cookie = nbd_aio_pread(n->h, (char *)b->buf + done, c,
-					       b->off + done, cb, 0);
-			if (cookie == -1) {
-				b->left--;
-				return libnbd_error(n, EIO);
-			}
-			b->cookies[b->nc++] = cookie;
-		}
+		if (rc < 0)
+			return rc;
 		n->ra_next += l;
 	}
 	return 0;
@@ -480,8 +471,8 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 			len >= NBD_CHUNK / 16 && !n->failed &&
 			off + len <= dev->ra_end && off + len <= dev->size;
 
-	if (n->rcount && (n->ra[n->rhead].off != off ||
-			  n->ra[n->rhead].len != len)) {
+	if (n->rcount && (n->ra[n->rhead].io.off != off ||
+			  n->ra[n->rhead].io.len != len)) {
 		if (ra_drop(n) < 0)
 			return libnbd_error(n, EIO);
 	}
@@ -494,7 +485,7 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 		/* In order: this block and the next ones, all at once. */
 		n->ra_next = off;
 		if (ra_fill(n, len) < 0 || !n->rcount ||
-		    n->ra[n->rhead].len != len) {
+		    n->ra[n->rhead].io.len != len) {
 			ra_drop(n);
 			n->rdepth = 0; /* not again on this connection */
 			return nbd_io(dev, buf, NULL, len, off);
@@ -503,7 +494,7 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 	/* The head is ours: wait for it, keep the rest in flight.  A
 	 * connection that failed is not waited on again (not even at
 	 * close). */
-	while (n->ra[n->rhead].left) {
+	while (n->ra[n->rhead].io.left) {
 		int r = poll_io(n, true);
 
 		if (r < 0) {
@@ -513,7 +504,7 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 	}
 	{
 		struct nbd_rblock *b = &n->ra[n->rhead];
-		int err = b->err;
+		int err = b->io.err;
 
 		if (!err)
 			memcpy(buf, b->buf, len);
