@@ -16,7 +16,7 @@ packages=(
 	liblzma-dev zlib1g-dev libbz2-dev liblz4-dev xz-utils gzip bzip2 lz4
 	dcfldd dc3dd bmap-tools
 	spin
-	iproute2 opentracker mktorrent aria2 bc
+	iproute2 opentracker mktorrent aria2 bc busybox
 	debhelper dpkg-dev systemd
 )
 missing=()
