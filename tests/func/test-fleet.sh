@@ -40,7 +40,7 @@ done
 # plugin can lose the wakeup of a read that waits for a piece completing
 # at that moment (it looks at the piece outside its lock), and once no
 # piece is left to complete such a read waits forever: seen once here in
-# some sixty runs (ringcopy failed it after 60 s).  Reading while the
+# about a dozen runs (ringcopy failed it after 60 s).  Reading while the
 # swarm downloads is what bench/fleet.sh measures.
 for n in 1 2 3; do
 	for (( i = 0; i < 600; i++ )); do
