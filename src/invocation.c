@@ -891,11 +891,15 @@ static int step_describe(struct invocation *inv)
 static int start_block(struct invocation *inv)
 {
 	const struct opts *o = &inv->o;
-	uint64_t nblocks = (inv->image + o->block_size - 1) / o->block_size;
-	uint64_t r = 0;
+	/* The blocks of the ring it would create. */
+	struct rc_ring_params p = { .image_size = inv->image,
+				    .block_size = o->block_size,
+				    .buffer_size = inv->req.buffer_size };
+	uint64_t nblocks, nslots, r = 0;
 
 	if (o->start_mode == START_ZERO)
 		return 0;
+	rc_ring_geometry(&p, &nblocks, &nslots);
 	if (inv->stream || (inv->src->caps & RC_CAP_SEQUENTIAL) ||
 	    !(inv->src->caps & RC_CAP_SEEKABLE)) {
 		snprintf(inv->err, sizeof inv->err,
@@ -1313,12 +1317,8 @@ static void check_expected(struct invocation *inv)
 			break;
 	if (b == m->nblocks)
 		return;
-	snprintf(msg, sizeof msg,
-		 "the block at offset %llu hashes %016llx, the manifest expects %016llx: not the golden image (source %.60s, manifest %.60s)",
-		 (unsigned long long)(b * m->block_size),
-		 (unsigned long long)inv->hashes[b],
-		 (unsigned long long)m->hash[b], inv->src->spec,
-		 inv->o.expect);
+	rc_expect_mismatch(msg, sizeof msg, b * m->block_size, inv->hashes[b],
+			   m->hash[b], inv->src->spec, inv->o.expect);
 	for (i = 0; i < inv->n; i++)
 		if (inv->res[i].status == RC_RES_OK ||
 		    inv->res[i].status == RC_RES_MISMATCH) {

@@ -278,12 +278,8 @@ static int check_expected(struct producer *p, uint64_t block, uint64_t hash,
 
 	if (!p->r->expect || p->r->expect[block] == hash)
 		return 0;
-	/* What matters first: the names last, shortened, in 256 bytes. */
-	snprintf(msg, sizeof msg,
-		 "the block at offset %llu hashes %016llx, the manifest expects %016llx: not the golden image (source %.60s, manifest %.60s)",
-		 (unsigned long long)off, (unsigned long long)hash,
-		 (unsigned long long)p->r->expect[block], p->src->spec,
-		 p->r->expect_name);
+	rc_expect_mismatch(msg, sizeof msg, off, hash, p->r->expect[block],
+			   p->src->spec, p->r->expect_name);
 	fail_ring(p, EBADMSG, off, msg);
 	return -1;
 }

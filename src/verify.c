@@ -88,6 +88,15 @@ uint64_t rc_zero_hash(uint32_t len)
 	return cached;
 }
 
+void rc_expect_mismatch(char *buf, size_t len, uint64_t off, uint64_t got,
+			uint64_t want, const char *source, const char *manifest)
+{
+	snprintf(buf, len,
+		 "the block at offset %llu hashes %016llx, the manifest expects %016llx: not the golden image (source %.60s, manifest %.60s)",
+		 (unsigned long long)off, (unsigned long long)got,
+		 (unsigned long long)want, source, manifest);
+}
+
 int rc_manifest_write(const char *path, const struct rc_image_hashes *h,
 		      char *err, size_t errlen)
 {

@@ -28,6 +28,13 @@ uint64_t rc_block_hash(const void *data, size_t len);
 /* XXH3-64 of len zero bytes. */
 uint64_t rc_zero_hash(uint32_t len);
 
+/* The words of an --expect mismatch, the same from the producer and from
+ * the invocation: what matters first (the offset and both hashes), the
+ * names last and shortened, so that it fits a ring's 256-byte message. */
+void rc_expect_mismatch(char *buf, size_t len, uint64_t off, uint64_t got,
+			uint64_t want, const char *source,
+			const char *manifest);
+
 /* Write the manifest atomically (a temporary file renamed over path). */
 int rc_manifest_write(const char *path, const struct rc_image_hashes *h,
 		      char *err, size_t errlen);
