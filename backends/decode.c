@@ -22,20 +22,30 @@
 #include <string.h>
 
 #include <bzlib.h>
+#include <lz4.h>
 #include <lz4frame.h>
 #include <lzma.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "ringcopy/backend.h"
 
 #define IN_SIZE (256u << 10)
 
 enum fmt { F_RAW, F_XZ, F_GZIP, F_BZIP2, F_LZ4, F_ZSTD,
+	   F_LZ4L /* lz4 legacy frames (lz4 -l) */,
 	   F_PENDING /* not looked at yet: a source read once */ };
 
 static const char *const fmt_name[] = { "raw", "xz", "gzip", "bzip2",
-					 "lz4", "zstd", "?" };
+					 "lz4", "zstd", "lz4", "?" };
+
+/* lz4 legacy frames: after the magic, blocks of at most 8 MiB each
+ * compressed on its own, each behind its compressed size (32 bits, little
+ * endian); no checksum, no end mark but the end of the input or another
+ * frame's magic (lz4's own CLI reads them so). */
+#define LZ4L_BLOCK (8u << 20)
+#define LZ4L_BOUND ((size_t)LZ4_COMPRESSBOUND(LZ4L_BLOCK))
 
 struct decode_dev {
 	struct rc_dev dev;     /* first */
@@ -56,6 +66,12 @@ struct decode_dev {
 	LZ4F_dctx *lz4;
 	ZSTD_DCtx *zstd;
 	bool live;             /* the decoder state is initialised */
+	struct {               /* lz4 legacy: one block decoded at a time */
+		unsigned char *in, *out;
+		size_t in_len, in_want; /* gathered, and the block's size */
+		size_t out_len, out_pos;
+		bool have_size; /* in_want is known */
+	} l;
 	uint64_t size;         /* uncompressed, or RC_SIZE_UNKNOWN */
 	char err[240];
 };
@@ -65,20 +81,77 @@ static uint64_t consumed(const struct decode_dev *d)
 	return d->in_off - (d->in_len - d->in_pos);
 }
 
-static enum fmt sniff(const unsigned char *m, size_t n)
+static const struct {
+	enum fmt fmt;
+	unsigned char len;
+	const char *magic;
+} magics[] = {
+	{ F_XZ, 6, "\xfd" "7zXZ\0" },
+	{ F_GZIP, 3, "\x1f\x8b\x08" },
+	{ F_BZIP2, 3, "BZh" }, /* and a digit, 1-9 */
+	{ F_LZ4, 4, "\x04\x22\x4d\x18" },
+	{ F_LZ4L, 4, "\x02\x21\x4c\x18" },
+	{ F_ZSTD, 4, "\x28\xb5\x2f\xfd" },
+};
+
+static uint32_t le32(const unsigned char *p)
 {
-	if (n >= 6 && !memcmp(m, "\xfd" "7zXZ\0", 6))
-		return F_XZ;
-	if (n >= 3 && m[0] == 0x1f && m[1] == 0x8b && m[2] == 8)
-		return F_GZIP;
-	if (n >= 4 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h' &&
-	    m[3] >= '1' && m[3] <= '9')
-		return F_BZIP2;
-	if (n >= 4 && !memcmp(m, "\x04\x22\x4d\x18", 4))
-		return F_LZ4;
-	if (n >= 4 && !memcmp(m, "\x28\xb5\x2f\xfd", 4))
-		return F_ZSTD;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* A skippable frame (zstd's and lz4's: magic 0x184D2A50-5F). */
+static bool skippable(const unsigned char *m, size_t n)
+{
+	return n >= 4 && (m[0] & 0xf0) == 0x50 && m[1] == 0x2a &&
+	       m[2] == 0x4d && m[3] == 0x18;
+}
+
+/* The format whose magic m[0..n) begins with.  all: m holds the whole
+ * source, so a source shorter than a magic but holding at least three of
+ * its bytes is that format cut short (decoded, so failed), never raw. */
+static enum fmt magic_at(const unsigned char *m, size_t n, bool all)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof magics / sizeof magics[0]; i++) {
+		size_t len = magics[i].len;
+
+		if (magics[i].fmt == F_BZIP2 && n > 3 &&
+		    (m[3] < '1' || m[3] > '9'))
+			continue;
+		if (n >= len && !memcmp(m, magics[i].magic, len))
+			return magics[i].fmt;
+		if (all && n < len && n >= 3 && !memcmp(m, magics[i].magic, n))
+			return magics[i].fmt;
+	}
 	return F_RAW;
+}
+
+/* The format of a source whose first n bytes are m (all: the whole
+ * source).  Skippable frames before the first frame are looked past: lz4
+ * data behind them is lz4, anything else zstd (whose decoder then judges
+ * it, as zstd -d does). */
+static enum fmt sniff(const unsigned char *m, size_t n, bool all)
+{
+	size_t p = 0;
+	bool skipped = false;
+	enum fmt f;
+
+	while (n - p >= 8 && skippable(m + p, n - p)) {
+		uint64_t next = (uint64_t)p + 8 + le32(m + p + 4);
+
+		skipped = true;
+		if (next >= n)
+			return F_ZSTD; /* nothing more to look at here */
+		p = (size_t)next;
+	}
+	if (!skipped && skippable(m, n))
+		return F_ZSTD; /* a skippable frame cut short */
+	f = magic_at(m + p, n - p, all);
+	if (!skipped)
+		return f;
+	return f == F_LZ4 || f == F_LZ4L ? F_LZ4 : F_ZSTD;
 }
 
 static void end_decoder(struct decode_dev *d)
@@ -110,8 +183,9 @@ static int start_decoder(struct decode_dev *d)
 	switch (d->fmt) {
 	case F_XZ:
 		d->s.x = (lzma_stream)LZMA_STREAM_INIT;
-		ok = lzma_stream_decoder(&d->s.x, UINT64_MAX,
-					 LZMA_CONCATENATED) == LZMA_OK;
+		/* One stream at a time: what follows a stream is looked
+		 * at by next_stream(), as for the other formats. */
+		ok = lzma_stream_decoder(&d->s.x, UINT64_MAX, 0) == LZMA_OK;
 		break;
 	case F_GZIP:
 		ok = inflateInit2(&d->s.g, 16 + MAX_WBITS) == Z_OK;
@@ -132,6 +206,15 @@ static int start_decoder(struct decode_dev *d)
 		if (ok)
 			ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_only);
 		break;
+	case F_LZ4L:
+		if (!d->l.in)
+			d->l.in = malloc(LZ4L_BOUND);
+		if (!d->l.out)
+			d->l.out = malloc(LZ4L_BLOCK);
+		ok = d->l.in && d->l.out;
+		d->l.in_len = d->l.in_want = d->l.out_len = d->l.out_pos = 0;
+		d->l.have_size = false;
+		break;
 	default:
 		ok = 1;
 	}
@@ -141,13 +224,11 @@ static int start_decoder(struct decode_dev *d)
 	return 0;
 }
 
-/* Up to IN_SIZE bytes of the inner source at off: never past the end
- * of a source whose size is known (the range check refuses that). */
+/* Up to want bytes of the inner source at off: never past the end of a
+ * source whose size is known (the range check refuses that). */
 static ssize_t read_inner(struct rc_dev *inner, unsigned char *buf,
-			  uint64_t off)
+			  size_t want, uint64_t off)
 {
-	size_t want = IN_SIZE;
-
 	if (inner->size != UINT64_MAX) {
 		if (off >= inner->size)
 			return 0;
@@ -164,7 +245,7 @@ static int refill(struct decode_dev *d)
 
 	if (d->in_pos < d->in_len || d->in_eof)
 		return 0;
-	n = read_inner(d->inner, d->in, d->in_off);
+	n = read_inner(d->inner, d->in, IN_SIZE, d->in_off);
 	if (n < 0) {
 		rc_dev_describe(d->inner, strerror((int)-n), d->err,
 				sizeof d->err);
@@ -178,12 +259,62 @@ static int refill(struct decode_dev *d)
 	return 0;
 }
 
+/* At least n bytes buffered from in_pos on, unless the input ends first:
+ * what is left moves to the front and more is read behind it.  0, or
+ * -errno from the inner source. */
+static int fill(struct decode_dev *d, size_t n)
+{
+	size_t left = d->in_len - d->in_pos;
+	ssize_t got;
+
+	while (left < n && !d->in_eof) {
+		memmove(d->in, d->in + d->in_pos, left);
+		d->in_pos = 0;
+		d->in_len = left;
+		got = read_inner(d->inner, d->in + left, IN_SIZE - left,
+				 d->in_off);
+		if (got < 0) {
+			rc_dev_describe(d->inner, strerror((int)-got), d->err,
+					sizeof d->err);
+			return (int)got;
+		}
+		if (got == 0)
+			d->in_eof = true;
+		d->in_len += (size_t)got;
+		d->in_off += (uint64_t)got;
+		left = d->in_len;
+	}
+	return 0;
+}
+
 static int corrupt(struct decode_dev *d, const char *what)
 {
 	snprintf(d->err, sizeof d->err,
 		 "%s data corrupt at compressed offset %" PRIu64
 		 " (uncompressed %" PRIu64 "): %s",
 		 fmt_name[d->fmt], consumed(d), d->out_pos, what);
+	return -EBADMSG;
+}
+
+/* A check that covers what came before it failed (gzip's CRC32, zstd's
+ * and lz4's checksums): the offset is where it was checked, not where
+ * the damage is. */
+static int check_failed(struct decode_dev *d, const char *what)
+{
+	snprintf(d->err, sizeof d->err,
+		 "%s data corrupt: %s at compressed offset %" PRIu64
+		 " (uncompressed %" PRIu64 "); the damage is before it",
+		 fmt_name[d->fmt], what, consumed(d), d->out_pos);
+	return -EBADMSG;
+}
+
+/* What follows the end of a stream is no stream of its format. */
+static int garbage(struct decode_dev *d)
+{
+	snprintf(d->err, sizeof d->err,
+		 "%s data ends at compressed offset %" PRIu64
+		 " (uncompressed %" PRIu64 "), followed by bytes that are not %s data (trailing garbage)",
+		 fmt_name[d->fmt], consumed(d), d->out_pos, fmt_name[d->fmt]);
 	return -EBADMSG;
 }
 
@@ -194,6 +325,115 @@ static int truncated(struct decode_dev *d)
 		 " (uncompressed %" PRIu64 "): the input ended inside a stream",
 		 fmt_name[d->fmt], consumed(d), d->out_pos);
 	return -EBADMSG;
+}
+
+/* lz4 legacy frames, a block at a time: the rest of the block decoded
+ * last, else the next block's size, else its bytes gathered and decoded.
+ * Where a block's size should be, the end of the input ends the data,
+ * another frame's magic starts that frame.  0, or -errno. */
+static int lz4l_step(struct decode_dev *d, unsigned char *out, size_t cap,
+		     size_t *made)
+{
+	size_t avail, take;
+	uint32_t v;
+	int rc, n;
+
+	if (d->l.out_pos < d->l.out_len) {
+		take = d->l.out_len - d->l.out_pos;
+		take = take < cap ? take : cap;
+		memcpy(out, d->l.out + d->l.out_pos, take);
+		d->l.out_pos += take;
+		*made = take;
+		return 0;
+	}
+	if (!d->l.have_size) {
+		rc = fill(d, 4);
+		if (rc < 0)
+			return rc;
+		avail = d->in_len - d->in_pos;
+		if (!avail) {
+			d->ended = true;
+			return 0;
+		}
+		if (avail < 4) {
+			d->in_pos += avail;
+			return truncated(d);
+		}
+		v = le32(d->in + d->in_pos);
+		if (v == 0x184C2102) { /* another legacy frame */
+			d->in_pos += 4;
+			return 0;
+		}
+		if (v == 0x184D2204 || skippable(d->in + d->in_pos, 4)) {
+			d->fmt = F_LZ4; /* an lz4 frame follows */
+			return start_decoder(d);
+		}
+		if (v > LZ4L_BOUND)
+			return garbage(d);
+		d->in_pos += 4;
+		d->l.in_want = v;
+		d->l.in_len = 0;
+		d->l.have_size = true;
+	}
+	avail = d->in_len - d->in_pos;
+	take = d->l.in_want - d->l.in_len;
+	take = take < avail ? take : avail;
+	memcpy(d->l.in + d->l.in_len, d->in + d->in_pos, take);
+	d->l.in_len += take;
+	d->in_pos += take;
+	if (d->l.in_len < d->l.in_want)
+		return !take && d->in_eof ? truncated(d) : 0;
+	n = LZ4_decompress_safe((const char *)d->l.in, (char *)d->l.out,
+				(int)d->l.in_want, (int)LZ4L_BLOCK);
+	d->l.have_size = false;
+	if (n < 0)
+		return corrupt(d, "a legacy block does not decode");
+	d->l.out_len = (size_t)n;
+	d->l.out_pos = 0;
+	return 0;
+}
+
+/* After the end of a stream (an xz stream, a gzip member, a bzip2
+ * stream, an lz4 or zstd frame): the end of the input ends the data;
+ * another stream of the format starts again (xz after its stream
+ * padding, gzip after trailing zeros only, as gzip -d does); anything
+ * else is trailing garbage.  0 (d->ended at the end), or -errno. */
+static int next_stream(struct decode_dev *d)
+{
+	for (;;) {
+		const unsigned char *m;
+		size_t avail, z;
+		enum fmt f;
+		int rc = fill(d, 12);
+
+		if (rc < 0)
+			return rc;
+		m = d->in + d->in_pos;
+		avail = d->in_len - d->in_pos;
+		if (!avail) {
+			d->ended = true;
+			return 0;
+		}
+		for (z = 0; z < avail && !m[z]; z++)
+			;
+		if (d->fmt == F_XZ && z >= 4) {
+			d->in_pos += z - z % 4; /* stream padding */
+			continue;
+		}
+		if (d->fmt == F_GZIP && z == avail) {
+			d->in_pos += z; /* zeros to the end: ignored */
+			continue;
+		}
+		f = magic_at(m, avail, false);
+		if ((d->fmt == F_LZ4 || d->fmt == F_ZSTD) &&
+		    skippable(m, avail))
+			f = d->fmt;
+		if (d->fmt == F_LZ4 && f == F_LZ4L)
+			d->fmt = F_LZ4L;
+		if (f != d->fmt)
+			return garbage(d);
+		return start_decoder(d);
+	}
 }
 
 /* One decoding step into out[0..cap): *made bytes; *stream_end when a
@@ -220,7 +460,6 @@ static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 		*made = cap - d->s.x.avail_out;
 		if (r == LZMA_STREAM_END) {
 			*stream_end = true;
-			d->ended = true; /* concatenated streams: all of them */
 		} else if (r == LZMA_BUF_ERROR && d->in_eof && !avail) {
 			d->in_pos += used;
 			return truncated(d);
@@ -249,6 +488,8 @@ static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 			return truncated(d);
 		} else if (r != Z_OK && r != Z_BUF_ERROR) {
 			d->in_pos += used;
+			if (d->s.g.msg && strstr(d->s.g.msg, "check"))
+				return check_failed(d, d->s.g.msg);
 			return corrupt(d, d->s.g.msg ? d->s.g.msg
 						      : "inflate error");
 		}
@@ -284,6 +525,8 @@ static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 		*made = o;
 		if (LZ4F_isError(r)) {
 			d->in_pos += used;
+			if (strstr(LZ4F_getErrorName(r), "hecksum"))
+				return check_failed(d, LZ4F_getErrorName(r));
 			return corrupt(d, LZ4F_getErrorName(r));
 		}
 		/* 0: a frame is complete; frames may follow. */
@@ -301,6 +544,8 @@ static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 		*made = ob.pos;
 		if (ZSTD_isError(r)) {
 			d->in_pos += used;
+			if (ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong)
+				return check_failed(d, ZSTD_getErrorName(r));
 			return corrupt(d, ZSTD_getErrorName(r));
 		}
 		*stream_end = r == 0;
@@ -308,6 +553,8 @@ static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 			return truncated(d);
 		break;
 	}
+	case F_LZ4L:
+		return lz4l_step(d, out, cap, made);
 	default: {
 		size_t n = avail < cap ? avail : cap;
 
@@ -339,22 +586,21 @@ static ssize_t decode_into(struct decode_dev *d, unsigned char *buf,
 		 * the producer), never when it is opened: an invocation
 		 * that is then refused must not take its first bytes. */
 		if (d->fmt == F_PENDING) {
-			d->fmt = sniff(d->in, d->in_len);
+			rc = fill(d, 64);
+			if (rc < 0)
+				return rc;
+			d->fmt = sniff(d->in, d->in_len, d->in_eof);
 			rc = start_decoder(d);
 			if (rc < 0)
 				return rc;
 		}
-		/* Between gzip members or bzip2 streams: more input is
-		 * another one, none is the end. */
+		/* After a stream: another one, the end, or garbage. */
 		if (d->between) {
-			if (d->in_pos == d->in_len && d->in_eof) {
-				d->ended = true;
-				break;
-			}
-			rc = start_decoder(d);
+			rc = next_stream(d);
 			if (rc < 0)
 				return rc;
 			d->between = false;
+			continue;
 		}
 		rc = step(d, buf + done, len - done, &made, &stream_end);
 		if (rc < 0)
@@ -365,18 +611,11 @@ static ssize_t decode_into(struct decode_dev *d, unsigned char *buf,
 			d->ended = true;
 			break;
 		}
-		if (stream_end && (d->fmt == F_GZIP || d->fmt == F_BZIP2))
+		if (stream_end && d->fmt != F_RAW)
 			d->between = true;
-		if (stream_end && (d->fmt == F_LZ4 || d->fmt == F_ZSTD) &&
-		    d->in_pos == d->in_len) {
-			rc = refill(d);
-			if (rc < 0)
-				return rc;
-			if (d->in_pos == d->in_len && d->in_eof)
-				d->ended = true;
-		}
 		if (!stream_end && !made && d->in_pos == d->in_len &&
-		    d->in_eof && d->fmt != F_XZ)
+		    d->in_eof && d->fmt != F_XZ && d->fmt != F_LZ4L &&
+		    !d->ended)
 			return truncated(d);
 	}
 	return (ssize_t)done;
@@ -395,6 +634,37 @@ static int rewind_to_start(struct decode_dev *d)
 	return start_decoder(d);
 }
 
+/* An xz file of known size (its index's): the data decoded is what the
+ * index says, no more, and the file ends where its last stream does. */
+static int short_of_index(struct decode_dev *d)
+{
+	snprintf(d->err, sizeof d->err,
+		 "xz data ends at compressed offset %" PRIu64
+		 " after %" PRIu64 " bytes, but its index says %" PRIu64,
+		 consumed(d), d->out_pos, d->size);
+	return -EBADMSG;
+}
+
+static int check_end(struct decode_dev *d)
+{
+	unsigned char extra[4096];
+	ssize_t n;
+
+	while (!d->ended) {
+		n = decode_into(d, extra, sizeof extra);
+		if (n < 0)
+			return (int)n;
+		if (n > 0) {
+			snprintf(d->err, sizeof d->err,
+				 "xz data holds more than the %" PRIu64
+				 " bytes its index says (more at compressed offset %" PRIu64 ")",
+				 d->size, consumed(d));
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
 static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
 			    uint64_t off)
 {
@@ -408,6 +678,8 @@ static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
 	d->inner->ra_end = dev->ra_end ? d->inner->size : 0;
 	/* Backwards only to the start (the wrap), where the source can be
 	 * read again; forwards by decoding what is skipped. */
+	if (d->size != RC_SIZE_UNKNOWN && off >= d->size)
+		return 0;
 	if (off < d->out_pos) {
 		rc = off == 0 ? rewind_to_start(d) : -ESPIPE;
 		if (rc < 0)
@@ -424,7 +696,19 @@ static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
 	}
 	if (off != d->out_pos)
 		return 0; /* the data ended before off */
-	return decode_into(d, buf, len);
+	if (d->size == RC_SIZE_UNKNOWN)
+		return decode_into(d, buf, len);
+	if (len > d->size - off)
+		len = (size_t)(d->size - off);
+	n = decode_into(d, buf, len);
+	if (n >= 0 && d->out_pos < d->size && d->ended)
+		return short_of_index(d);
+	if (n >= 0 && d->out_pos == d->size) {
+		rc = check_end(d);
+		if (rc < 0)
+			return rc;
+	}
+	return n;
 }
 
 /* The uncompressed size of an xz file from its index (the Stream Footer
@@ -445,7 +729,7 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 		return -ENOMEM;
 	}
 	for (;;) {
-		ssize_t n = read_inner(d->inner, buf, at);
+		ssize_t n = read_inner(d->inner, buf, IN_SIZE, at);
 
 		if (n <= 0)
 			break;
@@ -498,6 +782,8 @@ static int decode_close(struct rc_dev *dev)
 	int rc;
 
 	end_decoder(d);
+	free(d->l.in);
+	free(d->l.out);
 	LZ4F_freeDecompressionContext(d->lz4);
 	ZSTD_freeDCtx(d->zstd);
 	rc = rc_dev_close(d->inner);
@@ -553,7 +839,7 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 	struct rc_dev *src = *srcp;
 	bool once = src->caps & RC_CAP_SEQUENTIAL;
 	struct decode_dev *d;
-	unsigned char m[8];
+	unsigned char m[4096];
 	enum fmt fmt = F_PENDING;
 	ssize_t n;
 
@@ -562,15 +848,18 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 		/* Read again later from the start: look at its first bytes
 		 * now (a hole there is no compressed stream). */
 		struct rc_holes h;
+		size_t want = src->size < sizeof m ? (size_t)src->size
+						    : sizeof m;
 
 		rc_holes_init(&h);
-		if (src->size < sizeof m ||
-		    rc_is_hole(src, &h, 0, sizeof m))
+		if (want < 3 || rc_is_hole(src, &h, 0, want < 8 ? want : 8))
 			return 0;
-		n = rc_dev_pread(src, m, sizeof m, 0);
+		n = rc_dev_pread(src, m, want, 0);
 		if (n < 0)
 			return (int)n;
-		fmt = sniff(m, (size_t)n);
+		/* A file shorter than a magic but holding its first bytes
+		 * is that format cut short: decoded, so failed. */
+		fmt = sniff(m, (size_t)n, (size_t)n == src->size);
 		if (fmt == F_RAW)
 			return 0; /* plain bytes: as they were */
 	}

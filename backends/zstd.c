@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "ringcopy/backend.h"
 
@@ -55,12 +56,22 @@ void rc_zstd_set_level(int level)
 	zstd_level = level;
 }
 
-static bool has_zstd_magic(const char *path)
+static int frames_size(const unsigned char *p, size_t len, uint64_t *size,
+		       char *err, size_t errlen);
+
+/* A regular file whose first frame, past any skippable frames (pzstd
+ * writes one first), is a zstd frame, and whose frames say how large the
+ * image is or are damaged (refused when opened, with the offset).  One
+ * whose frames do not say is read as a stream by the decode layer. */
+static bool is_zstd_image(const char *path)
 {
-	unsigned char m[4];
 	struct stat st;
+	unsigned char m[8];
+	uint64_t at = 0, size;
 	bool yes = false;
-	int fd;
+	char err[8];
+	void *map;
+	int fd, k;
 
 	/* Only a regular file may be peeked at: reading a FIFO to probe it
 	 * would steal its first bytes from whoever reads it. */
@@ -69,9 +80,27 @@ static bool has_zstd_magic(const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return false;
-	if (read(fd, m, 4) == 4)
-		yes = (m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f &&
-		       m[3] == 0xfd);
+	for (k = 0; k < 64 && pread(fd, m, 8, (off_t)at) >= 4; k++) {
+		if ((m[0] & 0xf0) == 0x50 && m[1] == 0x2a && m[2] == 0x4d &&
+		    m[3] == 0x18) {
+			at += 8 + ((uint64_t)m[4] | (uint64_t)m[5] << 8 |
+				   (uint64_t)m[6] << 16 | (uint64_t)m[7] << 24);
+			continue;
+		}
+		yes = m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f &&
+		      m[3] == 0xfd;
+		break;
+	}
+	if (yes && fstat(fd, &st) == 0 && st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+			   fd, 0);
+		if (map != MAP_FAILED) {
+			yes = frames_size(map, (size_t)st.st_size, &size, err,
+					  sizeof err) < 0 ||
+			      size != UINT64_MAX;
+			munmap(map, (size_t)st.st_size);
+		}
+	}
 	close(fd);
 	return yes;
 }
@@ -81,7 +110,7 @@ static int zstd_probe(const char *path, int mode)
 	size_t n = strlen(path);
 
 	if (mode == RC_OPEN_SOURCE)
-		return has_zstd_magic(path) ? 20 : 0;
+		return is_zstd_image(path) ? 20 : 0;
 	return n > 4 && !strcmp(path + n - 4, ".zst") ? 20 : 0;
 }
 
@@ -101,9 +130,16 @@ static int frames_size(const unsigned char *p, size_t len, uint64_t *size,
 			*size = UINT64_MAX; /* --size must say */
 			return 0;
 		}
+		if (ZSTD_isError(fl) &&
+		    ZSTD_getErrorCode(fl) == ZSTD_error_srcSize_wrong) {
+			snprintf(err, errlen,
+				 "zstd data truncated: the frame at compressed offset %zu is cut short by the end of the file at %zu",
+				 off, len);
+			return -EBADMSG;
+		}
 		if (ZSTD_isError(fl) || c == ZSTD_CONTENTSIZE_ERROR) {
 			snprintf(err, errlen,
-				 "not a valid zstd frame at compressed offset %zu: %s",
+				 "zstd data corrupt: no valid zstd frame at compressed offset %zu: %s",
 				 off, ZSTD_isError(fl) ? ZSTD_getErrorName(fl)
 						       : "bad frame header");
 			return -EBADMSG;
@@ -217,9 +253,16 @@ static ssize_t inflate(struct zstd_dev *z, void *buf, size_t len)
 			o.size = sizeof scratch;
 		r = ZSTD_decompressStream(z->dctx, &o, &i);
 
+		if (ZSTD_isError(r) &&
+		    ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong) {
+			snprintf(z->err, sizeof z->err,
+				 "zstd data corrupt: %s at compressed offset %zu (uncompressed %" PRIu64 "); the damage is before it",
+				 ZSTD_getErrorName(r), i.pos, z->out_pos);
+			return -EBADMSG;
+		}
 		if (ZSTD_isError(r)) {
 			snprintf(z->err, sizeof z->err,
-				 "corrupt at compressed offset %zu (uncompressed %" PRIu64 "): %s",
+				 "zstd data corrupt at compressed offset %zu (uncompressed %" PRIu64 "): %s",
 				 z->in_pos, z->out_pos, ZSTD_getErrorName(r));
 			return -EBADMSG;
 		}
@@ -235,7 +278,7 @@ static ssize_t inflate(struct zstd_dev *z, void *buf, size_t len)
 		}
 		if (i.pos == i.size && o.pos == 0) {
 			snprintf(z->err, sizeof z->err,
-				 "truncated at compressed offset %zu (uncompressed %" PRIu64 "): the last frame is incomplete",
+				 "zstd data truncated at compressed offset %zu (uncompressed %" PRIu64 "): the last frame is incomplete",
 				 z->in_pos, z->out_pos);
 			return -EBADMSG;
 		}

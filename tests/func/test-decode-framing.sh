@@ -1,0 +1,144 @@
+#!/bin/bash
+# Compressed inputs that must never end in a wrong "ok": an xz file whose
+# index claims fewer bytes than its blocks hold (file, pipe, and a pass
+# that starts past block 0 and wraps), zstd behind a skippable frame
+# (pzstd's output) as file and pipe, lz4 legacy frames (lz4 -l), a gzip or
+# xz cut inside its header, trailing garbage, and the words each kind of
+# damage is reported with.
+source "$top_srcdir/tests/func/functions.sh"
+
+requires python3 -c 1
+mb=1048576
+isize=$(vrate $((4 * mb)) $((2 * mb)))
+mkimage "$tmp/src.img" "$isize"
+dd if=/dev/zero of="$tmp/src.img" bs=1M seek=1 count=1 conv=notrunc status=none
+
+# fails PATTERN ARGS...: exit 1, PATTERN on standard error, no target ok.
+fails() {
+	local pat=$1
+	shift
+	expect_status 1 ringcopy "$@" 2> "$tmp/err"
+	grep -q -- "$pat" "$tmp/err" || fail "'$*': no '$pat' in: $(cat "$tmp/err")"
+	! grep -q '^ok' "$tmp/err" || fail "'$*': a target ok: $(cat "$tmp/err")"
+}
+# pipe_fails PATTERN FILE ARGS...: the same, FILE on standard input.
+pipe_fails() {
+	local pat=$1 f=$2
+	shift 2
+	expect_status 1 ringcopy - "$@" < "$f" 2> "$tmp/err"
+	grep -q -- "$pat" "$tmp/err" || fail "pipe $f: no '$pat' in: $(cat "$tmp/err")"
+	! grep -q '^ok' "$tmp/err" || fail "pipe $f: a target ok: $(cat "$tmp/err")"
+}
+
+# 1. The xz index lies: it says one block less than the blocks hold.
+xz -T1 -1 -c "$tmp/src.img" > "$tmp/img.xz"
+python3 "$top_srcdir/tests/tools/xz-index-lie.py" "$tmp/img.xz" "$tmp/lie.xz" $mb
+! xz -t "$tmp/lie.xz" 2> /dev/null || fail "xz -t accepts the crafted file"
+fails "xz data holds more than the $((isize - mb)) bytes its index says" \
+	"$tmp/lie.xz" "$tmp/x1" "$tmp/x2"
+cat "$tmp/lie.xz" | pipe_fails "xz data corrupt" /dev/stdin "$tmp/x3"
+# A copy that joins at block 2 or later: the first pass reaches the end
+# (where the index is checked) before the wrap gives the joiner block 0.
+ringcopy -b 256K --rate 1M "$tmp/lie.xz" "$tmp/x4" 2> "$tmp/x4.err" &
+bg_pids+=($!)
+pid=$(stop_at_block x4 2) || fail "the first copy never reached block 2"
+on_exit "kill -CONT $pid 2> /dev/null"
+ringcopy -b 256K "$tmp/lie.xz" "$tmp/x5" 2> "$tmp/x5.err" &
+bg_pids+=($!)
+for (( i = 0; i < 50; i++ )); do
+	grep -q "joined the running copy" "$tmp/x5.err" && break
+	sleep 0.1
+done
+grep -q "joined the running copy of .* at block [2-9]" "$tmp/x5.err" ||
+	fail "no join: $(cat "$tmp/x5.err")"
+kill -CONT "$pid"
+for j in 0 1; do
+	wait "${bg_pids[$j]}"
+	[ $? -eq 1 ] || fail "copy $j: not exit 1: $(cat "$tmp/x4.err" "$tmp/x5.err")"
+done
+bg_pids=()
+for f in x4 x5; do
+	grep -q "^FAILED .*xz data holds more than" "$tmp/$f.err" || fail "$f: $(cat "$tmp/$f.err")"
+	! grep -q '^ok' "$tmp/$f.err" || fail "$f: ok"
+done
+# An honest xz, with stream padding after it, is read whole.
+cat "$tmp/img.xz" > "$tmp/pad.xz"
+head -c 8 /dev/zero >> "$tmp/pad.xz"
+expect_status 0 ringcopy -q "$tmp/pad.xz" "$tmp/pad.img"
+same "$tmp/src.img" "$tmp/pad.img"
+
+# 2. zstd behind a skippable frame: pzstd's files, as file and pipe.
+if command -v pzstd > /dev/null; then
+	pzstd -q -p 2 -c "$tmp/src.img" > "$tmp/img.pz"
+	[ "$(od -An -tx1 -N4 "$tmp/img.pz" | tr -d ' ')" = 502a4d18 ] ||
+		fail "pzstd wrote no skippable frame first"
+	expect_status 0 ringcopy -q "$tmp/img.pz" "$tmp/pz.file"
+	same "$tmp/src.img" "$tmp/pz.file"
+	expect_status 0 ringcopy -q - "$tmp/pz.pipe" < "$tmp/img.pz"
+	same "$tmp/src.img" "$tmp/pz.pipe"
+	cp "$tmp/img.pz" "$tmp/pz.zst"
+	expect_status 0 ringcopy -q "$tmp/pz.zst" "$tmp/pz.zst.img"
+	same "$tmp/src.img" "$tmp/pz.zst.img"
+else
+	echo "no pzstd: its case skipped"
+fi
+# A skippable frame in the middle, between two zstd frames.
+head -c $((isize / 2)) "$tmp/src.img" | zstd -q -c > "$tmp/mid.zst"
+printf 'P*M\030\005\000\000\000hello' >> "$tmp/mid.zst"
+tail -c +$((isize / 2 + 1)) "$tmp/src.img" | zstd -q -c >> "$tmp/mid.zst"
+expect_status 0 ringcopy -q - "$tmp/mid.img" < "$tmp/mid.zst"
+same "$tmp/src.img" "$tmp/mid.img"
+
+# 3. lz4 legacy frames, as file and pipe; a legacy frame then a frame.
+lz4 -q -l -c "$tmp/src.img" > "$tmp/img.lz4l"
+expect_status 0 ringcopy -q "$tmp/img.lz4l" "$tmp/l.file"
+same "$tmp/src.img" "$tmp/l.file"
+expect_status 0 ringcopy -q - "$tmp/l.pipe" < "$tmp/img.lz4l"
+same "$tmp/src.img" "$tmp/l.pipe"
+{ cat "$tmp/img.lz4l"; lz4 -q -c "$tmp/src.img"; } > "$tmp/mix.lz4"
+cat "$tmp/src.img" "$tmp/src.img" > "$tmp/double.img"
+expect_status 0 ringcopy -q "$tmp/mix.lz4" "$tmp/mix.img"
+same "$tmp/double.img" "$tmp/mix.img"
+head -c $(( $(stat -c %s "$tmp/img.lz4l") - 100 )) "$tmp/img.lz4l" > "$tmp/cut.lz4l"
+fails "lz4 data truncated at compressed offset" "$tmp/cut.lz4l" "$tmp/lc"
+
+# 4. Cut inside the header: decoded, so failed, never copied raw.
+gzip -1 -c "$tmp/src.img" > "$tmp/img.gz"
+for n in 3 5 7; do
+	head -c $n "$tmp/img.gz" > "$tmp/h$n.gz"
+	fails "gzip data truncated at compressed offset $n" "$tmp/h$n.gz" "$tmp/h$n.img"
+	pipe_fails "gzip data truncated" "$tmp/h$n.gz" "$tmp/h$n.pimg"
+done
+head -c 4 "$tmp/img.xz" > "$tmp/h4.xz"
+fails "xz data truncated" "$tmp/h4.xz" "$tmp/h4.img"
+# --raw and file: still copy the bytes.
+expect_status 0 ringcopy -q --raw "$tmp/h3.gz" "$tmp/h3.raw"
+same "$tmp/h3.gz" "$tmp/h3.raw"
+
+# 5. Each damage says what it is.
+{ cat "$tmp/img.xz"; echo garbage-garbage-garbage; } > "$tmp/g.xz"
+fails "xz data ends at compressed offset [0-9]* .*not xz data (trailing garbage)" "$tmp/g.xz" "$tmp/g1"
+{ cat "$tmp/img.gz"; echo garbage-garbage-garbage; } > "$tmp/g.gz"
+fails "gzip data ends at compressed offset .*(trailing garbage)" "$tmp/g.gz" "$tmp/g2"
+# gzip ignores zeros after its last member, and so do we.
+{ cat "$tmp/img.gz"; head -c 100 /dev/zero; } > "$tmp/z.gz"
+expect_status 0 ringcopy -q "$tmp/z.gz" "$tmp/z.img"
+same "$tmp/src.img" "$tmp/z.img"
+# A gzip whose CRC32 is wrong: the offset is where the check failed.
+cp "$tmp/img.gz" "$tmp/crc.gz"
+size=$(stat -c %s "$tmp/crc.gz")
+printf '\x55\xaa' | dd of="$tmp/crc.gz" bs=1 seek=$((size - 8)) conv=notrunc status=none
+fails "gzip data corrupt: incorrect data check at compressed offset [0-9]* (uncompressed [0-9]*); the damage is before it" \
+	"$tmp/crc.gz" "$tmp/c1"
+zstd -q -c "$tmp/src.img" > "$tmp/img.zst"
+size=$(stat -c %s "$tmp/img.zst")
+head -c $((size - 50)) "$tmp/img.zst" > "$tmp/t.zst"
+expect_refused "zstd data truncated: the frame at compressed offset 0 is cut short by the end of the file at $((size - 50))" \
+	"$tmp/t.zst" "$tmp/t1"
+[ ! -e "$tmp/t1" ] || fail "a refused copy created its target"
+# zstd's checksum (the last 4 bytes of the frame).
+cp "$tmp/img.zst" "$tmp/sum.zst"
+printf '\x55' | dd of="$tmp/sum.zst" bs=1 seek=$((size - 2)) conv=notrunc status=none
+fails "zstd data corrupt: .*checksum at compressed offset [0-9]* (uncompressed [0-9]*); the damage is before it" \
+	"$tmp/sum.zst" "$tmp/s1"
+exit 0
