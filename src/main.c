@@ -7,13 +7,15 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "ringcopy/cli.h"
 #include "ringcopy/core.h"
+#include "ringcopy/util.h"
 #include "ringcopy/verify.h"
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
 
@@ -26,4 +28,13 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "station") == 0)
 		return rc_cmd_station(argc - 1, argv + 1);
 	return rc_cmd_copy(argc, argv, 0);
+}
+
+int main(int argc, char **argv)
+{
+	int status;
+
+	rc_check_stdout_at_exit();
+	status = dispatch(argc, argv);
+	exit(status);
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -238,4 +239,43 @@ void rc_json_str(FILE *f, const char *s)
 		s++;
 	}
 	fputc('"', f);
+}
+
+/* Standard output is checked once, at the exit of the process that asked
+ * (util-linux's close_stdout): a report lost to a full disk or a closed
+ * descriptor is an error, exit 1, said on standard error.  A reader that
+ * went away (EPIPE) chose not to read it.  Forked children that exit()
+ * leave it to their parent. */
+static pid_t stdout_owner;
+
+static void close_stdout(void)
+{
+	bool failed;
+	int err = 0;
+
+	if (getpid() != stdout_owner)
+		return;
+	failed = ferror(stdout);
+	if (fflush(stdout) != 0) {
+		failed = true;
+		err = errno;
+	}
+	if (fclose(stdout) != 0 && errno != EBADF) {
+		failed = true;
+		err = err ? err : errno;
+	}
+	if (failed && err != EPIPE) {
+		if (err)
+			fprintf(stderr, "ringcopy: write error on standard output: %s\n",
+				strerror(err));
+		else
+			fprintf(stderr, "ringcopy: write error on standard output\n");
+		_exit(1);
+	}
+}
+
+void rc_check_stdout_at_exit(void)
+{
+	stdout_owner = getpid();
+	atexit(close_stdout);
 }

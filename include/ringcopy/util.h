@@ -48,4 +48,8 @@ extern bool (*rc_io_should_stop)(void);
 /* Write a JSON string literal (with quotes) to f. */
 void rc_json_str(FILE *f, const char *s);
 
+/* Check standard output when this process exits: a lost report is exit
+ * 1 with a message (util-linux's close_stdout). */
+void rc_check_stdout_at_exit(void);
+
 #endif

@@ -39,3 +39,18 @@ name=$(printf '%s/caf\351.img' "$tmp")
 expect_status 0 ringcopy --json "$tmp/src.img" "$name" > "$tmp/latin1.json" 2> /dev/null
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1], encoding="utf-8")); assert j["targets"][0]["target"].endswith("caf\ufffd.img"), j' \
 	"$tmp/latin1.json" || fail "invalid JSON for a latin-1 name: $(cat -v "$tmp/latin1.json")"
+
+# A report that cannot be written is an error, not an "ok": exit 1 and a
+# message on standard error, for the copy, status and --help.
+if [ -w /dev/full ]; then
+	expect_status 1 ringcopy --json "$tmp/src.img" "$tmp/full.img" > /dev/full 2> "$tmp/err"
+	grep -q "ringcopy: write error on standard output" "$tmp/err" || fail "copy: $(cat "$tmp/err")"
+	same "$tmp/src.img" "$tmp/full.img"
+	expect_status 1 ringcopy status --json > /dev/full 2> "$tmp/err"
+	grep -q "write error on standard output" "$tmp/err" || fail "status: $(cat "$tmp/err")"
+	expect_status 1 ringcopy --help > /dev/full 2> "$tmp/err"
+	grep -q "write error on standard output" "$tmp/err" || fail "--help: $(cat "$tmp/err")"
+	# A reader that goes away chose not to read: not an error.
+	ringcopy --json "$tmp/src.img" "$tmp/pipe.img" 2> /dev/null | true
+	[ "${PIPESTATUS[0]}" = 0 ] || fail "a closed pipe: exit ${PIPESTATUS[0]}"
+fi
