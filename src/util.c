@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 
 #include "ringcopy/util.h"
@@ -248,6 +250,18 @@ void rc_json_str(FILE *f, const char *s)
  * leave it to their parent. */
 static pid_t stdout_owner;
 
+/* A pipe or socket whose reader is gone (the errno of the write that
+ * failed is long lost when ferror() tells of it). */
+static bool reader_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	struct stat st;
+
+	return fstat(fd, &st) == 0 &&
+	       (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) &&
+	       poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
 static void close_stdout(void)
 {
 	bool failed;
@@ -256,9 +270,11 @@ static void close_stdout(void)
 	if (getpid() != stdout_owner)
 		return;
 	failed = ferror(stdout);
+	if (failed && reader_gone(STDOUT_FILENO))
+		err = EPIPE;
 	if (fflush(stdout) != 0) {
 		failed = true;
-		err = errno;
+		err = err ? err : errno;
 	}
 	if (fclose(stdout) != 0 && errno != EBADF) {
 		failed = true;
