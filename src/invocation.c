@@ -823,7 +823,12 @@ static int load_expect(struct invocation *inv)
 	struct rc_dev *src = inv->src;
 	char err[400];
 
-	if (rc_manifest_read(o->expect, m, err, sizeof err) < 0) {
+	/* A source of known size bounds what the manifest may make us hold
+	 * (one larger than it is refused below, its blocks never read). */
+	if (rc_manifest_read(o->expect, m,
+			     src->size != RC_SIZE_UNKNOWN ? src->size
+							  : UINT64_MAX,
+			     err, sizeof err) < 0) {
 		snprintf(inv->err, sizeof inv->err, "--expect refused: %s", err);
 		return -1;
 	}

@@ -196,8 +196,8 @@ static int parse_hex64(const char *s, uint64_t *v)
 		goto bad;                                              \
 	} while (0)
 
-int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
-		     size_t errlen)
+int rc_manifest_read(const char *path, struct rc_image_hashes *h,
+		     uint64_t max_bytes, char *err, size_t errlen)
 {
 	char line[256], msg[200], digest[RC_DIGEST_HEX] = "", a[64], b[64];
 	char want_digest[RC_DIGEST_HEX];
@@ -256,6 +256,10 @@ int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
 				    h->nblocks, h->image_size, h->block_size);
 			if (h->nblocks > (UINT64_C(1) << 34))
 				BAD("too many blocks");
+			if (h->image_size > max_bytes) {
+				fclose(f);
+				return 1; /* larger than what it is for */
+			}
 			h->hash = calloc(h->nblocks ? h->nblocks : 1,
 					 sizeof *h->hash);
 			if (!h->hash)
@@ -433,11 +437,38 @@ void rc_verify_describe(const struct rc_verify_out *v, char *buf, size_t len)
 			 v->nbad - shown);
 }
 
+/* The manifest's image is larger than every target: each is a mismatch
+ * (or an error where it cannot be opened), and the manifest's blocks were
+ * never read into memory. */
+static int too_small(int argc, char **argv, const struct rc_image_hashes *h)
+{
+	int i, status = RC_EXIT_OK;
+
+	for (i = 2; i < argc; i++) {
+		struct rc_dev *dev;
+		int rc = rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev);
+
+		if (rc < 0) {
+			rc_err("verify: target %s: %s", argv[i], strerror(-rc));
+			if (status == RC_EXIT_OK)
+				status = RC_EXIT_FAILED;
+			continue;
+		}
+		fprintf(stderr, "MISMATCH %s  it ends at offset %" PRIu64 ", the image has %" PRIu64 " bytes\n",
+			argv[i], dev->size, h->image_size);
+		rc_dev_close(dev);
+		status = RC_EXIT_MISMATCH;
+	}
+	return status;
+}
+
 int rc_cmd_verify(int argc, char **argv)
 {
 	struct rc_image_hashes h;
 	char err[512], digest[RC_DIGEST_HEX];
 	int i, status = RC_EXIT_OK;
+	uint64_t largest = 0;
+	bool unbounded = false;
 
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
@@ -458,11 +489,26 @@ int rc_cmd_verify(int argc, char **argv)
 	argv += optind - 1;
 	if (argc < 3)
 		return rc_usage_error("verify", "usage: ringcopy verify MANIFEST TARGET...");
-	i = rc_manifest_read(argv[1], &h, err, sizeof err);
+	/* The largest target bounds what the manifest may make us hold. */
+	for (i = 2; i < argc; i++) {
+		struct rc_dev *dev;
+
+		if (rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev) == 0) {
+			if (dev->size != UINT64_MAX && dev->size > largest)
+				largest = dev->size;
+			if (dev->size == UINT64_MAX)
+				unbounded = true;
+			rc_dev_close(dev);
+		}
+	}
+	i = rc_manifest_read(argv[1], &h, unbounded ? UINT64_MAX : largest,
+			     err, sizeof err);
 	if (i < 0) {
 		rc_err("%s", err);
 		return RC_EXIT_REFUSED;
 	}
+	if (i == 1)
+		return too_small(argc, argv, &h);
 	rc_digest(&h, digest);
 	for (i = 2; i < argc; i++) {
 		struct rc_verify_out v;

@@ -40,9 +40,12 @@ int rc_manifest_write(const char *path, const struct rc_image_hashes *h,
 		      char *err, size_t errlen);
 /* Parse a manifest; on error err says "PATH:LINE: what".  Returns 0,
  * -EINVAL for a malformed manifest, or -errno when it cannot be read.
- * h->hash is malloc'ed. */
-int rc_manifest_read(const char *path, struct rc_image_hashes *h, char *err,
-		     size_t errlen);
+ * h->hash is malloc'ed.  Memory follows what is verified: a manifest whose
+ * image is larger than max_bytes (the largest target, a source's size;
+ * UINT64_MAX for no bound) is read to its header only, and 1 returned with
+ * h->hash NULL and h->image_size, block_size and nblocks set. */
+int rc_manifest_read(const char *path, struct rc_image_hashes *h,
+		     uint64_t max_bytes, char *err, size_t errlen);
 
 struct rc_verify_out {
 	uint64_t nbad;                /* blocks that differ */

@@ -36,3 +36,35 @@ cmp -s "$tmp/m.txt" "$tmp/b.txt" || {
 expect_status 2 ringcopy verify "$tmp/missing.txt" "$tmp/t.img" 2> "$tmp/err"
 grep -q "No such file" "$tmp/err" || fail "missing manifest"
 expect_status 2 ringcopy verify "$tmp/m.txt"
+
+# Memory follows what is verified: a 130-byte manifest that describes 256
+# GiB as one run of zeros (67108864 blocks: 512 MiB of hashes) is not
+# expanded to check an 8 MiB target; the target is a mismatch, exit 3, in
+# well under 100 MiB.  The same manifest is refused by --expect against a
+# source of 8 MiB before its blocks are read.
+mkimage "$tmp/small.img" $((8 * 1048576))
+printf 'ringcopy-manifest 1\nimage-size 274877906944\nblock-size 4096\nblocks 67108864\ndigest %032d\nzeros 0 67108863\nend\n' 0 \
+	> "$tmp/huge.mf"
+python3 - "$RINGCOPY" "$tmp/huge.mf" "$tmp/small.img" "$tmp/err" <<'PY' || fail "verify of a huge manifest: $(cat "$tmp/err")"
+import resource, subprocess, sys
+exe, mf, target, err = sys.argv[1:]
+with open(err, "w") as e:
+    r = subprocess.run([exe, "verify", mf, target], stderr=e)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB
+assert r.returncode == 3, f"exit {r.returncode}"
+assert peak < 100 * 1024, f"peak {peak} KiB"
+print(f"verify of a 256 GiB manifest against 8 MiB: peak {peak} KiB")
+PY
+grep -q "^MISMATCH .*small.img  it ends at offset 8388608, the image has 274877906944 bytes" "$tmp/err" ||
+	fail "$(cat "$tmp/err")"
+python3 - "$RINGCOPY" "$tmp/huge.mf" "$tmp/small.img" "$tmp/err" <<'PY' || fail "--expect with a huge manifest: $(cat "$tmp/err")"
+import resource, subprocess, sys
+exe, mf, src, err = sys.argv[1:]
+with open(err, "w") as e:
+    r = subprocess.run([exe, "--expect", mf, src, "null:"], stderr=e)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+assert r.returncode == 2, f"exit {r.returncode}"
+assert peak < 100 * 1024, f"peak {peak} KiB"
+PY
+grep -q "source .*small.img refused: it holds 8388608 bytes, the manifest .* describes an image of 274877906944 bytes" "$tmp/err" ||
+	fail "$(cat "$tmp/err")"

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fwrite(data, 1, size, f);
 	fclose(f);
-	if (rc_manifest_read(path, &h, err, sizeof err) == 0) {
+	if (rc_manifest_read(path, &h, UINT64_MAX, err, sizeof err) == 0) {
 		if (!h.hash || h.nblocks != h.image_size / h.block_size +
 						    !!(h.image_size % h.block_size))
 			abort();

@@ -88,7 +88,7 @@ static void test_manifest_roundtrip(void **state)
 	hv[5] = rc_zero_hash(10); /* the short last block, zero */
 	snprintf(path, sizeof path, "%s/m.txt", base);
 	assert_int_equal(rc_manifest_write(path, &h, err, sizeof err), 0);
-	assert_int_equal(rc_manifest_read(path, &back, err, sizeof err), 0);
+	assert_int_equal(rc_manifest_read(path, &back, UINT64_MAX, err, sizeof err), 0);
 	assert_true(back.image_size == h.image_size);
 	assert_int_equal(back.block_size, 4096);
 	assert_true(back.nblocks == 6);
@@ -112,7 +112,7 @@ static void expect_bad(const char *text, const char *where)
 
 	snprintf(path, sizeof path, "%s/bad.txt", base);
 	write_file(path, text);
-	assert_int_equal(rc_manifest_read(path, &h, err, sizeof err), -EINVAL);
+	assert_int_equal(rc_manifest_read(path, &h, UINT64_MAX, err, sizeof err), -EINVAL);
 	if (!strstr(err, where))
 		fail_msg("'%s' not in '%s'", where, err);
 	assert_null(h.hash);
