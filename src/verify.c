@@ -437,38 +437,13 @@ void rc_verify_describe(const struct rc_verify_out *v, char *buf, size_t len)
 			 v->nbad - shown);
 }
 
-/* The manifest's image is larger than every target: each is a mismatch
- * (or an error where it cannot be opened), and the manifest's blocks were
- * never read into memory. */
-static int too_small(int argc, char **argv, const struct rc_image_hashes *h)
-{
-	int i, status = RC_EXIT_OK;
-
-	for (i = 2; i < argc; i++) {
-		struct rc_dev *dev;
-		int rc = rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev);
-
-		if (rc < 0) {
-			rc_err("verify: target %s: %s", argv[i], strerror(-rc));
-			if (status == RC_EXIT_OK)
-				status = RC_EXIT_FAILED;
-			continue;
-		}
-		fprintf(stderr, "MISMATCH %s  it ends at offset %" PRIu64 ", the image has %" PRIu64 " bytes\n",
-			argv[i], dev->size, h->image_size);
-		rc_dev_close(dev);
-		status = RC_EXIT_MISMATCH;
-	}
-	return status;
-}
-
 int rc_cmd_verify(int argc, char **argv)
 {
 	struct rc_image_hashes h;
 	char err[512], digest[RC_DIGEST_HEX];
 	int i, status = RC_EXIT_OK;
 	uint64_t largest = 0;
-	bool unbounded = false;
+	bool unbounded = false, header_only;
 
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
@@ -507,9 +482,9 @@ int rc_cmd_verify(int argc, char **argv)
 		rc_err("%s", err);
 		return RC_EXIT_REFUSED;
 	}
-	if (i == 1)
-		return too_small(argc, argv, &h);
-	rc_digest(&h, digest);
+	header_only = i == 1;
+	if (!header_only)
+		rc_digest(&h, digest);
 	for (i = 2; i < argc; i++) {
 		struct rc_verify_out v;
 		struct rc_dev *dev;
@@ -519,6 +494,15 @@ int rc_cmd_verify(int argc, char **argv)
 			rc_err("verify: target %s: %s", argv[i], strerror(-rc));
 			if (status == RC_EXIT_OK)
 				status = RC_EXIT_FAILED;
+			continue;
+		}
+		/* The image is larger than every target: each is a
+		 * mismatch, and the manifest's blocks were never read. */
+		if (header_only) {
+			fprintf(stderr, "MISMATCH %s  it ends at offset %" PRIu64 ", the image has %" PRIu64 " bytes\n",
+				argv[i], dev->size, h.image_size);
+			rc_dev_close(dev);
+			status = RC_EXIT_MISMATCH;
 			continue;
 		}
 		if (dev->size < h.image_size) {
