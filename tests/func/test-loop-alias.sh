@@ -97,4 +97,7 @@ truncate -s 4M "$tmp/ok.img"
 ok=$(loop_attach "$tmp/ok.img")
 expect_status 0 ringcopy "$tmp/src.img" "$ok" 2> "$tmp/err"
 cmp "$tmp/src.img" "$tmp/ok.img" || fail "the copy to an unrelated loop device"
+# Unmounted here, not by the exit trap, so that the kernel has let the
+# loop device go by the time the trap detaches it.
+umount "$tmp/mnt" || fail "umount"
 exit 0
