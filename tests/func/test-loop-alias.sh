@@ -15,6 +15,27 @@
 source "$top_srcdir/tests/func/functions.sh"
 requires_loop
 requires mkfs.ext4 -V
+requires nsenter --version
+
+# mount_private DEV DIR: mount DEV on DIR in a mount namespace of its own,
+# held by a background process ($holder): a namespace someone else makes
+# meanwhile (`ip netns exec' makes one) gets no copy of the mount, so the
+# loop device is free again once the holder has exited.
+mount_private() {
+	unshare -m --propagation private bash -c \
+		'mount -o noinit_itable "$1" "$2" && : > "$3" && exec sleep 600' _ "$1" "$2" "$tmp/.mounted" &
+	holder=$!
+	bg_pids+=($holder)
+	local i
+	for (( i = 0; i < 100; i++ )); do
+		[ -e "$tmp/.mounted" ] && return 0
+		kill -0 "$holder" 2> /dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+in_mount() { nsenter -t "$holder" -m "$@"; }
+unmount_private() { kill "$holder"; wait "$holder" 2> /dev/null; }
 
 mb=1048576
 mkimage "$tmp/src.img" 4M 1
@@ -33,8 +54,7 @@ refused() {
 bash "$top_srcdir/fixtures/mkfs-image.sh" "$tmp/fs.img" 8M 8M mounted
 loopa=$(loop_attach "$tmp/fs.img")
 mkdir "$tmp/mnt"
-mount "$loopa" "$tmp/mnt" || skip "cannot mount ext4 here"
-on_exit "umount '$tmp/mnt' 2>/dev/null"
+mount_private "$loopa" "$tmp/mnt" || skip "cannot mount ext4 in a mount namespace here"
 loopb=$(loop_attach "$tmp/fs.img")
 sum=$(cksum < "$tmp/fs.img")
 
@@ -49,7 +69,7 @@ loopc=$(loop_attach "$loopb")
 refused "$tmp/fs.img" "target $loopc refused: in use: $loopa" \
 	--force "$tmp/src.img" "$loopc"
 [ "$(cksum < "$tmp/fs.img")" = "$sum" ] || fail "the mounted filesystem's file changed"
-ls "$tmp/mnt/hello.txt" > /dev/null || fail "the mounted filesystem lost a file"
+in_mount ls "$tmp/mnt/hello.txt" > /dev/null || fail "the mounted filesystem lost a file"
 
 # The source file and loop devices over it.
 s1=$(loop_attach "$tmp/src.img")
@@ -85,19 +105,21 @@ refused "$tmp/d.img" "--manifest $tmp/d.img refused: it is the target $d1" \
 mkimage "$tmp/run.img" 8M 3
 r1=$(loop_attach "$tmp/run.img")
 ringcopy --rate "$(vrate 2M 512K)" "$tmp/run.img" "$tmp/out.img" 2>/dev/null &
-bg_pids+=($!)
-wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
+running=$!
+bg_pids+=($running)
+wait_consumers "$running" 1 > /dev/null || fail "no consumer"
 refused "$tmp/run.img" "target $r1 refused: it is the source of a running copy (producer pid" \
 	--force "$tmp/src.img" "$r1"
-kill_tree "${bg_pids[0]}"
-wait "${bg_pids[0]}" 2>/dev/null
+kill_tree "$running"
+wait "$running" 2>/dev/null
 
 # Unrelated loop devices still work, --force where they hold data.
 truncate -s 4M "$tmp/ok.img"
 ok=$(loop_attach "$tmp/ok.img")
 expect_status 0 ringcopy "$tmp/src.img" "$ok" 2> "$tmp/err"
 cmp "$tmp/src.img" "$tmp/ok.img" || fail "the copy to an unrelated loop device"
-# Unmounted here, not by the exit trap, so that the kernel has let the
-# loop device go by the time the trap detaches it.
-umount "$tmp/mnt" || fail "umount"
+# Unmounted here (the holder's namespace ends), not by the exit trap, so
+# that the kernel has let the loop device go by the time the trap
+# detaches it.
+unmount_private
 exit 0

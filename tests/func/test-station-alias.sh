@@ -10,6 +10,7 @@
 source "$top_srcdir/tests/func/functions.sh"
 requires_loop
 requires mkfs.ext4 -V
+requires nsenter --version
 requires python3 -c 'import fcntl, socket; socket.AF_NETLINK'
 
 # loops free: print a free base B (a multiple of 10: loopB..loopB+9 do
@@ -57,14 +58,33 @@ for k, name in enumerate(sys.argv[3:]):
 PY
 }
 
+# mount_private DEV DIR: mount DEV on DIR in a mount namespace of its own,
+# held by a background process ($holder): a namespace someone else makes
+# meanwhile (`ip netns exec' makes one) gets no copy of the mount, so the
+# loop device is free again once the holder has exited.
+mount_private() {
+	unshare -m --propagation private bash -c \
+		'mount -o noinit_itable "$1" "$2" && : > "$3" && exec sleep 600' _ "$1" "$2" "$tmp/.mounted" &
+	holder=$!
+	bg_pids+=($holder)
+	local i
+	for (( i = 0; i < 100; i++ )); do
+		[ -e "$tmp/.mounted" ] && return 0
+		kill -0 "$holder" 2> /dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+in_mount() { nsenter -t "$holder" -m "$@"; }
+unmount_private() { kill "$holder"; wait "$holder" 2> /dev/null; }
+
 mb=1048576
 mkimage "$tmp/src.img" 4M 7
 srcdev=$(loop_attach "$tmp/src.img")
 bash "$top_srcdir/fixtures/mkfs-image.sh" "$tmp/fs.img" 8M 8M mounted
 loopa=$(loop_attach "$tmp/fs.img")
 mkdir "$tmp/mnt"
-mount "$loopa" "$tmp/mnt" || skip "cannot mount ext4 here"
-on_exit "umount '$tmp/mnt' 2>/dev/null"
+mount_private "$loopa" "$tmp/mnt" || skip "cannot mount ext4 in a mount namespace here"
 truncate -s 8M "$tmp/blank.img"
 src_sum=$(cksum < "$tmp/src.img")
 fs_sum=$(cksum < "$tmp/fs.img")
@@ -86,7 +106,8 @@ wait_event() {
 
 ringcopy station --json --force --match "loop${base%0}[0-2]" \
 	"$srcdev" > "$tmp/st.json" 2> "$tmp/st.err" &
-bg_pids+=($!)
+station_job=$!
+bg_pids+=($station_job)
 for (( i = 0; i < $(slow 10) * 10; i++ )); do
 	grep -q '"event": "serving"' "$tmp/st.json" && break
 	sleep 0.1
@@ -106,7 +127,7 @@ grep -q "target $(dev 0) refused: it is another name of the source's storage: bo
 grep -q "target $(dev 1) refused: in use: $loopa, another name of the same storage ($tmp/fs.img), is mounted or held" "$tmp/st.err" ||
 	fail "the mounted alias: $(cat "$tmp/st.err")"
 kill -TERM "$station"
-expect_status 1 wait "${bg_pids[0]}"
+expect_status 1 wait "$station_job"
 
 python3 - "$tmp/st.json" "$base" <<'PY' || fail "events: $(cat "$tmp/st.json")"
 import json, sys
@@ -122,10 +143,11 @@ assert ev[-1]["event"] == "stop" and ev[-1]["refused"] == 2 and ev[-1]["ok"] == 
 PY
 [ "$(cksum < "$tmp/src.img")" = "$src_sum" ] || fail "the source's file changed"
 [ "$(cksum < "$tmp/fs.img")" = "$fs_sum" ] || fail "the mounted filesystem's file changed"
-ls "$tmp/mnt/hello.txt" > /dev/null || fail "the mounted filesystem lost a file"
+in_mount ls "$tmp/mnt/hello.txt" > /dev/null || fail "the mounted filesystem lost a file"
 cmp -n $((4 * mb)) "$tmp/src.img" "$tmp/blank.img" || fail "the blank disk was not written"
 wait_rings_gone || fail "ring left"
-# Unmounted here, not by the exit trap, so that the kernel has let the
-# loop device go by the time the trap detaches it.
-umount "$tmp/mnt" || fail "umount"
+# Unmounted here (the holder's namespace ends), not by the exit trap, so
+# that the kernel has let the loop device go by the time the trap
+# detaches it.
+unmount_private
 exit 0
