@@ -68,6 +68,7 @@ static dev_t whole_disk(dev_t dev)
 struct layer {
 	bool disk;       /* a whole disk (dev), else a regular file */
 	dev_t dev;       /* file: st_dev; disk: its number */
+	dev_t part;      /* disk: the partition named, at the top; else dev */
 	ino_t ino;       /* file: st_ino */
 	char name[256];  /* for messages: a path, or major:minor */
 };
@@ -111,6 +112,7 @@ static void disk_layer(dev_t dev, struct layer *l)
 {
 	l->disk = true;
 	l->dev = whole_disk(dev);
+	l->part = l->dev;
 	l->ino = 0;
 	if (disk_node(l->dev, l->name, sizeof l->name) < 0)
 		snprintf(l->name, sizeof l->name, "device %u:%u",
@@ -190,6 +192,7 @@ static void stack_of(const struct stat *st, const char *name,
 	s->n = 1;
 	if (S_ISBLK(st->st_mode)) {
 		disk_layer(st->st_rdev, top);
+		top->part = st->st_rdev;
 	} else {
 		top->disk = false;
 		top->dev = st->st_dev;
@@ -215,6 +218,18 @@ static int shared(const struct stack *a, const struct stack *b, int *ia,
 				return 0;
 			}
 	return -1;
+}
+
+/* Are a and b one target?  They share a layer, other than two partitions
+ * of one disk named at the top (the kernel's O_EXCL keeps a partition and
+ * its whole disk apart). */
+static bool same_target(const struct stack *a, const struct stack *b)
+{
+	int i, j;
+
+	if (shared(a, b, &i, &j) < 0)
+		return false;
+	return i || j || !a->l[0].disk || a->l[0].part == b->l[0].part;
 }
 
 /* Is a file of stack files kept on storage of stack disks: stored on a
@@ -530,7 +545,7 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 	char (*where)[PATH_MAX] = seen.where;
 	char why[PATH_MAX], holds[160];
 	struct stack src;
-	int i, j, rc, a, b;
+	int i, j, rc;
 
 	seen.n = 0;
 	if (req->src_st)
@@ -570,7 +585,7 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
 			    (where[i][0] && !strcmp(where[i], where[j])) ||
 			    (have[i] && have[j] &&
-			     shared(&seen.stack[i], &seen.stack[j], &a, &b) == 0)) {
+			     same_target(&seen.stack[i], &seen.stack[j]))) {
 				snprintf(err, errlen,
 					 "target %s refused: the same target as %s",
 					 req->specs[i], req->specs[j]);
@@ -707,7 +722,7 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 	char where[2][PATH_MAX], twhere[PATH_MAX], why[PATH_MAX];
 	struct stack src, ostack;
 	struct stat lst, tst, dir;
-	int i, k, j, a, b;
+	int i, k, j;
 
 	if (req->src_st)
 		stack_of(req->src_st, req->src_spec, &src);
@@ -746,7 +761,7 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 			if (j >= seen.n)
 				continue;
 			if ((exists && seen.have[j] &&
-			     shared(&ostack, &seen.stack[j], &a, &b) == 0) ||
+			     same_target(&ostack, &seen.stack[j])) ||
 			    (seen.where[j][0] &&
 			     !strcmp(seen.where[j], where[i]))) {
 				snprintf(why, sizeof why, "it is the target %s",
