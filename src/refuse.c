@@ -144,6 +144,8 @@ static int loop_under(dev_t disk, struct layer *l)
 	n = strlen(file);
 	if (n && file[n - 1] == '\n')
 		file[--n] = '\0';
+	/* Zeroed: valgrind does not know what this ioctl writes. */
+	memset(&info, 0, sizeof info);
 	if (disk_node(disk, path, sizeof path) == 0) {
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (fd >= 0) {
