@@ -162,6 +162,13 @@ int rc_rundir_open(char *buf, size_t len, bool create, char *err,
 		*slash = '\0'; /* trailing slashes */
 	slash = strrchr(walk, '/');
 	name = slash ? slash + 1 : walk;
+	if ((!strcmp(name, ".") || !strcmp(name, "..")) &&
+	    realpath(walk, parent)) {
+		/* "." or "..": the directory it is, by its real name. */
+		rc_strlcpy(walk, parent, sizeof walk);
+		slash = strrchr(walk, '/');
+		name = slash + 1;
+	}
 	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
 		snprintf(err, errlen,
 			 "run directory %s refused: name the directory itself",
