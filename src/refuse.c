@@ -191,6 +191,7 @@ static void stack_of(const struct stat *st, const char *name,
 {
 	struct layer *top = &s->l[0];
 
+	memset(s, 0, sizeof *s);
 	s->n = 1;
 	if (S_ISBLK(st->st_mode)) {
 		disk_layer(st->st_rdev, top);
