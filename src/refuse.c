@@ -306,29 +306,77 @@ static int loop_aliases(const struct stack *s, dev_t *out, int max)
 	return n;
 }
 
-/* Is another name of stack t's storage mounted or held (a filesystem, a
- * device mapper, another program's exclusive open)?  The kernel's own
- * answer: an exclusive open fails with EBUSY.  0, or -EBUSY with why. */
-static int alias_in_use(const struct stack *t, char *why, size_t len)
+/* Is disk (a whole disk) or one of its partitions mounted or held (a
+ * filesystem, a device mapper, another program's exclusive open)?  The
+ * kernel's own answer: an exclusive open fails with EBUSY.  A partition
+ * is asked on its own: claiming a whole disk does not look at its
+ * partitions' claims.  parts_only: its partitions only.  true, with the
+ * busy node in node. */
+static bool disk_busy(dev_t disk, bool parts_only, char *node, size_t len)
 {
-	dev_t alias[64];
-	char node[256];
-	int n, k, fd, a, b;
+	char path[300], name[64];
+	struct dirent *e;
+	size_t nlen;
+	DIR *dir;
+	int fd;
 
-	n = loop_aliases(t, alias, 64);
-	for (k = 0; k < n; k++) {
-		struct stack ls;
-		struct stat st;
-
-		if (disk_node(alias[k], node, sizeof node) < 0)
+	if (disk_node(disk, node, len) < 0)
+		return false;
+	rc_strlcpy(name, strrchr(node, '/') + 1, sizeof name);
+	if (!parts_only) {
+		fd = open(node, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY |
+					O_NONBLOCK);
+		if (fd >= 0)
+			close(fd);
+		else if (errno == EBUSY)
+			return true;
+	}
+	nlen = strlen(name);
+	snprintf(path, sizeof path, "/sys/dev/block/%u:%u", major(disk),
+		 minor(disk));
+	dir = opendir(path);
+	while (dir && (e = readdir(dir))) {
+		if (strncmp(e->d_name, name, nlen) || !e->d_name[nlen])
+			continue; /* partitions are named after their disk */
+		if ((size_t)snprintf(node, len, "/dev/%s", e->d_name) >= len)
 			continue;
 		fd = open(node, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY |
 					O_NONBLOCK);
 		if (fd >= 0) {
 			close(fd);
-			continue;
+		} else if (errno == EBUSY) {
+			closedir(dir);
+			return true;
 		}
-		if (errno != EBUSY)
+	}
+	if (dir)
+		closedir(dir);
+	return false;
+}
+
+/* Is stack t's storage mounted or held under another name: a partition
+ * of its own disk, or another loop device over one of its layers (or one
+ * of that device's partitions)?  0, or -EBUSY with why.  The target's
+ * own node is left to its O_EXCL open. */
+static int alias_in_use(const struct stack *t, char *why, size_t len)
+{
+	dev_t alias[64];
+	char node[256];
+	int n, k, a, b;
+
+	if (t->l[0].disk && t->l[0].part == t->l[0].dev &&
+	    disk_busy(t->l[0].dev, true, node, sizeof node)) {
+		snprintf(why, len,
+			 "in use: its partition %s is mounted or held by another program (--force does not override this)",
+			 node);
+		return -EBUSY;
+	}
+	n = loop_aliases(t, alias, 64);
+	for (k = 0; k < n; k++) {
+		struct stack ls;
+		struct stat st;
+
+		if (!disk_busy(alias[k], false, node, sizeof node))
 			continue;
 		memset(&st, 0, sizeof st);
 		st.st_mode = S_IFBLK;

@@ -6,6 +6,8 @@
 #  - the alias is refused as a target, with --force too (exit 2, naming
 #    the mounted device), and the file keeps its bytes;
 #  - so is the file itself;
+#  - a disk whose partition is mounted, and another loop device over its
+#    file, are in use too;
 #  - a loop device over the source file, or over a loop device over it,
 #    is refused as a target, and the other way round;
 #  - two targets that reach one file are refused;
@@ -22,6 +24,7 @@ requires nsenter --version
 # meanwhile (`ip netns exec' makes one) gets no copy of the mount, so the
 # loop device is free again once the holder has exited.
 mount_private() {
+	rm -f "$tmp/.mounted"
 	unshare -m --propagation private bash -c \
 		'mount -o noinit_itable "$1" "$2" && : > "$3" && exec sleep 600' _ "$1" "$2" "$tmp/.mounted" &
 	holder=$!
@@ -118,6 +121,23 @@ truncate -s 4M "$tmp/ok.img"
 ok=$(loop_attach "$tmp/ok.img")
 expect_status 0 ringcopy "$tmp/src.img" "$ok" 2> "$tmp/err"
 cmp "$tmp/src.img" "$tmp/ok.img" || fail "the copy to an unrelated loop device"
+# A filesystem mounted from a partition of a loop device: the whole
+# disk, and another loop device over its file, are in use (claiming a
+# whole disk does not look at its partitions' claims).
+bash "$top_srcdir/fixtures/mbr-image.sh" "$tmp/mbr.img" 16M > /dev/null
+pdisk=$(loop_attach "$tmp/mbr.img" -P)
+for (( i = 0; i < 50; i++ )); do [ -b "${pdisk}p1" ] && break; sleep 0.1; done
+if [ -b "${pdisk}p1" ] && mkfs.ext4 -q "${pdisk}p1" 2> /dev/null; then
+	unmount_private
+	mkdir -p "$tmp/pmnt"
+	mount_private "${pdisk}p1" "$tmp/pmnt" || fail "cannot mount ${pdisk}p1"
+	palias=$(loop_attach "$tmp/mbr.img")
+	refused "$tmp/mbr.img" "target $pdisk refused: in use: its partition ${pdisk}p1 is mounted or held" \
+		--force "$tmp/src.img" "$pdisk"
+	refused "$tmp/mbr.img" "target $palias refused: in use: ${pdisk}p1, another name of the same storage ($tmp/mbr.img), is mounted or held" \
+		--force "$tmp/src.img" "$palias"
+fi
+
 # Unmounted here (the holder's namespace ends), not by the exit trap, so
 # that the kernel has let the loop device go by the time the trap
 # detaches it.
