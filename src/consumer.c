@@ -27,12 +27,12 @@ static void set_counter(uint64_t *p, uint64_t v)
 
 /* The producer died: nobody will remove the ring unless the last consumer
  * out does. */
-static void last_one_out(struct rc_ring *r, const char *rdv_path)
+static void last_one_out(struct rc_ring *r, const struct rc_rdv *rdv)
 {
 	int shmid = r->shmid, semid = r->semid;
 
-	if (rc_proto_last_out(r) && rdv_path)
-		rc_rdv_remove_if_ours(rdv_path, shmid, semid);
+	if (rc_proto_last_out(r) && rdv)
+		rc_rdv_remove_if_ours(rdv, shmid, semid);
 }
 
 /* What a backend waiting for a stopped device asks: are we still served?
@@ -658,7 +658,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	/* A producer that died after publishing all we needed leaves the
 	 * ring to the last one out, whatever its copy's outcome. */
 	if (rc_proto_semval(r, RC_SEM_PALIVE) == 0)
-		last_one_out(r, a->rdv_path);
+		last_one_out(r, a->rdv);
 	/* A stream's size is known now: the image is what it held. */
 	if (rc == 0 && a->stream) {
 		struct stat st;

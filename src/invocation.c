@@ -677,7 +677,7 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 				.verify = o->verify, .sparse = o->sparse,
 				.skip_equal = o->skip_equal,
 				.stream = j->ring.stream,
-				.rdv_path = j->rdv_path,
+				.rdv = &j->rdv,
 			};
 
 			res[i].status = RC_RES_PENDING;
@@ -1014,6 +1014,7 @@ static int step_refuse(struct invocation *inv)
 		snprintf(inv->err, sizeof inv->err, "out of memory");
 		return refuse(inv);
 	}
+	inv->j->rdv.dirfd = -1; /* until rc_elect opens the run directory */
 	set_signals();
 	if (inv->o.dry_run) {
 		inv->status = dry_run(&inv->o, &inv->req, inv->src, inv->image,
@@ -1111,7 +1112,7 @@ static int step_elect(struct invocation *inv)
 		rc = -EIO;
 	}
 	if (rc == 0 && j->created) {
-		rc = rc_producer_spawn(&j->ring, inv->src, j->rdv_path,
+		rc = rc_producer_spawn(&j->ring, inv->src, &j->rdv,
 				       inv->req.map_fd, inv->err,
 				       sizeof inv->err);
 		if (rc < 0)
@@ -1454,6 +1455,8 @@ static void cleanup(struct invocation *inv)
 		munmap(inv->hashes, inv->hashes_len);
 	if (inv->res && inv->res != MAP_FAILED)
 		munmap(inv->res, sizeof *inv->res * (size_t)(inv->n ? inv->n : 1));
+	if (inv->j)
+		rc_elect_close(inv->j);
 	free(inv->j);
 }
 

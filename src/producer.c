@@ -475,14 +475,16 @@ static void serve(struct producer *p)
 /* The producer: writes one byte to ready_fd once it serves the ring, then
  * closes it; never returns. */
 static void producer_main(struct rc_ring *r, struct rc_dev *src,
-			  const char *rdv_path, int ready_fd, int map_fd)
+			  const struct rc_rdv *rdv, int ready_fd, int map_fd)
 	__attribute__((noreturn));
 
 static void producer_main(struct rc_ring *r, struct rc_dev *src,
-			  const char *rdv_path, int ready_fd, int map_fd)
+			  const struct rc_rdv *rdv, int ready_fd, int map_fd)
 {
 	struct producer p = { .r = r, .src = src, .map_fd = map_fd };
-	int keep[3] = { src->fd, ready_fd, map_fd };
+	/* The run directory stays open: the rendezvous file is removed
+	 * through it, never by its path. */
+	int keep[4] = { src->fd, ready_fd, map_fd, rdv->dirfd };
 	int fd;
 
 	rc_holes_init(&p.holes);
@@ -497,7 +499,7 @@ static void producer_main(struct rc_ring *r, struct rc_dev *src,
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
-	rc_close_fds_except(keep, 3);
+	rc_close_fds_except(keep, 4);
 	fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, 0);
@@ -533,14 +535,14 @@ static void producer_main(struct rc_ring *r, struct rc_dev *src,
 		int shmid = r->shmid, semid = r->semid;
 
 		rc_ring_remove(r);
-		rc_rdv_remove_if_ours(rdv_path, shmid, semid);
+		rc_rdv_remove_if_ours(rdv, shmid, semid);
 	}
 	rc_dev_close(src);
 	_exit(0);
 }
 
 int rc_producer_spawn(struct rc_ring *r, struct rc_dev *src,
-		      const char *rdv_path, int map_fd, char *err,
+		      const struct rc_rdv *rdv, int map_fd, char *err,
 		      size_t errlen)
 {
 	int pfd[2], status;
@@ -572,7 +574,7 @@ int rc_producer_spawn(struct rc_ring *r, struct rc_dev *src,
 		close(pfd[0]);
 		p2 = fork();
 		if (p2 == 0)
-			producer_main(r, src, rdv_path, pfd[1], map_fd);
+			producer_main(r, src, rdv, pfd[1], map_fd);
 		_exit(p2 < 0 ? 1 : 0);
 	}
 	close(pfd[1]);

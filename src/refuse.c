@@ -5,12 +5,14 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,31 +52,342 @@ static dev_t whole_disk(dev_t dev)
 	return makedev(maj, min);
 }
 
-/* The file a loop device is backed by: 0 and its dev/ino, or -1. */
-static int loop_backing(dev_t rdev, dev_t *bdev, ino_t *bino)
+/* --- the same storage ---------------------------------------------- *
+ *
+ * One disk has many names: two loop devices over one file, a loop device
+ * over another, the file under them.  A stack is what an object's bytes
+ * are, down through loop devices: [0] the object itself (a regular file,
+ * or the whole disk a block device belongs to), each next layer the file
+ * or disk the loop device above it reads and writes.  Two objects are the
+ * same storage when their stacks share a layer; every rule (the source,
+ * another target, a mounted or held disk, a running copy's source, an
+ * output) asks that one question.
+ */
+#define LAYERS_MAX 8
+
+struct layer {
+	bool disk;       /* a whole disk (dev), else a regular file */
+	dev_t dev;       /* file: st_dev; disk: its number */
+	dev_t part;      /* disk: the partition named, at the top; else dev */
+	ino_t ino;       /* file: st_ino */
+	char name[256];  /* for messages: a path, or major:minor */
+};
+
+struct stack {
+	int n;
+	struct layer l[LAYERS_MAX];
+};
+
+static bool same_layer(const struct layer *a, const struct layer *b)
 {
-	char path[96], file[PATH_MAX];
-	struct stat st;
-	size_t n;
+	return a->disk == b->disk && a->dev == b->dev &&
+	       (a->disk || a->ino == b->ino);
+}
+
+/* The node /dev/NAME of a disk number (its uevent's DEVNAME): 0, or -1. */
+static int disk_node(dev_t dev, char *buf, size_t len)
+{
+	char path[96], line[128];
+	int rc = -1;
 	FILE *f;
 
+	snprintf(path, sizeof path, "/sys/dev/block/%u:%u/uevent", major(dev),
+		 minor(dev));
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "DEVNAME=", 8))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if ((size_t)snprintf(buf, len, "/dev/%s", line + 8) < len)
+			rc = 0;
+		break;
+	}
+	fclose(f);
+	return rc;
+}
+
+static void disk_layer(dev_t dev, struct layer *l)
+{
+	l->disk = true;
+	l->dev = whole_disk(dev);
+	l->part = l->dev;
+	l->ino = 0;
+	if (disk_node(l->dev, l->name, sizeof l->name) < 0)
+		snprintf(l->name, sizeof l->name, "device %u:%u",
+			 major(l->dev), minor(l->dev));
+}
+
+/* The layer under loop device disk: 0, or -1 when it is no loop device
+ * or is not attached.  The kernel's own word first (LOOP_GET_STATUS64:
+ * the backing file's device and inode, whatever its name is now), sysfs's
+ * backing_file where the node cannot be opened. */
+static int loop_under(dev_t disk, struct layer *l)
+{
+	char path[PATH_MAX], file[PATH_MAX];
+	struct loop_info64 info;
+	struct stat st;
+	bool got = false;
+	size_t n;
+	FILE *f;
+	int fd;
+
 	snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file",
-		 major(rdev), minor(rdev));
+		 major(disk), minor(disk));
 	f = fopen(path, "re");
 	if (!f)
 		return -1; /* not a loop device, or not attached */
-	if (!fgets(file, sizeof file, f)) {
-		fclose(f);
-		return -1;
-	}
+	if (!fgets(file, sizeof file, f))
+		file[0] = '\0';
 	fclose(f);
 	n = strlen(file);
 	if (n && file[n - 1] == '\n')
 		file[--n] = '\0';
-	if (stat(file, &st) < 0)
-		return -1; /* deleted: it cannot be our source any more */
-	*bdev = st.st_dev;
-	*bino = st.st_ino;
+	/* Zeroed: valgrind does not know what this ioctl writes. */
+	memset(&info, 0, sizeof info);
+	if (disk_node(disk, path, sizeof path) == 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd >= 0) {
+			if (fstat(fd, &st) == 0 && S_ISBLK(st.st_mode) &&
+			    st.st_rdev == disk &&
+			    ioctl(fd, LOOP_GET_STATUS64, &info) == 0)
+				got = true;
+			close(fd);
+		}
+	}
+	if (got && info.lo_rdevice) {
+		disk_layer((dev_t)info.lo_rdevice, l);
+	} else if (got) {
+		l->disk = false;
+		l->dev = (dev_t)info.lo_device;
+		l->ino = (ino_t)info.lo_inode;
+	} else if (file[0] && stat(file, &st) == 0) {
+		if (S_ISBLK(st.st_mode)) {
+			disk_layer(st.st_rdev, l);
+		} else {
+			l->disk = false;
+			l->dev = st.st_dev;
+			l->ino = st.st_ino;
+		}
+	} else {
+		return -1; /* deleted: nobody else can reach it by name */
+	}
+	if (!l->disk) {
+		if (file[0])
+			rc_strlcpy(l->name, file, sizeof l->name);
+		else
+			snprintf(l->name, sizeof l->name,
+				 "inode %ju of device %u:%u",
+				 (uintmax_t)l->ino, major(l->dev),
+				 minor(l->dev));
+	}
+	return 0;
+}
+
+/* The stack of an object: st from stat(), name how it was named. */
+static void stack_of(const struct stat *st, const char *name,
+		     struct stack *s)
+{
+	struct layer *top = &s->l[0];
+
+	memset(s, 0, sizeof *s);
+	s->n = 1;
+	if (S_ISBLK(st->st_mode)) {
+		disk_layer(st->st_rdev, top);
+		top->part = st->st_rdev;
+	} else {
+		top->disk = false;
+		top->dev = st->st_dev;
+		top->ino = st->st_ino;
+	}
+	rc_strlcpy(top->name, name, sizeof top->name);
+	while (s->n < LAYERS_MAX && s->l[s->n - 1].disk &&
+	       loop_under(s->l[s->n - 1].dev, &s->l[s->n]) == 0)
+		s->n++;
+}
+
+/* The first layers a and b share: 0 and their indices, or -1. */
+static int shared(const struct stack *a, const struct stack *b, int *ia,
+		  int *ib)
+{
+	int i, j;
+
+	for (i = 0; i < a->n; i++)
+		for (j = 0; j < b->n; j++)
+			if (same_layer(&a->l[i], &b->l[j])) {
+				*ia = i;
+				*ib = j;
+				return 0;
+			}
+	return -1;
+}
+
+/* Are a and b one target?  They share a layer, other than two partitions
+ * of one disk named at the top (the kernel's O_EXCL keeps a partition and
+ * its whole disk apart). */
+static bool same_target(const struct stack *a, const struct stack *b)
+{
+	int i, j;
+
+	if (shared(a, b, &i, &j) < 0)
+		return false;
+	return i || j || !a->l[0].disk || a->l[0].part == b->l[0].part;
+}
+
+/* Is a file of stack files kept on storage of stack disks: stored on a
+ * filesystem whose disk (through its loop devices, and the disks their
+ * files are kept on) is a layer of disks? */
+static bool kept_on(const struct stack *disks, const struct stack *files,
+		    int depth)
+{
+	struct stack home;
+	struct stat st;
+	int i, a, b;
+
+	if (depth > 3)
+		return false;
+	for (i = 0; i < files->n; i++) {
+		if (files->l[i].disk)
+			continue;
+		memset(&st, 0, sizeof st);
+		st.st_mode = S_IFBLK;
+		st.st_rdev = files->l[i].dev;
+		stack_of(&st, files->l[i].name, &home);
+		if (major(home.l[0].dev) == 0)
+			continue; /* tmpfs, overlayfs...: no disk of ours */
+		if (shared(disks, &home, &a, &b) == 0 ||
+		    kept_on(disks, &home, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+/* Every attached loop device whose stack shares a layer with s (s's own
+ * top excluded): their numbers, at most max; how many. */
+static int loop_aliases(const struct stack *s, dev_t *out, int max)
+{
+	char path[300], buf[64];
+	struct dirent *e;
+	unsigned maj, min;
+	int n = 0, a, b;
+	DIR *dir;
+
+	dir = opendir("/sys/block");
+	if (!dir)
+		return 0;
+	while (n < max && (e = readdir(dir))) {
+		struct stack ls;
+		struct stat st;
+		FILE *f;
+
+		if (strncmp(e->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof path, "/sys/block/%s/dev", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (!fgets(buf, sizeof buf, f) ||
+		    sscanf(buf, "%u:%u", &maj, &min) != 2) {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		memset(&st, 0, sizeof st);
+		st.st_mode = S_IFBLK;
+		st.st_rdev = makedev(maj, min);
+		if (s->l[0].disk && s->l[0].dev == st.st_rdev)
+			continue;
+		stack_of(&st, e->d_name, &ls);
+		if (ls.n > 1 && shared(s, &ls, &a, &b) == 0)
+			out[n++] = st.st_rdev;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* Is disk (a whole disk) or one of its partitions mounted or held (a
+ * filesystem, a device mapper, another program's exclusive open)?  The
+ * kernel's own answer: an exclusive open fails with EBUSY.  A partition
+ * is asked on its own: claiming a whole disk does not look at its
+ * partitions' claims.  parts_only: its partitions only.  true, with the
+ * busy node in node. */
+static bool disk_busy(dev_t disk, bool parts_only, char *node, size_t len)
+{
+	char path[300], name[64];
+	struct dirent *e;
+	size_t nlen;
+	DIR *dir;
+	int fd;
+
+	if (disk_node(disk, node, len) < 0)
+		return false;
+	rc_strlcpy(name, strrchr(node, '/') + 1, sizeof name);
+	if (!parts_only) {
+		fd = open(node, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY |
+					O_NONBLOCK);
+		if (fd >= 0)
+			close(fd);
+		else if (errno == EBUSY)
+			return true;
+	}
+	nlen = strlen(name);
+	snprintf(path, sizeof path, "/sys/dev/block/%u:%u", major(disk),
+		 minor(disk));
+	dir = opendir(path);
+	while (dir && (e = readdir(dir))) {
+		if (strncmp(e->d_name, name, nlen) || !e->d_name[nlen])
+			continue; /* partitions are named after their disk */
+		if ((size_t)snprintf(node, len, "/dev/%s", e->d_name) >= len)
+			continue;
+		fd = open(node, O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY |
+					O_NONBLOCK);
+		if (fd >= 0) {
+			close(fd);
+		} else if (errno == EBUSY) {
+			closedir(dir);
+			return true;
+		}
+	}
+	if (dir)
+		closedir(dir);
+	return false;
+}
+
+/* Is stack t's storage mounted or held under another name: a partition
+ * of its own disk, or another loop device over one of its layers (or one
+ * of that device's partitions)?  0, or -EBUSY with why.  The target's
+ * own node is left to its O_EXCL open. */
+static int alias_in_use(const struct stack *t, char *why, size_t len)
+{
+	dev_t alias[64];
+	char node[256];
+	int n, k, a, b;
+
+	if (t->l[0].disk && t->l[0].part == t->l[0].dev &&
+	    disk_busy(t->l[0].dev, true, node, sizeof node)) {
+		snprintf(why, len,
+			 "in use: its partition %s is mounted or held by another program (--force does not override this)",
+			 node);
+		return -EBUSY;
+	}
+	n = loop_aliases(t, alias, 64);
+	for (k = 0; k < n; k++) {
+		struct stack ls;
+		struct stat st;
+
+		if (!disk_busy(alias[k], false, node, sizeof node))
+			continue;
+		memset(&st, 0, sizeof st);
+		st.st_mode = S_IFBLK;
+		st.st_rdev = alias[k];
+		stack_of(&st, node, &ls);
+		shared(t, &ls, &a, &b);
+		snprintf(why, len,
+			 "in use: %s, another name of the same storage (%s), is mounted or held by another program (--force does not override this)",
+			 node, t->l[a].name);
+		return -EBUSY;
+	}
 	return 0;
 }
 
@@ -86,54 +399,35 @@ static bool same_object(const struct stat *a, const struct stat *b)
 	       a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-
-/* How a file f and a block device b are related: b is a loop device over
- * f, or f is stored on b (or on another partition of its disk). */
-enum { UNRELATED, LOOP_OVER_FILE, FILE_ON_DISK };
-
-static int file_and_disk(const struct stat *f, const struct stat *b)
-{
-	dev_t d;
-	ino_t i;
-
-	if (loop_backing(b->st_rdev, &d, &i) == 0 && d == f->st_dev &&
-	    i == f->st_ino)
-		return LOOP_OVER_FILE;
-	if (f->st_dev == b->st_rdev ||
-	    whole_disk(f->st_dev) == whole_disk(b->st_rdev))
-		return FILE_ON_DISK;
-	return UNRELATED;
-}
-/* Why target t must not be written while reading source s, or NULL. */
-static const char *related(const struct stat *s, const struct stat *t,
+/* Why target t (stack ts) must not be written while reading source s
+ * (stack ss), or NULL. */
+static const char *related(const struct stat *s, const struct stack *ss,
+			   const struct stat *t, const struct stack *ts,
 			   char *buf, size_t len)
 {
+	int i, j;
+
 	if (same_object(s, t))
 		return "it is the source";
-	if (S_ISBLK(s->st_mode) && S_ISBLK(t->st_mode)) {
-		if (whole_disk(s->st_rdev) == whole_disk(t->st_rdev)) {
+	if (shared(ss, ts, &i, &j) == 0) {
+		if (i == 0 && j == 0) {
 			snprintf(buf, len, "it is on the same disk as the source (%u:%u)",
-				 major(whole_disk(s->st_rdev)),
-				 minor(whole_disk(s->st_rdev)));
+				 major(ss->l[0].dev), minor(ss->l[0].dev));
 			return buf;
 		}
-	}
-	if (S_ISBLK(t->st_mode) && !S_ISBLK(s->st_mode)) {
-		switch (file_and_disk(s, t)) {
-		case LOOP_OVER_FILE:
+		if (i == 0 && j == 1 && !S_ISBLK(s->st_mode))
 			return "it is a loop device backed by the source file";
-		case FILE_ON_DISK:
-			return "the source file is stored on this device";
-		}
-	}
-	if (S_ISBLK(s->st_mode) && !S_ISBLK(t->st_mode)) {
-		switch (file_and_disk(t, s)) {
-		case LOOP_OVER_FILE:
+		if (j == 0 && !S_ISBLK(t->st_mode))
 			return "the source is a loop device backed by this file";
-		case FILE_ON_DISK:
-			return "it is a file on the source device";
-		}
+		snprintf(buf, len,
+			 "it is another name of the source's storage: both reach %s",
+			 ss->l[i].name);
+		return buf;
 	}
+	if (kept_on(ts, ss, 0))
+		return "the source file is stored on this device";
+	if (kept_on(ss, ts, 0))
+		return "it is a file on the source device";
 	return NULL;
 }
 
@@ -178,6 +472,51 @@ static bool new_file_on_source(const struct stat *s, const struct stat *dir)
 	return S_ISBLK(s->st_mode) &&
 	       (dir->st_dev == s->st_rdev ||
 		whole_disk(dir->st_dev) == s->st_rdev);
+}
+
+/* The producer of a running copy whose source is fd's object or another
+ * name of its storage (stack t), or 0. */
+static pid_t running_source(int fd, const struct stack *t)
+{
+	/* A file is read as itself, compressed as the image it decodes
+	 * to, or streamed on someone's standard input: any of those rings
+	 * counts. */
+	static const uint32_t file_kinds[] = { RC_SRC_FILE, RC_SRC_DECODED,
+					       RC_SRC_PIPE };
+	struct rc_join_req jr;
+	struct rc_peek pk;
+	dev_t alias[64];
+	int i, k, n;
+
+	memset(&jr, 0, sizeof jr);
+	if (rc_source_identity(fd, &jr.id) == 0 && jr.id.kind == RC_SRC_BLOCK &&
+	    rc_peek(&jr, &pk) == 0 && pk.live)
+		return pk.producer; /* a partition, named exactly */
+	for (i = 0; i < t->n; i++) {
+		memset(&jr, 0, sizeof jr);
+		jr.id.id0 = t->l[i].dev;
+		if (t->l[i].disk) {
+			jr.id.kind = RC_SRC_BLOCK;
+			if (rc_peek(&jr, &pk) == 0 && pk.live)
+				return pk.producer;
+			continue;
+		}
+		jr.id.id1 = t->l[i].ino;
+		for (k = 0; k < 3; k++) {
+			jr.id.kind = file_kinds[k];
+			if (rc_peek(&jr, &pk) == 0 && pk.live)
+				return pk.producer;
+		}
+	}
+	n = loop_aliases(t, alias, 64);
+	for (i = 0; i < n; i++) {
+		memset(&jr, 0, sizeof jr);
+		jr.id.kind = RC_SRC_BLOCK;
+		jr.id.id0 = alias[i];
+		if (rc_peek(&jr, &pk) == 0 && pk.live)
+			return pk.producer;
+	}
+	return 0;
 }
 
 /* Resolve a symlink target that its owner may have planted: followed only
@@ -243,6 +582,7 @@ static const char *open_hint(int rc)
  * when it exists. */
 static struct {
 	struct stat st[RC_TARGETS_MAX];
+	struct stack stack[RC_TARGETS_MAX];
 	bool have[RC_TARGETS_MAX];
 	char where[RC_TARGETS_MAX][PATH_MAX];
 	int n;
@@ -254,10 +594,13 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 	struct stat *st = seen.st, dir;
 	bool *have = seen.have;
 	char (*where)[PATH_MAX] = seen.where;
-	char why[256], holds[160];
+	char why[PATH_MAX], holds[160];
+	struct stack src;
 	int i, j, rc;
 
 	seen.n = 0;
+	if (req->src_st)
+		stack_of(req->src_st, req->src_spec, &src);
 	for (i = 0; i < req->n; i++) {
 		const char *spec = req->specs[i], *path;
 		const struct rc_backend *be;
@@ -271,6 +614,8 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		be = rc_backend_for(spec, RC_OPEN_TARGET, &path);
 		nowhere = be && (be->caps & RC_CAP_NOWHERE);
 		have[i] = be && !nowhere && stat(path, &st[i]) == 0;
+		if (have[i])
+			stack_of(&st[i], req->specs[i], &seen.stack[i]);
 		/* Where a local path lands, new or not: one new file named
 		 * two ways is one target, and a new file on the source's
 		 * device is written into the source. */
@@ -290,7 +635,8 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 		for (j = 0; j < i && !nowhere; j++) {
 			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
 			    (where[i][0] && !strcmp(where[i], where[j])) ||
-			    (have[i] && have[j] && same_object(&st[i], &st[j]))) {
+			    (have[i] && have[j] &&
+			     same_target(&seen.stack[i], &seen.stack[j]))) {
 				snprintf(err, errlen,
 					 "target %s refused: the same target as %s",
 					 req->specs[i], req->specs[j]);
@@ -307,7 +653,8 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 			return -EPERM;
 		}
 		if (have[i] && req->src_st) {
-			const char *r = related(req->src_st, &st[i], why,
+			const char *r = related(req->src_st, &src, &st[i],
+						&seen.stack[i], why,
 						sizeof why);
 
 			if (r) {
@@ -324,6 +671,14 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 				 req->specs[i], (unsigned)(st[i].st_mode & 07777));
 			return -EROFS;
 		}
+		/* Mounted or held under another name: never with --force,
+		 * which overrides what a disk holds, not its use. */
+		if (have[i] && alias_in_use(&seen.stack[i], why,
+					    sizeof why) < 0) {
+			snprintf(err, errlen, "target %s refused: %s",
+				 req->specs[i], why);
+			return -EBUSY;
+		}
 		rc = rc_dev_open(spec, RC_OPEN_TARGET, &dst[i]);
 		if (rc < 0) {
 			snprintf(err, errlen, "target %s refused: %s%s",
@@ -333,34 +688,18 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 				 rc_backend_detail[0] ? "" : open_hint(rc));
 			return rc;
 		}
-		/* The source of a running copy: writing it would change an
-		 * image other copies are reading. */
+		/* The source of a running copy, under any of its names:
+		 * writing it would change an image other copies are
+		 * reading. */
 		if (dst[i]->fd >= 0 && have[i]) {
-			struct rc_join_req jr;
-			struct rc_peek pk;
+			pid_t producer = running_source(dst[i]->fd,
+							&seen.stack[i]);
 
-			/* A file is read as itself, compressed as the
-			 * image it decodes to, or streamed on someone's
-			 * standard input: any of those rings counts. */
-			static const uint32_t kinds[] = { 0, RC_SRC_DECODED,
-							  RC_SRC_PIPE };
-			size_t k;
-
-			memset(&jr, 0, sizeof jr);
-			for (k = 0; k < 3 &&
-				    rc_source_identity(dst[i]->fd, &jr.id) == 0 &&
-				    jr.id.kind != RC_SRC_PIPE;
-			     k++) {
-				if (kinds[k] && jr.id.kind != RC_SRC_FILE)
-					break;
-				if (kinds[k])
-					jr.id.kind = kinds[k];
-				if (rc_peek(&jr, &pk) == 0 && pk.live) {
-					snprintf(err, errlen,
-						 "target %s refused: it is the source of a running copy (producer pid %d)",
-						 req->specs[i], pk.producer);
-					return -EBUSY;
-				}
+			if (producer) {
+				snprintf(err, errlen,
+					 "target %s refused: it is the source of a running copy (producer pid %d)",
+					 req->specs[i], (int)producer);
+				return -EBUSY;
 			}
 		}
 		if (dst[i]->caps & (RC_CAP_BLOCKDEV | RC_CAP_FIXED)) {
@@ -408,7 +747,8 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 /* Why an output path (what) must not be written, checked like a target:
  * NULL when it may. */
 static const char *output_refused(const struct rc_target_req *req,
-				  const char *path, const struct stat *lst,
+				  const struct stack *src, const char *path,
+				  const struct stat *lst, struct stack *ostack,
 				  bool exists, char *buf, size_t len)
 {
 	const char *r;
@@ -419,9 +759,10 @@ static const char *output_refused(const struct rc_target_req *req,
 		return "it is a symlink: name the file itself";
 	if (!S_ISREG(lst->st_mode))
 		return "it exists and is not a regular file (a device, a FIFO or a directory is never replaced)";
-	if (req->src_st && (r = related(req->src_st, lst, buf, len)))
+	stack_of(lst, path, ostack);
+	if (req->src_st && (r = related(req->src_st, src, lst, ostack, buf,
+					len)))
 		return r;
-	(void)path;
 	return NULL;
 }
 
@@ -429,9 +770,13 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 		      const char *const *paths, int n, char *err,
 		      size_t errlen)
 {
-	char where[2][PATH_MAX], twhere[PATH_MAX], why[256];
+	char where[2][PATH_MAX], twhere[PATH_MAX], why[PATH_MAX];
+	struct stack src, ostack;
 	struct stat lst, tst, dir;
 	int i, k, j;
+
+	if (req->src_st)
+		stack_of(req->src_st, req->src_spec, &src);
 
 	for (i = 0; i < n && i < 2; i++) {
 		bool exists;
@@ -440,7 +785,8 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 		if (!paths[i])
 			continue;
 		exists = lstat(paths[i], &lst) == 0;
-		r = output_refused(req, paths[i], &lst, exists, why, sizeof why);
+		r = output_refused(req, &src, paths[i], &lst, &ostack, exists,
+				   why, sizeof why);
 		if (!r && resolve_path(paths[i], where[i], sizeof where[i],
 				       &dir) < 0)
 			r = "its directory does not exist";
@@ -466,7 +812,7 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 			if (j >= seen.n)
 				continue;
 			if ((exists && seen.have[j] &&
-			     same_object(&lst, &seen.st[j])) ||
+			     same_target(&ostack, &seen.stack[j])) ||
 			    (seen.where[j][0] &&
 			     !strcmp(seen.where[j], where[i]))) {
 				snprintf(why, sizeof why, "it is the target %s",
@@ -474,6 +820,11 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 				r = why;
 			}
 		}
+		/* Mounted or held under another name (our own targets,
+		 * held now, are named above). */
+		if (!r && exists && S_ISREG(lst.st_mode) &&
+		    alias_in_use(&ostack, why, sizeof why) < 0)
+			r = why;
 		if (r) {
 			snprintf(err, errlen, "%s %s refused: %s (nothing was written)",
 				 what[i], paths[i], r);

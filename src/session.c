@@ -62,10 +62,66 @@ int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len)
 	return 0;
 }
 
-int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen)
+/* Why a run directory is refused, in one place: each reason's words. */
+enum rundir_why {
+	RUNDIR_NOT_DIR,         /* a symlink, or not a directory */
+	RUNDIR_NOT_PRIVATE,     /* not ours, or open to others */
+	RUNDIR_PARENT_FOREIGN,  /* a parent another user owns */
+	RUNDIR_PARENT_WRITABLE, /* a parent others may rename entries in */
+};
+
+static int rundir_refused(char *err, size_t errlen, const char *dir,
+			  enum rundir_why why, const char *parent,
+			  const struct stat *st)
+{
+	switch (why) {
+	case RUNDIR_NOT_DIR:
+		snprintf(err, errlen,
+			 "run directory %s refused: it is not a directory (a symlink?)",
+			 dir);
+		break;
+	case RUNDIR_NOT_PRIVATE:
+		snprintf(err, errlen,
+			 "run directory %s refused: owned by uid %u with mode %03o, want uid %u and 0700",
+			 dir, (unsigned)st->st_uid,
+			 (unsigned)(st->st_mode & 0777), (unsigned)geteuid());
+		break;
+	case RUNDIR_PARENT_FOREIGN:
+		snprintf(err, errlen,
+			 "run directory %s refused: its parent %s is owned by uid %u, another user, who could swap the run directory for a symlink: give a run directory whose parents only you or root own",
+			 dir, parent, (unsigned)st->st_uid);
+		break;
+	case RUNDIR_PARENT_WRITABLE:
+		snprintf(err, errlen,
+			 "run directory %s refused: its parent %s (mode %04o) is writable by other users, who could swap the run directory for a symlink: give a run directory whose parents only you or root can write (or sticky ones, as /tmp)",
+			 dir, parent, (unsigned)(st->st_mode & 07777));
+		break;
+	}
+	return -EPERM;
+}
+
+/* May another user rename child (its stat) in parent (its stat)?  The
+ * owner of parent may, unless that is us or root; anyone who may write
+ * parent may, unless it is sticky (as /tmp) and child is ours or root's
+ * (then only they and parent's owner may). */
+static int parent_unsafe(const struct stat *parent, const struct stat *child)
+{
+	uid_t me = geteuid();
+
+	if (parent->st_uid != me && parent->st_uid != 0)
+		return RUNDIR_PARENT_FOREIGN;
+	if (!(parent->st_mode & (S_IWGRP | S_IWOTH)))
+		return 0;
+	if ((parent->st_mode & S_ISVTX) &&
+	    (child->st_uid == me || child->st_uid == 0))
+		return 0;
+	return RUNDIR_PARENT_WRITABLE;
+}
+
+/* Where the run directory is: its path in buf.  0, or -errno with err. */
+static int rundir_path(char *buf, size_t len, char *err, size_t errlen)
 {
 	const char *env = getenv("RINGCOPY_RUNDIR");
-	struct stat st;
 	int n;
 
 	if (env && *env)
@@ -83,47 +139,162 @@ int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "run directory path too long");
 		return -ENAMETOOLONG;
 	}
-	if (!create && access(buf, F_OK) < 0 && errno == ENOENT) {
-		snprintf(err, errlen, "run directory %s does not exist", buf);
-		return -ENOENT;
-	}
-	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "run directory %s: mkdir: %s", buf,
-			 strerror(errno));
-		return -errno;
-	}
-	if (lstat(buf, &st) < 0) {
-		snprintf(err, errlen, "run directory %s: %s", buf,
-			 strerror(errno));
-		return -errno;
-	}
-	if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen,
-			 "run directory %s refused: it is not a directory (a symlink?)",
-			 buf);
-		return -EPERM;
-	}
-	if (st.st_uid != geteuid() || (st.st_mode & 0077)) {
-		snprintf(err, errlen,
-			 "run directory %s refused: owned by uid %u with mode %03o, want uid %u and 0700",
-			 buf, (unsigned)st.st_uid,
-			 (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
-		return -EPERM;
-	}
 	return 0;
 }
 
-/* Open the rendezvous file at path, creating it, and lock it.  Retries
- * when the file it locked was unlinked or replaced meanwhile. */
-static int rdv_open_locked(const char *path, char *err, size_t errlen)
+int rc_rundir_open(char *buf, size_t len, bool create, char *err,
+		   size_t errlen)
+{
+	char parent[PATH_MAX], walk[PATH_MAX], *slash, *name, *comp, *save;
+	struct stat pst, st;
+	int pfd, fd, rc;
+
+	rc = rundir_path(buf, len, err, errlen);
+	if (rc < 0)
+		return rc;
+	/* The parents by their real names (a symlink among them, such as
+	 * /var/run, is followed once, here); the run directory itself is
+	 * never a symlink.  Then every step is opened under the one before
+	 * it, without following a link, and checked on its descriptor:
+	 * nothing is looked up by path again. */
+	rc_strlcpy(walk, buf, sizeof walk);
+	while ((slash = strrchr(walk, '/')) && slash != walk && !slash[1])
+		*slash = '\0'; /* trailing slashes */
+	slash = strrchr(walk, '/');
+	name = slash ? slash + 1 : walk;
+	if ((!strcmp(name, ".") || !strcmp(name, "..")) &&
+	    realpath(walk, parent)) {
+		/* "." or "..": the directory it is, by its real name. */
+		rc_strlcpy(walk, parent, sizeof walk);
+		slash = strrchr(walk, '/');
+		name = slash + 1;
+	}
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+		snprintf(err, errlen,
+			 "run directory %s refused: name the directory itself",
+			 buf);
+		return -EINVAL;
+	}
+	if (slash == walk)
+		rc_strlcpy(parent, "/", sizeof parent);
+	else if (slash) {
+		*slash = '\0';
+		if (!realpath(walk, parent)) {
+			rc = -errno;
+			if (rc == -ENOENT && !create) {
+				snprintf(err, errlen,
+					 "run directory %s does not exist", buf);
+				return rc;
+			}
+			snprintf(err, errlen, "run directory %s: %s: %s", buf,
+				 walk, strerror(-rc));
+			return rc;
+		}
+	} else if (!getcwd(parent, sizeof parent)) {
+		rc = -errno;
+		snprintf(err, errlen, "run directory %s: getcwd: %s", buf,
+			 strerror(-rc));
+		return rc;
+	}
+	pfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0 || fstat(pfd, &pst) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "run directory %s: /: %s", buf,
+			 strerror(-rc));
+		if (pfd >= 0)
+			close(pfd);
+		return rc;
+	}
+	rc_strlcpy(walk, "/", sizeof walk);
+	for (comp = strtok_r(parent, "/", &save);; comp = strtok_r(NULL, "/", &save)) {
+		const char *c = comp ? comp : name;
+		bool last = !comp;
+
+		if (last && create && mkdirat(pfd, c, 0700) < 0 &&
+		    errno != EEXIST) {
+			rc = -errno;
+			snprintf(err, errlen, "run directory %s: mkdir: %s",
+				 buf, strerror(-rc));
+			break;
+		}
+		fd = openat(pfd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					    O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			if (rc == -ENOENT && !create)
+				snprintf(err, errlen,
+					 "run directory %s does not exist", buf);
+			else if (last && (rc == -ELOOP || rc == -ENOTDIR))
+				rc = rundir_refused(err, errlen, buf,
+						    RUNDIR_NOT_DIR, NULL, NULL);
+			else
+				snprintf(err, errlen, "run directory %s: %s%s%s: %s",
+					 buf, walk, strcmp(walk, "/") ? "/" : "",
+					 c, strerror(-rc));
+			break;
+		}
+		if (fstat(fd, &st) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "run directory %s: %s", buf,
+				 strerror(-rc));
+			close(fd);
+			break;
+		}
+		/* Who may rename what we just opened: checked on the
+		 * descriptors, so the check and the use are one object. */
+		rc = parent_unsafe(&pst, &st);
+		if (rc) {
+			rc = rundir_refused(err, errlen, buf, rc, walk, &pst);
+			close(fd);
+			break;
+		}
+		if (last) {
+			if (st.st_uid != geteuid() || (st.st_mode & 0077)) {
+				rc = rundir_refused(err, errlen, buf,
+						    RUNDIR_NOT_PRIVATE, NULL,
+						    &st);
+				close(fd);
+				break;
+			}
+			close(pfd);
+			return fd;
+		}
+		if (strlen(walk) + strlen(c) + 2 < sizeof walk) {
+			if (strcmp(walk, "/"))
+				strcat(walk, "/");
+			strcat(walk, c);
+		}
+		close(pfd);
+		pfd = fd;
+		pst = st;
+	}
+	close(pfd);
+	return rc;
+}
+
+int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen)
+{
+	int fd = rc_rundir_open(buf, len, create, err, errlen);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+/* Open the rendezvous file name in the run directory dirfd (path names it
+ * in messages), creating it, and lock it.  Retries when the file it
+ * locked was unlinked or replaced meanwhile. */
+static int rdv_open_locked(int dirfd, const char *name, const char *path,
+			   char *err, size_t errlen)
 {
 	int tries;
 
 	for (tries = 0; tries < 100; tries++) {
 		struct stat fst, pst;
-		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-					    O_NOCTTY,
-			      0600);
+		int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW |
+						     O_CLOEXEC | O_NOCTTY,
+				0600);
 
 		if (fd < 0) {
 			snprintf(err, errlen, "rendezvous file %s: %s%s", path,
@@ -141,7 +312,8 @@ static int rdv_open_locked(const char *path, char *err, size_t errlen)
 				 path, strerror(e));
 			return -e;
 		}
-		if (fstat(fd, &fst) < 0 || lstat(path, &pst) < 0 ||
+		if (fstat(fd, &fst) < 0 ||
+		    fstatat(dirfd, name, &pst, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    fst.st_ino != pst.st_ino || fst.st_dev != pst.st_dev) {
 			close(fd); /* removed or replaced under us */
 			continue;
@@ -185,22 +357,26 @@ static int rdv_write(int fd, int shmid, int semid)
 	return 0;
 }
 
-void rc_rdv_remove_if_ours(const char *path, int shmid, int semid)
+void rc_rdv_remove_if_ours(const struct rc_rdv *rdv, int shmid, int semid)
 {
-	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	struct stat fst, pst;
-	int a, b;
+	int fd, a, b;
 
+	if (!rdv || rdv->dirfd < 0)
+		return;
+	fd = openat(rdv->dirfd, rdv->name,
+		    O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return;
 	/* Blocks while an invocation decides; it may replace our ring. */
 	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
 		;
-	if (fstat(fd, &fst) == 0 && lstat(path, &pst) == 0 &&
+	if (fstat(fd, &fst) == 0 &&
+	    fstatat(rdv->dirfd, rdv->name, &pst, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev &&
 	    fst.st_uid == geteuid() && rc_rdv_read(fd, &a, &b) == 0 &&
 	    a == shmid && b == semid)
-		unlink(path);
+		unlinkat(rdv->dirfd, rdv->name, 0);
 	close(fd);
 }
 
@@ -332,28 +508,32 @@ static int check_limits(struct rc_ring_params *p, uint32_t ntargets,
 
 int rc_peek(const struct rc_join_req *req, struct rc_peek *out)
 {
-	char dir[PATH_MAX - 64], name[64], path[PATH_MAX];
+	char dir[PATH_MAX - 64], name[64];
 	struct rc_ring_params p;
 	struct rc_ring r;
-	int fd, rc, shmid, semid;
+	int dfd, fd, rc, shmid, semid;
 
 	memset(out, 0, sizeof *out);
 	/* Nothing is created: not the run directory, not the file.  A run
 	 * directory that does not exist yet is made by the real run. */
-	rc = rc_rundir(dir, sizeof dir, false, out->why, sizeof out->why);
-	if (rc == -ENOENT) {
+	dfd = rc_rundir_open(dir, sizeof dir, false, out->why,
+			     sizeof out->why);
+	if (dfd == -ENOENT) {
 		out->why[0] = '\0';
 		goto new_ring;
 	}
-	if (rc < 0 || (rc = rc_rdv_name(&req->id, name, sizeof name)) < 0) {
+	rc = dfd;
+	if (dfd < 0 || (rc = rc_rdv_name(&req->id, name, sizeof name)) < 0) {
 		if (!out->why[0])
 			snprintf(out->why, sizeof out->why,
 				 "cannot name the rendezvous file");
 		out->refused = rc;
+		if (dfd >= 0)
+			close(dfd);
 		return 0;
 	}
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	close(dfd);
 	if (fd < 0)
 		goto new_ring;
 	if (rc_rdv_read(fd, &shmid, &semid) == 0 &&
@@ -443,28 +623,33 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	     size_t errlen)
 {
 	struct rc_ring_params p;
-	char dir[PATH_MAX - 64], name[64], path[PATH_MAX], src_abs[PATH_MAX];
+	char dir[PATH_MAX - 64], path[PATH_MAX], src_abs[PATH_MAX];
+	struct rc_rdv *rdv = &out->rdv;
 	int fd, rc, shmid, semid;
 
 	memset(out, 0, sizeof *out);
 	out->rdv_fd = -1;
-	rc = rc_rundir(dir, sizeof dir, true, err, errlen);
-	if (rc < 0)
-		return rc;
-	rc = rc_rdv_name(&req->id, name, sizeof name);
+	rdv->dirfd = rc_rundir_open(dir, sizeof dir, true, err, errlen);
+	if (rdv->dirfd < 0)
+		return rdv->dirfd;
+	rc = rc_rdv_name(&req->id, rdv->name, sizeof rdv->name);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot name the rendezvous file");
+		rc_elect_close(out);
 		return rc;
 	}
-	snprintf(path, sizeof path, "%s/%s", dir, name);
+	snprintf(path, sizeof path, "%s/%s", dir, rdv->name);
 	rc_strlcpy(out->rdv_path, path, sizeof out->rdv_path);
-	fd = rdv_open_locked(path, err, errlen);
-	if (fd < 0)
+	fd = rdv_open_locked(rdv->dirfd, rdv->name, path, err, errlen);
+	if (fd < 0) {
+		rc_elect_close(out);
 		return fd;
+	}
 	if (rc_rdv_read(fd, &shmid, &semid) == 0) {
 		rc = try_join(shmid, semid, req, out, err, errlen);
 		if (rc < 0) {
 			close(fd); /* releases the lock */
+			rc_elect_close(out);
 			return rc;
 		}
 		if (rc == 0) {
@@ -520,8 +705,9 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	out->rdv_fd = fd;
 	return 0;
 unlink_out:
-	unlink(path);
+	unlinkat(rdv->dirfd, rdv->name, 0);
 	close(fd);
+	rc_elect_close(out);
 	return rc;
 }
 
@@ -535,7 +721,14 @@ void rc_elect_release(struct rc_join *j)
 void rc_elect_undo(struct rc_join *j)
 {
 	rc_ring_remove(&j->ring);
-	if (j->rdv_fd >= 0)
-		unlink(j->rdv_path);
+	if (j->rdv_fd >= 0 && j->rdv.dirfd >= 0)
+		unlinkat(j->rdv.dirfd, j->rdv.name, 0);
 	rc_elect_release(j);
+}
+
+void rc_elect_close(struct rc_join *j)
+{
+	if (j->rdv.dirfd >= 0)
+		close(j->rdv.dirfd);
+	j->rdv.dirfd = -1;
 }

@@ -115,7 +115,8 @@ static pid_t station_of(pid_t pid)
 /* A snapshot of the ring named by the rendezvous file at path: 0,
  * -ENOENT (gone, or not ours: nothing to show), or -EPROTO with why (the
  * ring is there and does not make sense). */
-static int take(const char *path, struct snap *sn, char *why, size_t whylen)
+static int take(int dirfd, const char *name, struct snap *sn, char *why,
+		size_t whylen)
 {
 	struct rc_ring r;
 	const char *bad;
@@ -123,7 +124,8 @@ static int take(const char *path, struct snap *sn, char *why, size_t whylen)
 	struct stat st;
 	int fd, shmid, semid, rc = -ENOENT;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+					 O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
@@ -240,10 +242,11 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 int rc_cmd_status(int argc, char **argv)
 {
 	char dir[PATH_MAX - 300], path[PATH_MAX], err[512], want[64] = "";
+	char name[256];
 	const char *source = NULL;
 	struct dirent **names = NULL;
 	bool json = false, first = true;
-	int i, n, rc, found = 0, status = RC_EXIT_OK;
+	int i, n, rc, dfd, found = 0, status = RC_EXIT_OK;
 
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -298,7 +301,8 @@ int rc_cmd_status(int argc, char **argv)
 		}
 	}
 	/* No run directory is no copy; one we cannot use is said. */
-	rc = rc_rundir(dir, sizeof dir, false, err, sizeof err);
+	dfd = rc_rundir_open(dir, sizeof dir, false, err, sizeof err);
+	rc = dfd < 0 ? dfd : 0;
 	if (rc < 0 && rc != -ENOENT) {
 		rc_err("status: %s: cannot look for running copies", err);
 		return RC_EXIT_FAILED;
@@ -306,7 +310,7 @@ int rc_cmd_status(int argc, char **argv)
 	if (json)
 		printf("{\"rings\": [");
 	if (rc == 0)
-		n = scandir(dir, &names, NULL, alphasort);
+		n = scandirat(dfd, ".", &names, NULL, alphasort);
 	else
 		n = 0;
 	for (i = 0; i < n; i++) {
@@ -321,6 +325,7 @@ int rc_cmd_status(int argc, char **argv)
 			continue;
 		}
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+		rc_strlcpy(name, names[i]->d_name, sizeof name);
 		free(names[i]);
 		sn = calloc(1, sizeof *sn);
 		if (!sn) {
@@ -328,7 +333,7 @@ int rc_cmd_status(int argc, char **argv)
 			status = RC_EXIT_FAILED;
 			continue;
 		}
-		if ((rc = take(path, sn, err, sizeof err)) < 0) {
+		if ((rc = take(dfd, name, sn, err, sizeof err)) < 0) {
 			if (rc == -EPROTO) {
 				rc_err("status: %s: %s", path, err);
 				status = RC_EXIT_FAILED;
@@ -349,6 +354,8 @@ int rc_cmd_status(int argc, char **argv)
 		free(sn);
 	}
 	free(names);
+	if (dfd >= 0)
+		close(dfd);
 	if (json)
 		printf("]}\n");
 	else if (!found)

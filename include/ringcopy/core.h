@@ -18,8 +18,23 @@ int rc_rdv_name(const struct rc_source_id *id, char *buf, size_t len);
 
 /* The run directory: RINGCOPY_RUNDIR, /run/ringcopy for root, otherwise
  * $XDG_RUNTIME_DIR/ringcopy.  Created 0700; refused when it is a symlink,
- * not a directory, not ours, or open to others. */
+ * not a directory, not ours, or open to others, or when another user
+ * could rename it or a parent of it (a parent that user owns, or may
+ * write and is not sticky as /tmp is).  rc_rundir_open returns it held
+ * open (walked from / component by component with O_NOFOLLOW, checked on
+ * its descriptors), or -errno with err: everything in it is reached
+ * through that descriptor, never by its path again.  buf gets its path,
+ * for messages.  rc_rundir checks it and closes it. */
+int rc_rundir_open(char *buf, size_t len, bool create, char *err,
+		   size_t errlen);
 int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen);
+
+/* A rendezvous file: the run directory held open, and the file's name in
+ * it. */
+struct rc_rdv {
+	int dirfd;      /* rc_rundir_open's descriptor, or -1 */
+	char name[64];  /* rc_rdv_name */
+};
 /* Parse a rendezvous file's content: 0, or -ENOENT/-EINVAL. */
 int rc_rdv_read(int fd, int *shmid, int *semid);
 
@@ -51,7 +66,9 @@ struct rc_join {
 	bool created;              /* this invocation created the ring */
 	struct rc_reg reg[RC_CONS_MAX]; /* our registration per target */
 	uint64_t first_seq[RC_CONS_MAX]; /* where each target of ours starts */
-	char rdv_path[PATH_MAX];   /* the rendezvous file */
+	char rdv_path[PATH_MAX];   /* the rendezvous file, for messages */
+	struct rc_rdv rdv;         /* the rendezvous file, held; its dirfd
+				    * is closed by rc_elect_close */
 	int rdv_fd;                /* held, locked, until rc_elect_release */
 	uint64_t read_before;      /* source bytes read before we joined */
 };
@@ -66,6 +83,9 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	     size_t errlen);
 void rc_elect_release(struct rc_join *j);
 void rc_elect_undo(struct rc_join *j);
+/* Close the run directory rc_elect held open (after the consumers forked:
+ * they and the producer remove the rendezvous file through it). */
+void rc_elect_close(struct rc_join *j);
 /* What an election would find, without creating or registering anything
  * (--dry-run). */
 struct rc_peek {
@@ -87,10 +107,10 @@ int rc_cmd_status(int argc, char **argv);
 /* Spawn the producer of a ring we created (twice removed: it outlives
  * us) and wait until it serves the ring.  0, or -errno with err. */
 int rc_producer_spawn(struct rc_ring *r, struct rc_dev *src,
-		      const char *rdv_path, int map_fd, char *err,
+		      const struct rc_rdv *rdv, int map_fd, char *err,
 		      size_t errlen);
 /* Remove the rendezvous file at path if it still names (shmid, semid). */
-void rc_rdv_remove_if_ours(const char *path, int shmid, int semid);
+void rc_rdv_remove_if_ours(const struct rc_rdv *rdv, int shmid, int semid);
 
 /* Outcome of one target, written by its consumer into memory shared with
  * the invocation. */
@@ -143,7 +163,7 @@ struct rc_consumer_args {
 	int sparse;            /* enum rc_sparse */
 	bool skip_equal;       /* read each block first, write if it differs */
 	bool stream;           /* the ring reads a stream of unknown size */
-	const char *rdv_path;  /* for the last one out of a dead ring */
+	const struct rc_rdv *rdv; /* for the last one out of a dead ring */
 };
 
 /* Consumer: take over the liveness of its entry, copy nblocks slots to the

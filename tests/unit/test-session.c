@@ -101,6 +101,36 @@ static void test_rundir_refusals(void **state)
 	unsetenv("RINGCOPY_RUNDIR");
 }
 
+/* A parent another user could rename entries in: refused, on the
+ * descriptors the walk opened; a sticky one (as /tmp) is fine. */
+static void test_rundir_parents(void **state)
+{
+	char dir[PATH_MAX], got[PATH_MAX], err[512];
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s/shared", base);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	snprintf(dir, sizeof dir, "%s/shared/run", base);
+	setenv("RINGCOPY_RUNDIR", dir, 1);
+	assert_int_equal(rc_rundir(got, sizeof got, true, err, sizeof err), -EPERM);
+	assert_non_null(strstr(err, "is writable by other users"));
+
+	snprintf(dir, sizeof dir, "%s/sticky", base);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	assert_int_equal(chmod(dir, 01777), 0);
+	/* With a trailing slash, and held open: usable through openat. */
+	snprintf(dir, sizeof dir, "%s/sticky/run/", base);
+	setenv("RINGCOPY_RUNDIR", dir, 1);
+	fd = rc_rundir_open(got, sizeof got, true, err, sizeof err);
+	assert_true(fd >= 0);
+	assert_int_equal(close(openat(fd, "x", O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+	snprintf(dir, sizeof dir, "%s/sticky/run/x", base);
+	assert_int_equal(access(dir, F_OK), 0);
+	close(fd);
+	unsetenv("RINGCOPY_RUNDIR");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -108,6 +138,7 @@ int main(void)
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_rundir_created_private),
 		cmocka_unit_test(test_rundir_refusals),
+		cmocka_unit_test(test_rundir_parents),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
