@@ -585,10 +585,21 @@ static struct pair *pair_new(struct relay *rl, int a, bool up)
 	return p;
 }
 
+/* Connect downstream pair p to the daemon's export: a node that asks
+ * before the daemon exports (it is still opening its upstream) waits,
+ * the loop tries again. */
+static void export_connect(struct relay *rl, struct pair *p)
+{
+	struct endpoint e;
+
+	unix_endpoint(&e, rl->exp_sock);
+	p->b = connect_to(&e, &p->connecting);
+	p->since = rc_now_ns();
+}
+
 static void accept_on(struct relay *rl, int lfd, bool up)
 {
 	struct pair *p;
-	bool pending;
 	int fd;
 
 	while ((fd = accept4(lfd, NULL, NULL,
@@ -600,15 +611,7 @@ static void accept_on(struct relay *rl, int lfd, bool up)
 			upstream_connect(rl, p);
 			continue;
 		}
-		{
-			struct endpoint e;
-
-			unix_endpoint(&e, rl->exp_sock);
-			p->b = connect_to(&e, &pending);
-			p->connecting = pending;
-			if (p->b < 0)
-				pair_close(rl, rl->npairs - 1);
-		}
+		export_connect(rl, p);
 		rl->idle_since = rc_now_ns();
 	}
 }
@@ -715,8 +718,8 @@ static pid_t start_qsd(struct relay *rl, const sigset_t *old)
 	snprintf(up, sizeof up,
 		 "{\"driver\":\"nbd\",\"node-name\":\"upstream\",\"read-only\":true,"
 		 "\"server\":{\"type\":\"unix\",\"path\":\"%s\"},"
-		 "\"export\":\"%s\",\"reconnect-delay\":%d}",
-		 esc, rl->export, RECONNECT_DELAY_S);
+		 "\"export\":\"%s\",\"reconnect-delay\":%d,\"open-timeout\":%d}",
+		 esc, rl->export, RECONNECT_DELAY_S, RECONNECT_DELAY_S);
 	json_esc(esc, sizeof esc, rl->overlay);
 	snprintf(ov, sizeof ov,
 		 "{\"driver\":\"qcow2\",\"node-name\":\"overlay\","
@@ -941,8 +944,11 @@ static int loop(struct relay *rl, const sigset_t *old)
 			struct pair *p = &rl->pairs[i];
 			uint64_t lim = (uint64_t)rl->timeout_ms * 1000000;
 
-			if (!p->up)
+			if (!p->up) {
+				if (p->b < 0 && now - p->since >= 200000000ULL)
+					export_connect(rl, p);
 				continue;
+			}
 			if (p->b < 0 && now - p->since >= 200000000ULL) {
 				upstream_connect(rl, p);
 			} else if (p->b >= 0 && p->connecting &&
@@ -1018,8 +1024,6 @@ static int loop(struct relay *rl, const sigset_t *old)
 					close(p->b);
 					p->b = -1;
 					p->since = rc_now_ns();
-					if (!p->up)
-						pair_close(rl, i);
 					continue;
 				}
 				p->connecting = false;
