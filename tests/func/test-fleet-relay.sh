@@ -21,6 +21,7 @@ requires nbdkit --version
 requires qemu-img --version
 requires qemu-storage-daemon --version
 requires tc -V
+requires unshare --ipc true
 "$RINGCOPY" nbd+unix:///?socket=/nonexistent "$tmp/x" 2>&1 | grep -q "built without libnbd" &&
 	skip "ringcopy was built without libnbd"
 fleet_prefix=rcr$$x
@@ -86,8 +87,12 @@ relay() {
 	for (( j = k - 1; j >= 1; j-- )); do ups+="nbd://192.0.2.$((10 + j))/,"; done
 	ups+=nbd://192.0.2.1/
 	rm -f "$tmp/n$k.a" "$tmp/n$k.b"
-	# ip execs the relay: $! is the relay itself.
-	ip netns exec "$(fleet_ns "n$k")" "$RINGCOPY" relay --listen "192.0.2.$((10 + k))" --upstream "$ups" \
+	# A machine of its own: its network, its IPC objects and its run
+	# directory (a killed node's objects go with its namespace).  ip
+	# and unshare exec the relay: $! is the relay itself.
+	mkdir -p -m 700 "$tmp/run$k"
+	ip netns exec "$(fleet_ns "n$k")" env RINGCOPY_RUNDIR="$tmp/run$k" \
+		unshare --ipc "$RINGCOPY" relay --listen "192.0.2.$((10 + k))" --upstream "$ups" \
 		--expect "$tmp/golden.mf" --connect-timeout 5 "$@" \
 		"$tmp/n$k.a" "$tmp/n$k.b" > "$tmp/n$k.out" 2> "$tmp/n$k.err" &
 	pids[k]=$!
@@ -98,6 +103,7 @@ proved() {
 	same "$tmp/golden.img" "$tmp/n$k.a"
 	same "$tmp/golden.img" "$tmp/n$k.b"
 	grep -q "^ok .*n$k.a .* verified" "$tmp/n$k.err" || fail "node $k: $(cat "$tmp/n$k.err")"
+	[ -z "$(ls -A "$tmp/run$k")" ] || fail "node $k left $(ls "$tmp/run$k")"
 }
 
 # 1. The chain.
@@ -138,6 +144,9 @@ for k in 1 2 3 4; do wait "${pids[k]}"; st[k]=$?; done
 for k in 1 3 4; do proved $k; done
 grep -q "upstream nbd://192.0.2.12/ closed the connection; QEMU reconnects through nbd://192.0.2.11/" "$tmp/n3.err" ||
 	fail "node 3 did not re-point to node 1: $(cat "$tmp/n3.err")"
+# At once: not after waiting --connect-timeout on the dead node.
+grep -q "did not answer" "$tmp/n3.err" && fail "node 3 waited for the dead node: $(cat "$tmp/n3.err")"
+rm -rf "$tmp/run2" # the dead machine's
 sent=$(origin_sent)
 echo "node 2 killed: the origin sent $sent bytes (image $size)"
 fleet_down
