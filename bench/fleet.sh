@@ -227,7 +227,9 @@ for mode in $modes; do
 			# The median of the runs that completed; the last
 			# run's details.
 			secs[$mode,$n]=$(printf '%s\n' "${all[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-			detail[$mode,$n]="runs ${all[*]}$([ "${#all[@]}" -lt "$runs" ] && echo " of $runs"); last: $last"
+			short=
+			[ "${#all[@]}" -eq "$runs" ] || short=" of $runs"
+			detail[$mode,$n]="runs ${all[*]}$short; last: $last"
 		fi
 	done
 done
