@@ -528,8 +528,12 @@ static void upstream_failed(struct relay *rl, int i, const char *how)
 {
 	int next = (rl->cur + 1) % rl->nup;
 
-	rc_msg("relay: upstream %s %s; QEMU reconnects through %s",
-	       rl->up[rl->cur].text, how, rl->up[next].text);
+	/* Once the copy has read every block, the overlay holds the image
+	 * and nothing is asked upstream again: an upstream that ends then
+	 * is one that lingered long enough, not news. */
+	if (!rl->copy_done || rl->copy_status != RC_EXIT_OK)
+		rc_msg("relay: upstream %s %s; QEMU reconnects through %s",
+		       rl->up[rl->cur].text, how, rl->up[next].text);
 	rl->cur = next;
 	rl->cur_since = 0;
 	pair_close(rl, i);
@@ -546,7 +550,8 @@ static bool upstream_connect(struct relay *rl, struct pair *p)
 	if (now - rl->cur_since > (uint64_t)rl->timeout_ms * 1000000) {
 		int next = (rl->cur + 1) % rl->nup;
 
-		if (rl->nup > 1)
+		if (rl->nup > 1 &&
+		    (!rl->copy_done || rl->copy_status != RC_EXIT_OK))
 			rc_msg("relay: upstream %s did not answer in %u s; trying %s",
 			       rl->up[rl->cur].text, rl->timeout_ms / 1000,
 			       rl->up[next].text);
@@ -556,7 +561,9 @@ static bool upstream_connect(struct relay *rl, struct pair *p)
 	p->b = connect_to(&rl->up[rl->cur], &p->connecting);
 	p->since = now;
 	p->last_rx = now;
-	p->owed = false;
+	/* An NBD server speaks first: one that says nothing for
+	 * --connect-timeout is as dead as one that stops answering. */
+	p->owed = true;
 	return p->b >= 0;
 }
 
@@ -1036,10 +1043,8 @@ static int loop(struct relay *rl, const sigset_t *old)
 				 &moved) < 0 ||
 			    pump(p, 1, pb->revents, pa->revents, &which,
 				 &back) < 0) {
-				if (p->up && which == 1 && (rl->copy || !rl->copy_done))
+				if (p->up && which == 1)
 					upstream_failed(rl, i, "closed the connection");
-				else if (p->up && which == 1)
-					upstream_failed(rl, i, "closed the connection (this node's copy is done)");
 				else
 					pair_close(rl, i);
 				continue;
