@@ -21,6 +21,9 @@
 #                 (node 1 the origin's: nbdkit's file plugin, whose stats
 #                 filter counts the copies of the image it sends); a node
 #                 is done when its copy's JSON line is out
+#   relay-kill    the same chain, every process of node 2 killed when its
+#                 first disk holds 30% of the image (a machine that dies;
+#                 3 nodes or more): the other nodes' times
 # Measured: seconds from the start until every node's ringcopy has exited
 # with both disks verified (nbdkit's torrent plugin may hang at its own
 # shutdown: the servers are ended after the measurement).
@@ -55,7 +58,7 @@ for c in nbdkit opentracker mktorrent aria2c tc ip; do
 	command -v "$c" > /dev/null || { echo "bench: needs $c" >&2; exit 77; }
 done
 case " $modes " in
-*" relay-chain "*)
+*" relay-chain "*|*" relay-kill "*)
 	for c in qemu-img qemu-storage-daemon unshare; do
 		command -v "$c" > /dev/null || { echo "bench: relay-chain needs $c" >&2; exit 77; }
 	done ;;
@@ -93,7 +96,7 @@ run() {
 	# The origin is up before the clock starts; the nodes' servers are
 	# timed (the torrent plugin downloads from its start, before any
 	# read).
-	if [ "$mode" = origin ] || [ "$mode" = relay-chain ]; then
+	if [ "$mode" = origin ] || [ "${mode%-*}" = relay ]; then
 		fleet_in o nbdkit -r -i 192.0.2.1 -P "$fleet_dir/o.pid" --filter=stats \
 			file "$work/golden.img" statsfile="$fleet_dir/o.stats"
 		for (( i = 0; i < 50; i++ )); do
@@ -130,7 +133,7 @@ run() {
 			# The node's own namespace: its link is the shaped one.
 			fleet_in "n$i" env RINGCOPY_RUNDIR="$work/run$i" "$rc" -q --expect "$work/golden.mf" "$uri" \
 				"$work/d$i.a" "$work/d$i.b" 2> "$work/n$i.err" &
-		elif [ "$mode" = relay-chain ]; then
+		elif [ "${mode%-*}" = relay ]; then
 			ups=
 			for (( j = i - 1; j >= 1; j-- )); do ups+="nbd://192.0.2.$((10 + j))/,"; done
 			ups+=nbd://192.0.2.1/
@@ -153,10 +156,19 @@ run() {
 		fi
 		pids[i]=$!
 	done
+	if [ "$mode" = relay-kill ]; then
+		# Node 2 dies at 30% of its copy (its disk's allocated bytes).
+		while [ "$(( $(stat -c %b "$work/d2.a" 2> /dev/null || echo 0) * 512 ))" -lt $((size_mib * 1048576 * 3 / 10)) ] &&
+			kill -0 "${pids[2]}" 2> /dev/null; do sleep 0.05; done
+		ip netns pids "$(fleet_ns n2)" | xargs -r kill -9 2> /dev/null || true
+	fi
 	for (( i = 1; i <= n; i++ )); do
-		if [ "$mode" = swarm-engine ]; then
+		if [ "$mode" = relay-kill ] && [ "$i" -eq 2 ]; then
+			times+=(killed)
+			continue
+		elif [ "$mode" = swarm-engine ]; then
 			while [ ! -e "$work/done$i" ]; do sleep 0.1; done
-		elif [ "$mode" = relay-chain ]; then
+		elif [ "${mode%-*}" = relay ]; then
 			# Its copy is done when its JSON line is out; the
 			# relay goes on serving the nodes after it.
 			while [ ! -s "$work/n$i.out" ] && kill -0 "${pids[i]}" 2> /dev/null; do sleep 0.1; done
@@ -174,8 +186,9 @@ run() {
 	t1=$(date +%s.%N)
 	cpu1=$(cpu_ticks)
 	copies=
-	if [ "$mode" = relay-chain ]; then
+	if [ "${mode%-*}" = relay ]; then
 		for (( i = 1; i <= n; i++ )); do
+			[ "$mode" = relay-kill ] && [ "$i" -eq 2 ] && { wait "${pids[i]}" || true; continue; }
 			if ! wait "${pids[i]}"; then
 				bad=1
 				echo "bench: $mode, $n nodes: relay $i failed: $(cat "$work/n$i.err")" >&2
