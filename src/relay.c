@@ -766,11 +766,17 @@ static pid_t start_qsd(struct relay *rl, const sigset_t *old)
 	signal(SIGINT, SIG_IGN); /* the relay ends it, after the copy */
 	{
 		int nul = open("/dev/null", O_RDWR);
+		/* Its messages (a client that went away as the copy was
+		 * interrupted...) are said only if it fails. */
+		int log = open(rl->log, O_WRONLY | O_CREAT | O_EXCL |
+						O_NOFOLLOW, 0600);
 
 		if (nul >= 0) {
 			dup2(nul, 0);
 			dup2(nul, 1);
 		}
+		if (log >= 0)
+			dup2(log, 2);
 	}
 	execvp(argv[0], argv);
 	rc_err("relay: cannot run qemu-storage-daemon (is qemu-system-common installed?): %s",
@@ -833,6 +839,22 @@ static pid_t start_copy(struct relay *rl, const sigset_t *old)
 
 /* --- the loop -------------------------------------------------------- */
 
+/* What qemu-storage-daemon said, to standard error. */
+static void say_log(struct relay *rl)
+{
+	char buf[4096];
+	ssize_t r;
+	int fd = open(rl->log, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	fflush(stderr);
+	while ((r = read(fd, buf, sizeof buf)) > 0)
+		if (write(2, buf, (size_t)r) < 0)
+			break;
+	close(fd);
+}
+
 static void reap(struct relay *rl)
 {
 	int status;
@@ -858,6 +880,8 @@ static void reap(struct relay *rl)
 			}
 		} else if (pid == rl->qsd) {
 			rl->qsd = 0;
+			if (!rl->stopping)
+				say_log(rl);
 			if (!rl->stopping) {
 				rc_err("relay: qemu-storage-daemon ended (%s %d): nothing is relayed any more",
 				       WIFEXITED(status) ? "exit" : "signal",
@@ -910,6 +934,7 @@ static void remove_dir(struct relay *rl)
 	unlink(rl->overlay);
 	unlink(rl->up_sock);
 	unlink(rl->exp_sock);
+	unlink(rl->log);
 	if (rmdir(rl->dir) < 0)
 		rc_err("relay: cannot remove %s: %s", rl->dir, strerror(errno));
 }
@@ -935,8 +960,10 @@ static int loop(struct relay *rl, const sigset_t *old)
 				}
 			} else if (now - started >
 				   (uint64_t)(rl->timeout_ms + 20000) * 1000000) {
-				rc_err("relay: qemu-storage-daemon did not export the overlay in %u s",
-				       rl->timeout_ms / 1000 + 20);
+				rc_err("relay: qemu-storage-daemon did not export the overlay in %u s: no upstream of %s answered",
+				       rl->timeout_ms / 1000 + 20,
+				       rl->up[0].text);
+				say_log(rl);
 				rl->copy_status = RC_EXIT_FAILED;
 				return 0;
 			}
@@ -1126,6 +1153,7 @@ int rc_cmd_relay(int argc, char **argv)
 	snprintf(rl->overlay, sizeof rl->overlay, "%s/overlay.qcow2", rl->dir);
 	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
 	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
+	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
 	{
 		struct endpoint e;
 
