@@ -16,12 +16,22 @@
 #   swarm-engine  the swarm alone: each node downloads the image with
 #                 aria2c (no NBD, no ringcopy, no disks): what the engine
 #                 and the network give, for comparison
+#   relay-chain   `ringcopy relay' on every node (issue 25): node K relays
+#                 node K-1's export through QEMU's copy-on-read block layer
+#                 (node 1 the origin's: nbdkit's file plugin, whose stats
+#                 filter counts the copies of the image it sends); a node
+#                 is done when its copy's JSON line is out
+#   relay-kill    the same chain, every process of node 2 killed when its
+#                 first disk holds 30% of the image (a machine that dies;
+#                 3 nodes or more): the other nodes' times
 # Measured: seconds from the start until every node's ringcopy has exited
 # with both disks verified (nbdkit's torrent plugin may hang at its own
 # shutdown: the servers are ended after the measurement).
 #
 #   bench/fleet.sh [--nodes "1 2 4 8"] [--size-mib 128] [--rate 80mbit]
-#                  [--modes "swarm-random swarm-order origin"] [--out FILE]
+#                  [--modes "swarm-random swarm-order origin"] [--runs 3]
+#                  [--out FILE]
+# With --runs N, each figure is the median of N runs (all of them listed).
 #
 # Results (and the machine) go to bench/RESULTS-fleet.md, and the table
 # into bench/RESULTS.md between its fleet markers.
@@ -29,15 +39,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 nodes="1 2 4 8" size_mib=128 rate=80mbit out=$here/RESULTS-fleet.md
-modes="swarm-random swarm-order swarm-nbdcopy swarm-engine origin"
+modes="swarm-random swarm-order swarm-nbdcopy swarm-engine origin relay-chain"
+runs=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--nodes) nodes=$2; shift 2 ;;
 	--size-mib) size_mib=$2; shift 2 ;;
 	--rate) rate=$2; shift 2 ;;
 	--modes) modes=$2; shift 2 ;;
+	--runs) runs=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	*) echo "usage: $0 [--nodes LIST] [--size-mib N] [--rate R] [--modes LIST] [--out FILE]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--nodes LIST] [--size-mib N] [--rate R] [--modes LIST] [--runs N] [--out FILE]" >&2; exit 2 ;;
 	esac
 done
 rc=$top/ringcopy
@@ -45,6 +57,12 @@ rc=$top/ringcopy
 for c in nbdkit opentracker mktorrent aria2c tc ip; do
 	command -v "$c" > /dev/null || { echo "bench: needs $c" >&2; exit 77; }
 done
+case " $modes " in
+*" relay-chain "*|*" relay-kill "*)
+	for c in qemu-img qemu-storage-daemon unshare; do
+		command -v "$c" > /dev/null || { echo "bench: relay-chain needs $c" >&2; exit 77; }
+	done ;;
+esac
 # shellcheck source=../tests/fleet/net.sh
 source "$top/tests/fleet/net.sh"
 fleet_prefix=rcb$$x
@@ -68,7 +86,7 @@ chmod 755 "$work/done.sh"
 # run MODE N: prints the seconds until the last node is done, then each
 # node's own seconds.
 run() {
-	local mode=$1 n=$2 i t0 t1 pid uri bad=0 times=()
+	local mode=$1 n=$2 i j t0 t1 pid uri ups copies bad=0 times=()
 	local -a pids starts
 	fleet_dir=$work/net
 	rm -rf "$fleet_dir"
@@ -78,8 +96,9 @@ run() {
 	# The origin is up before the clock starts; the nodes' servers are
 	# timed (the torrent plugin downloads from its start, before any
 	# read).
-	if [ "$mode" = origin ]; then
-		fleet_in o nbdkit -r -i 192.0.2.1 -P "$fleet_dir/o.pid" file "$work/golden.img"
+	if [ "$mode" = origin ] || [ "${mode%-*}" = relay ]; then
+		fleet_in o nbdkit -r -i 192.0.2.1 -P "$fleet_dir/o.pid" --filter=stats \
+			file "$work/golden.img" statsfile="$fleet_dir/o.stats"
 		for (( i = 0; i < 50; i++ )); do
 			fleet_in o bash -c 'exec 3<>/dev/tcp/192.0.2.1/10809' 2> /dev/null && break
 			sleep 0.1
@@ -114,6 +133,18 @@ run() {
 			# The node's own namespace: its link is the shaped one.
 			fleet_in "n$i" env RINGCOPY_RUNDIR="$work/run$i" "$rc" -q --expect "$work/golden.mf" "$uri" \
 				"$work/d$i.a" "$work/d$i.b" 2> "$work/n$i.err" &
+		elif [ "${mode%-*}" = relay ]; then
+			ups=
+			for (( j = i - 1; j >= 1; j-- )); do ups+="nbd://192.0.2.$((10 + j))/,"; done
+			ups+=nbd://192.0.2.1/
+			rm -f "$work/n$i.out"
+			mkdir -p -m 700 "$work/run$i"
+			# Each node a machine: its network, IPC and run
+			# directory; its overlay in the work directory.
+			ip netns exec "$(fleet_ns "n$i")" env RINGCOPY_RUNDIR="$work/run$i" TMPDIR="$work" \
+				unshare --ipc "$rc" relay -q --json --linger 5 --listen "192.0.2.$((10 + i))" \
+				--upstream "$ups" --expect "$work/golden.mf" \
+				"$work/d$i.a" "$work/d$i.b" > "$work/n$i.out" 2> "$work/n$i.err" &
 		elif [ "$mode" = swarm-nbdcopy ]; then
 			nbdcopy "$(fleet_uri "$i")" null: 2> "$work/n$i.err" &
 		else
@@ -125,9 +156,26 @@ run() {
 		fi
 		pids[i]=$!
 	done
+	if [ "$mode" = relay-kill ]; then
+		# Node 2 dies at 30% of its copy (its disk's allocated bytes).
+		while [ "$(( $(stat -c %b "$work/d2.a" 2> /dev/null || echo 0) * 512 ))" -lt $((size_mib * 1048576 * 3 / 10)) ] &&
+			kill -0 "${pids[2]}" 2> /dev/null; do sleep 0.05; done
+		ip netns pids "$(fleet_ns n2)" | xargs -r kill -9 2> /dev/null || true
+	fi
 	for (( i = 1; i <= n; i++ )); do
-		if [ "$mode" = swarm-engine ]; then
+		if [ "$mode" = relay-kill ] && [ "$i" -eq 2 ]; then
+			times+=(killed)
+			continue
+		elif [ "$mode" = swarm-engine ]; then
 			while [ ! -e "$work/done$i" ]; do sleep 0.1; done
+		elif [ "${mode%-*}" = relay ]; then
+			# Its copy is done when its JSON line is out; the
+			# relay goes on serving the nodes after it.
+			while [ ! -s "$work/n$i.out" ] && kill -0 "${pids[i]}" 2> /dev/null; do sleep 0.1; done
+			if ! grep -q '"status": "ok".*"status": "ok"' "$work/n$i.out"; then
+				bad=1
+				echo "bench: $mode, $n nodes: node $i failed: $(cat "$work/n$i.out" "$work/n$i.err")" >&2
+			fi
 		elif ! wait "${pids[i]}"; then
 			bad=1
 			echo "bench: $mode, $n nodes: node $i failed: $(cat "$work/n$i.err")" >&2
@@ -137,10 +185,29 @@ run() {
 	done
 	t1=$(date +%s.%N)
 	cpu1=$(cpu_ticks)
+	copies=
+	if [ "${mode%-*}" = relay ]; then
+		for (( i = 1; i <= n; i++ )); do
+			[ "$mode" = relay-kill ] && [ "$i" -eq 2 ] && { wait "${pids[i]}" || true; continue; }
+			if ! wait "${pids[i]}"; then
+				bad=1
+				echo "bench: $mode, $n nodes: relay $i failed: $(cat "$work/n$i.err")" >&2
+			fi
+		done
+	fi
+	if [ -s "$fleet_dir/o.pid" ]; then
+		# The origin's stats, written as it ends: the image copies it sent.
+		kill "$(cat "$fleet_dir/o.pid")"
+		for (( i = 0; i < 50; i++ )); do [ -s "$fleet_dir/o.stats" ] && break; sleep 0.1; done
+		copies=$(awk -v size=$((size_mib * 1048576)) '$1 == "read:" { u = $7; sub(/,$/, "", u)
+			m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
+			if (m > 0) printf ", origin sent %.2f copies", $6 * m / size }' "$fleet_dir/o.stats")
+	fi
 	fleet_down
 	[ "$bad" -eq 0 ] || return 1
-	printf '%.1f %s, CPU %d%%\n' "$(echo "$t1 - $t0" | bc)" "${times[*]}" \
-		"$(( (${cpu1% *} - ${cpu0% *}) * 100 / ( (${cpu1#* } - ${cpu0#* }) > 0 ? (${cpu1#* } - ${cpu0#* }) : 1 ) ))"
+	printf '%.1f %s, CPU %d%%%s\n' "$(echo "$t1 - $t0" | bc)" "${times[*]}" \
+		"$(( (${cpu1% *} - ${cpu0% *}) * 100 / ( (${cpu1#* } - ${cpu0#* }) > 0 ? (${cpu1#* } - ${cpu0#* }) : 1 ) ))" \
+		"$copies"
 }
 
 # Busy and total CPU ticks of the machine so far ("BUSY TOTAL").
@@ -149,17 +216,34 @@ cpu_ticks() {
 }
 
 declare -A secs detail
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for mode in $modes; do
 	for n in $nodes; do
-		echo "bench: $mode, $n node(s)..." >&2
-		if r=$(run "$mode" "$n"); then
-			secs[$mode,$n]=${r%% *}
-			detail[$mode,$n]=${r#* }
-		else
+		all=() last=
+		for (( r = 1; r <= runs; r++ )); do
+			echo "bench: $mode, $n node(s), run $r/$runs (load $(cut -d' ' -f1-3 /proc/loadavg))..." >&2
+			if out_r=$(run "$mode" "$n"); then
+				all+=("${out_r%% *}")
+				last=${out_r#* }
+				echo "bench: $mode, $n node(s): ${out_r%% *} s" >&2
+			else
+				echo "bench: $mode, $n node(s): failed" >&2
+			fi
+		done
+		if [ "${#all[@]}" -eq 0 ]; then
 			secs[$mode,$n]=failed
 			detail[$mode,$n]=
+		elif [ "$runs" -eq 1 ]; then
+			secs[$mode,$n]=${all[0]}
+			detail[$mode,$n]=$last
+		else
+			# The median of the runs that completed; the last
+			# run's details.
+			secs[$mode,$n]=$(printf '%s\n' "${all[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+			short=
+			[ "${#all[@]}" -eq "$runs" ] || short=" of $runs"
+			detail[$mode,$n]="runs ${all[*]}$short; last: $last"
 		fi
-		echo "bench: $mode, $n node(s): ${secs[$mode,$n]} s" >&2
 	done
 done
 
@@ -172,7 +256,8 @@ done
 	echo
 	echo "- CPU: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores; every node, the origin and the bridge share them"
 	echo "- Memory: $(awk '/MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo); kernel $(uname -r)"
-	echo "- ringcopy $("$rc" --version | awk '{print $2}'), nbdkit $(nbdkit --version | awk '{print $2}'), aria2 $(aria2c --version | awk 'NR == 1 {print $3}'), opentracker (Debian $(dpkg-query -W -f='${Version}' opentracker 2>/dev/null))"
+	echo "- ringcopy $("$rc" --version | awk '{print $2}'), nbdkit $(nbdkit --version | awk '{print $2}'), aria2 $(aria2c --version | awk 'NR == 1 {print $3}'), opentracker (Debian $(dpkg-query -W -f='${Version}' opentracker 2>/dev/null)), QEMU $(qemu-img --version 2>/dev/null | awk 'NR == 1 {print $3}')"
+	echo "- Load average (1, 5, 15 min) as the bench started: $load0; as it ended: $(cut -d' ' -f1-3 /proc/loadavg); medians of $runs run(s)"
 	echo
 	echo "## Seconds until every node's disks are verified (in brackets: each node's own, in the order they finished waiting; and how busy the machine's CPUs were meanwhile)"
 	echo

@@ -17,6 +17,7 @@ packages=(
 	dcfldd dc3dd bmap-tools
 	spin
 	iproute2 opentracker mktorrent aria2 bc busybox
+	qemu-utils qemu-system-common
 	debhelper dpkg-dev systemd
 )
 missing=()

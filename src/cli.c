@@ -19,6 +19,8 @@ void rc_usage(FILE *f)
 	      " ringcopy [options] SOURCE TARGET...\n"
 	      " ringcopy serve [options] SOURCE\n"
 	      " ringcopy station --match PATTERN... [options] SOURCE\n"
+	      " ringcopy relay --listen ADDR --upstream URI[,URI...] --expect MANIFEST\n"
+	      "                [options] TARGET...\n"
 	      " ringcopy status [--json] [SOURCE]\n"
 	      " ringcopy verify [-q] MANIFEST TARGET...\n"
 	      "\n"

@@ -1,7 +1,8 @@
 /* ringcopy - copy one disk image to many targets, reading the source once.
  *
  * main() only dispatches: `verify', `status', `serve' and `station' are
- * subcommands (src/station.c: the duplicator station);
+ * subcommands (src/station.c: the duplicator station), and so is `relay'
+ * (src/relay.c: one node of a fleet's relay chain);
  * anything else is a copy (src/invocation.c walks it step by step).  Every
  * subcommand parses its options with getopt_long (src/cli.c).
  */
@@ -27,6 +28,8 @@ static int dispatch(int argc, char **argv)
 		return rc_cmd_copy(argc - 1, argv + 1, 1);
 	if (strcmp(cmd, "station") == 0)
 		return rc_cmd_station(argc - 1, argv + 1);
+	if (strcmp(cmd, "relay") == 0)
+		return rc_cmd_relay(argc - 1, argv + 1);
 	return rc_cmd_copy(argc, argv, 0);
 }
 

@@ -24,6 +24,7 @@ int rc_parse_count(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
 /* The subcommands (each parses its own options with getopt_long). */
 int rc_cmd_copy(int argc, char **argv, int serve);
 int rc_cmd_station(int argc, char **argv);
+int rc_cmd_relay(int argc, char **argv);
 
 /* An invocation run by another command (the station) instead of main():
  * what it is asked to be, and what it ended with.  argv is parsed as the

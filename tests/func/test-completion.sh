@@ -26,7 +26,7 @@ has() { grep -qxF -- "$2" <<< "$1" || fail "'$3' does not offer '$2': $(tr '\n' 
 hasnt() { ! grep -qxF -- "$2" <<< "$1" || fail "'$3' offers '$2': $(tr '\n' ' ' <<< "$1")"; }
 
 out=$(complete_words ringcopy '') || fail "completion failed"
-for w in serve station status verify golden.img - fault: nbd://; do has "$out" "$w" "ringcopy <TAB>"; done
+for w in serve station relay status verify golden.img - fault: nbd://; do has "$out" "$w" "ringcopy <TAB>"; done
 hasnt "$out" null: "ringcopy <TAB> (a SOURCE)"
 out=$(complete_words ringcopy status '')
 has "$out" nbd:// "status <TAB>"
@@ -68,3 +68,12 @@ has "$out" 'size>=' "station --match <TAB>"
 out=$(complete_words ringcopy serve --)
 has "$out" --foreground "serve --<TAB>"
 hasnt "$out" --force "serve --<TAB>"
+
+out=$(complete_words ringcopy relay --)
+for w in --listen --upstream --expect --linger --json; do has "$out" "$w" "relay --<TAB>"; done
+hasnt "$out" --dry-run "relay --<TAB>"
+hasnt "$out" --match "relay --<TAB>"
+out=$(complete_words ringcopy relay --start-at '')
+hasnt "$out" random "relay --start-at <TAB>"
+out=$(complete_words ringcopy relay --upstream '')
+has "$out" nbd:// "relay --upstream <TAB>"

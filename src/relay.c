@@ -1,0 +1,1221 @@
+/* ringcopy - `ringcopy relay': one node of a relay chain (a fleet rollout).
+ *
+ *   ringcopy relay --listen ADDR --upstream URI[,URI...] --expect MANIFEST
+ *                  [copy options] TARGET...
+ *
+ * The node relays the image on QEMU's block layer: a qemu-storage-daemon
+ * opens a qcow2 overlay (in a private directory) whose backing file is the
+ * upstream's NBD export, under the copy-on-read filter, and exports it
+ * read-only.  Every block read through it is fetched from upstream once and
+ * kept in the overlay, so the node's own copy and every node downstream of
+ * it pull the image through one link.
+ *
+ * The relay process stands between QEMU and the network on both sides:
+ *  - upstream: QEMU's NBD client connects to a Unix socket of the relay,
+ *    which forwards the bytes to the current upstream URI.  When that
+ *    upstream closes the connection or stops answering, the relay drops
+ *    QEMU's connection and forwards the next one to the next URI; QEMU
+ *    reconnects within its reconnect-delay and sends again the requests
+ *    that were in flight, so the overlay keeps its blocks and the copy
+ *    goes on (a dead neighbour is not a dead rollout).
+ *  - downstream: the relay listens on ADDR and forwards each connection to
+ *    the daemon's export, which tells it when downstream went idle.
+ * The node's own copy is a forked `ringcopy' invocation (rc_cmd_run) of
+ * the daemon's export to the TARGETs, with --expect: nothing upstream is
+ * trusted, every block is proved.  The relay exits once its copy is done
+ * and its downstream has been idle for --linger seconds (or on SIGTERM,
+ * SIGINT, SIGHUP), with the copy's exit status.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ringcopy/cli.h"
+#include "ringcopy/core.h"
+#include "ringcopy/ringproto.h"
+#include "ringcopy/util.h"
+#include "ringcopy/verify.h"
+
+#define UPSTREAM_MAX 16
+#define OPTS_MAX     64
+#define PAIRS_MAX    64
+#define XFER_BUF     (256 * 1024)
+#define NBD_PORT     "10809"
+/* How long QEMU keeps a request waiting for an upstream connection: the
+ * relay finds the next upstream well within it. */
+#define RECONNECT_DELAY_S 60
+
+/* An NBD server: a TCP address or a Unix socket. */
+struct endpoint {
+	char text[256];                 /* as given, for messages */
+	bool unix_sock;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+};
+
+/* Bytes forwarded between two sockets, both ways. */
+struct pair {
+	int a, b;                       /* a accepted, b connected by us */
+	bool up;                        /* a is QEMU's upstream client */
+	bool connecting;                /* b's connect() is under way */
+	char *buf[2];                   /* [0] a->b, [1] b->a */
+	size_t off[2], len[2];
+	uint64_t since;                 /* b's connect began (ns) */
+	uint64_t last_rx;               /* b answered last (ns) */
+	bool owed;                      /* sent to b since it last answered */
+};
+
+struct relay {
+	struct endpoint listen;
+	struct endpoint up[UPSTREAM_MAX];
+	int nup;
+	int cur;                        /* the upstream used now */
+	uint64_t cur_since;             /* its first failure in a row (ns) */
+	char export[128];               /* the export name every URI names */
+	uint32_t linger_ms;
+	uint32_t timeout_ms;            /* --connect-timeout */
+	const char *expect;
+	uint64_t image_size;
+	char *copt[OPTS_MAX];           /* the copy's options */
+	int ncopt;
+	char **targets;
+	int ntargets;
+
+	char dir[256];                  /* private directory */
+	char overlay[300], up_sock[300], exp_sock[300], log[300];
+	int lfd, upfd, sigfd;
+	struct pair pairs[PAIRS_MAX];
+	int npairs;
+	pid_t qsd, copy;
+	int copy_status;
+	bool copy_done, stopping, listen_made;
+	uint64_t idle_since;            /* downstream's last byte (ns) */
+	uint64_t bytes_up, bytes_down;
+};
+
+static int relay_refuse(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int relay_refuse(const char *fmt, ...)
+{
+	char buf[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	rc_err("relay: %s", buf);
+	return RC_EXIT_REFUSED;
+}
+
+/* --- addresses ------------------------------------------------------- */
+
+static int resolve(struct endpoint *e, const char *host, const char *port,
+		   bool passive)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = passive ? AI_PASSIVE : 0 };
+	struct addrinfo *ai;
+	int r;
+
+	r = getaddrinfo(*host ? host : NULL, port, &hints, &ai);
+	if (r)
+		return -1;
+	memcpy(&e->sa, ai->ai_addr, ai->ai_addrlen);
+	e->salen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int unix_endpoint(struct endpoint *e, const char *path)
+{
+	struct sockaddr_un *su = (struct sockaddr_un *)&e->sa;
+
+	if (strlen(path) >= sizeof su->sun_path)
+		return -1;
+	memset(su, 0, sizeof *su);
+	su->sun_family = AF_UNIX;
+	strcpy(su->sun_path, path);
+	e->salen = sizeof *su;
+	e->unix_sock = true;
+	return 0;
+}
+
+/* HOST, HOST:PORT, [V6]:PORT, or a Unix socket's absolute path. */
+static int parse_listen(struct endpoint *e, const char *s)
+{
+	char host[256], port[16] = NBD_PORT;
+	const char *colon;
+
+	rc_strlcpy(e->text, s, sizeof e->text);
+	if (*s == '/')
+		return unix_endpoint(e, s);
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || (size_t)(end - s - 1) >= sizeof host)
+			return -1;
+		memcpy(host, s + 1, end - s - 1);
+		host[end - s - 1] = 0;
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] && !colon)
+			return -1;
+	} else {
+		colon = strrchr(s, ':');
+		if ((size_t)(colon ? colon - s : (ptrdiff_t)strlen(s)) >=
+		    sizeof host)
+			return -1;
+		snprintf(host, sizeof host, "%.*s",
+			 (int)(colon ? colon - s : (ptrdiff_t)strlen(s)), s);
+	}
+	if (colon) {
+		if (!colon[1] || strlen(colon + 1) >= sizeof port ||
+		    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+			return -1;
+		strcpy(port, colon + 1);
+	}
+	return resolve(e, host, port, true);
+}
+
+/* An export name QEMU's options and a URI carry without escaping. */
+static bool plain_name(const char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("._-/", *s))
+			return false;
+	return true;
+}
+
+/* nbd://HOST[:PORT][/EXPORT] or nbd+unix:///[EXPORT]?socket=PATH; the
+ * export name goes to name. */
+static int parse_uri(struct endpoint *e, const char *s, char *name,
+		     size_t namelen, const char **why)
+{
+	const char *p, *q;
+
+	rc_strlcpy(e->text, s, sizeof e->text);
+	*why = "want nbd://HOST[:PORT][/EXPORT] or nbd+unix:///[EXPORT]?socket=PATH";
+	if (!strncmp(s, "nbd+unix://", 11)) {
+		p = s + 11;
+		if (*p != '/')
+			return -1;
+		q = strstr(p, "?socket=");
+		if (!q || (size_t)(q - p - 1) >= namelen)
+			return -1;
+		snprintf(name, namelen, "%.*s", (int)(q - p - 1), p + 1);
+		if (q[8] != '/' || strchr(q + 8, '&')) {
+			*why = "the socket must be an absolute path, and no other query is understood";
+			return -1;
+		}
+		if (unix_endpoint(e, q + 8) < 0) {
+			*why = "the socket's path is too long";
+			return -1;
+		}
+	} else if (!strncmp(s, "nbd://", 6)) {
+		char listen[300];
+
+		p = s + 6;
+		q = strchr(p, '/');
+		snprintf(listen, sizeof listen, "%.*s",
+			 (int)(q ? q - p : (ptrdiff_t)strlen(p)), p);
+		rc_strlcpy(name, q ? q + 1 : "", namelen);
+		if (!*listen || strchr(listen, '?') || strchr(name, '?'))
+			return -1;
+		if (parse_listen(e, listen) < 0 || e->unix_sock) {
+			*why = "cannot resolve its host and port";
+			return -1;
+		}
+	} else {
+		return -1;
+	}
+	if (!plain_name(name)) {
+		*why = "an export name of letters, digits and ._-/ only";
+		return -1;
+	}
+	rc_strlcpy(e->text, s, sizeof e->text);
+	return 0;
+}
+
+/* --- the command line ------------------------------------------------ */
+
+static void usage_relay(FILE *f)
+{
+	fputs("Usage: ringcopy relay --listen ADDR --upstream URI[,URI...]\n"
+	      "                      --expect MANIFEST [options] TARGET...\n"
+	      "\n"
+	      "One node of a relay chain: relay the image of the first URI\n"
+	      "that answers (the node before this one, then the next URIs when\n"
+	      "it dies) through QEMU's copy-on-read block layer, export it\n"
+	      "read-only on ADDR to the next node, and copy it to every TARGET,\n"
+	      "proved block by block against MANIFEST.  The relay stays until\n"
+	      "its own copy is done and nothing has been read from ADDR for\n"
+	      "--linger seconds.\n"
+	      "\n"
+	      "Options:\n"
+	      "     --listen ADDR      HOST[:PORT] (port 10809) or a socket path\n"
+	      "     --upstream URIS    nbd://HOST[:PORT][/EXPORT] or\n"
+	      "                        nbd+unix:///[EXPORT]?socket=PATH, in order\n"
+	      "     --expect MANIFEST  the golden manifest (required)\n"
+	      "     --linger SECONDS   downstream idle this long ends it (default 10)\n"
+	      "     --connect-timeout SECONDS  an upstream silent this long is dead (default 10)\n"
+	      " -b, --block-size, --buffer, --rate, --sparse, --force, --no-verify,\n"
+	      "     --stall-timeout, --manifest, --skip-equal, --start-at BLOCK,\n"
+	      "     --compress-level, --progress, --json  the copy's, as for a copy\n"
+	      " -q, --quiet            print only errors\n"
+	      "See ringcopy(1), RELAY.\n",
+	      f);
+}
+
+static int add_copt(struct relay *rl, const char *name, const char *arg)
+{
+	if (rl->ncopt + 2 > OPTS_MAX)
+		return rc_usage_error("relay", "too many options");
+	rl->copt[rl->ncopt++] = (char *)name;
+	if (arg)
+		rl->copt[rl->ncopt++] = (char *)arg;
+	return 0;
+}
+
+static int parse_upstreams(struct relay *rl, char *list)
+{
+	char *save = NULL, *tok, name[128];
+	const char *why;
+
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (rl->nup == UPSTREAM_MAX)
+			return rc_usage_error("relay", "--upstream: at most %d URIs",
+					      UPSTREAM_MAX);
+		if (parse_uri(&rl->up[rl->nup], tok, name, sizeof name,
+			      &why) < 0)
+			return rc_usage_error("relay", "--upstream '%s': %s",
+					      tok, why);
+		if (rl->nup && strcmp(name, rl->export))
+			return rc_usage_error("relay", "--upstream '%s' names the export '%s', '%s' names '%s': every upstream must serve the same export (the relay reconnects QEMU's client to it as it is)",
+					      tok, name, rl->up[0].text,
+					      rl->export);
+		rc_strlcpy(rl->export, name, sizeof rl->export);
+		rl->nup++;
+	}
+	if (!rl->nup)
+		return rc_usage_error("relay", "--upstream needs at least one URI");
+	return 0;
+}
+
+static int parse_relay(int argc, char **argv, struct relay *rl)
+{
+	enum { OPT_LISTEN = 256, OPT_UPSTREAM, OPT_LINGER, OPT_EXPECT,
+	       OPT_CONNECT, OPT_START_AT, OPT_BUFFER, OPT_RATE, OPT_SPARSE,
+	       OPT_FORCE, OPT_NO_VERIFY, OPT_STALL, OPT_MANIFEST,
+	       OPT_SKIP_EQUAL, OPT_LEVEL, OPT_PROGRESS, OPT_JSON };
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "upstream", required_argument, NULL, OPT_UPSTREAM },
+		{ "linger", required_argument, NULL, OPT_LINGER },
+		{ "expect", required_argument, NULL, OPT_EXPECT },
+		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
+		{ "start-at", required_argument, NULL, OPT_START_AT },
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "buffer", required_argument, NULL, OPT_BUFFER },
+		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "sparse", required_argument, NULL, OPT_SPARSE },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+		{ "stall-timeout", required_argument, NULL, OPT_STALL },
+		{ "manifest", required_argument, NULL, OPT_MANIFEST },
+		{ "skip-equal", no_argument, NULL, OPT_SKIP_EQUAL },
+		{ "compress-level", required_argument, NULL, OPT_LEVEL },
+		{ "progress", optional_argument, NULL, OPT_PROGRESS },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	/* The copy's options that take a value, by their code. */
+	static const struct {
+		int code;
+		const char *name;
+	} valued[] = {
+		{ 'b', "--block-size" }, { OPT_BUFFER, "--buffer" },
+		{ OPT_RATE, "--rate" }, { OPT_SPARSE, "--sparse" },
+		{ OPT_STALL, "--stall-timeout" },
+		{ OPT_MANIFEST, "--manifest" },
+		{ OPT_LEVEL, "--compress-level" },
+	};
+	const char *listen = NULL;
+	char *upstream = NULL;
+	uint32_t n;
+	size_t i;
+	int c, rc = 0;
+
+	rl->linger_ms = 10000;
+	rl->timeout_ms = 10000;
+	optind = 1;
+	opterr = 0;
+	while (rc == 0 &&
+	       (c = getopt_long(argc, argv, ":b:qh", longopts, NULL)) != -1) {
+		for (i = 0; i < sizeof valued / sizeof valued[0]; i++)
+			if (valued[i].code == c)
+				break;
+		if (i < sizeof valued / sizeof valued[0]) {
+			rc = add_copt(rl, valued[i].name, optarg);
+			continue;
+		}
+		switch (c) {
+		case OPT_LISTEN:
+			listen = optarg;
+			break;
+		case OPT_UPSTREAM:
+			upstream = optarg;
+			break;
+		case OPT_LINGER:
+			if (rc_parse_count(optarg, 0, 4000000, &n) < 0)
+				return rc_usage_error("relay", "--linger '%s': want seconds from 0 to 4000000",
+						      optarg);
+			rl->linger_ms = n * 1000u;
+			break;
+		case OPT_CONNECT:
+			if (rc_parse_count(optarg, 1, 86400, &n) < 0)
+				return rc_usage_error("relay", "--connect-timeout '%s': want seconds from 1 to 86400",
+						      optarg);
+			rl->timeout_ms = n * 1000u;
+			rc = add_copt(rl, "--connect-timeout", optarg);
+			break;
+		case OPT_EXPECT:
+			if (!*optarg)
+				return rc_usage_error("relay", "--expect needs a manifest file name");
+			rl->expect = optarg;
+			rc = add_copt(rl, "--expect", optarg);
+			break;
+		case OPT_START_AT:
+			if (!strcmp(optarg, "random"))
+				return rc_usage_error("relay", "--start-at random refused: a chain relays the blocks in the order the first node reads them, and a random start makes each node fetch other blocks from upstream than the node after it asks for (use --start-at BLOCK, or none)");
+			rc = add_copt(rl, "--start-at", optarg);
+			break;
+		case OPT_FORCE:
+			rc = add_copt(rl, "--force", NULL);
+			break;
+		case OPT_NO_VERIFY:
+			rc = add_copt(rl, "--no-verify", NULL);
+			break;
+		case OPT_SKIP_EQUAL:
+			rc = add_copt(rl, "--skip-equal", NULL);
+			break;
+		case OPT_JSON:
+			rc = add_copt(rl, "--json", NULL);
+			break;
+		case OPT_PROGRESS:
+			rc = add_copt(rl, optarg && !strcmp(optarg, "json")
+					      ? "--progress=json"
+					      : "--progress",
+				      NULL);
+			break;
+		case 'q':
+			rc_quiet = true;
+			rc = add_copt(rl, "--quiet", NULL);
+			break;
+		case 'h':
+			usage_relay(stdout);
+			return RC_EXIT_OK;
+		default:
+			return rc_bad_option("relay", c, argv);
+		}
+	}
+	if (rc)
+		return rc;
+	if (!listen)
+		return rc_usage_error("relay", "--listen ADDR is needed: the address the next node reads this one's export from");
+	if (!upstream)
+		return rc_usage_error("relay", "--upstream URI is needed: the node before this one (then the others to try, in order)");
+	if (!rl->expect)
+		return rc_usage_error("relay", "--expect MANIFEST is needed: a node trusts nothing upstream, every block it relays and writes is proved against the golden manifest");
+	if (argc - optind < 1)
+		return rc_usage_error("relay", "missing TARGET");
+	if (argc - optind > (int)RC_CONS_MAX)
+		return rc_usage_error("relay", "%d targets: at most %u per invocation",
+				      argc - optind, RC_CONS_MAX);
+	if (parse_listen(&rl->listen, listen) < 0)
+		return rc_usage_error("relay", "--listen '%s': want HOST[:PORT], [V6ADDR][:PORT] or a socket's absolute path",
+				      listen);
+	rc = parse_upstreams(rl, upstream);
+	if (rc)
+		return rc;
+	rl->targets = argv + optind;
+	rl->ntargets = argc - optind;
+	return -1;
+}
+
+/* --- sockets --------------------------------------------------------- */
+
+static int listen_on(struct endpoint *e, char *err, size_t errlen)
+{
+	int fd, one = 1;
+
+	fd = socket(e->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (!e->unix_sock)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&e->sa, e->salen) < 0 ||
+	    listen(fd, 64) < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int connect_to(const struct endpoint *e, bool *pending)
+{
+	int fd, one = 1;
+
+	fd = socket(e->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+	if (fd < 0)
+		return -1;
+	if (!e->unix_sock)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	*pending = false;
+	if (connect(fd, (const struct sockaddr *)&e->sa, e->salen) < 0) {
+		if (errno != EINPROGRESS) {
+			close(fd);
+			return -1;
+		}
+		*pending = true;
+	}
+	return fd;
+}
+
+static void pair_close(struct relay *rl, int i)
+{
+	struct pair *p = &rl->pairs[i];
+
+	if (p->a >= 0)
+		close(p->a);
+	if (p->b >= 0)
+		close(p->b);
+	free(p->buf[0]);
+	free(p->buf[1]);
+	rl->pairs[i] = rl->pairs[--rl->npairs];
+}
+
+/* The upstream connection of pair i failed (said how): the next one goes
+ * to the next URI, QEMU reconnects and sends its requests again. */
+static void upstream_failed(struct relay *rl, int i, const char *how)
+{
+	int next = (rl->cur + 1) % rl->nup;
+
+	/* Once the copy has read every block, the overlay holds the image
+	 * and nothing is asked upstream again: an upstream that ends then
+	 * is one that lingered long enough, not news. */
+	if (!rl->copy_done || rl->copy_status != RC_EXIT_OK)
+		rc_msg("relay: upstream %s %s; QEMU reconnects through %s",
+		       rl->up[rl->cur].text, how, rl->up[next].text);
+	rl->cur = next;
+	rl->cur_since = 0;
+	pair_close(rl, i);
+}
+
+/* Connect pair p's b to the current upstream; false when it cannot be
+ * tried now (the next attempt is made by the loop). */
+static bool upstream_connect(struct relay *rl, struct pair *p)
+{
+	uint64_t now = rc_now_ns();
+
+	if (!rl->cur_since)
+		rl->cur_since = now;
+	if (now - rl->cur_since > (uint64_t)rl->timeout_ms * 1000000) {
+		int next = (rl->cur + 1) % rl->nup;
+
+		if (rl->nup > 1 &&
+		    (!rl->copy_done || rl->copy_status != RC_EXIT_OK))
+			rc_msg("relay: upstream %s did not answer in %u s; trying %s",
+			       rl->up[rl->cur].text, rl->timeout_ms / 1000,
+			       rl->up[next].text);
+		rl->cur = next;
+		rl->cur_since = now;
+	}
+	p->b = connect_to(&rl->up[rl->cur], &p->connecting);
+	p->since = now;
+	p->last_rx = now;
+	/* An NBD server speaks first: one that says nothing for
+	 * --connect-timeout is as dead as one that stops answering. */
+	p->owed = true;
+	return p->b >= 0;
+}
+
+static struct pair *pair_new(struct relay *rl, int a, bool up)
+{
+	struct pair *p;
+
+	if (rl->npairs == PAIRS_MAX) {
+		close(a);
+		return NULL;
+	}
+	p = &rl->pairs[rl->npairs];
+	memset(p, 0, sizeof *p);
+	p->a = a;
+	p->b = -1;
+	p->up = up;
+	p->buf[0] = malloc(XFER_BUF);
+	p->buf[1] = malloc(XFER_BUF);
+	if (!p->buf[0] || !p->buf[1]) {
+		free(p->buf[0]);
+		free(p->buf[1]);
+		close(a);
+		return NULL;
+	}
+	rl->npairs++;
+	return p;
+}
+
+/* Connect downstream pair p to the daemon's export: a node that asks
+ * before the daemon exports (it is still opening its upstream) waits,
+ * the loop tries again. */
+static void export_connect(struct relay *rl, struct pair *p)
+{
+	struct endpoint e;
+
+	unix_endpoint(&e, rl->exp_sock);
+	p->b = connect_to(&e, &p->connecting);
+	p->since = rc_now_ns();
+}
+
+static void accept_on(struct relay *rl, int lfd, bool up)
+{
+	struct pair *p;
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL,
+			     SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		p = pair_new(rl, fd, up);
+		if (!p)
+			continue;
+		if (up) {
+			upstream_connect(rl, p);
+			continue;
+		}
+		export_connect(rl, p);
+		rl->idle_since = rc_now_ns();
+	}
+}
+
+/* Move what is readable from one side to the other: -1 when a side
+ * closed or failed (which one in *which: 0 a, 1 b). */
+static int pump(struct pair *p, int dir, short rev, short wev, int *which,
+		uint64_t *moved)
+{
+	int from = dir ? p->b : p->a, to = dir ? p->a : p->b;
+	ssize_t r;
+
+	if (p->len[dir] == 0 && (rev & (POLLIN | POLLHUP | POLLERR))) {
+		r = read(from, p->buf[dir], XFER_BUF);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			*which = dir;
+			return -1;
+		}
+		if (r > 0) {
+			p->off[dir] = 0;
+			p->len[dir] = (size_t)r;
+			*moved += (uint64_t)r;
+		}
+	}
+	(void)wev; /* the sockets do not block: try whenever there is data */
+	if (p->len[dir]) {
+		r = write(to, p->buf[dir] + p->off[dir], p->len[dir]);
+		if (r < 0 && errno != EAGAIN && errno != EINTR) {
+			*which = !dir;
+			return -1;
+		}
+		if (r > 0) {
+			p->off[dir] += (size_t)r;
+			p->len[dir] -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* --- QEMU ------------------------------------------------------------ */
+
+/* s as a JSON string's contents (quotes and backslashes escaped). */
+static void json_esc(char *out, size_t len, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < len; s++) {
+		if (*s == '"' || *s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s;
+	}
+	out[o] = 0;
+}
+
+static int run_wait(char *const argv[])
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		if (nul >= 0)
+			dup2(nul, 1);
+		execvp(argv[0], argv);
+		rc_err("relay: cannot run %s: %s", argv[0], strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int make_overlay(struct relay *rl)
+{
+	char size[32];
+	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2",
+			 rl->overlay, size, NULL };
+
+	/* qcow2 counts 512-byte sectors; a tail past the image is never
+	 * read by the copy. */
+	snprintf(size, sizeof size, "%llu",
+		 (unsigned long long)((rl->image_size + 511) & ~511ULL));
+	if (run_wait(argv) != 0) {
+		rc_err("relay: qemu-img could not create the overlay %s (is qemu-utils installed?)",
+		       rl->overlay);
+		return -1;
+	}
+	return 0;
+}
+
+static pid_t start_qsd(struct relay *rl, const sigset_t *old)
+{
+	char up[700], ov[700], srv[700], exp[300], esc[400], esc2[400];
+	char *argv[16];
+	size_t i, o = 0;
+	pid_t self = getpid(), pid;
+	int n = 0;
+
+	json_esc(esc, sizeof esc, rl->up_sock);
+	snprintf(up, sizeof up,
+		 "{\"driver\":\"nbd\",\"node-name\":\"upstream\",\"read-only\":true,"
+		 "\"server\":{\"type\":\"unix\",\"path\":\"%s\"},"
+		 "\"export\":\"%s\",\"reconnect-delay\":%d,\"open-timeout\":%d}",
+		 esc, rl->export, RECONNECT_DELAY_S, RECONNECT_DELAY_S);
+	json_esc(esc, sizeof esc, rl->overlay);
+	snprintf(ov, sizeof ov,
+		 "{\"driver\":\"qcow2\",\"node-name\":\"overlay\","
+		 "\"file\":{\"driver\":\"file\",\"filename\":\"%s\"},"
+		 "\"backing\":\"upstream\"}", esc);
+	/* --nbd-server takes key=value only: a comma is doubled. */
+	for (i = 0; rl->exp_sock[i] && o + 3 < sizeof esc2; i++) {
+		if (rl->exp_sock[i] == ',')
+			esc2[o++] = ',';
+		esc2[o++] = rl->exp_sock[i];
+	}
+	esc2[o] = 0;
+	snprintf(srv, sizeof srv, "addr.type=unix,addr.path=%s", esc2);
+	snprintf(exp, sizeof exp,
+		 "{\"type\":\"nbd\",\"id\":\"relay\",\"node-name\":\"cor\","
+		 "\"name\":\"%s\",\"writable\":false}", rl->export);
+	argv[n++] = "qemu-storage-daemon";
+	argv[n++] = "--blockdev";
+	argv[n++] = up;
+	argv[n++] = "--blockdev";
+	argv[n++] = ov;
+	argv[n++] = "--blockdev";
+	argv[n++] = "{\"driver\":\"copy-on-read\",\"node-name\":\"cor\",\"file\":\"overlay\"}";
+	argv[n++] = "--nbd-server";
+	argv[n++] = srv;
+	argv[n++] = "--export";
+	argv[n++] = exp;
+	argv[n] = NULL;
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	/* A relay that dies (even SIGKILL) takes its daemon along. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != self)
+		_exit(127);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	signal(SIGINT, SIG_IGN); /* the relay ends it, after the copy */
+	{
+		int nul = open("/dev/null", O_RDWR);
+		/* Its messages (a client that went away as the copy was
+		 * interrupted...) are said only if it fails. */
+		int log = open(rl->log, O_WRONLY | O_CREAT | O_EXCL |
+						O_NOFOLLOW, 0600);
+
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+		}
+		if (log >= 0)
+			dup2(log, 2);
+	}
+	execvp(argv[0], argv);
+	rc_err("relay: cannot run qemu-storage-daemon (is qemu-system-common installed?): %s",
+	       strerror(errno));
+	_exit(127);
+}
+
+/* --- the node's copy ------------------------------------------------- */
+
+static pid_t start_copy(struct relay *rl, const sigset_t *old)
+{
+	char *argv[OPTS_MAX + RC_CONS_MAX + 8];
+	char src[700];
+	struct rc_run run;
+	pid_t self = getpid(), pid;
+	int argc = 0, i;
+
+	snprintf(src, sizeof src, "nbd+unix:///%s?socket=%s", rl->export,
+		 rl->exp_sock);
+	argv[argc++] = "ringcopy";
+	for (i = 0; i < rl->ncopt; i++)
+		argv[argc++] = rl->copt[i];
+	argv[argc++] = "--";
+	argv[argc++] = src;
+	for (i = 0; i < rl->ntargets; i++)
+		argv[argc++] = rl->targets[i];
+	argv[argc] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	/* The relay's death (even SIGKILL) interrupts the copy. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != self)
+		_exit(RC_EXIT_FAILED);
+	close(rl->lfd);
+	close(rl->upfd);
+	close(rl->sigfd);
+	for (i = 0; i < rl->npairs; i++) {
+		close(rl->pairs[i].a);
+		if (rl->pairs[i].b >= 0)
+			close(rl->pairs[i].b);
+	}
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	rc_interrupted = 0;
+	optind = 0; /* a fresh getopt for the copy's options */
+	memset(&run, 0, sizeof run);
+	rc_cmd_run(argc, argv, &run);
+	/* The copy's report is the node's: it is out before the relay
+	 * lingers, and a lost one is a failure. */
+	if (fflush(stdout) != 0 || ferror(stdout))
+		_exit(run.status ? run.status : RC_EXIT_FAILED);
+	_exit(run.status);
+}
+
+/* --- the loop -------------------------------------------------------- */
+
+/* What qemu-storage-daemon said, to standard error. */
+static void say_log(struct relay *rl)
+{
+	char buf[4096];
+	ssize_t r;
+	int fd = open(rl->log, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	fflush(stderr);
+	while ((r = read(fd, buf, sizeof buf)) > 0)
+		if (write(2, buf, (size_t)r) < 0)
+			break;
+	close(fd);
+}
+
+static void reap(struct relay *rl)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == rl->copy) {
+			rl->copy = 0;
+			rl->copy_done = true;
+			rl->copy_status = WIFEXITED(status)
+						  ? WEXITSTATUS(status)
+						  : RC_EXIT_FAILED;
+			if (WIFSIGNALED(status))
+				rc_err("relay: the copy was killed by signal %d",
+				       WTERMSIG(status));
+			rl->idle_since = rc_now_ns();
+			if (rl->copy_status == RC_EXIT_REFUSED) {
+				rl->stopping = true;
+			} else if (!rl->stopping && rl->linger_ms) {
+				rc_msg("relay: the copy is done (exit %d); relaying on %s until it has been idle %u s",
+				       rl->copy_status, rl->listen.text,
+				       rl->linger_ms / 1000);
+			}
+		} else if (pid == rl->qsd) {
+			rl->qsd = 0;
+			if (!rl->stopping)
+				say_log(rl);
+			if (!rl->stopping) {
+				rc_err("relay: qemu-storage-daemon ended (%s %d): nothing is relayed any more",
+				       WIFEXITED(status) ? "exit" : "signal",
+				       WIFEXITED(status) ? WEXITSTATUS(status)
+							 : WTERMSIG(status));
+				rl->stopping = true;
+				if (!rl->copy_done)
+					rl->copy_status = RC_EXIT_FAILED;
+			}
+		}
+	}
+}
+
+static void stop_children(struct relay *rl)
+{
+	uint64_t t0;
+	int i;
+
+	if (rl->copy > 0)
+		kill(rl->copy, SIGTERM);
+	/* The copy first: it reads the daemon's export. */
+	t0 = rc_now_ns();
+	while (rl->copy > 0) {
+		reap(rl);
+		if (rl->copy > 0)
+			usleep(20000);
+		if (rl->copy > 0 && rc_now_ns() - t0 > 30ULL * 1000000000) {
+			kill(rl->copy, SIGKILL);
+			t0 = rc_now_ns();
+		}
+	}
+	for (i = rl->npairs - 1; i >= 0; i--)
+		pair_close(rl, i);
+	if (rl->qsd > 0)
+		kill(rl->qsd, SIGTERM);
+	t0 = rc_now_ns();
+	while (rl->qsd > 0) {
+		reap(rl);
+		if (rl->qsd > 0)
+			usleep(20000);
+		if (rl->qsd > 0 && rc_now_ns() - t0 > 5ULL * 1000000000)
+			kill(rl->qsd, SIGKILL);
+	}
+}
+
+static void remove_dir(struct relay *rl)
+{
+	if (!rl->dir[0])
+		return;
+	unlink(rl->overlay);
+	unlink(rl->up_sock);
+	unlink(rl->exp_sock);
+	unlink(rl->log);
+	if (rmdir(rl->dir) < 0)
+		rc_err("relay: cannot remove %s: %s", rl->dir, strerror(errno));
+}
+
+static int loop(struct relay *rl, const sigset_t *old)
+{
+	struct pollfd pfd[3 + 2 * PAIRS_MAX];
+	uint64_t started = rc_now_ns(), now;
+	struct stat st;
+	int i, n;
+
+	for (;;) {
+		now = rc_now_ns();
+		if (!rl->copy && !rl->copy_done && !rl->stopping) {
+			if (stat(rl->exp_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
+				rl->copy = start_copy(rl, old);
+				if (rl->copy < 0) {
+					rc_err("relay: cannot start the copy: %s",
+					       strerror(errno));
+					rl->copy = 0;
+					rl->copy_status = RC_EXIT_FAILED;
+					return 0;
+				}
+			} else if (now - started >
+				   (uint64_t)(rl->timeout_ms + 20000) * 1000000) {
+				rc_err("relay: qemu-storage-daemon did not export the overlay in %u s: no upstream of %s answered",
+				       rl->timeout_ms / 1000 + 20,
+				       rl->up[0].text);
+				say_log(rl);
+				rl->copy_status = RC_EXIT_FAILED;
+				return 0;
+			}
+		}
+		if (rl->stopping)
+			return 0;
+		if (rl->copy_done &&
+		    now - rl->idle_since >= (uint64_t)rl->linger_ms * 1000000)
+			return 0;
+		/* An upstream that owes an answer for too long is dead. */
+		for (i = 0; i < rl->npairs; i++) {
+			struct pair *p = &rl->pairs[i];
+			uint64_t lim = (uint64_t)rl->timeout_ms * 1000000;
+
+			if (!p->up) {
+				if (p->b < 0 && now - p->since >= 200000000ULL)
+					export_connect(rl, p);
+				continue;
+			}
+			if (p->b < 0 && now - p->since >= 200000000ULL) {
+				upstream_connect(rl, p);
+			} else if (p->b >= 0 && p->connecting &&
+				   now - p->since > lim) {
+				close(p->b);
+				p->b = -1;
+				p->since = now;
+			} else if (p->b >= 0 && p->owed &&
+				   now - p->last_rx > lim) {
+				upstream_failed(rl, i, "has not answered for --connect-timeout");
+				i--;
+			}
+		}
+		n = 0;
+		pfd[n++] = (struct pollfd){ .fd = rl->sigfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = rl->lfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = rl->upfd, .events = POLLIN };
+		for (i = 0; i < rl->npairs; i++) {
+			struct pair *p = &rl->pairs[i];
+
+			pfd[n].fd = p->a;
+			pfd[n].events = (p->len[0] ? 0 : POLLIN) |
+					(p->len[1] ? POLLOUT : 0);
+			if (p->b < 0 || p->connecting)
+				pfd[n].events &= ~POLLIN;
+			n++;
+			pfd[n].fd = p->b;
+			pfd[n].events = p->connecting ? POLLOUT
+				: (p->len[1] ? 0 : POLLIN) |
+				  (p->len[0] ? POLLOUT : 0);
+			n++;
+		}
+		if (poll(pfd, n, 100) < 0 && errno != EINTR)
+			return -1;
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(rl->sigfd, &si, sizeof si) ==
+			       (ssize_t)sizeof si) {
+				if (si.ssi_signo == SIGCHLD)
+					continue;
+				if (!rl->stopping)
+					rc_msg("relay: signal %d: stopping",
+					       (int)si.ssi_signo);
+				rl->stopping = true;
+				if (!rl->copy_done && !rl->copy)
+					rl->copy_status = RC_EXIT_FAILED;
+			}
+			reap(rl);
+		}
+		/* The pairs first: accepting moves them. */
+		for (i = rl->npairs - 1; i >= 0; i--) {
+			struct pair *p = &rl->pairs[i];
+			struct pollfd *pa = &pfd[3 + 2 * i], *pb = pa + 1;
+			uint64_t moved = 0, back = 0;
+			int which = -1;
+
+			if (pa->fd != p->a || pb->fd != p->b)
+				continue; /* made this round */
+			if (p->b < 0) {
+				if (pa->revents & (POLLHUP | POLLERR))
+					pair_close(rl, i);
+				continue;
+			}
+			if (p->connecting) {
+				int err = 0;
+				socklen_t l = sizeof err;
+
+				if (!pb->revents)
+					continue;
+				getsockopt(p->b, SOL_SOCKET, SO_ERROR, &err, &l);
+				if (err) {
+					close(p->b);
+					p->b = -1;
+					p->since = rc_now_ns();
+					continue;
+				}
+				p->connecting = false;
+				p->last_rx = rc_now_ns();
+				if (p->up)
+					rl->cur_since = 0;
+				continue;
+			}
+			if (pump(p, 0, pa->revents, pb->revents, &which,
+				 &moved) < 0 ||
+			    pump(p, 1, pb->revents, pa->revents, &which,
+				 &back) < 0) {
+				if (p->up && which == 1)
+					upstream_failed(rl, i, "closed the connection");
+				else
+					pair_close(rl, i);
+				continue;
+			}
+			now = rc_now_ns();
+			if (p->up) {
+				if (moved)
+					p->owed = true;
+				if (back) {
+					p->owed = false;
+					p->last_rx = now;
+					rl->bytes_up += back;
+				}
+			} else if (moved || back) {
+				rl->idle_since = now;
+				rl->bytes_down += back;
+			}
+		}
+		if (pfd[1].revents & POLLIN)
+			accept_on(rl, rl->lfd, false);
+		if (pfd[2].revents & POLLIN)
+			accept_on(rl, rl->upfd, true);
+	}
+}
+
+int rc_cmd_relay(int argc, char **argv)
+{
+	struct relay *rl;
+	struct rc_image_hashes m = { 0 };
+	const char *tmp = getenv("TMPDIR");
+	char err[400];
+	sigset_t set, old;
+	int rc, status;
+
+	rl = calloc(1, sizeof *rl);
+	if (!rl) {
+		rc_err("relay: out of memory");
+		return RC_EXIT_FAILED;
+	}
+	rl->lfd = rl->upfd = rl->sigfd = -1;
+	rc = parse_relay(argc, argv, rl);
+	if (rc >= 0) {
+		free(rl);
+		return rc;
+	}
+	if (rc_manifest_read(rl->expect, &m, err, sizeof err) < 0) {
+		free(rl);
+		return relay_refuse("--expect refused: %s", err);
+	}
+	free(m.hash);
+	rl->image_size = m.image_size;
+	if (!rl->image_size) {
+		rc = relay_refuse("--expect refused: the manifest %s describes an empty image: nothing to relay",
+				  rl->expect);
+		free(rl);
+		return rc;
+	}
+	rl->lfd = listen_on(&rl->listen, err, sizeof err);
+	if (rl->lfd < 0) {
+		rc = relay_refuse("--listen %s refused: %s",
+				  rl->listen.text, err);
+		free(rl);
+		return rc;
+	}
+	rl->listen_made = rl->listen.unix_sock;
+
+	/* The private directory: made by us alone (0700), never one that
+	 * is there already. */
+	if (!tmp || *tmp != '/')
+		tmp = "/var/tmp";
+	snprintf(rl->dir, sizeof rl->dir, "%s/ringcopy-relay.XXXXXX", tmp);
+	if (strlen(tmp) > 80 || !mkdtemp(rl->dir)) {
+		rc_err("relay: cannot make a private directory in %s: %s",
+		       tmp, strlen(tmp) > 80 ? "its path is too long for the sockets" : strerror(errno));
+		rl->dir[0] = 0;
+		status = RC_EXIT_FAILED;
+		goto out;
+	}
+	snprintf(rl->overlay, sizeof rl->overlay, "%s/overlay.qcow2", rl->dir);
+	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
+	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
+	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
+	{
+		struct endpoint e;
+
+		unix_endpoint(&e, rl->up_sock);
+		rl->upfd = listen_on(&e, err, sizeof err);
+		if (rl->upfd < 0) {
+			rc_err("relay: cannot listen on %s: %s", rl->up_sock, err);
+			status = RC_EXIT_FAILED;
+			goto out;
+		}
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	signal(SIGPIPE, SIG_IGN);
+	rl->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (rl->sigfd < 0) {
+		rc_err("relay: signalfd: %s", strerror(errno));
+		status = RC_EXIT_FAILED;
+		goto out;
+	}
+	if (make_overlay(rl) < 0) {
+		status = RC_EXIT_FAILED;
+		goto out;
+	}
+	rl->qsd = start_qsd(rl, &old);
+	if (rl->qsd < 0) {
+		rc_err("relay: cannot start qemu-storage-daemon: %s",
+		       strerror(errno));
+		rl->qsd = 0;
+		status = RC_EXIT_FAILED;
+		goto out;
+	}
+	rc_msg("relay: %s relays %s (then %d more) to %s",
+	       rl->dir, rl->up[0].text, rl->nup - 1, rl->listen.text);
+	rl->copy_status = RC_EXIT_FAILED;
+	if (loop(rl, &old) < 0)
+		rc_err("relay: poll: %s", strerror(errno));
+	rl->stopping = true;
+	status = rl->copy_status;
+	if (!rc_quiet)
+		rc_msg("relay: %s: %llu bytes from upstream, %llu bytes to downstream",
+		       rl->listen.text, (unsigned long long)rl->bytes_up,
+		       (unsigned long long)rl->bytes_down);
+out:
+	rl->stopping = true;
+	stop_children(rl);
+	if (rl->copy_done)
+		status = rl->copy_status;
+	if (rl->lfd >= 0)
+		close(rl->lfd);
+	if (rl->listen_made)
+		unlink(rl->listen.text);
+	if (rl->upfd >= 0)
+		close(rl->upfd);
+	if (rl->sigfd >= 0)
+		close(rl->sigfd);
+	remove_dir(rl);
+	free(rl);
+	return status;
+}
