@@ -1117,7 +1117,8 @@ int rc_cmd_relay(int argc, char **argv)
 		free(rl);
 		return rc;
 	}
-	if (rc_manifest_read(rl->expect, &m, err, sizeof err) < 0) {
+	/* Its header only (the size; the node's copy reads the blocks). */
+	if (rc_manifest_read(rl->expect, &m, 0, err, sizeof err) < 0) {
 		free(rl);
 		return relay_refuse("--expect refused: %s", err);
 	}
