@@ -63,11 +63,12 @@ suite=$VERSION_CODENAME
 tmp=$(mktemp -d /tmp/ringcopy-units.XXXXXX)
 chmod 755 "$tmp"
 nspawn_pid='' leader='' mounted='' loopnum='' cgdirs=()
-cleanup() {
-	local d
-	set +e
+# Power the container off (SIGRTMIN+4 to its systemd), kill it after 30
+# s, and undo what this script made on the host; each step once.
+teardown() {
+	local d i
 	if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-		[ -n "$leader" ] && kill -RTMIN+4 "$leader" 2>/dev/null # poweroff
+		[ -n "$leader" ] && kill -RTMIN+4 "$leader" 2>/dev/null
 		for (( i = 0; i < 300; i++ )); do
 			kill -0 "$nspawn_pid" 2>/dev/null || break
 			sleep 0.1
@@ -75,14 +76,21 @@ cleanup() {
 		kill -KILL "$nspawn_pid" 2>/dev/null
 		wait "$nspawn_pid" 2>/dev/null
 	fi
+	nspawn_pid=''
 	if [ -n "$loopnum" ]; then
 		losetup -d "/dev/loop$loopnum" 2>/dev/null
 		loopctl remove "$loopnum"
 	fi
 	[ -n "$mounted" ] && umount "$tmp/root"
+	mounted=''
 	for d in "${cgdirs[@]}"; do
 		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 	done
+	return 0
+}
+cleanup() {
+	set +e
+	teardown
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -422,10 +430,10 @@ say "$u: the refused source failed the unit once, not restarted"
 u=ringcopy-serve@noconf.service
 ce systemctl start "$u" 2>/dev/null && fail "$u started without /etc/ringcopy/noconf.conf"
 wait_for 60 is_state "$u" failed/failed || { journal "$u"; fail "$u is $(prop "$u" ActiveState)/$(prop "$u" SubState) 60 s after failing starts, not failed"; }
-[ "$(prop "$u" Result)" = start-limit-hit ] || { journal "$u"; fail "$u ended with result $(prop "$u" Result), not start-limit-hit"; }
 journal_has "$u" "Failed to load environment files" || { journal "$u"; fail "$u: no word of its missing configuration"; }
+journal_has "$u" "Start request repeated too quickly" || { journal "$u"; fail "$u failed, but not on its start limit"; }
 ce systemctl reset-failed "$u"
-say "$u: no configuration file, started 5 times, then left failed (start-limit-hit)"
+say "$u: no configuration file, started 5 times, then left failed (start request repeated too quickly)"
 
 # --- ringcopy-station@slot -----------------------------------------------------
 # A loop device with no media (bound to an empty file), its node made in
@@ -476,12 +484,21 @@ say "$u: started, listening, stopped with success, nothing left"
 	say "not exercised: a disk written by the station ($why); only its start, listening line and stop were checked"
 
 # --- shut down -------------------------------------------------------------------
-ce systemctl poweroff --no-block
+kill -RTMIN+4 "$leader" # systemd's poweroff
 for (( i = 0; i < 600; i++ )); do
 	kill -0 "$nspawn_pid" 2>/dev/null || break
 	sleep 0.1
 done
 kill -0 "$nspawn_pid" 2>/dev/null && fail "the container did not power off in 60 s"
 wait "$nspawn_pid" || { tail -n 20 "$tmp/boot.log"; fail "systemd-nspawn exited $? after poweroff"; }
-nspawn_pid=
-say "the container powered off; all checks passed in $((SECONDS - t0)) s"
+nspawn_pid=''
+teardown
+# Nothing of ours left on the host.
+! grep -q " $tmp/root " /proc/mounts || fail "$tmp/root is still mounted"
+[ -z "$loopnum" ] || [ ! -e "/sys/class/block/loop$loopnum" ] || fail "/dev/loop$loopnum is still there"
+for d in "${cgdirs[@]}"; do
+	[ ! -d "$d" ] || fail "the cgroup $d is still there"
+done
+procs=$(pgrep -f "$tmp/root" || :)
+[ -z "$procs" ] || fail "systemd-nspawn is still running: $procs"
+say "the container powered off; nothing left on the host; all checks passed in $((SECONDS - t0)) s"
