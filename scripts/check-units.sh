@@ -361,6 +361,8 @@ wait_for 10 journal_has "$u" "serving $image: producer pid" || { journal "$u"; f
 is_state "$u" active/running || { journal "$u"; fail "$u is $(prop "$u" ActiveState)/$(prop "$u" SubState), not active/running"; }
 journal_has "$u" '"producer_pid": ' || { journal "$u"; fail "$u: RINGCOPY_ARGS=--json did not reach ringcopy"; }
 prod=$(producer_of "$u")
+[ "$(prop "$u" StatusText)" = "serving $image: producer pid $prod" ] ||
+	fail "$u: its status (Type=notify) is '$(prop "$u" StatusText)'"
 ce grep -q "/$u\$" "/proc/$prod/cgroup" || fail "the producer (pid $prod) is not in $u's cgroup: $(ce cat "/proc/$prod/cgroup")"
 ce ringcopy status > "$tmp/status.txt" || fail "ringcopy status exited $?: $(cat "$tmp/status.txt")"
 grep -qxF "$image  $imgsize bytes" "$tmp/status.txt" && grep -q "^  producer pid $prod, running" "$tmp/status.txt" ||
@@ -418,13 +420,14 @@ say "$u: its producer killed, it failed and was restarted once, served a copy, s
 # A source that is refused (exit 2): no restart, the unit stays failed.
 printf 'SOURCE=/srv/images/missing.img\n' > "$tmp/root/etc/ringcopy/missing.conf"
 u=ringcopy-serve@missing.service
-ce systemctl start "$u" || :
+# Type=notify: systemctl start waits for READY=1, which never comes.
+ce systemctl start "$u" 2>/dev/null && fail "systemctl start $u succeeded for a source that is refused"
 wait_for 10 main_status_is "$u" 2 ||
 	{ journal "$u"; fail "$u did not exit 2"; }
 journal_has "$u" "source /srv/images/missing.img refused" || { journal "$u"; fail "$u did not say why"; }
 wait_for 5 is_state "$u" failed/failed || { journal "$u"; fail "$u is $(prop "$u" ActiveState)/$(prop "$u" SubState) after a refusal, not failed (a restart would be refused the same way)"; }
 ce systemctl reset-failed "$u"
-say "$u: the refused source failed the unit once, not restarted"
+say "$u: systemctl start failed for the refused source (Type=notify), and the unit was not restarted"
 
 # No configuration at all: every start fails; after 5 the unit gives up.
 u=ringcopy-serve@noconf.service
@@ -463,6 +466,8 @@ journal_has "$u" "station: serving $image (its producer pid [0-9]*); writing eve
 is_state "$u" active/running || { journal "$u"; fail "$u is $(prop "$u" ActiveState)/$(prop "$u" SubState)"; }
 prod=$(producer_of "$u")
 ce grep -q "/$u\$" "/proc/$prod/cgroup" || fail "the station's producer (pid $prod) is not in $u's cgroup"
+[ "$(prop "$u" StatusText)" = "station: serving $image (producer pid $prod)" ] ||
+	fail "$u: its status (Type=notify) is '$(prop "$u" StatusText)'"
 if [ "$exercised_disk" = 1 ]; then
 	# Media in the slot: the file grows, the size is read again, and the
 	# kernel's "change" event reaches the station in the container.

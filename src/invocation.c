@@ -1200,6 +1200,11 @@ static int step_serve(struct invocation *inv)
 			       ? "for --linger seconds after the last leaves"
 			       : "until this command gets SIGTERM");
 	if (inv->o.foreground) {
+		char ready[PATH_MAX + 64];
+
+		snprintf(ready, sizeof ready, "serving %s: producer pid %d",
+			 inv->src->spec, (int)pid);
+		rc_notify_ready(ready);
 		wait_producer(pid, j->ring.producer_start);
 		/* A producer that leaves tears its ring down first: one that
 		 * did not was killed, and a service manager restarts a

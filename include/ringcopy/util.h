@@ -48,4 +48,9 @@ extern bool (*rc_io_should_stop)(void);
 /* Write a JSON string literal (with quotes) to f. */
 void rc_json_str(FILE *f, const char *s);
 
+/* Tell a service manager that the service is ready, with a status line
+ * (systemd's Type=notify), then forget NOTIFY_SOCKET so that nothing
+ * forked later says it again.  Nothing happens without NOTIFY_SOCKET. */
+void rc_notify_ready(const char *status);
+
 #endif
