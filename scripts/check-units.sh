@@ -197,9 +197,18 @@ mirror=${mirror%/}
 pkgs=$( (echo systemd; dpkg-deb -f "$deb" Depends | tr ',' '\n' |
 	sed 's/|.*//; s/(.*//; s/:any//; s/[[:space:]]//g') | grep . | sort -u | paste -sd, -)
 cache=${RINGCOPY_UNITS_CACHE:-/var/cache/ringcopy-units}
-key=$(printf '1 %s %s %s' "$suite" "$mirror" "$pkgs" | sha256sum | cut -c1-12)
+# The key has the versions the package needs: a package built against
+# newer libraries than a cached root holds gets a root of its own.
+key=$(printf '1 %s %s %s' "$suite" "$mirror" "$(dpkg-deb -f "$deb" Depends)" | sha256sum | cut -c1-12)
 base="$cache/$suite-$key"
 mkdir -p "$cache"
+# A root left half made (a run killed during debootstrap): what
+# debootstrap mounted in it first (/proc, /sys), then the tree.
+unmake_new() {
+	awk -v d="$base.new/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+		while read -r m; do umount -l "$m"; done
+	rm -rf --one-file-system "$base.new"
+}
 exec 9> "$cache/.lock"
 flock 9
 if [ ! -f "$base/.ringcopy-units-ready" ]; then
@@ -207,10 +216,10 @@ if [ ! -f "$base/.ringcopy-units-ready" ]; then
 		skip "the archive $mirror (dists/$suite/Release) is not reachable, and no root is cached in $base"
 	say "making the root: debootstrap --variant=minbase --include=$pkgs $suite $mirror (cached in $base)"
 	s=$SECONDS
-	rm -rf "$base.new"
+	unmake_new
 	debootstrap --variant=minbase --include="$pkgs" "$suite" "$base.new" "$mirror" \
 		> "$tmp/debootstrap.log" 2>&1 ||
-		{ tail -n 30 "$tmp/debootstrap.log"; rm -rf "$base.new"; fail "debootstrap failed"; }
+		{ tail -n 30 "$tmp/debootstrap.log"; unmake_new; fail "debootstrap failed"; }
 	chroot "$base.new" apt-get clean
 	rm -rf "$base.new"/var/lib/apt/lists/*
 	echo ringcopy-units > "$base.new/etc/hostname"
@@ -227,6 +236,7 @@ else
 	say "root cached in $base (made $(cat "$base/.ringcopy-units-ready"))"
 fi
 flock -u 9
+exec 9>&-
 
 # This run's root: an overlay over the cached one (a copy where overlayfs
 # cannot be mounted), so the cache stays as debootstrap left it.
