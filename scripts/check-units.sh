@@ -158,6 +158,7 @@ if [ -z "$deb" ]; then
 		skip "dpkg-buildpackage is missing (scripts/bootstrap.sh installs it), and no --deb was given"
 	[ -f Makefile ] || fail "no Makefile: configure the tree first (scripts/bootstrap.sh), or give --deb"
 	say "building the package (make dist, dpkg-buildpackage -b, its unit tests skipped)"
+	s=$SECONDS
 	make dist-gzip > "$tmp/dist.log" 2>&1 || { cat "$tmp/dist.log"; fail "make dist failed"; }
 	mkdir "$tmp/build"
 	tar -C "$tmp/build" -xzf "ringcopy-$version.tar.gz"
@@ -165,6 +166,7 @@ if [ -z "$deb" ]; then
 		DEB_BUILD_OPTIONS="parallel=$(nproc) nocheck" dpkg-buildpackage -us -uc -b ) \
 		> "$tmp/build.log" 2>&1 || { tail -n 40 "$tmp/build.log"; fail "dpkg-buildpackage failed"; }
 	deb=$(ls "$tmp"/build/ringcopy_"$version"_*.deb)
+	say "package built in $((SECONDS - s)) s"
 fi
 [ -f "$deb" ] || fail "no package at ${deb:-(none)}"
 [ "$(dpkg-deb -f "$deb" Package)" = ringcopy ] || fail "$deb is not a ringcopy package"
@@ -516,4 +518,4 @@ for d in "${cgdirs[@]}"; do
 done
 procs=$(pgrep -f "$tmp/root" || :)
 [ -z "$procs" ] || fail "systemd-nspawn is still running: $procs"
-say "the container powered off; nothing left on the host; all checks passed in $((SECONDS - t0)) s"
+say "the container powered off; nothing left on the host; all checks passed in $((SECONDS - t0)) s ($((SECONDS - boot0)) s from the boot)"
