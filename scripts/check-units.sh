@@ -3,11 +3,14 @@
 # The systemd units, started for real: boot systemd as PID 1 of a container
 # (systemd-nspawn --boot) over a minimal Debian root made with debootstrap
 # from the archive apt uses, install the package in it, and run
-#   ringcopy-serve@golden    (/etc/ringcopy/golden.conf): it serves, a copy
-#                            inside the container joins its ring and is
-#                            verified; a stop while a copy is in flight
-#                            waits for that copy; a producer killed is
-#                            restarted; a refused source is not restarted;
+#   ringcopy-serve@golden    (/etc/ringcopy/golden.conf): it serves (its
+#                            status, ringcopy status), a copy inside the
+#                            container joins its ring and is verified; a
+#                            stop while a copy is in flight waits for that
+#                            copy; a producer killed is restarted;
+#   ringcopy-serve@missing   a refused source: systemctl start fails, and
+#                            the unit is not restarted;
+#   ringcopy-serve@noconf    no configuration: it gives up after 5 starts;
 #   ringcopy-station@slot    (/etc/ringcopy/slot.conf): a loop device of
 #                            this script's own gets media and the station
 #                            writes and verifies it;
