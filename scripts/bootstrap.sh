@@ -1,7 +1,8 @@
 #!/bin/bash
 # Set up a fresh Debian machine for ringcopy and build it: install the
 # packages the build, the tests, the Debian package (debhelper, and systemd
-# for systemd.pc) and the benchmarks need (as root, through
+# for systemd.pc), the unit check (debootstrap and systemd-nspawn, for
+# scripts/check-units.sh) and the benchmarks need (as root, through
 # apt-get), then autoreconf, configure and make.  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ packages=(
 	iproute2 opentracker mktorrent aria2 bc busybox
 	qemu-utils qemu-system-common
 	debhelper dpkg-dev systemd
+	debootstrap systemd-container wget
 )
 missing=()
 for p in "${packages[@]}"; do

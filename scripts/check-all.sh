@@ -53,11 +53,27 @@ RINGCOPY_DISTCHECK_QUICK=1 RINGPROTO_SCHEDULES=20000 \
 # (scripts/check-deb.sh).  Needs root; exit 77 means it could not run here.
 echo "== debian package: dpkg-buildpackage, apt-get install, a copy, apt-get purge"
 # The unit tests ran three times above: the package build skips them.
-RINGCOPY_DEB_NOCHECK=1 bash scripts/check-deb.sh > deb.log 2>&1
+rm -rf deb-out
+RINGCOPY_DEB_NOCHECK=1 RINGCOPY_DEB_OUT=deb-out bash scripts/check-deb.sh > deb.log 2>&1
 case $? in
 0) pass=$((pass + 1)); grep -E '^package built in' deb.log ;;
 77) skip=$((skip + 1)); cat deb.log ;;
 *) fail=$((fail + 1)); status=1; cat deb.log ;;
+esac
+# The systemd units started for real: systemd booted in a container
+# (systemd-nspawn over a debootstrap root cached in /var/cache/ringcopy-units),
+# that package installed in it, both units started, a copy joining the
+# served ring, a disk written by the station, both stopped, nothing left
+# (scripts/check-units.sh).  It builds the package itself if the stage
+# above kept none.  Needs root; exit 77 means it could not run here.
+echo "== systemd units: booted in a container, started, a copy joins, stopped"
+units_deb=()
+for d in deb-out/ringcopy_*.deb; do [ -f "$d" ] && units_deb=(--deb "$d"); done
+bash scripts/check-units.sh "${units_deb[@]}" > units.log 2>&1
+case $? in
+0) pass=$((pass + 1)); grep -E 'all checks passed|not exercised' units.log ;;
+77) skip=$((skip + 1)); cat units.log ;;
+*) fail=$((fail + 1)); status=1; cat units.log ;;
 esac
 # A smoke run of the benchmark (the sparse case, small): it checks that the
 # scripts and the peers still work, not how fast anything is.  Needs root

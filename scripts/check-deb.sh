@@ -67,6 +67,11 @@ else
 fi
 
 deb=$(ls "$tmp"/ringcopy_"$version"_*.deb)
+# scripts/check-all.sh keeps it for scripts/check-units.sh.
+if [ -n "${RINGCOPY_DEB_OUT:-}" ]; then
+	mkdir -p "$RINGCOPY_DEB_OUT"
+	cp "$deb" "$RINGCOPY_DEB_OUT/"
+fi
 echo "apt-get install $deb"
 installed=1
 apt-get install -y -q -o DPkg::Lock::Timeout=300 "$deb" > "$tmp/install.log" 2>&1 ||

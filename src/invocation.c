@@ -1206,7 +1206,23 @@ static int step_serve(struct invocation *inv)
 			       ? "for --linger seconds after the last leaves"
 			       : "until this command gets SIGTERM");
 	if (inv->o.foreground) {
+		char ready[PATH_MAX + 64];
+
+		snprintf(ready, sizeof ready, "serving %s: producer pid %d",
+			 inv->src->spec, (int)pid);
+		rc_notify_ready(ready);
 		wait_producer(pid, j->ring.producer_start);
+		/* A producer that leaves tears its ring down first: one that
+		 * did not was killed, and a service manager restarts a
+		 * server that failed (Restart=on-failure), not one that
+		 * ended. */
+		if (rc_ring_left(&j->ring)) {
+			rc_err("producer pid %d of %s was killed: it left its ring (shm %d, sem %d), which the next ringcopy of %s removes",
+			       (int)pid, inv->src->spec, j->ring.shmid,
+			       j->ring.semid, inv->src->spec);
+			inv->status = RC_EXIT_FAILED;
+			return END;
+		}
 		rc_msg("producer pid %d of %s has left", (int)pid,
 		       inv->src->spec);
 	}

@@ -352,6 +352,14 @@ void rc_ring_detach(struct rc_ring *r)
 	r->hdr = NULL;
 }
 
+bool rc_ring_left(const struct rc_ring *r)
+{
+	struct semid_ds sds;
+	union rc_semun arg = { .buf = &sds };
+
+	return r->semid >= 0 && semctl(r->semid, 0, IPC_STAT, arg) == 0;
+}
+
 void rc_ring_remove(struct rc_ring *r)
 {
 	rc_ring_detach(r);

@@ -767,6 +767,8 @@ static int run_station(struct station *st)
 	if (rc_interrupted)
 		why = "interrupted while starting";
 	if (!why) {
+		char ready[PATH_MAX + 64];
+
 		rc_msg("station: serving %s (%s producer pid %d); writing every disk that appears and matches %s%d pattern%s",
 		       st->source, st->created ? "its" : "the running copy's",
 		       (int)st->producer, st->nm == 1 ? "" : "all ", st->nm,
@@ -785,6 +787,10 @@ static int run_station(struct station *st)
 			printf("]");
 			json_end();
 		}
+		snprintf(ready, sizeof ready,
+			 "station: serving %s (producer pid %d)", st->source,
+			 (int)st->producer);
+		rc_notify_ready(ready);
 	}
 	while (!why) {
 		struct pollfd p[2] = {

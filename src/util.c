@@ -6,13 +6,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/vfs.h>
 
 #include "ringcopy/util.h"
@@ -294,4 +297,44 @@ void rc_check_stdout_at_exit(void)
 {
 	stdout_owner = getpid();
 	atexit(close_stdout);
+}
+
+/* systemd's notify protocol (sd_notify(3)): one datagram of NAME=value
+ * lines to the AF_UNIX socket NOTIFY_SOCKET names, an abstract one when
+ * the name starts with '@'.  Written here rather than linked from
+ * libsystemd: it is one sendto. */
+void rc_notify_ready(const char *status)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[1024];
+	size_t n;
+	int fd, m;
+
+	if (!path || !*path)
+		return;
+	n = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || n >= sizeof sa.sun_path) {
+		rc_err("NOTIFY_SOCKET %s: not a socket path: the service manager is not told we are ready",
+		       path);
+		goto out;
+	}
+	memcpy(sa.sun_path, path, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	m = snprintf(msg, sizeof msg, "READY=1\nSTATUS=%s", status);
+	if (m < 0)
+		goto out;
+	if ((size_t)m >= sizeof msg)
+		m = sizeof msg - 1;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    sendto(fd, msg, (size_t)m, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		rc_err("NOTIFY_SOCKET %s: %s: the service manager is not told we are ready",
+		       path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+out:
+	unsetenv("NOTIFY_SOCKET");
 }

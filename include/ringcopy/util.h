@@ -52,4 +52,9 @@ void rc_json_str(FILE *f, const char *s);
  * 1 with a message (util-linux's close_stdout). */
 void rc_check_stdout_at_exit(void);
 
+/* Tell a service manager that the service is ready, with a status line
+ * (systemd's Type=notify), then forget NOTIFY_SOCKET so that nothing
+ * forked later says it again.  Nothing happens without NOTIFY_SOCKET. */
+void rc_notify_ready(const char *status);
+
 #endif
