@@ -973,6 +973,37 @@ static int join_request(struct invocation *inv)
 	return start_block(inv);
 }
 
+/* --skip-equal: the image's block 0, read through a second opening of
+ * the source (the first one stays where the producer will start).  A
+ * disk that begins with it holds this image's partition table: an earlier
+ * copy, or one interrupted after block 0 (written last) was written, which
+ * --skip-equal finishes without --force.  A source read once (a pipe,
+ * standard input) cannot give it twice: NULL, and such a disk still needs
+ * --force. */
+static void *image_block0(struct invocation *inv, size_t *len)
+{
+	struct rc_dev *d = NULL;
+	const char *format;
+	void *buf = NULL;
+	size_t rlen;
+
+	*len = inv->image < inv->o.block_size ? (size_t)inv->image
+					      : inv->o.block_size;
+	if (!inv->o.skip_equal || inv->stream || !*len ||
+	    !(S_ISREG(inv->src_st.st_mode) || S_ISBLK(inv->src_st.st_mode)))
+		return NULL;
+	rlen = (*len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
+	if (rc_source_open(inv->argv[optind], inv->o.raw, &d, &format) < 0)
+		return NULL;
+	if (posix_memalign(&buf, RC_ALIGN, rlen) ||
+	    rc_dev_pread(d, buf, *len, 0) != (ssize_t)*len) {
+		free(buf);
+		buf = NULL;
+	}
+	rc_dev_close(d);
+	return buf;
+}
+
 /* refuse: every path the invocation writes, and what it asks of the
  * machine, before anything is opened for writing. */
 static int step_refuse(struct invocation *inv)
@@ -980,6 +1011,8 @@ static int step_refuse(struct invocation *inv)
 	const char *what[2] = { "--manifest", "--rescue map" };
 	const char *paths[2] = { inv->o.manifest, inv->o.rescue_map };
 	struct rc_target_req *t = &inv->treq;
+	void *block0;
+	int rc;
 
 	t->n = inv->n;
 	t->specs = inv->specs;
@@ -990,8 +1023,12 @@ static int step_refuse(struct invocation *inv)
 						       * can */
 	t->force = inv->o.force;
 	t->dry_run = inv->o.dry_run;
-	if (rc_open_targets(t, inv->dst, inv->owned, inv->err,
-			    sizeof inv->err) < 0 ||
+	t->block0 = block0 = image_block0(inv, &t->block0_len);
+	rc = rc_open_targets(t, inv->dst, inv->owned, inv->err,
+			     sizeof inv->err);
+	free(block0);
+	t->block0 = NULL;
+	if (rc < 0 ||
 	    rc_refuse_outputs(t, what, paths, 2, inv->err,
 			      sizeof inv->err) < 0)
 		return refuse(inv);
