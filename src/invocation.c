@@ -1203,6 +1203,29 @@ static int step_serve(struct invocation *inv)
 	inv->run->producer_start = j->ring.producer_start;
 	inv->run->created = j->created;
 	inv->run->stream = inv->stream;
+	/* A producer that leaves before we would have ours leave (a plain
+	 * copy's, which does not linger): "already served" would be untrue
+	 * once its copy ends.  Its linger is copied at its start and never
+	 * re-read, so it cannot be extended: refused. */
+	if (!j->created && (inv->o.foreground ||
+			    (!inv->run->capture &&
+			     j->ring.linger_ms < inv->o.linger_ms))) {
+		char lg[64] = "it does not linger";
+
+		if (j->ring.linger_ms)
+			snprintf(lg, sizeof lg, "it lingers only %u s",
+				 j->ring.linger_ms / 1000);
+		if (inv->o.foreground)
+			snprintf(inv->err, sizeof inv->err,
+				 "serve --foreground: %s is already being served by producer pid %d, which this command did not start: stop that one first",
+				 inv->src->spec, (int)pid);
+		else
+			snprintf(inv->err, sizeof inv->err,
+				 "serve %s refused: it is being read by producer pid %d of a copy, and %s: it leaves after that copy and nothing would serve the source; run serve once it has left, or give the copy --linger",
+				 inv->src->spec, (int)pid, lg);
+		rc_ring_detach(&j->ring);
+		return refuse(inv);
+	}
 	rc_ring_detach(&j->ring);
 	if (inv->o.json) {
 		printf("{\"source\": ");
@@ -1212,12 +1235,6 @@ static int step_serve(struct invocation *inv)
 		fflush(stdout);
 	}
 	if (!j->created) {
-		if (inv->o.foreground) {
-			snprintf(inv->err, sizeof inv->err,
-				 "serve --foreground: %s is already being served by producer pid %d, which this command did not start: stop that one first",
-				 inv->src->spec, (int)pid);
-			return refuse(inv);
-		}
 		if (!inv->run->capture)
 			rc_msg("%s is already being served (producer pid %d): nothing to do",
 			       inv->src->spec, (int)pid);
