@@ -343,10 +343,23 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return -1;
 }
 
+static volatile sig_atomic_t interrupt_sig; /* the first one we got */
+
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (!interrupt_sig)
+		interrupt_sig = sig;
 	rc_interrupted = 1;
+}
+
+/* The signal that interrupted us, in the user's words. */
+static const char *interrupt_name(void)
+{
+	switch (interrupt_sig) {
+	case SIGINT: return "SIGINT (Ctrl-C)";
+	case SIGTERM: return "SIGTERM";
+	default: return "a signal (the invocation died)";
+	}
 }
 
 /* Pass an interruption on to the consumers still running (once). */
@@ -1472,6 +1485,31 @@ static void report(struct invocation *inv)
 
 	int i;
 
+	/* An interrupted target says by what, in which phase, and what it
+	 * was left holding. */
+	for (i = 0; i < inv->n; i++) {
+		struct rc_result *r = &inv->res[i];
+		uint64_t image = inv->stream ? r->bytes_written : inv->image;
+
+		if (r->status != RC_RES_FAILED || !r->interrupted)
+			continue;
+		if (r->phase == RC_PHASE_COPY)
+			snprintf(r->error, sizeof r->error,
+				 "interrupted by %s while copying: %llu of %llu bytes written%s",
+				 interrupt_name(),
+				 (unsigned long long)r->bytes_written,
+				 (unsigned long long)image,
+				 inv->stream ? ", the stream not read to its end"
+				 : "; the rest, and block 0 (written last), are not: the target does not hold the image");
+		else
+			snprintf(r->error, sizeof r->error,
+				 "interrupted by %s while %s: %s: not reported complete",
+				 interrupt_name(),
+				 r->phase == RC_PHASE_FLUSH ? "flushing" : "reading back",
+				 r->phase == RC_PHASE_FLUSH
+					 ? "every block was sent, block 0 last, but it may not all be on stable storage"
+					 : "every block was written and flushed, but not all read back: not verified");
+	}
 	/* A stream's image is what its targets received. */
 	for (i = 0; i < inv->n && inv->stream; i++)
 		if (i == 0 || inv->res[i].image_bytes > rp.image_size)

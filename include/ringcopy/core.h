@@ -120,6 +120,8 @@ struct rc_result {
 	uint64_t skipped_bytes; /* --skip-equal: found equal, not written */
 	uint64_t image_bytes;  /* the image this target received (a
 				* stream's size is known only at its end) */
+	int32_t interrupted;   /* ended by the invocation's SIGINT/SIGTERM */
+	uint64_t bytes_verified; /* read back and compared so far */
 	char how[16];         /* read-back method: "direct", "fadvise" */
 	char digest[33];      /* image digest of the target (or as copied) */
 	char error[512];      /* message when failed or mismatched */

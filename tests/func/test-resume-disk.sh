@@ -61,6 +61,13 @@ finish() {
 	[ "$st" = 1 ] || fail "$1: interrupted: exit $st, want 1: $(cat "$tmp/$1.err")"
 	grep -q "interrupted: to finish, run the same command with --skip-equal" "$tmp/$1.err" ||
 		fail "$1: no resume hint: $(cat "$tmp/$1.err")"
+	# It says by which signal, in which phase, what was left (text and
+	# JSON alike).
+	grep -q "^FAILED .*interrupted by SIGINT (Ctrl-C) while $2" "$tmp/$1.err" ||
+		fail "$1: $(cat "$tmp/$1.err")"
+	tail -n 1 "$tmp/$1.out" > "$tmp/$1.json"
+	json_get "$tmp/$1.json" 'j["targets"][0]["error"]' |
+		grep -q "^interrupted by SIGINT (Ctrl-C) while $2" || fail "$1: $(cat "$tmp/$1.json")"
 }
 # The hinted command, verbatim: the same arguments plus --skip-equal.
 resume() {
@@ -85,7 +92,7 @@ on_exit "kill -CONT $producer 2>/dev/null"
 interrupt
 sleep 0.5 # the stopped producer holds the copy; this only lets the signal land
 kill -CONT "$producer"
-finish copy
+finish copy "copying: [0-9]* of 4194304 bytes written; the rest, and block 0 (written last), are not"
 resume copy --json --rate 1M "$tmp/gpt.img" "$dev"
 
 # 2. While flushing: block 0, written between two flushes, takes 2 s at
@@ -95,7 +102,7 @@ echo "$majmin 1048576" > "$cg/blkio.throttle.write_bps_device"
 run_bg flush --json --progress=json --block-size 2M "$tmp/gpt.img" "$dev"
 wait_state flush flushing || fail "never seen flushing: $(cat "$tmp/flush.out" "$tmp/flush.err")"
 interrupt
-finish flush
+finish flush "flushing"
 # The disk now holds the image's partition table: the refusal a disk
 # holding a table meets is not this one.
 resume flush --json --progress=json --block-size 2M "$tmp/gpt.img" "$dev"
@@ -106,7 +113,7 @@ echo "$majmin 524288" > "$cg/blkio.throttle.read_bps_device"
 run_bg verify --json --progress=json "$tmp/gpt.img" "$dev"
 wait_state verify verifying || fail "never seen verifying: $(cat "$tmp/verify.out" "$tmp/verify.err")"
 interrupt
-finish verify
+finish verify "reading back: every block was written and flushed, but not all read back: not verified"
 resume verify --json --progress=json "$tmp/gpt.img" "$dev"
 
 # 4. Not weakened: a disk holding another image's table is refused with
