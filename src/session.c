@@ -237,9 +237,17 @@ static bool ring_joinable(struct rc_ring *r, const struct rc_join_req *req)
 static int join_refusal(const struct rc_ring *r, const struct rc_join_req *req,
 			char *err, size_t errlen)
 {
+	struct stat st;
 	int rc = 0;
 
-	if (req->id.kind == RC_SRC_PIPE) {
+	if (req->id.kind == RC_SRC_PIPE && req->source_fd >= 0 &&
+	    fstat(req->source_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* A file read once: compressed in a format that does not
+		 * say its size (gzip, bzip2, lz4). */
+		snprintf(err, errlen,
+			 "the source is a compressed file that does not say its image's size, so it is decompressed in one pass, to its end, and another copy is reading that pass: a late copy could not get its earlier blocks; start it when that copy has ended, or decompress the file first");
+		rc = -EINVAL;
+	} else if (req->id.kind == RC_SRC_PIPE) {
 		snprintf(err, errlen,
 			 "the source is read once (a pipe, or standard input) and another copy is reading it: a late copy could not get its earlier blocks");
 		rc = -EINVAL;
