@@ -1404,12 +1404,15 @@ static void gpt_backup_note(struct invocation *inv, int i)
 {
 	static const uint32_t sectors[] = { 512, 4096 };
 	struct rc_dev *d = inv->dst[i];
+	/* A stream's image is what it held, known at its end. */
+	uint64_t image = inv->stream ? inv->res[i].image_bytes
+				     : inv->j->ring.image_size;
 	unsigned char h[92];
 	size_t k;
 	int fd;
 
 	if (!d || !(d->caps & RC_CAP_BLOCKDEV) || !d->path ||
-	    inv->res[i].status != RC_RES_OK || d->size <= inv->j->ring.image_size)
+	    inv->res[i].status != RC_RES_OK || d->size <= image)
 		return;
 	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)

@@ -116,6 +116,21 @@ interrupt
 finish verify "reading back: every block was written and flushed, but not all read back: not verified"
 resume verify --json --progress=json "$tmp/gpt.img" "$dev"
 
+# 5. The GPT note on a larger disk, for sources of unknown size too (a
+# .gz file, a pipe): the image's size is known at its end.
+if command -v gzip > /dev/null; then
+	gzip -1 -c "$tmp/gpt.img" > "$tmp/gpt.img.gz"
+	truncate -s 8M "$tmp/big"
+	big=$(loop_attach "$tmp/big")
+	expect_status 0 ringcopy --force "$tmp/gpt.img.gz" "$big" 2> "$tmp/gz.err"
+	grep -q "target $big holds a GPT whose backup header is at byte $((4 * mb - 512)), not at the end of the disk ($((8 * mb)) bytes): move it there with 'sgdisk -e $big'" "$tmp/gz.err" ||
+		fail "no GPT note for a .gz source: $(cat "$tmp/gz.err")"
+	gzip -dc "$tmp/gpt.img.gz" | ringcopy --force - "$big" 2> "$tmp/pipe.err" ||
+		fail "pipe: $(cat "$tmp/pipe.err")"
+	grep -q "target $big holds a GPT whose backup header is at byte $((4 * mb - 512))" "$tmp/pipe.err" ||
+		fail "no GPT note for a pipe: $(cat "$tmp/pipe.err")"
+fi
+
 # 4. Not weakened: a disk holding another image's table is refused with
 # --skip-equal as without it, and --dry-run says the same.
 mkimage "$tmp/other.img" 4M 10
