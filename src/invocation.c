@@ -474,6 +474,31 @@ static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 	}
 }
 
+/* --dry-run: an existing --rescue map must open for writing, as the run
+ * opens it (nothing is written: no O_CREAT, no O_TRUNC). */
+static int dry_rescue_map(const char *map, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (!map || lstat(map, &st) < 0)
+		return 0; /* a new one: rc_refuse_outputs checked its directory */
+	fd = open(map, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+			       O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EINVAL;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "--rescue map file %s refused: %s", map,
+			 strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* --dry-run: what would happen, with nothing created, written or
  * registered. */
 static int dry_run(const struct opts *o, const struct rc_join_req *req,
@@ -512,11 +537,14 @@ static int dry_run(const struct opts *o, const struct rc_join_req *req,
 		if ((dst[i]->caps & RC_CAP_BLOCKDEV) &&
 		    rc_describe_path(dst[i]->path, dst[i]->size, &d) == 0)
 			rc_describe_holds(&d, holds, sizeof holds);
-		printf("target %s: %s backend, %s%s%s%s\n", specs[i],
+		printf("target %s (%s backend): %s%s%s%s\n", specs[i],
 		       dst[i]->be->name,
-		       dst[i]->fd < 0 ? "a new file"
-		       : dst[i]->size == UINT64_MAX ? "an existing file, truncated to the image"
-						    : "a device",
+		       dst[i]->caps & RC_CAP_NOWHERE ? "writes nowhere (a sink)"
+		       : dst[i]->fd < 0 ? "a new file"
+		       : dst[i]->size == UINT64_MAX
+			       ? o->skip_equal ? "an existing file, sized to the image and kept: only the blocks that differ would be written (--skip-equal)"
+					       : "an existing file, truncated to the image"
+			       : "a device",
 		       holds[0] ? " holding " : "", holds,
 		       (dst[i]->caps & RC_CAP_SEQUENTIAL) && pk.live
 			       ? ", would start at the next pass's block 0"
@@ -1060,6 +1088,9 @@ static int step_refuse(struct invocation *inv)
 		return refuse(inv);
 	}
 	set_signals();
+	if (inv->o.dry_run &&
+	    dry_rescue_map(inv->o.rescue_map, inv->err, sizeof inv->err) < 0)
+		return refuse(inv);
 	if (inv->o.dry_run) {
 		inv->status = dry_run(&inv->o, &inv->req, inv->src, inv->image,
 				      inv->n, inv->specs, inv->dst);

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +106,16 @@ int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen)
 		return -EPERM;
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 0077)) {
+		/* Made by a plain mkdir (0755): ours, and one chmod away. */
+		char hint[PATH_MAX + 32] = "";
+
+		if (st.st_uid == geteuid())
+			snprintf(hint, sizeof hint, ": chmod 700 %s", buf);
 		snprintf(err, errlen,
-			 "run directory %s refused: owned by uid %u with mode %03o, want uid %u and 0700",
+			 "run directory %s refused: owned by uid %u with mode %03o, want uid %u and 0700%s",
 			 buf, (unsigned)st.st_uid,
-			 (unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+			 (unsigned)(st.st_mode & 0777), (unsigned)geteuid(),
+			 hint);
 		return -EPERM;
 	}
 	return 0;
@@ -268,6 +276,21 @@ static int join_refusal(const struct rc_ring *r, const struct rc_join_req *req,
 			 (unsigned long long)r->image_size,
 			 (unsigned long long)req->image_size);
 		rc = -ESTALE;
+	} else {
+		/* A full consumer table: register would say the same
+		 * (under the same lock), and --dry-run predicts it. */
+		uint32_t i, k = 0;
+
+		for (i = 0; i < r->ncons; i++)
+			if (r->ctab[i].state == RC_CONS_FREE)
+				k++;
+		if (k < req->ntargets) {
+			snprintf(err, errlen,
+				 "ring (shm %d, sem %d): it has room for %u more consumers, %u asked (capacity %u)",
+				 r->shmid, r->semid, k, req->ntargets,
+				 r->ncons);
+			rc = -EBUSY;
+		}
 	}
 	return rc;
 }
@@ -350,7 +373,27 @@ int rc_peek(const struct rc_join_req *req, struct rc_peek *out)
 	 * directory that does not exist yet is made by the real run. */
 	rc = rc_rundir(dir, sizeof dir, false, out->why, sizeof out->why);
 	if (rc == -ENOENT) {
+		/* The real run makes it with mkdir: its parent must be a
+		 * directory we may write (the same words as mkdir's). */
+		char parent[PATH_MAX];
+		struct stat st;
+		int e = 0;
+
+		rc_strlcpy(parent, dir, sizeof parent);
+		if (stat(dirname(parent), &st) < 0)
+			e = errno;
+		else if (!S_ISDIR(st.st_mode))
+			e = ENOTDIR;
+		else if (access(parent, W_OK | X_OK) < 0)
+			e = errno;
 		out->why[0] = '\0';
+		if (e) {
+			snprintf(out->why, sizeof out->why,
+				 "run directory %.*s: mkdir: %s",
+				 (int)sizeof out->why - 64, dir, strerror(e));
+			out->refused = -e;
+			return 0;
+		}
 		goto new_ring;
 	}
 	if (rc < 0 || (rc = rc_rdv_name(&req->id, name, sizeof name)) < 0) {
