@@ -730,8 +730,10 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 			int vr;
 
 			res->phase = RC_PHASE_VERIFY;
+			rc_verify_progress = &res->bytes_verified;
 			vr = rc_verify_dev(dst, &h, vb.have ? &pre : NULL,
 					   &v);
+			rc_verify_progress = NULL;
 			rc_strlcpy(res->how, v.how, sizeof res->how);
 			if (vr < 0) {
 				rc_strlcpy(err, v.error, errlen);

@@ -82,6 +82,8 @@ void rc_report_target_json(FILE *f, const char *spec,
 		(unsigned long long)r->behind_bytes);
 	fprintf(f, ", \"bytes_skipped_equal\": %llu",
 		(unsigned long long)r->skipped_bytes);
+	fprintf(f, ", \"bytes_verified\": %llu",
+		(unsigned long long)r->bytes_verified);
 	fprintf(f, ", \"digest\": ");
 	rc_json_str(f, r->digest[0] ? r->digest : NULL);
 	fprintf(f, ", \"error\": ");
