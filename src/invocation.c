@@ -580,6 +580,7 @@ static int write_manifest(const char *path, struct rc_ring *r,
 
 	for (i = 0; i < n; i++)
 		if (res[i].status == RC_RES_OK ||
+		    res[i].status == RC_RES_RESCUED ||
 		    res[i].status == RC_RES_MISMATCH)
 			break;
 	if (!hashes || i == n) {
@@ -1406,6 +1407,7 @@ static void check_expected(struct invocation *inv)
 
 	for (i = 0; i < inv->n; i++)
 		if (inv->res[i].status == RC_RES_OK ||
+		    inv->res[i].status == RC_RES_RESCUED ||
 		    inv->res[i].status == RC_RES_MISMATCH)
 			break;
 	if (i == inv->n || !inv->hashes)
@@ -1419,6 +1421,7 @@ static void check_expected(struct invocation *inv)
 			   m->hash[b], inv->src->spec, inv->o.expect);
 	for (i = 0; i < inv->n; i++)
 		if (inv->res[i].status == RC_RES_OK ||
+		    inv->res[i].status == RC_RES_RESCUED ||
 		    inv->res[i].status == RC_RES_MISMATCH) {
 			inv->res[i].status = RC_RES_FAILED;
 			rc_strlcpy(inv->res[i].error, msg,
@@ -1443,7 +1446,8 @@ static void gpt_backup_note(struct invocation *inv, int i)
 	int fd;
 
 	if (!d || !(d->caps & RC_CAP_BLOCKDEV) || !d->path ||
-	    inv->res[i].status != RC_RES_OK || d->size <= image)
+	    (inv->res[i].status != RC_RES_OK &&
+	     inv->res[i].status != RC_RES_RESCUED) || d->size <= image)
 		return;
 	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
@@ -1492,6 +1496,16 @@ static int step_finish(struct invocation *inv)
 		       inv->o.rescue_map ? "; map: " : "",
 		       inv->o.rescue_map ? inv->o.rescue_map : "");
 		inv->status = RC_EXIT_FAILED;
+		/* Complete and verified, but not the source: a status of
+		 * their own, never "ok". */
+		for (int i = 0; i < inv->n; i++) {
+			if (inv->res[i].status != RC_RES_OK)
+				continue;
+			inv->res[i].status = RC_RES_RESCUED;
+			snprintf(inv->res[i].error, sizeof inv->res[i].error,
+				 "holds the marker 'RINGCOPY-BADSECT' in the %llu bytes the source could not read",
+				 (unsigned long long)bad);
+		}
 	}
 	if (inv->o.expect)
 		check_expected(inv);

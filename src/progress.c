@@ -27,6 +27,8 @@ static const char *phase_name(const struct rc_result *r)
 		return "failed";
 	if (r->status == RC_RES_MISMATCH)
 		return "mismatch";
+	if (r->status == RC_RES_RESCUED)
+		return "rescued";
 	switch (r->phase) {
 	case RC_PHASE_FLUSH: return "flushing";
 	case RC_PHASE_VERIFY: return "verifying";

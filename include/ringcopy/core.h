@@ -99,6 +99,9 @@ enum rc_result_status {
 	RC_RES_OK = 1,
 	RC_RES_FAILED = 2,
 	RC_RES_MISMATCH = 3, /* complete, but read back differently */
+	RC_RES_RESCUED = 4,  /* complete and verified, but holding markers
+			      * where the source could not be read
+			      * (--rescue); set by the invocation */
 };
 
 /* What a consumer is doing, for progress. */
