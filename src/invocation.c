@@ -1356,6 +1356,7 @@ static int step_prepare(struct invocation *inv)
 		       (unsigned long long)inv->req.start_block,
 		       (unsigned long long)j->ring.nblocks);
 	/* Every refusal is behind us: now targets may be created. */
+	inv->run->started = true;
 	for (i = 0; i < inv->n; i++) {
 		struct rc_dev *d = inv->dst[i];
 
