@@ -1076,6 +1076,11 @@ static int step_refuse(struct invocation *inv)
 		return refuse(inv);
 	if (join_request(inv) < 0)
 		return refuse(inv);
+	/* What --rate counts, where the rates shown count something else. */
+	if (inv->o.rate_set && !inv->o.dry_run && inv->image &&
+	    source_has_holes(inv->src, inv->image))
+		rc_msg("--rate limits the bytes read from %s; its holes are not read, so the rates shown (bytes of the image per second, holes included) may be far above it",
+		       inv->src->spec);
 	if (inv->image &&
 	    check_resources(inv->n, &inv->req, inv->err, sizeof inv->err) < 0)
 		return refuse(inv);
