@@ -9,11 +9,14 @@ grep -q "^no copies running" "$tmp/s0" || fail "empty: $(cat "$tmp/s0")"
 
 ringcopy --rate "$(vrate 2M 512K)" "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" 2>/dev/null &
 bg_pids+=($!)
-wait_consumers "${bg_pids[0]}" 2 > /dev/null || fail "no consumers"
-sleep 1
+# The joiner joins with the producer held at a's block 1: never at block
+# 0, never after the first copy ended.
+producer=$(stop_at_block a.img 1) || fail "the first copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 ringcopy "$tmp/src.img" "$tmp/c.img" 2>/dev/null &
 bg_pids+=($!)
 wait_consumers "${bg_pids[1]}" 1 > /dev/null || fail "no joiner"
+kill -CONT "$producer"
 expect_status 0 ringcopy status --json > "$tmp/s.json"
 expect_status 0 ringcopy status "$tmp/src.img" > "$tmp/s.txt"
 python3 - "$tmp/s.json" "$tmp" <<'PY' || fail "status: $(cat "$tmp/s.json")"
