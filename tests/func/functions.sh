@@ -258,6 +258,17 @@ stop_at_block() {
 	return 1
 }
 
+# wait_said FILE PATTERN: until FILE holds PATTERN (a message of a
+# command in the background), or fail.
+wait_said() {
+	local i
+	for (( i = 0; i < $(slow 10) * 20; i++ )); do
+		grep -q -- "$2" "$1" 2> /dev/null && return 0
+		sleep 0.05
+	done
+	fail "never said '$2': $(cat "$1" 2> /dev/null)"
+}
+
 # held_join SUFFIX N ERR CMD...: a late joiner at a join point made, not
 # waited for (issue 27): once the consumer of the target named ...SUFFIX
 # has N blocks its producer is stopped, CMD (a ringcopy that joins) starts
