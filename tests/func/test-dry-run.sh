@@ -59,8 +59,9 @@ fi
 # With a copy running: where it would join.
 ringcopy --rate "$(vrate 1M 256K)" "$tmp/src.img" "$tmp/a.img" 2>/dev/null &
 bg_pids+=($!)
-wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
-sleep 1
+# Held (its producer stopped) while the dry runs look: it cannot end first.
+producer=$(stop_at_block a.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 ls -A "$RINGCOPY_RUNDIR" > "$tmp/rundir.before"
 expect_status 0 ringcopy --dry-run "$tmp/src.img" "$tmp/b.img" > "$tmp/out"
 grep -q "^would join the running copy (producer pid [0-9]*) at block [0-5] of 6" "$tmp/out" ||
@@ -75,6 +76,7 @@ grep -q -- "--block-size 65536 conflicts with the running copy of this source (b
 expect_status 2 ringcopy -b 64K "$tmp/src.img" "$tmp/b.img" 2> "$tmp/err2"
 diff "$tmp/err" "$tmp/err2" || fail "the dry run and the run say different things"
 [ ! -e "$tmp/b.img" ] || fail "created b.img"
+kill -CONT "$producer"
 wait "${bg_pids[0]}" || fail "the copy"
 
 # No run directory (no RINGCOPY_RUNDIR, a user without XDG_RUNTIME_DIR):

@@ -91,9 +91,7 @@ grep -q "refused: .*mallory was not found" "$tmp/err" || fail "unknown PSK user:
 serve late memory 16M
 ringcopy --rate "$(vrate 2M 1M)" "$tmp/src.img" "$tmp/first.img" 2>/dev/null &
 bg_pids+=($!)
-wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
-sleep 1
-expect_status 0 ringcopy --json "$tmp/src.img" "$(uri late)" > "$tmp/late.json" 2>/dev/null
+expect_status 0 held_join first.img 1 "$tmp/late.err" ringcopy --json "$tmp/src.img" "$(uri late)" > "$tmp/late.json"
 wait "${bg_pids[0]}" || fail "the first copy"
 [ "$(json_get "$tmp/late.json" 'j["targets"][0]["start_block"]')" -gt 0 ] || fail "no join"
 readback late $((8 * mb)) | cmp - "$tmp/src.img" || fail "late export differs"
@@ -149,8 +147,11 @@ ringcopy --rate 2M "$tmp/src.img" "$(uri kill)" "$tmp/k.img" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
 wait_consumers "$inv" 2 > /dev/null || fail "no consumers"
-sleep 1
+# Mid-copy for sure: the producer is held while the server dies.
+producer=$(stop_at_block k.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 kill -KILL "$(cat "$tmp/kill.pid")"
+kill -CONT "$producer"
 wait "$inv"
 [ $? -eq 1 ] || fail "server killed: exit status"
 grep -q "^FAILED .*kill.sock: write" "$tmp/err" || fail "$(cat "$tmp/err")"
