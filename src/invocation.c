@@ -1015,6 +1015,16 @@ static int join_request(struct invocation *inv)
 	return start_block(inv);
 }
 
+/* Is the source read once (a pipe, standard input, a compressed file
+ * that does not say its size)?  It cannot be opened again. */
+static bool read_once(struct invocation *inv)
+{
+	struct rc_source_id id;
+
+	return inv->stream || rc_dev_identity(inv->src, &id) < 0 ||
+	       id.kind == RC_SRC_PIPE;
+}
+
 /* --skip-equal: the image's block 0, read through a second opening of
  * the source (the first one stays where the producer will start).  A
  * disk that begins with it holds this image's partition table: an earlier
@@ -1031,7 +1041,7 @@ static void *image_block0(struct invocation *inv, size_t *len)
 
 	*len = inv->image < inv->o.block_size ? (size_t)inv->image
 					      : inv->o.block_size;
-	if (!inv->o.skip_equal || inv->stream || !*len ||
+	if (!inv->o.skip_equal || !*len || read_once(inv) ||
 	    !(S_ISREG(inv->src_st.st_mode) || S_ISBLK(inv->src_st.st_mode)))
 		return NULL;
 	rlen = (*len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
@@ -1576,7 +1586,20 @@ static void report(struct invocation *inv)
 	for (i = 0; i < inv->n && rc_interrupted; i++)
 		if (inv->res[i].status == RC_RES_FAILED &&
 		    inv->res[i].bytes_written) {
-			rc_msg("interrupted: to finish, run the same command with --skip-equal: each block is read from the targets and written only where it differs");
+			bool force = false;
+			int k;
+
+			/* A stream cannot show its block 0 again: a disk
+			 * that now holds the image's table needs --force. */
+			for (k = 0; k < inv->n && read_once(inv) &&
+				    !inv->o.force; k++)
+				if (inv->res[k].interrupted &&
+				    inv->res[k].phase != RC_PHASE_COPY &&
+				    (inv->dst[k]->caps &
+				     (RC_CAP_BLOCKDEV | RC_CAP_FIXED)))
+					force = true;
+			rc_msg("interrupted: to finish, run the same command with --skip-equal%s: each block is read from the targets and written only where it differs",
+			       force ? " --force (a disk now holds the image's own partition table, and a stream cannot show its block 0 again to prove it)" : "");
 			break;
 		}
 }

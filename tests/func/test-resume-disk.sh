@@ -48,7 +48,14 @@ wait_state() {
 }
 interrupt() {
 	local inv
-	inv=$(pgrep -P "${bg_pids[0]}" | head -n 1)
+	# The subshell's child that is not cat (the pipe's writer).
+	inv=$(for p in $(pgrep -P "${bg_pids[0]}"); do
+		[ "$(cat "/proc/$p/comm" 2> /dev/null)" = cat ] || echo "$p"
+	done | head -n 1)
+	# A shell running the function in a pipeline: its child.
+	while [ -n "$inv" ] && [ "$(cat "/proc/$inv/comm" 2> /dev/null)" = bash ]; do
+		inv=$(pgrep -P "$inv" | head -n 1)
+	done
 	[ -n "$inv" ] || fail "no invocation to interrupt"
 	kill -INT "$inv"
 }
@@ -115,6 +122,26 @@ wait_state verify verifying || fail "never seen verifying: $(cat "$tmp/verify.ou
 interrupt
 finish verify "reading back: every block was written and flushed, but not all read back: not verified"
 resume verify --json --progress=json "$tmp/gpt.img" "$dev"
+
+# 3b. A stream cannot show its block 0 again: the hint then names --force
+# too, and the hinted command works.
+dd if=/dev/zero of="$dev" bs=1M count=4 oflag=direct status=none
+echo "$majmin 524288" > "$cg/blkio.throttle.read_bps_device"
+( echo "$BASHPID" > "$cg/cgroup.procs"; cat "$tmp/gpt.img" | ringcopy --json --progress=json - "$dev" ) \
+	> "$tmp/pipe.out" 2> "$tmp/pipe.err" &
+bg_pids+=($!)
+wait_state pipe verifying || fail "never seen verifying: $(cat "$tmp/pipe.out" "$tmp/pipe.err")"
+interrupt
+st=0
+wait "${bg_pids[0]}" || st=$?
+bg_pids=()
+echo "$majmin 0" > "$cg/blkio.throttle.read_bps_device"
+[ "$st" = 1 ] || fail "pipe: interrupted: exit $st: $(cat "$tmp/pipe.err")"
+grep -q "interrupted: to finish, run the same command with --skip-equal --force (a disk now holds the image's own partition table" "$tmp/pipe.err" ||
+	fail "pipe: hint: $(cat "$tmp/pipe.err")"
+cat "$tmp/gpt.img" | ringcopy --skip-equal --force --json - "$dev" > "$tmp/pipe.res.json" 2> "$tmp/pipe.res.err" ||
+	fail "pipe: resume: $(cat "$tmp/pipe.res.err")"
+cmp "$tmp/gpt.img" "$dev" || fail "pipe: $dev differs after the resume"
 
 # 5. The GPT note on a larger disk, for sources of unknown size too (a
 # .gz file, a pipe): the image's size is known at its end.
