@@ -1270,10 +1270,10 @@ static int step_serve(struct invocation *inv)
 	if (!j->created && (inv->o.foreground ||
 			    (!inv->run->capture &&
 			     j->ring.linger_ms < inv->o.linger_ms))) {
-		char lg[64] = "it does not linger";
+		char lg[64] = "does not linger (a plain copy's)";
 
 		if (j->ring.linger_ms)
-			snprintf(lg, sizeof lg, "it lingers only %u s",
+			snprintf(lg, sizeof lg, "lingers only %u s",
 				 j->ring.linger_ms / 1000);
 		if (inv->o.foreground)
 			snprintf(inv->err, sizeof inv->err,
@@ -1281,7 +1281,7 @@ static int step_serve(struct invocation *inv)
 				 inv->src->spec, (int)pid);
 		else
 			snprintf(inv->err, sizeof inv->err,
-				 "serve %s refused: it is being read by producer pid %d of a copy, and %s: it leaves after that copy and nothing would serve the source; run serve once it has left, or give the copy --linger",
+				 "serve %s refused: it is being read by producer pid %d, which %s: it leaves after the copies it serves and nothing would serve the source then; run serve once it has left, or give the copy --linger",
 				 inv->src->spec, (int)pid, lg);
 		rc_ring_detach(&j->ring);
 		return refuse(inv);

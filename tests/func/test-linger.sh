@@ -83,7 +83,7 @@ bg_pids+=($!)
 producer=$(stop_at_block d.img 1) || fail "the copy did not reach block 1"
 on_exit "kill -CONT $producer 2>/dev/null"
 expect_status 2 ringcopy serve "$tmp/src.img" 2> "$tmp/serve3.err"
-grep -q "serve $tmp/src.img refused: it is being read by producer pid $producer of a copy, and it does not linger" "$tmp/serve3.err" ||
+grep -q "serve $tmp/src.img refused: it is being read by producer pid $producer, which does not linger (a plain copy's)" "$tmp/serve3.err" ||
 	fail "$(cat "$tmp/serve3.err")"
 expect_status 2 ringcopy serve --json "$tmp/src.img" > "$tmp/serve3.json" 2> /dev/null
 [ -s "$tmp/serve3.json" ] && fail "a refused serve printed $(cat "$tmp/serve3.json")"
@@ -96,7 +96,7 @@ bg_pids+=($!)
 producer=$(stop_at_block e.img 1) || fail "the copy did not reach block 1"
 on_exit "kill -CONT $producer 2>/dev/null"
 expect_status 2 ringcopy serve "$tmp/src.img" 2> "$tmp/serve4.err"
-grep -q "and it lingers only 30 s" "$tmp/serve4.err" || fail "$(cat "$tmp/serve4.err")"
+grep -q "producer pid $producer, which lingers only 30 s" "$tmp/serve4.err" || fail "$(cat "$tmp/serve4.err")"
 expect_status 0 ringcopy serve --linger 30 "$tmp/src.img" 2> "$tmp/serve5.err"
 grep -q "already being served (producer pid $producer): nothing to do" "$tmp/serve5.err" ||
 	fail "$(cat "$tmp/serve5.err")"
