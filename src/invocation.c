@@ -1553,18 +1553,20 @@ static void report(struct invocation *inv)
 	 * was left holding. */
 	for (i = 0; i < inv->n; i++) {
 		struct rc_result *r = &inv->res[i];
-		uint64_t image = inv->stream ? r->bytes_written : inv->image;
 
 		if (r->status != RC_RES_FAILED || !r->interrupted)
 			continue;
-		if (r->phase == RC_PHASE_COPY)
+		if (r->phase == RC_PHASE_COPY && inv->stream)
 			snprintf(r->error, sizeof r->error,
-				 "interrupted by %s while copying: %llu of %llu bytes written%s",
+				 "interrupted by %s while copying: %llu bytes of the stream written, the stream not read to its end: the target does not hold the image",
+				 interrupt_name(),
+				 (unsigned long long)r->bytes_written);
+		else if (r->phase == RC_PHASE_COPY)
+			snprintf(r->error, sizeof r->error,
+				 "interrupted by %s while copying: %llu of %llu bytes written; the rest, and block 0 (written last), are not: the target does not hold the image",
 				 interrupt_name(),
 				 (unsigned long long)r->bytes_written,
-				 (unsigned long long)image,
-				 inv->stream ? ", the stream not read to its end"
-				 : "; the rest, and block 0 (written last), are not: the target does not hold the image");
+				 (unsigned long long)inv->image);
 		else
 			snprintf(r->error, sizeof r->error,
 				 "interrupted by %s while %s: %s: not reported complete",
