@@ -5,7 +5,9 @@
  * it was read back and matched, "not verified" with the reason when it
  * was not: --no-verify, or a target that cannot be read back such as
  * null: and standard output), "MISMATCH" (complete but read back
- * differently) or "FAILED" (with the error).  Exit 0 therefore means
+ * differently), "rescued" (complete and verified, but holding --rescue
+ * markers where the source could not be read) or "FAILED" (with the
+ * error).  Exit 0 therefore means
  * every target is complete and every target that can be read back was
  * verified, unless --no-verify was given.
  */
