@@ -689,9 +689,10 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	} else {
 		res->image_bytes = r->image_size;
 	}
-	res->phase = RC_PHASE_FLUSH;
-	if (rc == 0)
+	if (rc == 0) {
+		res->phase = RC_PHASE_FLUSH; /* else still the copy's */
 		rc = flush(dst, err, errlen);
+	}
 	if (rc == 0 && block0 && a->hashes &&
 	    target_holds(0, block0_len, a->hashes[0], r->block_size)) {
 		count_equal(res, block0_len);
@@ -705,6 +706,13 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	}
 	free(block0);
 	equal_stop();
+	/* Interrupted while flushing: the user asked to stop, so the
+	 * read-back (minutes on a large disk) is not started. */
+	if (rc == 0 && rc_interrupted) {
+		snprintf(err, errlen,
+			 "interrupted while flushing: not read back, not reported complete");
+		rc = -EINTR;
+	}
 
 	if (rc == 0 && a->hashes && h.nblocks == 0) {
 		/* An empty stream: nothing to read back but the size. */
@@ -722,8 +730,10 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 			int vr;
 
 			res->phase = RC_PHASE_VERIFY;
+			rc_verify_progress = &res->bytes_verified;
 			vr = rc_verify_dev(dst, &h, vb.have ? &pre : NULL,
 					   &v);
+			rc_verify_progress = NULL;
 			rc_strlcpy(res->how, v.how, sizeof res->how);
 			if (vr < 0) {
 				rc_strlcpy(err, v.error, errlen);
@@ -774,6 +784,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		res->verified = 0;
 		rc = -EINTR;
 	}
+	res->interrupted = rc < 0 && rc_interrupted;
 	res->ns = rc_now_ns() - t0;
 	if (res->status != RC_RES_MISMATCH)
 		res->status = rc == 0 ? RC_RES_OK : RC_RES_FAILED;

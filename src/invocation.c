@@ -343,10 +343,23 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return -1;
 }
 
+static volatile sig_atomic_t interrupt_sig; /* the first one we got */
+
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (!interrupt_sig)
+		interrupt_sig = sig;
 	rc_interrupted = 1;
+}
+
+/* The signal that interrupted us, in the user's words. */
+static const char *interrupt_name(void)
+{
+	switch (interrupt_sig) {
+	case SIGINT: return "SIGINT (Ctrl-C)";
+	case SIGTERM: return "SIGTERM";
+	default: return "a signal (the invocation died)";
+	}
 }
 
 /* Pass an interruption on to the consumers still running (once). */
@@ -461,6 +474,31 @@ static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 	}
 }
 
+/* --dry-run: an existing --rescue map must open for writing, as the run
+ * opens it (nothing is written: no O_CREAT, no O_TRUNC). */
+static int dry_rescue_map(const char *map, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (!map || lstat(map, &st) < 0)
+		return 0; /* a new one: rc_refuse_outputs checked its directory */
+	fd = open(map, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+			       O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EINVAL;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "--rescue map file %s refused: %s", map,
+			 strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* --dry-run: what would happen, with nothing created, written or
  * registered. */
 static int dry_run(const struct opts *o, const struct rc_join_req *req,
@@ -499,11 +537,14 @@ static int dry_run(const struct opts *o, const struct rc_join_req *req,
 		if ((dst[i]->caps & RC_CAP_BLOCKDEV) &&
 		    rc_describe_path(dst[i]->path, dst[i]->size, &d) == 0)
 			rc_describe_holds(&d, holds, sizeof holds);
-		printf("target %s: %s backend, %s%s%s%s\n", specs[i],
+		printf("target %s (%s backend): %s%s%s%s\n", specs[i],
 		       dst[i]->be->name,
-		       dst[i]->fd < 0 ? "a new file"
-		       : dst[i]->size == UINT64_MAX ? "an existing file, truncated to the image"
-						    : "a device",
+		       dst[i]->caps & RC_CAP_NOWHERE ? "writes nowhere (a sink)"
+		       : dst[i]->fd < 0 ? "a new file"
+		       : dst[i]->size == UINT64_MAX
+			       ? o->skip_equal ? "an existing file, sized to the image and kept: only the blocks that differ would be written (--skip-equal)"
+					       : "an existing file, truncated to the image"
+			       : "a device",
 		       holds[0] ? " holding " : "", holds,
 		       (dst[i]->caps & RC_CAP_SEQUENTIAL) && pk.live
 			       ? ", would start at the next pass's block 0"
@@ -539,6 +580,7 @@ static int write_manifest(const char *path, struct rc_ring *r,
 
 	for (i = 0; i < n; i++)
 		if (res[i].status == RC_RES_OK ||
+		    res[i].status == RC_RES_RESCUED ||
 		    res[i].status == RC_RES_MISMATCH)
 			break;
 	if (!hashes || i == n) {
@@ -978,6 +1020,47 @@ static int join_request(struct invocation *inv)
 	return start_block(inv);
 }
 
+/* Is the source read once (a pipe, standard input, a compressed file
+ * that does not say its size)?  It cannot be opened again. */
+static bool read_once(struct invocation *inv)
+{
+	struct rc_source_id id;
+
+	return inv->stream || rc_dev_identity(inv->src, &id) < 0 ||
+	       id.kind == RC_SRC_PIPE;
+}
+
+/* --skip-equal: the image's block 0, read through a second opening of
+ * the source (the first one stays where the producer will start).  A
+ * disk that begins with it holds this image's partition table: an earlier
+ * copy, or one interrupted after block 0 (written last) was written, which
+ * --skip-equal finishes without --force.  A source read once (a pipe,
+ * standard input) cannot give it twice: NULL, and such a disk still needs
+ * --force. */
+static void *image_block0(struct invocation *inv, size_t *len)
+{
+	struct rc_dev *d = NULL;
+	const char *format;
+	void *buf = NULL;
+	size_t rlen;
+
+	*len = inv->image < inv->o.block_size ? (size_t)inv->image
+					      : inv->o.block_size;
+	if (!inv->o.skip_equal || !*len || read_once(inv) ||
+	    !(S_ISREG(inv->src_st.st_mode) || S_ISBLK(inv->src_st.st_mode)))
+		return NULL;
+	rlen = (*len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
+	if (rc_source_open(inv->argv[optind], inv->o.raw, &d, &format) < 0)
+		return NULL;
+	if (posix_memalign(&buf, RC_ALIGN, rlen) ||
+	    rc_dev_pread(d, buf, *len, 0) != (ssize_t)*len) {
+		free(buf);
+		buf = NULL;
+	}
+	rc_dev_close(d);
+	return buf;
+}
+
 /* refuse: every path the invocation writes, and what it asks of the
  * machine, before anything is opened for writing. */
 static int step_refuse(struct invocation *inv)
@@ -985,6 +1068,8 @@ static int step_refuse(struct invocation *inv)
 	const char *what[2] = { "--manifest", "--rescue map" };
 	const char *paths[2] = { inv->o.manifest, inv->o.rescue_map };
 	struct rc_target_req *t = &inv->treq;
+	void *block0;
+	int rc;
 
 	t->n = inv->n;
 	t->specs = inv->specs;
@@ -995,13 +1080,22 @@ static int step_refuse(struct invocation *inv)
 						       * can */
 	t->force = inv->o.force;
 	t->dry_run = inv->o.dry_run;
-	if (rc_open_targets(t, inv->dst, inv->owned, inv->err,
-			    sizeof inv->err) < 0 ||
+	t->block0 = block0 = image_block0(inv, &t->block0_len);
+	rc = rc_open_targets(t, inv->dst, inv->owned, inv->err,
+			     sizeof inv->err);
+	free(block0);
+	t->block0 = NULL;
+	if (rc < 0 ||
 	    rc_refuse_outputs(t, what, paths, 2, inv->err,
 			      sizeof inv->err) < 0)
 		return refuse(inv);
 	if (join_request(inv) < 0)
 		return refuse(inv);
+	/* What --rate counts, where the rates shown count something else. */
+	if (inv->o.rate_set && !inv->o.dry_run && inv->image &&
+	    source_has_holes(inv->src, inv->image))
+		rc_msg("--rate limits the bytes read from %s; its holes are not read, so the rates shown (bytes of the image per second, holes included) may be far above it",
+		       inv->src->spec);
 	if (inv->image &&
 	    check_resources(inv->n, &inv->req, inv->err, sizeof inv->err) < 0)
 		return refuse(inv);
@@ -1016,6 +1110,9 @@ static int step_refuse(struct invocation *inv)
 	}
 	inv->j->rdv.dirfd = -1; /* until rc_elect opens the run directory */
 	set_signals();
+	if (inv->o.dry_run &&
+	    dry_rescue_map(inv->o.rescue_map, inv->err, sizeof inv->err) < 0)
+		return refuse(inv);
 	if (inv->o.dry_run) {
 		inv->status = dry_run(&inv->o, &inv->req, inv->src, inv->image,
 				      inv->n, inv->specs, inv->dst);
@@ -1172,6 +1269,29 @@ static int step_serve(struct invocation *inv)
 	inv->run->producer_start = j->ring.producer_start;
 	inv->run->created = j->created;
 	inv->run->stream = inv->stream;
+	/* A producer that leaves before we would have ours leave (a plain
+	 * copy's, which does not linger): "already served" would be untrue
+	 * once its copy ends.  Its linger is copied at its start and never
+	 * re-read, so it cannot be extended: refused. */
+	if (!j->created && (inv->o.foreground ||
+			    (!inv->run->capture &&
+			     j->ring.linger_ms < inv->o.linger_ms))) {
+		char lg[64] = "does not linger (a plain copy's)";
+
+		if (j->ring.linger_ms)
+			snprintf(lg, sizeof lg, "lingers only %u s",
+				 j->ring.linger_ms / 1000);
+		if (inv->o.foreground)
+			snprintf(inv->err, sizeof inv->err,
+				 "serve --foreground: %s is already being served by producer pid %d, which this command did not start: stop that one first",
+				 inv->src->spec, (int)pid);
+		else
+			snprintf(inv->err, sizeof inv->err,
+				 "serve %s refused: it is being read by producer pid %d, which %s: it leaves after the copies it serves and nothing would serve the source then; run serve once it has left, or give the copy --linger",
+				 inv->src->spec, (int)pid, lg);
+		rc_ring_detach(&j->ring);
+		return refuse(inv);
+	}
 	rc_ring_detach(&j->ring);
 	if (inv->o.json) {
 		printf("{\"source\": ");
@@ -1181,12 +1301,6 @@ static int step_serve(struct invocation *inv)
 		fflush(stdout);
 	}
 	if (!j->created) {
-		if (inv->o.foreground) {
-			snprintf(inv->err, sizeof inv->err,
-				 "serve --foreground: %s is already being served by producer pid %d, which this command did not start: stop that one first",
-				 inv->src->spec, (int)pid);
-			return refuse(inv);
-		}
 		if (!inv->run->capture)
 			rc_msg("%s is already being served (producer pid %d): nothing to do",
 			       inv->src->spec, (int)pid);
@@ -1279,6 +1393,7 @@ static int step_prepare(struct invocation *inv)
 		       (unsigned long long)inv->req.start_block,
 		       (unsigned long long)j->ring.nblocks);
 	/* Every refusal is behind us: now targets may be created. */
+	inv->run->started = true;
 	for (i = 0; i < inv->n; i++) {
 		struct rc_dev *d = inv->dst[i];
 
@@ -1330,6 +1445,7 @@ static void check_expected(struct invocation *inv)
 
 	for (i = 0; i < inv->n; i++)
 		if (inv->res[i].status == RC_RES_OK ||
+		    inv->res[i].status == RC_RES_RESCUED ||
 		    inv->res[i].status == RC_RES_MISMATCH)
 			break;
 	if (i == inv->n || !inv->hashes)
@@ -1343,6 +1459,7 @@ static void check_expected(struct invocation *inv)
 			   m->hash[b], inv->src->spec, inv->o.expect);
 	for (i = 0; i < inv->n; i++)
 		if (inv->res[i].status == RC_RES_OK ||
+		    inv->res[i].status == RC_RES_RESCUED ||
 		    inv->res[i].status == RC_RES_MISMATCH) {
 			inv->res[i].status = RC_RES_FAILED;
 			rc_strlcpy(inv->res[i].error, msg,
@@ -1359,12 +1476,16 @@ static void gpt_backup_note(struct invocation *inv, int i)
 {
 	static const uint32_t sectors[] = { 512, 4096 };
 	struct rc_dev *d = inv->dst[i];
+	/* A stream's image is what it held, known at its end. */
+	uint64_t image = inv->stream ? inv->res[i].image_bytes
+				     : inv->j->ring.image_size;
 	unsigned char h[92];
 	size_t k;
 	int fd;
 
 	if (!d || !(d->caps & RC_CAP_BLOCKDEV) || !d->path ||
-	    inv->res[i].status != RC_RES_OK || d->size <= inv->j->ring.image_size)
+	    (inv->res[i].status != RC_RES_OK &&
+	     inv->res[i].status != RC_RES_RESCUED) || d->size <= image)
 		return;
 	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
@@ -1413,6 +1534,16 @@ static int step_finish(struct invocation *inv)
 		       inv->o.rescue_map ? "; map: " : "",
 		       inv->o.rescue_map ? inv->o.rescue_map : "");
 		inv->status = RC_EXIT_FAILED;
+		/* Complete and verified, but not the source: a status of
+		 * their own, never "ok". */
+		for (int i = 0; i < inv->n; i++) {
+			if (inv->res[i].status != RC_RES_OK)
+				continue;
+			inv->res[i].status = RC_RES_RESCUED;
+			snprintf(inv->res[i].error, sizeof inv->res[i].error,
+				 "holds the marker 'RINGCOPY-BADSECT' in the %llu bytes the source could not read",
+				 (unsigned long long)bad);
+		}
 	}
 	if (inv->o.expect)
 		check_expected(inv);
@@ -1440,6 +1571,33 @@ static void report(struct invocation *inv)
 
 	int i;
 
+	/* An interrupted target says by what, in which phase, and what it
+	 * was left holding. */
+	for (i = 0; i < inv->n; i++) {
+		struct rc_result *r = &inv->res[i];
+
+		if (r->status != RC_RES_FAILED || !r->interrupted)
+			continue;
+		if (r->phase == RC_PHASE_COPY && inv->stream)
+			snprintf(r->error, sizeof r->error,
+				 "interrupted by %s while copying: %llu bytes of the stream written, the stream not read to its end: the target does not hold the image",
+				 interrupt_name(),
+				 (unsigned long long)r->bytes_written);
+		else if (r->phase == RC_PHASE_COPY)
+			snprintf(r->error, sizeof r->error,
+				 "interrupted by %s while copying: %llu of %llu bytes written; the rest, and block 0 (written last), are not: the target does not hold the image",
+				 interrupt_name(),
+				 (unsigned long long)r->bytes_written,
+				 (unsigned long long)inv->image);
+		else
+			snprintf(r->error, sizeof r->error,
+				 "interrupted by %s while %s: %s: not reported complete",
+				 interrupt_name(),
+				 r->phase == RC_PHASE_FLUSH ? "flushing" : "reading back",
+				 r->phase == RC_PHASE_FLUSH
+					 ? "every block was sent, block 0 last, but it may not all be on stable storage"
+					 : "every block was written and flushed, but not all read back: not verified");
+	}
 	/* A stream's image is what its targets received. */
 	for (i = 0; i < inv->n && inv->stream; i++)
 		if (i == 0 || inv->res[i].image_bytes > rp.image_size)
@@ -1452,7 +1610,20 @@ static void report(struct invocation *inv)
 	for (i = 0; i < inv->n && rc_interrupted; i++)
 		if (inv->res[i].status == RC_RES_FAILED &&
 		    inv->res[i].bytes_written) {
-			rc_msg("interrupted: to finish, run the same command with --skip-equal: each block is read from the targets and written only where it differs");
+			bool force = false;
+			int k;
+
+			/* A stream cannot show its block 0 again: a disk
+			 * that now holds the image's table needs --force. */
+			for (k = 0; k < inv->n && read_once(inv) &&
+				    !inv->o.force; k++)
+				if (inv->res[k].interrupted &&
+				    inv->res[k].phase != RC_PHASE_COPY &&
+				    (inv->dst[k]->caps &
+				     (RC_CAP_BLOCKDEV | RC_CAP_FIXED)))
+					force = true;
+			rc_msg("interrupted: to finish, run the same command with --skip-equal%s: each block is read from the targets and written only where it differs",
+			       force ? " --force (a disk now holds the image's own partition table, and a stream cannot show its block 0 again to prove it)" : "");
 			break;
 		}
 }

@@ -27,6 +27,8 @@ static const char *phase_name(const struct rc_result *r)
 		return "failed";
 	if (r->status == RC_RES_MISMATCH)
 		return "mismatch";
+	if (r->status == RC_RES_RESCUED)
+		return "rescued";
 	switch (r->phase) {
 	case RC_PHASE_FLUSH: return "flushing";
 	case RC_PHASE_VERIFY: return "verifying";
@@ -105,14 +107,30 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 		double rate, pct, eta;
 		char b[32], rt[32], et[32], pc[16];
 
+		uint64_t vbytes = __atomic_load_n(&r->bytes_verified,
+						  __ATOMIC_RELAXED);
+		bool verifying = r->phase == RC_PHASE_VERIFY &&
+				 r->status == RC_RES_PENDING;
+
 		if (bytes < p->prev[i])
 			bytes = p->prev[i]; /* counters only grow */
-		if (!p->prev_ns)
+		if (vbytes < p->vprev[i])
+			vbytes = p->vprev[i];
+		if (!p->prev_ns) {
 			p->rate[i] = -1;
-		else if (dt > 0)
+			p->vrate[i] = -1;
+		} else if (dt > 0) {
 			p->rate[i] = smooth(p->rate[i],
 					    (double)(bytes - p->prev[i]) / dt, dt);
+			/* The read-back's own rate, from its first frame. */
+			p->vrate[i] = p->vprev[i] || vbytes
+					      ? smooth(p->vrate[i],
+						       (double)(vbytes - p->vprev[i]) / dt,
+						       dt)
+					      : -1;
+		}
 		p->prev[i] = bytes;
+		p->vprev[i] = vbytes;
 		blocks = bytes / p->ring->block_size;
 		at = p->first[i] + blocks;
 		lag = next > at ? next - at : 0;
@@ -126,6 +144,20 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 		eta = rate > 0 && !p->stream
 			      ? (double)(p->ring->image_size - bytes) / rate
 			      : -1;
+		/* Reading back: its percentage of the image, its rate, its
+		 * ETA (what the image's bytes written no longer say). */
+		if (verifying) {
+			uint64_t image = __atomic_load_n(&r->image_bytes,
+							 __ATOMIC_RELAXED);
+
+			if (!image)
+				image = p->ring->image_size;
+			rate = p->vrate[i] > 0 ? p->vrate[i] : 0;
+			pct = 100.0 * (double)vbytes / (double)(image ? image : 1);
+			eta = rate > 0 && image >= vbytes
+				      ? (double)(image - vbytes) / rate
+				      : -1;
+		}
 		if (p->mode == RC_PROGRESS_JSON) {
 			used += (size_t)snprintf(frame + used, sizeof frame - used,
 				"{\"time\": %.3f, \"target\": ",
@@ -134,14 +166,15 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 			fwrite(frame, 1, used, stdout);
 			used = 0;
 			rc_json_str(stdout, p->specs[i]);
-			printf(", \"state\": \"%s\", \"bytes_written\": %" PRIu64 ", \"bytes_skipped_equal\": %" PRIu64 ", \"image_bytes\": %" PRIu64 ", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, \"pass\": %" PRIu64 ", \"lag_blocks\": %" PRIu64 "}\n",
+			printf(", \"state\": \"%s\", \"bytes_written\": %" PRIu64 ", \"bytes_skipped_equal\": %" PRIu64 ", \"bytes_verified\": %" PRIu64 ", \"image_bytes\": %" PRIu64 ", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, \"pass\": %" PRIu64 ", \"lag_blocks\": %" PRIu64 "}\n",
 			       phase_name(r), bytes,
 			       __atomic_load_n(&r->skipped_bytes,
 					       __ATOMIC_RELAXED),
-			       p->ring->image_size, pct, rate, eta, pass, lag);
+			       vbytes, p->ring->image_size, pct, rate, eta,
+			       pass, lag);
 			continue;
 		}
-		human((double)bytes, b, sizeof b);
+		human((double)(verifying ? vbytes : bytes), b, sizeof b);
 		human(rate, rt, sizeof rt);
 		eta_str(eta, et, sizeof et);
 		if (pct < 0)

@@ -577,6 +577,37 @@ static const char *open_hint(int rc)
 	}
 }
 
+/* --skip-equal: does the target begin with the image's block 0?  Then
+ * the partition table or filesystem it holds is the image's own, written
+ * by an earlier copy of it (block 0 is written last: an interrupted copy
+ * that wrote it had written everything else).  Compared byte for byte. */
+static bool holds_block0(const struct rc_target_req *req, struct rc_dev *t)
+{
+	size_t len = req->block0_len, rlen;
+	struct rc_dev *rb = NULL;
+	const char *how;
+	void *buf;
+	bool same;
+
+	/* Read as a verification reads it: past the page cache. */
+	if (!req->block0 || !len || t->size < len || !t->be->open_readback ||
+	    t->be->open_readback(t, &rb, &how) < 0)
+		return false;
+	/* A disk is open O_DIRECT: whole sectors into an aligned buffer. */
+	rlen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
+	if (rlen > t->size)
+		rlen = len;
+	if (posix_memalign(&buf, RC_ALIGN, rlen)) {
+		rc_dev_close(rb);
+		return false;
+	}
+	same = rc_dev_pread(rb, buf, rlen, 0) >= (ssize_t)len &&
+	       !memcmp(buf, req->block0, len);
+	free(buf);
+	rc_dev_close(rb);
+	return same;
+}
+
 /* What rc_open_targets found of each target, for rc_refuse_outputs: where
  * a local path lands (resolved, new or not; "" for others), and its stat
  * when it exists. */
@@ -727,7 +758,17 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 							    dst[i]->size, &d)
 					 : rc_describe_dev(dst[i], &d);
 			if (probed == 0) {
+				bool ours = rc_describe_in_use(&d) &&
+					    !req->force &&
+					    holds_block0(req, dst[i]);
+
 				rc_describe_holds(&d, holds, sizeof holds);
+				if (ours) {
+					if (!req->dry_run)
+						rc_msg("target %s holds %s: its block 0 is the image's (an earlier or interrupted copy of it): --skip-equal writes only what differs",
+						       req->specs[i], holds);
+					continue;
+				}
 				if (rc_describe_in_use(&d) && !req->force) {
 					snprintf(err, errlen,
 						 "target %s refused: it holds %s; give --force to overwrite it",

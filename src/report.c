@@ -5,7 +5,9 @@
  * it was read back and matched, "not verified" with the reason when it
  * was not: --no-verify, or a target that cannot be read back such as
  * null: and standard output), "MISMATCH" (complete but read back
- * differently) or "FAILED" (with the error).  Exit 0 therefore means
+ * differently), "rescued" (complete and verified, but holding --rescue
+ * markers where the source could not be read) or "FAILED" (with the
+ * error).  Exit 0 therefore means
  * every target is complete and every target that can be read back was
  * verified, unless --no-verify was given.
  */
@@ -23,6 +25,8 @@ static const char *status_word(const struct rc_result *r)
 		return "ok";
 	case RC_RES_MISMATCH:
 		return "mismatch";
+	case RC_RES_RESCUED:
+		return "rescued";
 	default:
 		return "failed";
 	}
@@ -40,18 +44,21 @@ static const char *verified_words(const struct rc_result *r)
 
 static void report_text(const struct rc_report *rp)
 {
-	int i;
+	int i, rescued = 0;
 
 	for (i = 0; i < rp->n; i++) {
 		const struct rc_result *r = &rp->res[i];
 		double s = (double)r->ns / 1e9;
+
+		rescued += r->status == RC_RES_RESCUED;
 		double mbs = s > 0 ? (double)r->bytes_written / 1e6 / s : 0;
 
 		if (rc_quiet && r->status == RC_RES_OK)
 			continue; /* -q: failures only */
 		fprintf(stderr, "%-8s %s  %llu bytes  start block %llu  %.2f s  %.1f MB/s",
 			r->status == RC_RES_OK ? "ok" :
-			r->status == RC_RES_MISMATCH ? "MISMATCH" : "FAILED",
+			r->status == RC_RES_MISMATCH ? "MISMATCH" :
+			r->status == RC_RES_RESCUED ? "rescued" : "FAILED",
 			rp->specs[i],
 			(unsigned long long)(r->bytes_written - r->skipped_bytes),
 			(unsigned long long)r->start_block, s, mbs);
@@ -61,9 +68,15 @@ static void report_text(const struct rc_report *rp)
 		if (r->status == RC_RES_OK)
 			fprintf(stderr, "  %s %s\n", verified_words(r),
 				r->digest[0] ? r->digest : "-");
+		else if (r->status == RC_RES_RESCUED)
+			fprintf(stderr, "  %s %s  %s\n", verified_words(r),
+				r->digest[0] ? r->digest : "-", r->error);
 		else
 			fprintf(stderr, "  %s\n", r->error);
 	}
+	if (rescued)
+		fprintf(stderr, "%d of %d target%s rescued: complete, but holding the marker where the source could not be read\n",
+			rescued, rp->n, rp->n == 1 ? "" : "s");
 }
 
 void rc_report_target_json(FILE *f, const char *spec,
@@ -82,6 +95,8 @@ void rc_report_target_json(FILE *f, const char *spec,
 		(unsigned long long)r->behind_bytes);
 	fprintf(f, ", \"bytes_skipped_equal\": %llu",
 		(unsigned long long)r->skipped_bytes);
+	fprintf(f, ", \"bytes_verified\": %llu",
+		(unsigned long long)r->bytes_verified);
 	fprintf(f, ", \"digest\": ");
 	rc_json_str(f, r->digest[0] ? r->digest : NULL);
 	fprintf(f, ", \"error\": ");
@@ -90,12 +105,14 @@ void rc_report_target_json(FILE *f, const char *spec,
 
 static void report_json(const struct rc_report *rp)
 {
-	int i;
+	int i, rescued = 0;
 
-	printf("{\"image_bytes\": %llu, \"block_size\": %u, \"source_bytes_read\": %llu, \"source_bytes_before_join\": %llu, \"targets\": [",
+	for (i = 0; i < rp->n; i++)
+		rescued += rp->res[i].status == RC_RES_RESCUED;
+	printf("{\"image_bytes\": %llu, \"block_size\": %u, \"source_bytes_read\": %llu, \"source_bytes_before_join\": %llu, \"targets_rescued\": %d, \"targets\": [",
 	       (unsigned long long)rp->image_size, rp->block_size,
 	       (unsigned long long)rp->bytes_read,
-	       (unsigned long long)rp->read_before);
+	       (unsigned long long)rp->read_before, rescued);
 	for (i = 0; i < rp->n; i++) {
 		printf("%s{", i ? ", " : "");
 		rc_report_target_json(stdout, rp->specs[i], &rp->res[i], NULL);

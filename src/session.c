@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +83,13 @@ static int rundir_refused(char *err, size_t errlen, const char *dir,
 			 dir);
 		break;
 	case RUNDIR_NOT_PRIVATE:
+		/* Made by a plain mkdir (0755): ours, and one chmod away. */
 		snprintf(err, errlen,
-			 "run directory %s refused: owned by uid %u with mode %03o, want uid %u and 0700",
+			 "run directory %s refused: owned by uid %u with mode %03o, want uid %u and 0700%s%s",
 			 dir, (unsigned)st->st_uid,
-			 (unsigned)(st->st_mode & 0777), (unsigned)geteuid());
+			 (unsigned)(st->st_mode & 0777), (unsigned)geteuid(),
+			 st->st_uid == geteuid() ? ": chmod 700 " : "",
+			 st->st_uid == geteuid() ? dir : "");
 		break;
 	case RUNDIR_PARENT_FOREIGN:
 		snprintf(err, errlen,
@@ -413,9 +418,17 @@ static bool ring_joinable(struct rc_ring *r, const struct rc_join_req *req)
 static int join_refusal(const struct rc_ring *r, const struct rc_join_req *req,
 			char *err, size_t errlen)
 {
+	struct stat st;
 	int rc = 0;
 
-	if (req->id.kind == RC_SRC_PIPE) {
+	if (req->id.kind == RC_SRC_PIPE && req->source_fd >= 0 &&
+	    fstat(req->source_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* A file read once: compressed in a format that does not
+		 * say its size (gzip, bzip2, lz4). */
+		snprintf(err, errlen,
+			 "the source is a compressed file that does not say its image's size, so it is decompressed in one pass, to its end, and another copy is reading that pass: a late copy could not get its earlier blocks; start it when that copy has ended, or decompress the file first");
+		rc = -EINVAL;
+	} else if (req->id.kind == RC_SRC_PIPE) {
 		snprintf(err, errlen,
 			 "the source is read once (a pipe, or standard input) and another copy is reading it: a late copy could not get its earlier blocks");
 		rc = -EINVAL;
@@ -436,6 +449,21 @@ static int join_refusal(const struct rc_ring *r, const struct rc_join_req *req,
 			 (unsigned long long)r->image_size,
 			 (unsigned long long)req->image_size);
 		rc = -ESTALE;
+	} else {
+		/* A full consumer table: register would say the same
+		 * (under the same lock), and --dry-run predicts it. */
+		uint32_t i, k = 0;
+
+		for (i = 0; i < r->ncons; i++)
+			if (r->ctab[i].state == RC_CONS_FREE)
+				k++;
+		if (k < req->ntargets) {
+			snprintf(err, errlen,
+				 "ring (shm %d, sem %d): it has room for %u more consumers, %u asked (capacity %u)",
+				 r->shmid, r->semid, k, req->ntargets,
+				 r->ncons);
+			rc = -EBUSY;
+		}
 	}
 	return rc;
 }
@@ -520,6 +548,13 @@ int rc_peek(const struct rc_join_req *req, struct rc_peek *out)
 			     sizeof out->why);
 	if (dfd == -ENOENT) {
 		out->why[0] = '\0';
+		if (e) {
+			snprintf(out->why, sizeof out->why,
+				 "run directory %.*s: mkdir: %s",
+				 (int)sizeof out->why - 64, dir, strerror(e));
+			out->refused = -e;
+			return 0;
+		}
 		goto new_ring;
 	}
 	rc = dfd;

@@ -70,6 +70,7 @@ struct disk {
 	pid_t pid;           /* the copy writing it, or 0 */
 	int slot;            /* its outcome in runs[] */
 	bool removed;        /* its media went away while being written */
+	bool announced;      /* its copy was said to start */
 };
 
 struct station {
@@ -507,8 +508,20 @@ static void copy_to(struct station *st, struct disk *d)
 	d->pid = pid;
 	d->slot = slot;
 	d->removed = false;
-	rc_msg("station: %s: a new disk of %" PRIu64 " bytes that matches: its copy starts (pid %d)",
+	d->announced = false;
+	/* Its copy starts once the disk passed every refusal (announce). */
+	rc_msg("station: %s: a new disk of %" PRIu64 " bytes that matches: checking it (pid %d)",
 	       d->node, d->size, (int)pid);
+}
+
+/* Say that a copy started, once its invocation is past every refusal: a
+ * disk it refuses is never said to be copied. */
+static void announce(struct station *st, struct disk *d)
+{
+	if (!d->pid || d->announced || !st->runs[d->slot].started)
+		return;
+	d->announced = true;
+	rc_msg("station: %s: its copy starts (pid %d)", d->node, (int)d->pid);
 	if (st->json) {
 		json_begin("start");
 		printf("\"name\": ");
@@ -516,7 +529,7 @@ static void copy_to(struct station *st, struct disk *d)
 		printf(", \"target\": ");
 		rc_json_str(stdout, d->node);
 		printf(", \"status\": \"copying\", \"device_bytes\": %" PRIu64 ", \"pid\": %d",
-		       d->size, (int)pid);
+		       d->size, (int)d->pid);
 		json_end();
 	}
 }
@@ -540,6 +553,7 @@ static void reap(struct station *st, bool block)
 
 			if (d->pid != pid)
 				continue;
+			announce(st, d);
 			if (!st->runs[d->slot].done && WIFSIGNALED(status))
 				snprintf(st->runs[d->slot].res.error,
 					 sizeof st->runs[d->slot].res.error,
@@ -825,6 +839,8 @@ static int run_station(struct station *st)
 			}
 		}
 		reap(st, false);
+		for (size_t i = 0; i < st->ndisks; i++)
+			announce(st, &st->disks[i]);
 		/* Without its producer the station has nothing to give. */
 		if (!rc_proc_alive(st->producer, st->pstart)) {
 			rc_err("station: the producer of %s (pid %d) is gone: stopping",

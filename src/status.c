@@ -175,24 +175,43 @@ static void print_text(const struct snap *sn, const char *holds)
 	uint64_t now = rc_now_ns();
 	uint32_t i, shown = 0;
 
-	printf("%s  %" PRIu64 " bytes%s%s\n", h->src_name, h->image_size,
-	       holds[0] ? ", " : "", holds);
-	printf("  producer pid %d, %s, pass %" PRIu64 ", at block %" PRIu64 " of %" PRIu64 ", %" PRIu64 " bytes read, %u x %u-byte slots\n",
-	       h->producer_pid, ring_state(h->state), ring_pass(h),
-	       h->next_seq % h->nblocks, h->nblocks, h->bytes_read,
-	       h->nslots, h->block_size);
+	bool stream = h->src_kind == RC_SRC_PIPE;
+
+	/* A stream's ring is sized for a bound, not its image: what it
+	 * holds is known at its end. */
+	if (stream)
+		printf("%s  size unknown (a stream read once, to its end)%s%s\n",
+		       h->src_name, holds[0] ? ", " : "", holds);
+	else
+		printf("%s  %" PRIu64 " bytes%s%s\n", h->src_name,
+		       h->image_size, holds[0] ? ", " : "", holds);
+	if (stream)
+		printf("  producer pid %d, %s, at block %" PRIu64 ", %" PRIu64 " bytes read so far, %u x %u-byte slots\n",
+		       h->producer_pid, ring_state(h->state), h->next_seq,
+		       h->bytes_read, h->nslots, h->block_size);
+	else
+		printf("  producer pid %d, %s, pass %" PRIu64 ", at block %" PRIu64 " of %" PRIu64 ", %" PRIu64 " bytes read, %u x %u-byte slots\n",
+		       h->producer_pid, ring_state(h->state), ring_pass(h),
+		       h->next_seq % h->nblocks, h->nblocks, h->bytes_read,
+		       h->nslots, h->block_size);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
 		pid_t station;
 
 		if (c->state == RC_CONS_FREE)
 			continue;
-		printf("  %-8s %s  start block %" PRIu64 "  %5.1f%%  %.1f MB/s  pid %d",
-		       cons_state(c->state), c->target,
-		       c->first_seq % h->nblocks,
-		       100.0 * (double)c->blocks_done / (double)h->nblocks,
-		       cons_rate(c, now) / 1e6,
-		       c->pid);
+		if (stream)
+			printf("  %-8s %s  %" PRIu64 " bytes written  %.1f MB/s  pid %d",
+			       cons_state(c->state), c->target,
+			       c->bytes_written, cons_rate(c, now) / 1e6,
+			       c->pid);
+		else
+			printf("  %-8s %s  start block %" PRIu64 "  %5.1f%%  %.1f MB/s  pid %d",
+			       cons_state(c->state), c->target,
+			       c->first_seq % h->nblocks,
+			       100.0 * (double)c->blocks_done /
+				       (double)h->nblocks,
+			       cons_rate(c, now) / 1e6, c->pid);
 		station = station_of(c->pid);
 		if (station)
 			printf("  station pid %d", (int)station);
@@ -210,13 +229,25 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 	uint32_t i;
 	bool f = true;
 
+	bool stream = h->src_kind == RC_SRC_PIPE;
+
 	printf("%s{\"source\": ", first ? "" : ", ");
 	rc_json_str(stdout, h->src_name);
-	printf(", \"image_bytes\": %" PRIu64 ", \"holds\": ", h->image_size);
+	/* A stream: its size is unknown (null) until its end. */
+	if (stream)
+		printf(", \"image_bytes\": null, \"stream\": true, \"holds\": ");
+	else
+		printf(", \"image_bytes\": %" PRIu64 ", \"stream\": false, \"holds\": ",
+		       h->image_size);
 	rc_json_str(stdout, holds[0] ? holds : NULL);
-	printf(", \"block_size\": %u, \"slots\": %u, \"producer_pid\": %d, \"state\": \"%s\", \"pass\": %" PRIu64 ", \"position_block\": %" PRIu64 ", \"blocks\": %" PRIu64 ", \"source_bytes_read\": %" PRIu64 ", \"consumers\": [",
+	printf(", \"block_size\": %u, \"slots\": %u, \"producer_pid\": %d, \"state\": \"%s\", \"pass\": %" PRIu64 ", \"position_block\": %" PRIu64 ", ",
 	       h->block_size, h->nslots, h->producer_pid, ring_state(h->state),
-	       ring_pass(h), h->next_seq % h->nblocks, h->nblocks,
+	       ring_pass(h), h->next_seq % h->nblocks);
+	if (stream)
+		printf("\"blocks\": null");
+	else
+		printf("\"blocks\": %" PRIu64, h->nblocks);
+	printf(", \"source_bytes_read\": %" PRIu64 ", \"consumers\": [",
 	       h->bytes_read);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];

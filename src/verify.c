@@ -31,6 +31,7 @@
 
 #include "ringcopy/cli.h"
 #include "ringcopy/ring.h"
+#include "ringcopy/ringproto.h"
 #include "ringcopy/util.h"
 #include "ringcopy/cli.h"
 #include "ringcopy/verify.h"
@@ -366,6 +367,8 @@ int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
 	return 0;
 }
 
+uint64_t *rc_verify_progress;
+
 int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 		  const struct rc_verified *pre, struct rc_verify_out *out)
 {
@@ -410,6 +413,21 @@ int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 			if (out->nbad < RC_BAD_MAX)
 				out->bad_off[out->nbad] = b * h->block_size;
 			out->nbad++;
+		}
+		if (rc_verify_progress)
+			__atomic_store_n(rc_verify_progress,
+					 b * h->block_size +
+						 rc_block_len(h->image_size,
+							      h->block_size, b),
+					 __ATOMIC_RELAXED);
+		/* Asked to stop: minutes of reading back are not waited
+		 * for. */
+		if (rc_interrupted) {
+			snprintf(out->error, sizeof out->error,
+				 "target %s: interrupted while reading back",
+				 dev->spec);
+			rc = -EINTR;
+			goto out;
 		}
 	}
 	rc_digest(&got, out->digest);

@@ -44,6 +44,8 @@ struct rc_run {
 	bool refused;            /* exit 2: nothing was written */
 	bool interrupted;        /* SIGTERM or SIGINT ended it */
 	bool done;               /* rc_cmd_run returned (not killed) */
+	bool started;            /* past every refusal: targets are being
+				  * written */
 	struct rc_result res;    /* the first target's result */
 	char error[512];         /* refused: why */
 	char note[384];          /* what the user must still do (a GPT

@@ -119,6 +119,9 @@ enum rc_result_status {
 	RC_RES_OK = 1,
 	RC_RES_FAILED = 2,
 	RC_RES_MISMATCH = 3, /* complete, but read back differently */
+	RC_RES_RESCUED = 4,  /* complete and verified, but holding markers
+			      * where the source could not be read
+			      * (--rescue); set by the invocation */
 };
 
 /* What a consumer is doing, for progress. */
@@ -140,6 +143,8 @@ struct rc_result {
 	uint64_t skipped_bytes; /* --skip-equal: found equal, not written */
 	uint64_t image_bytes;  /* the image this target received (a
 				* stream's size is known only at its end) */
+	int32_t interrupted;   /* ended by the invocation's SIGINT/SIGTERM */
+	uint64_t bytes_verified; /* read back and compared so far */
 	char how[16];         /* read-back method: "direct", "fadvise" */
 	char digest[33];      /* image digest of the target (or as copied) */
 	char error[512];      /* message when failed or mismatched */

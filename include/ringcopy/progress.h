@@ -26,6 +26,8 @@ struct rc_progress {
 	uint64_t prev_ns;          /* the previous frame */
 	uint64_t prev[RC_CONS_MAX]; /* bytes at the previous frame */
 	double rate[RC_CONS_MAX];  /* smoothed bytes per second, -1: none yet */
+	uint64_t vprev[RC_CONS_MAX]; /* bytes verified at the previous frame */
+	double vrate[RC_CONS_MAX]; /* smoothed read-back rate, -1: none yet */
 	int drawn;                 /* lines on screen (TTY) */
 };
 

@@ -20,6 +20,10 @@ struct rc_target_req {
 	uint64_t image_size;       /* targets must hold it */
 	bool force;                /* overwrite what a device holds */
 	bool dry_run;              /* say nothing about overwriting */
+	const void *block0;        /* --skip-equal: the image's block 0 (a
+				    * disk that holds it holds this image's
+				    * table: no --force needed), or NULL */
+	size_t block0_len;
 };
 
 /* Open every target after checking it: the source itself or on the same

@@ -68,6 +68,9 @@ struct rc_verified {
  * says why). */
 int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 		  const struct rc_verified *pre, struct rc_verify_out *out);
+/* Where rc_verify_dev publishes the bytes it has compared so far (a
+ * consumer points it at its result, for progress), or NULL. */
+extern uint64_t *rc_verify_progress;
 /* The hash of block b as the read-back device rd holds it (a hole: the
  * hash of zeros; holes NULL: read whatever it is); -errno with err naming
  * spec, the offset and the error when it cannot be read.  buf holds a

@@ -260,6 +260,42 @@ stop_at_block() {
 	return 1
 }
 
+# wait_said FILE PATTERN: until FILE holds PATTERN (a message of a
+# command in the background), or fail.
+wait_said() {
+	local i
+	for (( i = 0; i < $(slow 10) * 20; i++ )); do
+		grep -q -- "$2" "$1" 2> /dev/null && return 0
+		sleep 0.05
+	done
+	fail "never said '$2': $(cat "$1" 2> /dev/null)"
+}
+
+# held_join SUFFIX N ERR CMD...: a late joiner at a join point made, not
+# waited for (issue 27): once the consumer of the target named ...SUFFIX
+# has N blocks its producer is stopped, CMD (a ringcopy that joins) starts
+# with its standard error in ERR, and the producer goes on once CMD has
+# said where it joins (or ended).  A loaded machine can neither let the
+# first copy end first nor make the joiner join at block 0.  Returns
+# CMD's status; its standard output is the caller's.
+held_join() {
+	local suffix=$1 n=$2 err=$3 producer pid i st=0
+	shift 3
+	producer=$(stop_at_block "$suffix" "$n") ||
+		fail "the copy to ...$suffix did not reach block $n"
+	on_exit "kill -CONT $producer 2>/dev/null"
+	"$@" 2> "$err" &
+	pid=$!
+	for (( i = 0; i < $(slow 10) * 20; i++ )); do
+		grep -q "joined\|starts with the next pass\|refused" "$err" 2> /dev/null && break
+		kill -0 "$pid" 2> /dev/null || break
+		sleep 0.05
+	done
+	kill -CONT "$producer"
+	wait "$pid" || st=$?
+	return "$st"
+}
+
 # Refusal tests: keep FILE... records a copy of each file; expect_refused
 # PATTERN ARGS... runs ringcopy ARGS, wants exit 2 with PATTERN on standard
 # error, and every kept file byte for byte as it was.

@@ -11,8 +11,12 @@ inv=$!
 bg_pids+=("$inv")
 victim=$(wait_consumers "$inv" 1 | head -n 1)
 [ -n "$victim" ] || fail "no consumer"
-sleep 1
+# Killed with blocks 1 and 2 written, the copy held meanwhile (its
+# producer stopped): a loaded machine cannot let it end first.
+producer=$(stop_at_block t.img 3) || fail "the copy did not reach block 3"
+on_exit "kill -CONT $producer 2>/dev/null"
 kill -KILL "$victim"
+kill -CONT "$producer"
 wait "$inv"
 [ $? -eq 1 ] || fail "expected exit 1"
 # Blocks after 0 were written, block 0 was not.

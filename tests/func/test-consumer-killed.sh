@@ -10,8 +10,11 @@ inv=$!
 bg_pids+=("$inv")
 victim=$(wait_consumers "$inv" 2 | tail -n 1)
 [ -n "$victim" ] || fail "no consumers found"
-sleep 1
+# Mid-copy for sure: the producer is held while the victim is killed.
+producer=$(stop_at_block a.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 kill -KILL "$victim"
+kill -CONT "$producer"
 wait "$inv"
 status=$?
 [ "$status" -eq 1 ] || fail "exit $status, expected 1: $(cat "$tmp/err")"

@@ -113,7 +113,7 @@ if nbdkit --version > /dev/null 2>&1 && ! "$RINGCOPY" nbd+unix:///?socket=/nonex
 	nbdkit -U "$tmp/s.sock" -P "$tmp/s.pid" --filter=log --filter=delay \
 		file "$tmp/n.img" rdelay=20ms logfile="$tmp/nbd.log" || fail "nbdkit"
 	on_exit "kill \$(cat '$tmp/s.pid') 2>/dev/null"
-	for (( i = 0; i < 100; i++ )); do [ -S "$tmp/s.sock" ] && break; sleep 0.05; done
+	for (( i = 0; i < $(slow 20) * 20; i++ )); do [ -S "$tmp/s.sock" ] && break; sleep 0.05; done
 	expect_status 0 ringcopy --start-at 3 --expect "$tmp/n.mf" \
 		"nbd+unix:///?socket=$tmp/s.sock" "$tmp/n1" "$tmp/n2" 2> "$tmp/err"
 	same "$tmp/n.img" "$tmp/n1"

@@ -17,11 +17,20 @@ json_get "$tmp/out.json" '[t["status"] for t in j["targets"]]' | grep -qx "\['fa
 cmp -s -n $mb "$tmp/a.img" /dev/zero || fail "block 0 of a failed copy was written"
 
 # --rescue: two bad sectors, one good sector between them.
-expect_status 1 ringcopy --rescue "$tmp/map" \
+expect_status 1 ringcopy --rescue "$tmp/map" --json \
 	"fault:read-at=$((2 * mb + 1024)):fault:read-at=$((2 * mb + 2048)):$tmp/src.img" \
-	"$tmp/r.img" 2> "$tmp/err"
+	"$tmp/r.img" > "$tmp/r.json" 2> "$tmp/err"
 grep -q "1024 bytes in 2 ranges could not be read and hold the marker 'RINGCOPY-BADSECT'; map: $tmp/map" "$tmp/err" ||
 	fail "rescue summary: $(cat "$tmp/err")"
+# The target is complete and verified, but it is not the source: it is
+# "rescued", never "ok", in text and JSON, and counted as such.
+grep -q "^rescued  *$tmp/r.img .* verified [0-9a-f]*  holds the marker 'RINGCOPY-BADSECT' in the 1024 bytes the source could not read" "$tmp/err" ||
+	fail "rescued line: $(cat "$tmp/err")"
+grep -q "^ok" "$tmp/err" && fail "a rescued target reported ok: $(cat "$tmp/err")"
+grep -q "^1 of 1 target rescued: complete, but holding the marker where the source could not be read" "$tmp/err" ||
+	fail "rescued summary: $(cat "$tmp/err")"
+json_get "$tmp/r.json" '(j["targets_rescued"], j["targets"][0]["status"], j["targets"][0]["verified"])' |
+	grep -qx "(1, 'rescued', True)" || fail "rescued json: $(cat "$tmp/r.json")"
 printf '%s\n' "$((2 * mb + 1024)) 512" "$((2 * mb + 2048)) 512" | diff - "$tmp/map" ||
 	fail "map file"
 # The marker is where the sectors were, everything else is the source.

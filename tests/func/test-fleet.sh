@@ -93,7 +93,7 @@ if command -v busybox > /dev/null && nbdkit curl --dump-plugin > /dev/null 2>&1;
 	done
 	fleet_in n4 nbdkit -U "$tmp/h.sock" -P "$tmp/h.pid" --filter=cache \
 		curl url=http://192.0.2.1:8080/golden.img || fail "node 4: nbdkit curl did not start"
-	for (( i = 0; i < 100; i++ )); do [ -S "$tmp/h.sock" ] && break; sleep 0.05; done
+	for (( i = 0; i < $(slow 20) * 20; i++ )); do [ -S "$tmp/h.sock" ] && break; sleep 0.05; done
 	expect_status 0 ringcopy --start-at random --expect "$tmp/golden.mf" \
 		"nbd+unix:///?socket=$tmp/h.sock" "$tmp/n4.a" "$tmp/n4.b" 2> "$tmp/n4.err"
 	same "$tmp/golden.img" "$tmp/n4.a"

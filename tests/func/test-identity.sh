@@ -22,8 +22,11 @@ wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for standard i
 expect_status 2 ringcopy "$tmp/other.img" "$tmp/src.img" 2> "$tmp/t.err"
 grep -q "refused: it is the source of a running copy" "$tmp/t.err" || fail "$(cat "$tmp/t.err")"
 same "$tmp/src.keep" "$tmp/src.img"
-sleep 1
+# Held while the file's copy runs: it could have joined, and must not.
+producer=$(stop_at_block a.img 1) || fail "the standard-input copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 expect_status 0 ringcopy "$tmp/src.img" "$tmp/b.img" 2> "$tmp/b.err"
+kill -CONT "$producer"
 grep -q "joined the running copy" "$tmp/b.err" &&
 	fail "the file joined the standard-input ring: $(cat "$tmp/b.err")"
 wait "${bg_pids[0]}" || fail "the standard-input copy: $(cat "$tmp/a.err")"
@@ -36,8 +39,10 @@ rm -f "$tmp/a.img" "$tmp/b.img"
 ringcopy --rate "$rate" "$tmp/src.img" "$tmp/a.img" 2> "$tmp/a.err" &
 bg_pids+=($!)
 wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for the file"
-sleep 1
+producer=$(stop_at_block a.img 1) || fail "the file copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 expect_status 0 ringcopy - "$tmp/b.img" < "$tmp/src.img" 2> "$tmp/b.err"
+kill -CONT "$producer"
 grep -q "joined the running copy" "$tmp/b.err" &&
 	fail "standard input joined the file's ring: $(cat "$tmp/b.err")"
 same "$tmp/src.img" "$tmp/b.img"
@@ -56,14 +61,20 @@ if zstd --version > /dev/null 2>&1; then
 	ringcopy --rate "$(vrate 1M 256K)" "$tmp/x.zst" "$tmp/d.img" 2> "$tmp/d.err" &
 	bg_pids+=($!)
 	wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer for x.zst"
-	sleep 1
+	# Held (its producer stopped) until the second copy has joined.
+	producer=$(stop_at_block d.img 1) || fail "the .zst copy did not reach block 1"
+	on_exit "kill -CONT $producer 2>/dev/null"
 	expect_status 0 ringcopy status "$tmp/x.zst" > "$tmp/status"
 	grep -q "x.zst" "$tmp/status" || fail "status x.zst does not find its ring: $(cat "$tmp/status")"
 	expect_status 0 ringcopy "file:$tmp/x.zst" "$tmp/raw.zst.copy" 2> "$tmp/e.err" ||
 		fail "$(cat "$tmp/e.err")"
 	same "$tmp/x.zst" "$tmp/raw.zst.copy"
 	# A second copy of the decoded image joins.
-	expect_status 0 ringcopy "$tmp/x.zst" "$tmp/e.img" 2> "$tmp/e.err"
+	ringcopy "$tmp/x.zst" "$tmp/e.img" 2> "$tmp/e.err" &
+	e=$!
+	wait_said "$tmp/e.err" "joined the running copy"
+	kill -CONT "$producer"
+	expect_status 0 wait "$e"
 	grep -q "joined the running copy" "$tmp/e.err" || fail "x.zst did not join x.zst: $(cat "$tmp/e.err")"
 	same "$tmp/src.img" "$tmp/e.img"
 	wait "${bg_pids[0]}" || fail "the .zst copy: $(cat "$tmp/d.err")"

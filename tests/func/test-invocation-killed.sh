@@ -39,7 +39,12 @@ for (( i = 0; i < 100; i++ )); do
 done
 inv=$(pgrep -P "$s" -x ringcopy | head -n 1)
 [ -n "$inv" ] || fail "no invocation under strace"
-sleep 1
+# Until c.img's consumer has failed (its first write), however long a
+# loaded machine takes: one consumer left.
+for (( i = 0; i < $(slow 10) * 10; i++ )); do
+	[ "$(pgrep -P "$inv" | wc -l)" -eq 1 ] && break
+	sleep 0.1
+done
 live=$(pgrep -P "$inv")
 [ "$(wc -w <<< "$live")" -eq 1 ] || fail "expected one live consumer, found: $live"
 kill -TERM "$inv"

@@ -10,11 +10,9 @@ ringcopy --json --rate "$(vrate 4M 2M)" --buffer 4M "$tmp/src.img" "$tmp/first.i
 	> "$tmp/first.json" 2> "$tmp/first.err" &
 first=$!
 bg_pids+=("$first")
-# Wait for the ring to exist, then be a second late.
-wait_ring
-sleep 1
-expect_status 0 ringcopy --json "$tmp/src.img" "$tmp/late.img" \
-	> "$tmp/late.json" 2> "$tmp/late.err"
+# Join once the first copy has two blocks, its producer held meanwhile.
+expect_status 0 held_join first.img 2 "$tmp/late.err" ringcopy --json "$tmp/src.img" "$tmp/late.img" \
+	> "$tmp/late.json"
 wait "$first" || fail "first invocation failed: $(cat "$tmp/first.err")"
 
 same "$tmp/src.img" "$tmp/first.img"

@@ -8,16 +8,24 @@ ringcopy --json --rate "$(vrate 4M 2M)" --buffer 4M "$tmp/src.img" "$tmp/a.img" 
 	> "$tmp/a.json" 2> "$tmp/a.err" &
 pa=$!
 bg_pids+=("$pa")
-wait_ring
-sleep 1
+# The arrivals are staged, not timed: b joins while the producer is held
+# at a's block 1, c while it is held at b's block 2 (so c starts after
+# b), whatever the machine's load.
+producer=$(stop_at_block a.img 1) || fail "a did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 ringcopy --json "$tmp/src.img" "$tmp/b.img" > "$tmp/b.json" 2> "$tmp/b.err" &
 pb=$!
 bg_pids+=("$pb")
-sleep 1.5
+wait_said "$tmp/b.err" "joined the running copy"
+kill -CONT "$producer"
+producer=$(stop_at_block b.img 2) || fail "b did not reach block 2"
+on_exit "kill -CONT $producer 2>/dev/null"
 ringcopy --json "$tmp/src.img" "$tmp/c1.img" "$tmp/c2.img" \
 	> "$tmp/c.json" 2> "$tmp/c.err" &
 pc=$!
 bg_pids+=("$pc")
+wait_said "$tmp/c.err" "joined the running copy"
+kill -CONT "$producer"
 wait "$pa" || fail "a: $(cat "$tmp/a.err")"
 wait "$pb" || fail "b: $(cat "$tmp/b.err")"
 wait "$pc" || fail "c: $(cat "$tmp/c.err")"

@@ -23,7 +23,11 @@ assert t[0]["verified"] is True and t[0]["verifiable"] is True, t[0]
 assert t[1]["verified"] is False and t[1]["verifiable"] is False, t[1]
 assert t[1]["verify_method"] == "none", t[1]
 assert set(j) == {"image_bytes", "block_size", "source_bytes_read",
-                  "source_bytes_before_join", "targets"}
+                  "source_bytes_before_join", "targets_rescued", "targets"}
+assert j["targets_rescued"] == 0, j
+# What was read back and compared: all of a file, nothing of null:.
+assert t[0]["bytes_verified"] == j["image_bytes"], t[0]
+assert t[1]["bytes_verified"] == 0, t[1]
 PY
 # Only the JSON object on standard output.
 [ "$(wc -l < "$tmp/out.json")" -eq 1 ] || fail "stdout has more than JSON"

@@ -32,6 +32,19 @@ read -r msl mns opm mni <<< "$saved_sem"
 echo "$msl $mns 4 $mni" > /proc/sys/kernel/sem
 limited "kernel.sem allows 3 consumers per ring (SEMOPM 4" \
 	"$tmp/src.img" "$tmp/t.img" "$tmp/u.img" "$tmp/v.img" "$tmp/w.img"
+# A full consumer table: 3 entries, all taken by a running copy (its
+# producer stopped: it cannot end meanwhile); a joiner is refused, and
+# --dry-run predicts it with the same words.
+ringcopy --rate 1M "$tmp/src.img" "$tmp/f1" "$tmp/f2" "$tmp/f3" 2> /dev/null &
+bg_pids+=($!)
+producer=$(stop_at_block f1 1) || fail "the copy to three targets did not start"
+on_exit "kill -CONT $producer 2>/dev/null"
+limited "it has room for 0 more consumers, 1 asked (capacity 3)" --dry-run "$tmp/src.img" "$tmp/t.img"
+cp "$tmp/err" "$tmp/err.dry"
+limited "it has room for 0 more consumers, 1 asked (capacity 3)" "$tmp/src.img" "$tmp/t.img"
+diff "$tmp/err.dry" "$tmp/err" || fail "the dry run and the run say different things"
+kill -CONT "$producer"
+wait "${bg_pids[-1]}" || fail "the copy to three targets"
 echo "$msl $mns $opm 0" > /proc/sys/kernel/sem
 limited "raise kernel.sem: SEMMNI or SEMMNS" "$tmp/src.img" "$tmp/t.img"
 echo "$saved_sem" > /proc/sys/kernel/sem

@@ -73,4 +73,35 @@ kill -TERM "$serve"
 expect_status 0 wait "${bg_pids[-1]}"
 [ -z "$(ls -A "$RINGCOPY_RUNDIR")" ] || fail "the producer outlived serve --foreground"
 st=$(ps -o stat= -p "$pid") && [[ $st != Z* ]] && fail "producer $pid still runs"
+
+# serve where a plain copy's producer reads the source (it does not
+# linger: once the copy ends nothing would serve it): refused, exit 2,
+# naming the producer.  The producer is stopped meanwhile, so the copy
+# cannot end first.
+ringcopy --rate 1M "$tmp/src.img" "$tmp/d.img" 2> "$tmp/d.err" &
+bg_pids+=($!)
+producer=$(stop_at_block d.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
+expect_status 2 ringcopy serve "$tmp/src.img" 2> "$tmp/serve3.err"
+grep -q "serve $tmp/src.img refused: it is being read by producer pid $producer, which does not linger (a plain copy's)" "$tmp/serve3.err" ||
+	fail "$(cat "$tmp/serve3.err")"
+expect_status 2 ringcopy serve --json "$tmp/src.img" > "$tmp/serve3.json" 2> /dev/null
+[ -s "$tmp/serve3.json" ] && fail "a refused serve printed $(cat "$tmp/serve3.json")"
+# A --linger as long as the producer's is served already.
+kill -CONT "$producer"
+expect_status 0 wait "${bg_pids[-1]}"
+wait_rings_gone || fail "the copy's producer did not leave"
+ringcopy --linger 30 --rate 1M "$tmp/src.img" "$tmp/e.img" 2> "$tmp/e.err" &
+bg_pids+=($!)
+producer=$(stop_at_block e.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
+expect_status 2 ringcopy serve "$tmp/src.img" 2> "$tmp/serve4.err"
+grep -q "producer pid $producer, which lingers only 30 s" "$tmp/serve4.err" || fail "$(cat "$tmp/serve4.err")"
+expect_status 0 ringcopy serve --linger 30 "$tmp/src.img" 2> "$tmp/serve5.err"
+grep -q "already being served (producer pid $producer): nothing to do" "$tmp/serve5.err" ||
+	fail "$(cat "$tmp/serve5.err")"
+kill -CONT "$producer"
+expect_status 0 wait "${bg_pids[-1]}"
+kill -TERM "$producer"
+wait_rings_gone || fail "the lingering producer did not end on SIGTERM"
 true

@@ -11,7 +11,7 @@ requires nbdkit --version
 
 mkimage "$tmp/src.img" 8M
 nbdkit -U "$tmp/m.sock" -P "$tmp/m.pid" memory 16M || fail "nbdkit"
-for (( i = 0; i < 100; i++ )); do [ -S "$tmp/m.sock" ] && break; sleep 0.05; done
+for (( i = 0; i < $(slow 20) * 20; i++ )); do [ -S "$tmp/m.sock" ] && break; sleep 0.05; done
 srv=$(cat "$tmp/m.pid")
 on_exit "kill -CONT $srv 2>/dev/null; kill $srv 2>/dev/null"
 

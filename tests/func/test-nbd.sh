@@ -19,7 +19,7 @@ serve() {
 	shift
 	nbdkit -U "$tmp/$name.sock" -P "$tmp/$name.pid" "$@" || fail "nbdkit $*"
 	on_exit "kill \$(cat '$tmp/$name.pid') 2>/dev/null"
-	for (( i = 0; i < 100; i++ )); do [ -S "$tmp/$name.sock" ] && break; sleep 0.05; done
+	for (( i = 0; i < $(slow 20) * 20; i++ )); do [ -S "$tmp/$name.sock" ] && break; sleep 0.05; done
 }
 uri() { echo "nbd+unix:///?socket=$tmp/$1.sock"; }
 # serve_tcp NAME nbdkit-args...: a server on a free loopback port, in $port.
@@ -63,7 +63,7 @@ serve sparse -r --filter=stats file "$tmp/sparse.img" statsfile="$tmp/stats.txt"
 expect_status 0 ringcopy "$(uri sparse)" "$tmp/sp.img" 2> "$tmp/sp.err"
 same "$tmp/sparse.img" "$tmp/sp.img"
 kill "$(cat "$tmp/sparse.pid")"
-for (( i = 0; i < 100; i++ )); do [ -s "$tmp/stats.txt" ] && break; sleep 0.05; done
+for (( i = 0; i < $(slow 20) * 20; i++ )); do [ -s "$tmp/stats.txt" ] && break; sleep 0.05; done
 read_mib=$(awk '$1 == "read:" { print $6 }' "$tmp/stats.txt")
 [ "$read_mib" = "2.00" ] || fail "the server was asked for ${read_mib:-?} MiB, not the 2 MiB of data: $(cat "$tmp/stats.txt")"
 grep -q "^extents:" "$tmp/stats.txt" || fail "no block status asked: $(cat "$tmp/stats.txt")"
@@ -91,9 +91,7 @@ grep -q "refused: .*mallory was not found" "$tmp/err" || fail "unknown PSK user:
 serve late memory 16M
 ringcopy --rate "$(vrate 2M 1M)" "$tmp/src.img" "$tmp/first.img" 2>/dev/null &
 bg_pids+=($!)
-wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
-sleep 1
-expect_status 0 ringcopy --json "$tmp/src.img" "$(uri late)" > "$tmp/late.json" 2>/dev/null
+expect_status 0 held_join first.img 1 "$tmp/late.err" ringcopy --json "$tmp/src.img" "$(uri late)" > "$tmp/late.json"
 wait "${bg_pids[0]}" || fail "the first copy"
 [ "$(json_get "$tmp/late.json" 'j["targets"][0]["start_block"]')" -gt 0 ] || fail "no join"
 readback late $((8 * mb)) | cmp - "$tmp/src.img" || fail "late export differs"
@@ -138,7 +136,7 @@ s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1]); s.listen(8)
 time.sleep(120)' "$tmp/mute.sock" &
 bg_pids+=($!)
-for (( i = 0; i < 100; i++ )); do [ -S "$tmp/mute.sock" ] && break; sleep 0.05; done
+for (( i = 0; i < $(slow 20) * 20; i++ )); do [ -S "$tmp/mute.sock" ] && break; sleep 0.05; done
 expect_status 2 ringcopy --connect-timeout 2 "$tmp/src.img" "nbd+unix:///?socket=$tmp/mute.sock" "$tmp/mute.img" 2> "$tmp/err"
 grep -q "refused: not ready within 2 s (--connect-timeout)" "$tmp/err" || fail "mute server: $(cat "$tmp/err")"
 [ ! -e "$tmp/mute.img" ] || fail "wrote a target"
@@ -149,8 +147,11 @@ ringcopy --rate 2M "$tmp/src.img" "$(uri kill)" "$tmp/k.img" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
 wait_consumers "$inv" 2 > /dev/null || fail "no consumers"
-sleep 1
+# Mid-copy for sure: the producer is held while the server dies.
+producer=$(stop_at_block k.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 kill -KILL "$(cat "$tmp/kill.pid")"
+kill -CONT "$producer"
 wait "$inv"
 [ $? -eq 1 ] || fail "server killed: exit status"
 grep -q "^FAILED .*kill.sock: write" "$tmp/err" || fail "$(cat "$tmp/err")"

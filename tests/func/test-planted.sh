@@ -31,7 +31,12 @@ grep -q "mine refused: a FIFO with no reader" "$tmp/err" || fail "$(cat "$tmp/er
 # With a reader it is a target like standard output.
 cat "$tmp/mine" > "$tmp/out" &
 reader=$!
-sleep 0.5 # its open() has counted it as a reader by then
+# Until its open() waits for a writer: it counts as a reader from then
+# (a sleep here was a guess a loaded machine could beat).
+for (( i = 0; i < $(slow 10) * 20; i++ )); do
+	[ "$(cat "/proc/$reader/wchan" 2> /dev/null)" = wait_for_partner ] && break
+	sleep 0.05
+done
 expect_status 0 ringcopy "$tmp/src.img" "$tmp/mine" 2> "$tmp/err"
 wait "$reader"
 same "$tmp/src.img" "$tmp/out"

@@ -11,11 +11,16 @@ for sig in INT TERM; do
 	a=$!
 	bg_pids+=("$a")
 	wait_consumers "$a" 1 > /dev/null || fail "no consumer"
+	# a is interrupted mid-copy and after b joined: its producer is
+	# held meanwhile, so neither can be beaten by a loaded machine.
+	producer=$(stop_at_block a.dst 1) || fail "a did not reach block 1"
+	on_exit "kill -CONT $producer 2>/dev/null"
 	ringcopy --json "$tmp/src.img" "$tmp/b.dst" > "$tmp/b.json" 2> "$tmp/b.err" &
 	b=$!
 	bg_pids+=("$b")
-	sleep 1
+	wait_said "$tmp/b.err" "joined the running copy"
 	kill -$sig "$(pgrep -P "$a" | head -n 1)"
+	kill -CONT "$producer"
 	wait "$a"
 	[ $? -eq 1 ] || fail "SIG$sig: the interrupted invocation should exit 1"
 	grep -q "^FAILED .*a.dst.*interrupted" "$tmp/a.err" || fail "SIG$sig: $(cat "$tmp/a.err")"

@@ -11,14 +11,17 @@ ringcopy --json --rate 4M --buffer 2M "$tmp/src.img" "$tmp/first.img" \
 	> "$tmp/first.json" 2> "$tmp/first.err" &
 first=$!
 bg_pids+=("$first")
-wait_ring
-sleep 1
+# The producer is held once the first copy has a block, while the joiner
+# joins and the source changes: nothing here waits on the clock.
+producer=$(stop_at_block first.img 1) || fail "the first copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 ringcopy --json "$tmp/src.img" "$tmp/late.img" > "$tmp/late.json" 2> "$tmp/late.err" &
 late=$!
 bg_pids+=("$late")
-sleep 1
+wait_said "$tmp/late.err" "joined the running copy"
 # Block 0 was read for the first copy; the joiner needs it after the wrap.
 printf 'CHANGED' | dd of="$tmp/src.img" bs=1 seek=100 conv=notrunc 2>/dev/null
+kill -CONT "$producer"
 wait "$first"; s1=$?
 wait "$late"; s2=$?
 [ "$s1" -eq 0 ] || fail "first copy (read before the change): $(cat "$tmp/first.err")"

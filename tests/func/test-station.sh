@@ -161,6 +161,13 @@ insert 3
 wait_event "$(name 3)" refused
 grep -q "target $(dev 3) refused: it holds an ext4 filesystem labelled 'data'; give --force to overwrite it (left untouched)" "$tmp/st.err" ||
 	fail "refusal: $(cat "$tmp/st.err")"
+# ... and is never said to be copied (issue 27): checked, then refused.
+grep -q "station: $(dev 3): a new disk of [0-9]* bytes that matches: checking it (pid [0-9]*)" "$tmp/st.err" ||
+	fail "no check said: $(cat "$tmp/st.err")"
+grep -q "station: $(dev 3): its copy starts" "$tmp/st.err" && fail "a refused disk was said to start: $(cat "$tmp/st.err")"
+grep -q "\"event\": \"start\", \"name\": \"$(name 3)\"" "$tmp/st.json" &&
+	fail "a start event for a refused disk: $(cat "$tmp/st.json")"
+grep -q "station: $(dev 0): its copy starts (pid [0-9]*)" "$tmp/st.err" || fail "no start said: $(cat "$tmp/st.err")"
 
 # Two at once; the media of one go away mid-copy: its producer is held
 # (SIGSTOP) once that disk has a block, the loop device's file is cut to

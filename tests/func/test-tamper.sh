@@ -102,8 +102,15 @@ for (( i = 0; i < 50; i++ )); do [ -s "$tmp/held" ] && break; sleep 0.1; done
 ringcopy "$tmp/src.img" "$tmp/c.dst" 2> "$tmp/c.err" &
 c=$!
 bg_pids+=("$c")
-sleep "$(vrate 1 6)" # waiting for the lock by then (valgrind starts slowly)
-kill -TERM "$(pgrep -P "$c" | head -n 1)"
+# Until it waits for the lock (its first blocking semop), however slowly
+# it starts (valgrind, a loaded machine): not a guessed second.
+cinv=
+for (( i = 0; i < $(slow 10) * 20; i++ )); do
+	cinv=$(pgrep -P "$c" | head -n 1)
+	[ -n "$cinv" ] && [ "$(cat "/proc/$cinv/wchan" 2> /dev/null)" = __do_semtimedop ] && break
+	sleep 0.05
+done
+kill -TERM "$cinv"
 finish "$c" "$(slow 3)"
 [ "$st" -ne 0 ] || fail "lock-hold: the interrupted joiner exited 0"
 grep -q "interrupted" "$tmp/c.err" || fail "lock-hold: $(cat "$tmp/c.err")"

@@ -25,9 +25,7 @@ expect_status 0 ringcopy --json "$tmp/src.img" "$tmp/c.img" > "$tmp/2.json" 2>/d
 mkimage "$tmp/big.img" 16M 3
 ringcopy --json --rate 4M "$tmp/big.img" "$tmp/e.img" > "$tmp/e.json" 2>/dev/null &
 bg_pids+=($!)
-wait_ring
-sleep 1
-expect_status 0 ringcopy --json "$tmp/big.img" "$tmp/f.img" > "$tmp/f.json" 2>/dev/null
+expect_status 0 held_join e.img 1 "$tmp/f.err" ringcopy --json "$tmp/big.img" "$tmp/f.img" > "$tmp/f.json"
 wait "${bg_pids[0]}" || fail "first copy of big.img"
 [ "$(json_get "$tmp/f.json" 'j["targets"][0]["start_block"]')" -gt 0 ] || fail "no join"
 [ "$(json_get "$tmp/e.json" 'j["targets"][0]["digest"]')" = \

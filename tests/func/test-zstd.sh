@@ -38,10 +38,8 @@ same "$tmp/src.img" "$tmp/m2.img"
 # 0; the producer reads on for it.
 ringcopy --rate "$(vrate 3M 1M)" "$tmp/src.img" "$tmp/first.img" 2>/dev/null &
 bg_pids+=($!)
-wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
-sleep 1
-expect_status 0 ringcopy --json "$tmp/src.img" "$tmp/late.zst" "$tmp/late.img" \
-	> "$tmp/late.json" 2> "$tmp/late.err"
+expect_status 0 held_join first.img 1 "$tmp/late.err" ringcopy --json "$tmp/src.img" "$tmp/late.zst" "$tmp/late.img" \
+	> "$tmp/late.json"
 wait "${bg_pids[0]}" || fail "the first copy"
 grep -q "late.zst takes blocks in order only: it starts with the next pass, at block 0" "$tmp/late.err" ||
 	fail "$(cat "$tmp/late.err")"
