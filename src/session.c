@@ -547,6 +547,19 @@ int rc_peek(const struct rc_join_req *req, struct rc_peek *out)
 	dfd = rc_rundir_open(dir, sizeof dir, false, out->why,
 			     sizeof out->why);
 	if (dfd == -ENOENT) {
+		/* The real run makes it with mkdir: its parent must be a
+		 * directory we may write (the same words as mkdir's). */
+		char parent[PATH_MAX];
+		struct stat st;
+		int e = 0;
+
+		rc_strlcpy(parent, dir, sizeof parent);
+		if (stat(dirname(parent), &st) < 0)
+			e = errno;
+		else if (!S_ISDIR(st.st_mode))
+			e = ENOTDIR;
+		else if (access(parent, W_OK | X_OK) < 0)
+			e = errno;
 		out->why[0] = '\0';
 		if (e) {
 			snprintf(out->why, sizeof out->why,
