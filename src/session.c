@@ -191,8 +191,14 @@ int rc_rundir_open(char *buf, size_t len, bool create, char *err,
 					 "run directory %s does not exist", buf);
 				return rc;
 			}
-			snprintf(err, errlen, "run directory %s: %s: %s", buf,
-				 walk, strerror(-rc));
+			/* Its parent is missing: mkdir's words, as the dry
+			 * run says them. */
+			if (rc == -ENOENT)
+				snprintf(err, errlen, "run directory %s: mkdir: %s",
+					 buf, strerror(-rc));
+			else
+				snprintf(err, errlen, "run directory %s: %s: %s",
+					 buf, walk, strerror(-rc));
 			return rc;
 		}
 	} else if (!getcwd(parent, sizeof parent)) {
