@@ -146,7 +146,9 @@ static enum fmt sniff(const unsigned char *m, size_t n, bool all)
 			return F_ZSTD; /* nothing more to look at here */
 		p = (size_t)next;
 	}
-	if (!skipped && skippable(m, n))
+	if (!skipped && (skippable(m, n) ||
+			 (all && n == 3 && (m[0] & 0xf0) == 0x50 && m[1] == 0x2a &&
+			  m[2] == 0x4d)))
 		return F_ZSTD; /* a skippable frame cut short */
 	f = magic_at(m + p, n - p, all);
 	if (!skipped)
@@ -185,7 +187,9 @@ static int start_decoder(struct decode_dev *d)
 		d->s.x = (lzma_stream)LZMA_STREAM_INIT;
 		/* One stream at a time: what follows a stream is looked
 		 * at by next_stream(), as for the other formats. */
-		ok = lzma_stream_decoder(&d->s.x, UINT64_MAX, 0) == LZMA_OK;
+		ok = lzma_stream_decoder(&d->s.x, UINT64_MAX,
+					 LZMA_TELL_UNSUPPORTED_CHECK) ==
+		     LZMA_OK;
 		break;
 	case F_GZIP:
 		ok = inflateInit2(&d->s.g, 16 + MAX_WBITS) == Z_OK;
@@ -400,6 +404,8 @@ static int lz4l_step(struct decode_dev *d, unsigned char *out, size_t cap,
  * else is trailing garbage.  0 (d->ended at the end), or -errno. */
 static int next_stream(struct decode_dev *d)
 {
+	bool zeros = false; /* gzip: zeros seen, so only zeros may follow */
+
 	for (;;) {
 		const unsigned char *m;
 		size_t avail, z;
@@ -421,9 +427,12 @@ static int next_stream(struct decode_dev *d)
 			continue;
 		}
 		if (d->fmt == F_GZIP && z == avail) {
-			d->in_pos += z; /* zeros to the end: ignored */
+			d->in_pos += z; /* zeros, to the end or more zeros */
+			zeros = true;
 			continue;
 		}
+		if (zeros)
+			return garbage(d); /* zeros then anything: not gzip's */
 		f = magic_at(m, avail, false);
 		if ((d->fmt == F_LZ4 || d->fmt == F_ZSTD) &&
 		    skippable(m, avail))
@@ -466,6 +475,7 @@ static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 		} else if (r != LZMA_OK) {
 			d->in_pos += used;
 			return corrupt(d, r == LZMA_DATA_ERROR ? "data error"
+					  : r == LZMA_UNSUPPORTED_CHECK ? "its integrity check is of a kind this liblzma cannot verify"
 					  : r == LZMA_FORMAT_ERROR ? "not xz data"
 					  : r == LZMA_MEM_ERROR ? "out of memory"
 					  : "decoder error");
@@ -839,7 +849,7 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 	struct rc_dev *src = *srcp;
 	bool once = src->caps & RC_CAP_SEQUENTIAL;
 	struct decode_dev *d;
-	unsigned char m[4096];
+	unsigned char *m = NULL;
 	enum fmt fmt = F_PENDING;
 	ssize_t n;
 
@@ -848,18 +858,27 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 		/* Read again later from the start: look at its first bytes
 		 * now (a hole there is no compressed stream). */
 		struct rc_holes h;
-		size_t want = src->size < sizeof m ? (size_t)src->size
-						    : sizeof m;
+		size_t want = src->size < 4096 ? (size_t)src->size : 4096;
 
 		rc_holes_init(&h);
 		if (want < 3 || rc_is_hole(src, &h, 0, want < 8 ? want : 8))
 			return 0;
+		if (!(m = malloc(IN_SIZE)))
+			return -ENOMEM;
 		n = rc_dev_pread(src, m, want, 0);
-		if (n < 0)
-			return (int)n;
+		/* Skippable frames first: look as far as a pipe's first
+		 * buffer would show. */
+		if (n == 4096 && skippable(m, 4) && src->size > 4096)
+			n = rc_dev_pread(src, m, src->size < IN_SIZE
+						      ? (size_t)src->size
+						      : IN_SIZE, 0);
 		/* A file shorter than a magic but holding its first bytes
 		 * is that format cut short: decoded, so failed. */
-		fmt = sniff(m, (size_t)n, (size_t)n == src->size);
+		if (n >= 0)
+			fmt = sniff(m, (size_t)n, (uint64_t)n == src->size);
+		free(m);
+		if (n < 0)
+			return (int)n;
 		if (fmt == F_RAW)
 			return 0; /* plain bytes: as they were */
 	}
@@ -881,6 +900,10 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 	d->size = RC_SIZE_UNKNOWN;
 	if (fmt == F_XZ && src->size != UINT64_MAX &&
 	    (src->caps & RC_CAP_SEEKABLE) && xz_size(d, &d->size) < 0)
+		d->size = RC_SIZE_UNKNOWN;
+	/* An index that says nothing: no block would ever be read, so the
+	 * end would never be checked; read it as a stream, to its end. */
+	if (d->size == 0)
 		d->size = RC_SIZE_UNKNOWN;
 	rc_dev_init(&d->dev, &rc_decode_backend, src->path, src->fd, d->size);
 	if (once)

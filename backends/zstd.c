@@ -70,6 +70,7 @@ static bool is_zstd_image(const char *path)
 	uint64_t at = 0, size;
 	bool yes = false;
 	char err[8];
+	ssize_t got;
 	void *map;
 	int fd, k;
 
@@ -80,8 +81,8 @@ static bool is_zstd_image(const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return false;
-	for (k = 0; k < 64 && pread(fd, m, 8, (off_t)at) >= 4; k++) {
-		if ((m[0] & 0xf0) == 0x50 && m[1] == 0x2a && m[2] == 0x4d &&
+	for (k = 0; k < 64 && (got = pread(fd, m, 8, (off_t)at)) >= 4; k++) {
+		if (got == 8 && (m[0] & 0xf0) == 0x50 && m[1] == 0x2a && m[2] == 0x4d &&
 		    m[3] == 0x18) {
 			at += 8 + ((uint64_t)m[4] | (uint64_t)m[5] << 8 |
 				   (uint64_t)m[6] << 16 | (uint64_t)m[7] << 24);
@@ -286,6 +287,45 @@ static ssize_t inflate(struct zstd_dev *z, void *buf, size_t len)
 	return (ssize_t)done;
 }
 
+/* The frames said how large the image is: the image read to that size,
+ * the rest of the file must decode to nothing more and end a frame
+ * cleanly (zstd's own check of a frame's size runs only at its end: a
+ * frame that under-states its size would otherwise be copied short). */
+static int check_end(struct zstd_dev *z)
+{
+	static unsigned char scratch[1 << 16];
+	size_t r = 0;
+
+	while (z->in_pos < z->map_len) {
+		ZSTD_outBuffer o = { scratch, sizeof scratch, 0 };
+		ZSTD_inBuffer i = { z->map, z->map_len, z->in_pos };
+
+		r = ZSTD_decompressStream(z->dctx, &o, &i);
+		if (ZSTD_isError(r)) {
+			snprintf(z->err, sizeof z->err,
+				 "zstd data corrupt at compressed offset %zu (uncompressed %" PRIu64 "): %s",
+				 z->in_pos, z->out_pos, ZSTD_getErrorName(r));
+			return -EBADMSG;
+		}
+		if (o.pos) {
+			snprintf(z->err, sizeof z->err,
+				 "zstd data holds more than the %" PRIu64 " bytes its frames say (more at compressed offset %zu)",
+				 z->dev.size, z->in_pos);
+			return -EBADMSG;
+		}
+		if (i.pos == z->in_pos && r != 0)
+			break;
+		z->in_pos = i.pos;
+	}
+	if (r != 0) {
+		snprintf(z->err, sizeof z->err,
+			 "zstd data truncated at compressed offset %zu (uncompressed %" PRIu64 "): the last frame is incomplete",
+			 z->in_pos, z->out_pos);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 static ssize_t zstd_pread(struct rc_dev *dev, void *buf, size_t len,
 			  uint64_t off)
 {
@@ -301,7 +341,16 @@ static ssize_t zstd_pread(struct rc_dev *dev, void *buf, size_t len,
 		if (z->out_pos != off)
 			return 0; /* ended before off */
 	}
-	return inflate(z, buf, len);
+	if (z->dev.size != UINT64_MAX && len > z->dev.size - off)
+		len = (size_t)(z->dev.size - off);
+	n = inflate(z, buf, len);
+	if (n >= 0 && z->dev.size != UINT64_MAX && z->out_pos == z->dev.size) {
+		int rc = check_end(z);
+
+		if (rc < 0)
+			return rc;
+	}
+	return n;
 }
 
 static int write_all(int fd, const void *p, size_t len)

@@ -8,7 +8,10 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "ringcopy/cli.h"
@@ -33,10 +36,33 @@ static int dispatch(int argc, char **argv)
 	return rc_cmd_copy(argc, argv, 0);
 }
 
+/* Descriptors 0, 1 and 2 are open before anything else is: a source or
+ * target opened into a closed one would later be pointed at /dev/null by
+ * a forked process (which read an empty source and copied zeros "ok").
+ * A closed standard input or error becomes /dev/null; a closed standard
+ * output becomes /dev/full, so that whatever is written to it fails and
+ * is reported (the report, or a target "-"), never lost in silence. */
+static void std_fds_open(void)
+{
+	static const char *const dev[] = { "/dev/null", "/dev/full",
+					   "/dev/null" };
+	int fd;
+
+	for (fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		if (open(dev[fd], fd ? O_WRONLY : O_RDONLY) != fd)
+			_exit(RC_EXIT_REFUSED); /* nothing was done */
+		if (fd == 1)
+			rc_stdout_was_closed();
+	}
+}
+
 int main(int argc, char **argv)
 {
 	int status;
 
+	std_fds_open();
 	rc_check_stdout_at_exit();
 	status = dispatch(argc, argv);
 	exit(status);

@@ -185,6 +185,17 @@ static int loop_under(dev_t disk, struct layer *l)
 	return 0;
 }
 
+/* Does the open descriptor fd hold the object that stat() described? */
+static bool opened_is_checked(int fd, const struct stat *checked)
+{
+	struct stat now;
+
+	return fstat(fd, &now) == 0 && now.st_dev == checked->st_dev &&
+	       now.st_ino == checked->st_ino &&
+	       (now.st_mode & S_IFMT) == (checked->st_mode & S_IFMT) &&
+	       (!S_ISBLK(now.st_mode) || now.st_rdev == checked->st_rdev);
+}
+
 /* The stack of an object: st from stat(), name how it was named. */
 static void stack_of(const struct stat *st, const char *name,
 		     struct stack *s)
@@ -718,6 +729,15 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 						      : strerror(-rc),
 				 rc_backend_detail[0] ? "" : open_hint(rc));
 			return rc;
+		}
+		/* Opened by name again: it must be what was checked, or a
+		 * name swapped meanwhile (a directory renamed, a symlink
+		 * planted) would escape every rule above. */
+		if (have[i] && dst[i]->fd >= 0 && !opened_is_checked(dst[i]->fd, &st[i])) {
+			snprintf(err, errlen,
+				 "target %s refused: it was replaced while it was checked (another file or device now stands at that name)",
+				 req->specs[i]);
+			return -EAGAIN;
 		}
 		/* The source of a running copy, under any of its names:
 		 * writing it would change an image other copies are

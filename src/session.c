@@ -123,6 +123,44 @@ static int parent_unsafe(const struct stat *parent, const struct stat *child)
 	return RUNDIR_PARENT_WRITABLE;
 }
 
+/* The path as it was given, before any link in it is resolved: no
+ * directory along it may let another user rename or plant what the next
+ * name finds (a symbolic link of theirs to a directory of their choice,
+ * which resolving the path first would follow).  Each directory is
+ * checked by the rule parent_unsafe() applies to the resolved walk; once
+ * every directory along the name is ours or root's and safe, nobody else
+ * can change what the name reaches.  0, or -EPERM with err. */
+static int given_path_safe(const char *path, char *err, size_t errlen)
+{
+	char cur[PATH_MAX], copy[PATH_MAX], *comp, *save;
+	struct stat dst, cst;
+	int why;
+
+	rc_strlcpy(copy, path, sizeof copy);
+	rc_strlcpy(cur, path[0] == '/' ? "/" : ".", sizeof cur);
+	for (comp = strtok_r(copy, "/", &save); comp;
+	     comp = strtok_r(NULL, "/", &save)) {
+		size_t n = strlen(cur);
+
+		if (!strcmp(comp, "."))
+			continue;
+		if (stat(cur, &dst) < 0)
+			return 0; /* the walk that follows says why */
+		if (n + strlen(comp) + 2 > sizeof cur)
+			return 0;
+		snprintf(cur + n, sizeof cur - n, "%s%s",
+			 cur[n - 1] == '/' ? "" : "/", comp);
+		if (lstat(cur, &cst) < 0)
+			return 0; /* missing from here on: made by us */
+		why = parent_unsafe(&dst, &cst);
+		if (why) {
+			cur[n] = '\0';
+			return rundir_refused(err, errlen, path, why, cur, &dst);
+		}
+	}
+	return 0;
+}
+
 /* Where the run directory is: its path in buf.  0, or -errno with err. */
 static int rundir_path(char *buf, size_t len, char *err, size_t errlen)
 {
@@ -155,6 +193,9 @@ int rc_rundir_open(char *buf, size_t len, bool create, char *err,
 	int pfd, fd, rc;
 
 	rc = rundir_path(buf, len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = given_path_safe(buf, err, errlen);
 	if (rc < 0)
 		return rc;
 	/* The parents by their real names (a symlink among them, such as

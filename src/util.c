@@ -252,6 +252,12 @@ void rc_json_str(FILE *f, const char *s)
  * went away (EPIPE) chose not to read it.  Forked children that exit()
  * leave it to their parent. */
 static pid_t stdout_owner;
+static bool stdout_closed; /* at start: descriptor 1 is /dev/full */
+
+void rc_stdout_was_closed(void)
+{
+	stdout_closed = true;
+}
 
 /* A pipe or socket whose reader is gone (the errno of the write that
  * failed is long lost when ferror() tells of it). */
@@ -284,7 +290,9 @@ static void close_stdout(void)
 		err = err ? err : errno;
 	}
 	if (failed && err != EPIPE) {
-		if (err)
+		if (stdout_closed)
+			fprintf(stderr, "ringcopy: write error on standard output: it is closed\n");
+		else if (err)
 			fprintf(stderr, "ringcopy: write error on standard output: %s\n",
 				strerror(err));
 		else

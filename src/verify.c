@@ -461,7 +461,7 @@ int rc_cmd_verify(int argc, char **argv)
 	char err[512], digest[RC_DIGEST_HEX];
 	int i, status = RC_EXIT_OK;
 	uint64_t largest = 0;
-	bool unbounded = false, header_only;
+	bool header_only;
 
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
@@ -482,20 +482,24 @@ int rc_cmd_verify(int argc, char **argv)
 	argv += optind - 1;
 	if (argc < 3)
 		return rc_usage_error("verify", "usage: ringcopy verify MANIFEST TARGET...");
-	/* The largest target bounds what the manifest may make us hold. */
+	/* The largest target bounds what the manifest may make us hold.  A
+	 * pipe or FIFO is not opened here (that would cost its writer its
+	 * data) and bounds nothing: it cannot be read back. */
 	for (i = 2; i < argc; i++) {
 		struct rc_dev *dev;
+		struct stat st;
 
+		if ((!strcmp(argv[i], "-") ? fstat(STDIN_FILENO, &st)
+					   : stat(argv[i], &st)) == 0 &&
+		    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+			continue;
 		if (rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev) == 0) {
 			if (dev->size != UINT64_MAX && dev->size > largest)
 				largest = dev->size;
-			if (dev->size == UINT64_MAX)
-				unbounded = true;
 			rc_dev_close(dev);
 		}
 	}
-	i = rc_manifest_read(argv[1], &h, unbounded ? UINT64_MAX : largest,
-			     err, sizeof err);
+	i = rc_manifest_read(argv[1], &h, largest, err, sizeof err);
 	if (i < 0) {
 		rc_err("%s", err);
 		return RC_EXIT_REFUSED;
@@ -516,6 +520,14 @@ int rc_cmd_verify(int argc, char **argv)
 		}
 		/* The image is larger than every target: each is a
 		 * mismatch, and the manifest's blocks were never read. */
+		if (header_only && dev->size == UINT64_MAX) {
+			rc_err("verify: target %s: its size is unknown (a pipe?): it cannot be read back",
+			       argv[i]);
+			rc_dev_close(dev);
+			if (status == RC_EXIT_OK)
+				status = RC_EXIT_FAILED;
+			continue;
+		}
 		if (header_only) {
 			fprintf(stderr, "MISMATCH %s  it ends at offset %" PRIu64 ", the image has %" PRIu64 " bytes\n",
 				argv[i], dev->size, h.image_size);

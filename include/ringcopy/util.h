@@ -51,6 +51,8 @@ void rc_json_str(FILE *f, const char *s);
 /* Check standard output when this process exits: a lost report is exit
  * 1 with a message (util-linux's close_stdout). */
 void rc_check_stdout_at_exit(void);
+/* main() found descriptor 1 closed (and put /dev/full there). */
+void rc_stdout_was_closed(void);
 
 /* Tell a service manager that the service is ready, with a status line
  * (systemd's Type=notify), then forget NOTIFY_SOCKET so that nothing

@@ -135,6 +135,17 @@ grep -q "run directory $tmp/theirs/run refused: its parent $tmp/theirs is owned 
 	fail "a parent of another user's: $(cat "$tmp/err")"
 [ ! -e "$tmp/other.img" ] || fail "a refused copy wrote its target"
 
+# A symlink of theirs in a directory of theirs, naming a directory of
+# root's: the path as given is checked before it is resolved (found in
+# review: resolving first made root create its run directory in the
+# victim).
+mkdir -m 0755 "$tmp/bobhome"
+ln -s "$tmp/victim" "$tmp/bobhome/link"
+chown -h nobody "$tmp/bobhome" "$tmp/bobhome/link"
+RINGCOPY_RUNDIR="$tmp/bobhome/link/run" expect_status 2 ringcopy "$tmp/src.img" "$tmp/link.img" 2> "$tmp/err"
+grep -q "run directory $tmp/bobhome/link/run refused: its parent $tmp/bobhome is owned by uid $nobody, another user" "$tmp/err" ||
+	fail "a symlink of another user's in the path: $(cat "$tmp/err")"
+
 # Nothing was ever created in the victim.
 sleep 0.2
 kill "$watcher"

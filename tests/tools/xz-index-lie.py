@@ -4,7 +4,12 @@
 # (its varint keeps its length) and the index CRC32 recomputed, so the
 # footer, the backward size and every CRC still agree.  `xz -t` rejects
 # the result; a decoder that trusts the index alone copies it truncated.
+# BYTES_LESS may be the whole size (an index that says 0 bytes).
+# With --check-id N instead, the stream's check type is set to N in its
+# header and footer (their CRC32s recomputed): 2 is a reserved type
+# whose check is 4 bytes like CRC32's, which no liblzma can verify.
 # Usage: xz-index-lie.py IN.xz OUT.xz BYTES_LESS
+#        xz-index-lie.py --check-id N IN.xz OUT.xz
 import struct
 import sys
 import zlib
@@ -32,7 +37,20 @@ def encode(v, length):
     return bytes(out)
 
 
+def check_id(n, src, dst):
+    data = bytearray(open(src, "rb").read())
+    if data[:6] != b"\xfd7zXZ\x00" or data[-2:] != b"YZ":
+        raise SystemExit("xz-index-lie: not one xz stream")
+    data[7] = n
+    data[8:12] = struct.pack("<I", zlib.crc32(data[6:8]))
+    data[-3] = n
+    data[-12:-8] = struct.pack("<I", zlib.crc32(data[-8:-2]))
+    open(dst, "wb").write(data)
+
+
 def main():
+    if sys.argv[1] == "--check-id":
+        return check_id(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     src, dst, less = sys.argv[1], sys.argv[2], int(sys.argv[3])
     data = bytearray(open(src, "rb").read())
     if data[-2:] != b"YZ":
@@ -50,10 +68,10 @@ def main():
         unc, i = varint(data, i)
         last = (at, i - at, unc)
     at, length, unc = last
-    if less <= 0 or less >= unc:
+    if less <= 0 or less > unc:
         raise SystemExit("xz-index-lie: BYTES_LESS out of range")
     new = unc - less
-    if new < (1 << (7 * (length - 1))) and length > 1:
+    if new and new < (1 << (7 * (length - 1))) and length > 1:
         raise SystemExit("xz-index-lie: the new size needs a shorter varint")
     data[at:at + length] = encode(new, length)
     crc_at = start + size - 4
