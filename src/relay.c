@@ -111,6 +111,7 @@ struct relay {
 	int copy_status;
 	bool copy_done, stopping, listen_made;
 	bool skip_equal;                /* seed the overlay from TARGETs */
+	uint32_t cluster;               /* the overlay's, when not qcow2's */
 	uint64_t idle_since;            /* downstream's last byte (ns) */
 	uint64_t bytes_up, bytes_down;
 };
@@ -700,9 +701,13 @@ static int run_wait(char *const argv[])
 
 static int make_overlay(struct relay *rl)
 {
-	char size[32];
+	char size[32], opt[40];
 	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2",
-			 rl->overlay, size, NULL };
+			 "-o", opt, rl->overlay, size, NULL };
+
+	/* qcow2's default clusters (64 KiB) unless seeding wants smaller. */
+	snprintf(opt, sizeof opt, "cluster_size=%u",
+		 rl->cluster ? rl->cluster : 65536);
 
 	/* qcow2 counts 512-byte sectors; a tail past the image is never
 	 * read by the copy. */
@@ -1300,6 +1305,14 @@ static int seed_overlay(struct relay *rl, const sigset_t *old)
 	if (rc_manifest_read(rl->expect, &h, UINT64_MAX, err, sizeof err) < 0 ||
 	    posix_memalign(&buf, RC_ALIGN, h.block_size))
 		goto out;
+	/* A seeded block must fill whole clusters: the rest of a cluster
+	 * written in part would read as zeros, not from upstream. */
+	if (h.block_size < 65536) {
+		rl->cluster = h.block_size;
+		unlink(rl->overlay);
+		if (make_overlay(rl) < 0)
+			goto out;
+	}
 	pid = seed_daemon(rl, old);
 	snprintf(uri, sizeof uri, "nbd+unix:///seed?socket=%s", rl->seed_sock);
 	if (pid < 0 || rc_dev_open(uri, RC_OPEN_TARGET, &ov) < 0)
