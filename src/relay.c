@@ -20,6 +20,9 @@
  *    goes on (a dead neighbour is not a dead rollout).
  *  - downstream: the relay listens on ADDR and forwards each connection to
  *    the daemon's export, which tells it when downstream went idle.
+ * With --skip-equal, the overlay is first seeded with the blocks the
+ * TARGETs already hold as the manifest says (seed_overlay), so that only
+ * the changed blocks come from upstream (a delta rollout).
  * The node's own copy is a forked `ringcopy' invocation (rc_cmd_run) of
  * the daemon's export to the TARGETs, with --expect: nothing upstream is
  * trusted, every block is proved.  The relay exits once its copy is done
@@ -284,6 +287,8 @@ static void usage_relay(FILE *f)
 	      " -b, --block-size, --buffer, --rate, --sparse, --force, --no-verify,\n"
 	      "     --stall-timeout, --manifest, --skip-equal, --start-at BLOCK,\n"
 	      "     --compress-level, --progress, --json  the copy's, as for a copy\n"
+	      "     --skip-equal       also: seed the relay with the blocks the\n"
+	      "                        TARGETs hold as MANIFEST says (a delta)\n"
 	      " -q, --quiet            print only errors\n"
 	      "See ringcopy(1), RELAY.\n",
 	      f);
