@@ -1247,26 +1247,52 @@ static bool seed_stopped(struct relay *rl)
 	return rl->stopping;
 }
 
+/* Blocks written into the overlay at once: reading the disks goes on
+ * while the daemon writes. */
+#define SEED_INFLIGHT 8
+
+/* Write len bytes of buf at off into ov, buffers[*next] being buf: in
+ * flight with the others when the backend can (*inflight of them). */
+static int seed_write(struct rc_dev *ov, const void *buf, size_t len,
+		      uint64_t off, unsigned *next, unsigned *inflight)
+{
+	int r;
+
+	if (!ov->be->write_submit)
+		return rc_dev_pwrite(ov, buf, len, off) == (ssize_t)len ? 0 : -1;
+	if (ov->be->write_submit(ov, buf, len, off) < 0)
+		return -1;
+	*next = (*next + 1) % SEED_INFLIGHT;
+	/* The next buffer is the oldest in flight: it must be done. */
+	if (++*inflight == SEED_INFLIGHT) {
+		r = ov->be->write_reap(ov, SEED_INFLIGHT - 1);
+		if (r < 0)
+			return -1;
+		*inflight -= (unsigned)r;
+	}
+	return 0;
+}
+
 /* Write into ov every block some disk holds as the manifest says; counts
  * them in *held.  -1 when a write failed. */
 static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
 		       struct seed_disk *d, int nd, struct rc_dev *ov,
-		       void *buf, uint64_t *held)
+		       void *bufs[], uint64_t *held)
 {
 	char err[400];
 	uint64_t b, hash;
+	unsigned next = 0, inflight = 0;
 	int i;
 
-	for (b = 0; b < h->nblocks; b++) {
+	for (b = 0; b < h->nblocks && !(b % 64 == 0 && seed_stopped(rl));
+	     b++) {
 		uint32_t len = rc_block_len(h->image_size, h->block_size, b);
 		uint64_t off = b * h->block_size;
 
-		if (b % 64 == 0 && seed_stopped(rl))
-			return 0;
 		for (i = 0; i < nd; i++) {
 			if (!d[i].dev || off + len > d[i].dev->size)
 				continue;
-			if (rc_readback_block(d[i].rd, NULL, buf, h, b,
+			if (rc_readback_block(d[i].rd, NULL, bufs[next], h, b,
 					      d[i].spec, &hash, err,
 					      sizeof err) < 0) {
 				rc_msg("relay: seeding: %s; the copy rewrites what it cannot read",
@@ -1277,12 +1303,15 @@ static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
 			}
 			if (hash != h->hash[b])
 				continue;
-			if (rc_dev_pwrite(ov, buf, len, off) != (ssize_t)len)
+			if (seed_write(ov, bufs[next], len, off, &next,
+				       &inflight) < 0)
 				return -1;
 			(*held)++;
 			break;
 		}
 	}
+	if (inflight && ov->be->write_reap(ov, 0) < 0)
+		return -1;
 	return 0;
 }
 
@@ -1300,16 +1329,18 @@ static int seed_overlay(struct relay *rl, const sigset_t *old)
 	struct rc_dev *ov = NULL;
 	char uri[400], err[400];
 	uint64_t held = 0, t0 = rc_now_ns();
-	void *buf = NULL;
+	void *bufs[SEED_INFLIGHT] = { NULL };
 	pid_t pid = -1;
-	int nd, rc = -1;
+	int nd, i, rc = -1;
 
 	nd = seed_open(rl, d);
 	if (!nd)
 		return 0;
-	if (rc_manifest_read(rl->expect, &h, UINT64_MAX, err, sizeof err) < 0 ||
-	    posix_memalign(&buf, RC_ALIGN, h.block_size))
+	if (rc_manifest_read(rl->expect, &h, UINT64_MAX, err, sizeof err) < 0)
 		goto out;
+	for (i = 0; i < SEED_INFLIGHT; i++)
+		if (posix_memalign(&bufs[i], RC_ALIGN, h.block_size))
+			goto out;
 	/* A seeded block must fill whole clusters: the rest of a cluster
 	 * written in part would read as zeros, not from upstream. */
 	if (h.block_size < 65536) {
@@ -1322,7 +1353,7 @@ static int seed_overlay(struct relay *rl, const sigset_t *old)
 	snprintf(uri, sizeof uri, "nbd+unix:///seed?socket=%s", rl->seed_sock);
 	if (pid < 0 || rc_dev_open(uri, RC_OPEN_TARGET, &ov) < 0)
 		goto out;
-	rc = seed_blocks(rl, &h, d, nd, ov, buf, &held);
+	rc = seed_blocks(rl, &h, d, nd, ov, bufs, &held);
 	if (rc == 0 && rc_dev_flush(ov) < 0)
 		rc = -1;
 out:
@@ -1333,7 +1364,8 @@ out:
 	seed_close(d, nd);
 	unlink(rl->seed_sock);
 	unlink(rl->log);
-	free(buf);
+	for (i = 0; i < SEED_INFLIGHT; i++)
+		free(bufs[i]);
 	free(h.hash);
 	if (rc == 0) {
 		if (!rc_quiet)
