@@ -1223,8 +1223,11 @@ static pid_t seed_daemon(struct relay *rl, const sigset_t *old)
 	if (pid < 0)
 		return -1;
 	while (stat(rl->seed_sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		if (waitpid(pid, &status, WNOHANG) == pid ||
-		    rc_now_ns() - t0 > 20ULL * 1000000000) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			say_log(rl);
+			return -1;
+		}
+		if (rc_now_ns() - t0 > 20ULL * 1000000000) {
 			say_log(rl);
 			seed_daemon_end(pid);
 			return -1;
@@ -1328,22 +1331,28 @@ static int seed_overlay(struct relay *rl, const sigset_t *old)
 	struct seed_disk d[RC_CONS_MAX];
 	struct rc_dev *ov = NULL;
 	char uri[400], err[400];
+	const char *why = "out of memory";
 	uint64_t held = 0, t0 = rc_now_ns();
 	void *bufs[SEED_INFLIGHT] = { NULL };
 	pid_t pid = -1;
 	int nd, i, rc = -1;
 
 	nd = seed_open(rl, d);
-	if (!nd)
+	if (!nd) {
+		rc_msg("relay: no TARGET can be read yet: nothing to seed the overlay with, upstream sends every block");
 		return 0;
-	if (rc_manifest_read(rl->expect, &h, UINT64_MAX, err, sizeof err) < 0)
+	}
+	if (rc_manifest_read(rl->expect, &h, UINT64_MAX, err, sizeof err) < 0) {
+		why = err;
 		goto out;
+	}
 	for (i = 0; i < SEED_INFLIGHT; i++)
 		if (posix_memalign(&bufs[i], RC_ALIGN, h.block_size))
 			goto out;
 	/* A seeded block must fill whole clusters: the rest of a cluster
 	 * written in part would read as zeros, not from upstream. */
 	if (h.block_size < 65536) {
+		why = "qemu-img could not make it again with smaller clusters";
 		rl->cluster = h.block_size;
 		unlink(rl->overlay);
 		if (make_overlay(rl) < 0)
@@ -1351,16 +1360,20 @@ static int seed_overlay(struct relay *rl, const sigset_t *old)
 	}
 	pid = seed_daemon(rl, old);
 	snprintf(uri, sizeof uri, "nbd+unix:///seed?socket=%s", rl->seed_sock);
+	why = "qemu-storage-daemon did not export it";
 	if (pid < 0 || rc_dev_open(uri, RC_OPEN_TARGET, &ov) < 0)
 		goto out;
+	why = "a write to it failed";
 	rc = seed_blocks(rl, &h, d, nd, ov, bufs, &held);
 	if (rc == 0 && rc_dev_flush(ov) < 0)
 		rc = -1;
 out:
 	if (ov && rc_dev_close(ov) < 0)
 		rc = -1;
-	if (pid > 0 && seed_daemon_end(pid) < 0)
+	if (pid > 0 && seed_daemon_end(pid) < 0 && rc == 0) {
+		why = "qemu-storage-daemon did not end cleanly";
 		rc = -1;
+	}
 	seed_close(d, nd);
 	unlink(rl->seed_sock);
 	unlink(rl->log);
@@ -1376,7 +1389,8 @@ out:
 			       (unsigned long long)(h.nblocks - held));
 		return 0;
 	}
-	rc_err("relay: could not seed the overlay from the node's disks: the copy fetches every block from upstream");
+	rc_err("relay: could not seed the overlay from the node's disks (%s): the copy fetches every block from upstream",
+	       why);
 	unlink(rl->overlay);
 	return make_overlay(rl);
 }
