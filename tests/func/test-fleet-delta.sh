@@ -15,6 +15,9 @@
 #    node 4's first disk was left half written with the new image by a
 #    failed rollout (it seeds from what it already wrote) and its second
 #    has a block the manifest does not know (never seeded: rewritten).
+#  - Seeding is a saving, never a condition (one node on Unix sockets): a
+#    seeding daemon that does not start, and targets that cannot be read
+#    yet, leave the copy fetching every block, exit 0, disks proved.
 source "$top_srcdir/tests/func/functions.sh"
 source "$top_srcdir/tests/fleet/net.sh"
 
@@ -117,4 +120,30 @@ sent=$(origin_sent)
 [ "$sent" -le "$limit" ] || fail "the origin sent $sent bytes (image $size, limit $limit)"
 echo "delta rollout of 4 nodes: the origin sent $sent bytes (image $size)"
 fleet_down
+
+# Seeding that cannot be done: said, and the copy fetches every block.
+nbdkit -r -U "$tmp/o.sock" -P "$tmp/o.pid" file "$tmp/new.img" || fail "nbdkit"
+mkdir "$tmp/fakebin"
+cat > "$tmp/fakebin/qemu-storage-daemon" << EOF2
+#!/bin/sh
+case "\$*" in *'"seed"'*) echo "fake daemon: no seeding" >&2; exit 1 ;; esac
+exec $(command -v qemu-storage-daemon) "\$@"
+EOF2
+chmod +x "$tmp/fakebin/qemu-storage-daemon"
+cp "$tmp/old.img" "$tmp/l.a"
+PATH=$tmp/fakebin:$PATH expect_status 0 "$RINGCOPY" relay --listen "$tmp/l.sock" \
+	--upstream "nbd+unix:///?socket=$tmp/o.sock" --expect "$tmp/new.mf" --skip-equal \
+	--linger 0 "$tmp/l.a" 2> "$tmp/l.err"
+same "$tmp/new.img" "$tmp/l.a"
+grep -q "could not seed the overlay from the node's disks (qemu-storage-daemon did not export it): the copy fetches every block" "$tmp/l.err" ||
+	fail "a failed seeding: $(cat "$tmp/l.err")"
+up=$(sed -n 's/.*: \([0-9]*\) bytes from upstream.*/\1/p' "$tmp/l.err")
+[ "${up:-0}" -ge "$size" ] || fail "a failed seeding: $up bytes from upstream: $(cat "$tmp/l.err")"
+expect_status 0 "$RINGCOPY" relay --listen "$tmp/l.sock" \
+	--upstream "nbd+unix:///?socket=$tmp/o.sock" --expect "$tmp/new.mf" --skip-equal \
+	--linger 0 "$tmp/l.new" 2> "$tmp/l.err"
+same "$tmp/new.img" "$tmp/l.new"
+grep -q "no TARGET can be read yet" "$tmp/l.err" || fail "nothing to seed: $(cat "$tmp/l.err")"
+kill "$(cat "$tmp/o.pid")"
+[ -z "$(ls -A "$tmp/priv")" ] || fail "private directories left: $(ls "$tmp/priv")"
 exit 0
