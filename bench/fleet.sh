@@ -21,6 +21,12 @@
 #                 (node 1 the origin's: nbdkit's file plugin, whose stats
 #                 filter counts the copies of the image it sends); a node
 #                 is done when its copy's JSON line is out
+#   relay-delta   the same chain, a monthly update: each node's disks hold
+#                 an old image that differs from the golden one in 5% of
+#                 its 1 MiB blocks (written before the clock starts), and
+#                 each relay runs with --skip-equal, seeding its overlay
+#                 from its own disks (compare with relay-chain's full
+#                 rollout at the same node counts)
 #   relay-kill    the same chain, every process of node 2 killed when its
 #                 first disk holds 30% of the image (a machine that dies;
 #                 3 nodes or more): the other nodes' times
@@ -58,7 +64,7 @@ for c in nbdkit opentracker mktorrent aria2c tc ip; do
 	command -v "$c" > /dev/null || { echo "bench: needs $c" >&2; exit 77; }
 done
 case " $modes " in
-*" relay-chain "*|*" relay-kill "*)
+*" relay-chain "*|*" relay-kill "*|*" relay-delta "*)
 	for c in qemu-img qemu-storage-daemon unshare; do
 		command -v "$c" > /dev/null || { echo "bench: relay-chain needs $c" >&2; exit 77; }
 	done ;;
@@ -82,6 +88,15 @@ head -c $((size_mib * 1048576)) /dev/urandom > "$work/golden.img"
 printf '#!/bin/sh\ntouch "$DONE"\n' > "$work/done.sh"
 chmod 755 "$work/done.sh"
 "$rc" -q --manifest "$work/golden.mf" "$work/golden.img" null:
+# relay-delta's old image: every 20th 1 MiB block of the golden one
+# differs (5%).
+case " $modes " in
+*" relay-delta "*)
+	cp "$work/golden.img" "$work/old.img"
+	for (( b = 0; b < size_mib; b += 20 )); do
+		dd if=/dev/urandom of="$work/old.img" bs=1M seek=$b count=1 conv=notrunc status=none
+	done ;;
+esac
 
 # run MODE N: prints the seconds until the last node is done, then each
 # node's own seconds.
@@ -93,6 +108,13 @@ run() {
 	mkdir -p "$fleet_dir"
 	chmod 755 "$fleet_dir"
 	fleet_up "$n" "$rate"
+	# The old image on every disk, before the clock starts.
+	if [ "$mode" = relay-delta ]; then
+		for (( i = 1; i <= n; i++ )); do
+			cp "$work/old.img" "$work/d$i.a"
+			cp "$work/old.img" "$work/d$i.b"
+		done
+	fi
 	# The origin is up before the clock starts; the nodes' servers are
 	# timed (the torrent plugin downloads from its start, before any
 	# read).
@@ -116,7 +138,7 @@ run() {
 	fi
 	cpu0=$(cpu_ticks)
 	for (( i = 1; i <= n; i++ )); do
-		rm -f "$work/d$i.a" "$work/d$i.b"
+		[ "$mode" = relay-delta ] || rm -f "$work/d$i.a" "$work/d$i.b"
 		if [ "$mode" = swarm-engine ]; then
 			# It goes on seeding once done, as nbdkit does: the
 			# hook marks the moment its download completed.
@@ -138,12 +160,14 @@ run() {
 			for (( j = i - 1; j >= 1; j-- )); do ups+="nbd://192.0.2.$((10 + j))/,"; done
 			ups+=nbd://192.0.2.1/
 			rm -f "$work/n$i.out"
+			delta=()
+			[ "$mode" = relay-delta ] && delta=(--skip-equal)
 			mkdir -p -m 700 "$work/run$i"
 			# Each node a machine: its network, IPC and run
 			# directory; its overlay in the work directory.
 			ip netns exec "$(fleet_ns "n$i")" env RINGCOPY_RUNDIR="$work/run$i" TMPDIR="$work" \
 				unshare --ipc "$rc" relay -q --json --linger 5 --listen "192.0.2.$((10 + i))" \
-				--upstream "$ups" --expect "$work/golden.mf" \
+				--upstream "$ups" --expect "$work/golden.mf" "${delta[@]}" \
 				"$work/d$i.a" "$work/d$i.b" > "$work/n$i.out" 2> "$work/n$i.err" &
 		elif [ "$mode" = swarm-nbdcopy ]; then
 			nbdcopy "$(fleet_uri "$i")" null: 2> "$work/n$i.err" &

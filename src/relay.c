@@ -20,6 +20,9 @@
  *    goes on (a dead neighbour is not a dead rollout).
  *  - downstream: the relay listens on ADDR and forwards each connection to
  *    the daemon's export, which tells it when downstream went idle.
+ * With --skip-equal, the overlay is first seeded with the blocks the
+ * TARGETs already hold as the manifest says (seed_overlay), so that only
+ * the changed blocks come from upstream (a delta rollout).
  * The node's own copy is a forked `ringcopy' invocation (rc_cmd_run) of
  * the daemon's export to the TARGETs, with --expect: nothing upstream is
  * trusted, every block is proved.  The relay exits once its copy is done
@@ -103,12 +106,15 @@ struct relay {
 
 	char dir[256];                  /* private directory */
 	char overlay[300], up_sock[300], exp_sock[300], log[300];
+	char seed_sock[300];
 	int lfd, upfd, sigfd;
 	struct pair pairs[PAIRS_MAX];
 	int npairs;
 	pid_t qsd, copy;
 	int copy_status;
 	bool copy_done, stopping, listen_made;
+	bool skip_equal;                /* seed the overlay from TARGETs */
+	uint32_t cluster;               /* the overlay's, when not qcow2's */
 	uint64_t idle_since;            /* downstream's last byte (ns) */
 	uint64_t bytes_up, bytes_down;
 };
@@ -281,6 +287,8 @@ static void usage_relay(FILE *f)
 	      " -b, --block-size, --buffer, --rate, --sparse, --force, --no-verify,\n"
 	      "     --stall-timeout, --manifest, --skip-equal, --start-at BLOCK,\n"
 	      "     --compress-level, --progress, --json  the copy's, as for a copy\n"
+	      "     --skip-equal       also: seed the relay with the blocks the\n"
+	      "                        TARGETs hold as MANIFEST says (a delta)\n"
 	      " -q, --quiet            print only errors\n"
 	      "See ringcopy(1), RELAY.\n",
 	      f);
@@ -419,6 +427,7 @@ static int parse_relay(int argc, char **argv, struct relay *rl)
 			rc = add_copt(rl, "--no-verify", NULL);
 			break;
 		case OPT_SKIP_EQUAL:
+			rl->skip_equal = true;
 			rc = add_copt(rl, "--skip-equal", NULL);
 			break;
 		case OPT_JSON:
@@ -697,9 +706,13 @@ static int run_wait(char *const argv[])
 
 static int make_overlay(struct relay *rl)
 {
-	char size[32];
+	char size[32], opt[40];
 	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2",
-			 rl->overlay, size, NULL };
+			 "-o", opt, rl->overlay, size, NULL };
+
+	/* qcow2's default clusters (64 KiB) unless seeding wants smaller. */
+	snprintf(opt, sizeof opt, "cluster_size=%u",
+		 rl->cluster ? rl->cluster : 65536);
 
 	/* qcow2 counts 512-byte sectors; a tail past the image is never
 	 * read by the copy. */
@@ -713,12 +726,29 @@ static int make_overlay(struct relay *rl)
 	return 0;
 }
 
+static pid_t spawn_qsd(struct relay *rl, char *const argv[],
+		       const sigset_t *old);
+
+/* --nbd-server's argument for a Unix socket: it takes key=value only, so
+ * a comma is doubled. */
+static void server_arg(char *out, size_t len, const char *sock)
+{
+	char esc[400];
+	size_t i, o = 0;
+
+	for (i = 0; sock[i] && o + 3 < sizeof esc; i++) {
+		if (sock[i] == ',')
+			esc[o++] = ',';
+		esc[o++] = sock[i];
+	}
+	esc[o] = 0;
+	snprintf(out, len, "addr.type=unix,addr.path=%s", esc);
+}
+
 static pid_t start_qsd(struct relay *rl, const sigset_t *old)
 {
-	char up[700], ov[700], srv[700], exp[300], esc[400], esc2[400];
+	char up[700], ov[700], srv[700], exp[300], esc[400];
 	char *argv[16];
-	size_t i, o = 0;
-	pid_t self = getpid(), pid;
 	int n = 0;
 
 	json_esc(esc, sizeof esc, rl->up_sock);
@@ -732,14 +762,7 @@ static pid_t start_qsd(struct relay *rl, const sigset_t *old)
 		 "{\"driver\":\"qcow2\",\"node-name\":\"overlay\","
 		 "\"file\":{\"driver\":\"file\",\"filename\":\"%s\"},"
 		 "\"backing\":\"upstream\"}", esc);
-	/* --nbd-server takes key=value only: a comma is doubled. */
-	for (i = 0; rl->exp_sock[i] && o + 3 < sizeof esc2; i++) {
-		if (rl->exp_sock[i] == ',')
-			esc2[o++] = ',';
-		esc2[o++] = rl->exp_sock[i];
-	}
-	esc2[o] = 0;
-	snprintf(srv, sizeof srv, "addr.type=unix,addr.path=%s", esc2);
+	server_arg(srv, sizeof srv, rl->exp_sock);
 	snprintf(exp, sizeof exp,
 		 "{\"type\":\"nbd\",\"id\":\"relay\",\"node-name\":\"cor\","
 		 "\"name\":\"%s\",\"writable\":false}", rl->export);
@@ -755,6 +778,15 @@ static pid_t start_qsd(struct relay *rl, const sigset_t *old)
 	argv[n++] = "--export";
 	argv[n++] = exp;
 	argv[n] = NULL;
+	return spawn_qsd(rl, argv, old);
+}
+
+/* Start qemu-storage-daemon with argv, its messages to the log. */
+static pid_t spawn_qsd(struct relay *rl, char *const argv[],
+		       const sigset_t *old)
+{
+	pid_t self = getpid(), pid;
+
 	pid = fork();
 	if (pid != 0)
 		return pid;
@@ -935,6 +967,7 @@ static void remove_dir(struct relay *rl)
 	unlink(rl->up_sock);
 	unlink(rl->exp_sock);
 	unlink(rl->log);
+	unlink(rl->seed_sock);
 	if (rmdir(rl->dir) < 0)
 		rc_err("relay: cannot remove %s: %s", rl->dir, strerror(errno));
 }
@@ -1097,6 +1130,271 @@ static int loop(struct relay *rl, const sigset_t *old)
 	}
 }
 
+/* --- seeding the overlay from the node's own disks (--skip-equal) ---- */
+
+/* A TARGET read for seeding: what it holds now. */
+struct seed_disk {
+	struct rc_dev *dev, *rd;        /* rd: read past the page cache */
+	const char *spec;
+};
+
+/* Open the TARGETs that can be read back as they are; a target that is
+ * not there yet, cannot be read at any offset or writes to nothing holds
+ * nothing to seed from.  Returns how many are open. */
+static int seed_open(struct relay *rl, struct seed_disk *d)
+{
+	const char *how;
+	int i, n = 0;
+
+	for (i = 0; i < rl->ntargets; i++) {
+		struct seed_disk *s = &d[n];
+
+		memset(s, 0, sizeof *s);
+		s->spec = rl->targets[i];
+		if (rc_dev_open(s->spec, RC_OPEN_SOURCE, &s->dev) < 0)
+			continue;
+		if (!(s->dev->caps & RC_CAP_SEEKABLE) ||
+		    (s->dev->caps & (RC_CAP_NOWHERE | RC_CAP_DECODES)) ||
+		    !s->dev->size || s->dev->size == RC_SIZE_UNKNOWN) {
+			rc_dev_close(s->dev);
+			continue;
+		}
+		if (!s->dev->be->open_readback ||
+		    s->dev->be->open_readback(s->dev, &s->rd, &how) < 0)
+			s->rd = s->dev;
+		n++;
+	}
+	return n;
+}
+
+static void seed_close(struct seed_disk *d, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (d[i].rd && d[i].rd != d[i].dev)
+			rc_dev_close(d[i].rd);
+		if (d[i].dev)
+			rc_dev_close(d[i].dev);
+	}
+}
+
+/* End the seeding daemon: it writes the overlay's metadata as it quits. */
+static int seed_daemon_end(pid_t pid)
+{
+	uint64_t t0 = rc_now_ns();
+	int status;
+
+	kill(pid, SIGTERM);
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		if (rc_now_ns() - t0 > 10ULL * 1000000000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		usleep(20000);
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* A temporary daemon exporting the overlay (no backing file yet) writable
+ * on a socket of the private directory only: the world never sees it. */
+static pid_t seed_daemon(struct relay *rl, const sigset_t *old)
+{
+	char ov[700], srv[700], esc[400];
+	char *argv[] = {
+		"qemu-storage-daemon", "--blockdev", ov, "--nbd-server", srv,
+		"--export",
+		"{\"type\":\"nbd\",\"id\":\"seed\",\"node-name\":\"overlay\","
+		"\"name\":\"seed\",\"writable\":true}",
+		NULL,
+	};
+	uint64_t t0 = rc_now_ns();
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	json_esc(esc, sizeof esc, rl->overlay);
+	snprintf(ov, sizeof ov,
+		 "{\"driver\":\"qcow2\",\"node-name\":\"overlay\","
+		 "\"file\":{\"driver\":\"file\",\"filename\":\"%s\"}}", esc);
+	server_arg(srv, sizeof srv, rl->seed_sock);
+	pid = spawn_qsd(rl, argv, old);
+	if (pid < 0)
+		return -1;
+	while (stat(rl->seed_sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			say_log(rl);
+			return -1;
+		}
+		if (rc_now_ns() - t0 > 20ULL * 1000000000) {
+			say_log(rl);
+			seed_daemon_end(pid);
+			return -1;
+		}
+		usleep(20000);
+	}
+	return pid;
+}
+
+/* Was the relay told to stop (SIGTERM, SIGINT, SIGHUP) while seeding? */
+static bool seed_stopped(struct relay *rl)
+{
+	struct signalfd_siginfo si;
+
+	while (read(rl->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+		if (si.ssi_signo != SIGCHLD) {
+			rc_msg("relay: signal %d: stopping", (int)si.ssi_signo);
+			rl->stopping = true;
+		}
+	return rl->stopping;
+}
+
+/* Blocks written into the overlay at once: reading the disks goes on
+ * while the daemon writes. */
+#define SEED_INFLIGHT 8
+
+/* Write len bytes of buf at off into ov, buffers[*next] being buf: in
+ * flight with the others when the backend can (*inflight of them). */
+static int seed_write(struct rc_dev *ov, const void *buf, size_t len,
+		      uint64_t off, unsigned *next, unsigned *inflight)
+{
+	int r;
+
+	if (!ov->be->write_submit)
+		return rc_dev_pwrite(ov, buf, len, off) == (ssize_t)len ? 0 : -1;
+	if (ov->be->write_submit(ov, buf, len, off) < 0)
+		return -1;
+	*next = (*next + 1) % SEED_INFLIGHT;
+	/* The next buffer is the oldest in flight: it must be done. */
+	if (++*inflight == SEED_INFLIGHT) {
+		r = ov->be->write_reap(ov, SEED_INFLIGHT - 1);
+		if (r < 0)
+			return -1;
+		*inflight -= (unsigned)r;
+	}
+	return 0;
+}
+
+/* Write into ov every block some disk holds as the manifest says; counts
+ * them in *held.  -1 when a write failed. */
+static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
+		       struct seed_disk *d, int nd, struct rc_dev *ov,
+		       void *bufs[], uint64_t *held)
+{
+	char err[400];
+	uint64_t b, hash;
+	unsigned next = 0, inflight = 0;
+	int i;
+
+	for (b = 0; b < h->nblocks && !(b % 64 == 0 && seed_stopped(rl));
+	     b++) {
+		uint32_t len = rc_block_len(h->image_size, h->block_size, b);
+		uint64_t off = b * h->block_size;
+
+		for (i = 0; i < nd; i++) {
+			if (!d[i].dev || off + len > d[i].dev->size)
+				continue;
+			if (rc_readback_block(d[i].rd, NULL, bufs[next], h, b,
+					      d[i].spec, &hash, err,
+					      sizeof err) < 0) {
+				rc_msg("relay: seeding: %s; the copy rewrites what it cannot read",
+				       err);
+				seed_close(&d[i], 1);
+				memset(&d[i], 0, sizeof d[i]);
+				continue;
+			}
+			if (hash != h->hash[b])
+				continue;
+			if (seed_write(ov, bufs[next], len, off, &next,
+				       &inflight) < 0)
+				return -1;
+			(*held)++;
+			break;
+		}
+	}
+	if (inflight && ov->be->write_reap(ov, 0) < 0)
+		return -1;
+	return 0;
+}
+
+/* --skip-equal: before the chain serves this node, write into the overlay
+ * every block one of the node's TARGETs already holds as MANIFEST says,
+ * so that copy-on-read fetches from upstream only the others.  Nothing
+ * read here is trusted beyond that: the copy proves every target as
+ * before.  Seeding is a saving, never a condition: when it cannot be done
+ * the overlay is made again empty and the copy fetches every block.
+ * -1 only when the overlay cannot be made again. */
+static int seed_overlay(struct relay *rl, const sigset_t *old)
+{
+	struct rc_image_hashes h = { 0 };
+	struct seed_disk d[RC_CONS_MAX];
+	struct rc_dev *ov = NULL;
+	char uri[400], err[400];
+	const char *why = "out of memory";
+	uint64_t held = 0, t0 = rc_now_ns();
+	void *bufs[SEED_INFLIGHT] = { NULL };
+	pid_t pid = -1;
+	int nd, i, rc = -1;
+
+	nd = seed_open(rl, d);
+	if (!nd) {
+		rc_msg("relay: no TARGET can be read yet: nothing to seed the overlay with, upstream sends every block");
+		return 0;
+	}
+	if (rc_manifest_read(rl->expect, &h, UINT64_MAX, err, sizeof err) < 0) {
+		why = err;
+		goto out;
+	}
+	for (i = 0; i < SEED_INFLIGHT; i++)
+		if (posix_memalign(&bufs[i], RC_ALIGN, h.block_size))
+			goto out;
+	/* A seeded block must fill whole clusters: the rest of a cluster
+	 * written in part would read as zeros, not from upstream. */
+	if (h.block_size < 65536) {
+		why = "qemu-img could not make it again with smaller clusters";
+		rl->cluster = h.block_size;
+		unlink(rl->overlay);
+		if (make_overlay(rl) < 0)
+			goto out;
+	}
+	pid = seed_daemon(rl, old);
+	snprintf(uri, sizeof uri, "nbd+unix:///seed?socket=%s", rl->seed_sock);
+	why = "qemu-storage-daemon did not export it";
+	if (pid < 0 || rc_dev_open(uri, RC_OPEN_TARGET, &ov) < 0)
+		goto out;
+	why = "a write to it failed";
+	rc = seed_blocks(rl, &h, d, nd, ov, bufs, &held);
+	if (rc == 0 && rc_dev_flush(ov) < 0)
+		rc = -1;
+out:
+	if (ov && rc_dev_close(ov) < 0)
+		rc = -1;
+	if (pid > 0 && seed_daemon_end(pid) < 0 && rc == 0) {
+		why = "qemu-storage-daemon did not end cleanly";
+		rc = -1;
+	}
+	seed_close(d, nd);
+	unlink(rl->seed_sock);
+	unlink(rl->log);
+	for (i = 0; i < SEED_INFLIGHT; i++)
+		free(bufs[i]);
+	free(h.hash);
+	if (rc == 0) {
+		if (!rc_quiet)
+			rc_msg("relay: seeded the overlay with %llu of %llu blocks the node's disks hold (%.1f s); upstream sends the other %llu",
+			       (unsigned long long)held,
+			       (unsigned long long)h.nblocks,
+			       (rc_now_ns() - t0) / 1e9,
+			       (unsigned long long)(h.nblocks - held));
+		return 0;
+	}
+	rc_err("relay: could not seed the overlay from the node's disks (%s): the copy fetches every block from upstream",
+	       why);
+	unlink(rl->overlay);
+	return make_overlay(rl);
+}
+
 int rc_cmd_relay(int argc, char **argv)
 {
 	struct relay *rl;
@@ -1155,6 +1453,7 @@ int rc_cmd_relay(int argc, char **argv)
 	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
 	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
 	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
+	snprintf(rl->seed_sock, sizeof rl->seed_sock, "%s/seed.sock", rl->dir);
 	{
 		struct endpoint e;
 
@@ -1180,7 +1479,12 @@ int rc_cmd_relay(int argc, char **argv)
 		status = RC_EXIT_FAILED;
 		goto out;
 	}
-	if (make_overlay(rl) < 0) {
+	if (make_overlay(rl) < 0 ||
+	    (rl->skip_equal && seed_overlay(rl, &old) < 0)) {
+		status = RC_EXIT_FAILED;
+		goto out;
+	}
+	if (rl->stopping) {
 		status = RC_EXIT_FAILED;
 		goto out;
 	}

@@ -1,0 +1,149 @@
+#!/bin/bash
+# A delta rollout on the relay chain (ringcopy relay --skip-equal, issue 25
+# item 3) in the fleet's test network (tests/fleet/net.sh: network
+# namespaces, 192.0.2.0/24, no route out, every link shaped): every node's
+# disks hold last month's image; this month's differs in 5% of its 1 MiB
+# blocks.  Each relay seeds its QEMU overlay with the blocks its disks
+# already hold, so that upstream sends only the changed ones:
+#  - the origin (nbdkit's stats filter) sends at most 10% of the image, and
+#    each node's relay receives at most 10% of it from its upstream (its
+#    forwarder's count, "N bytes from upstream");
+#  - every node exits 0 with both disks equal to the new image, proved
+#    (--expect's read-back), whatever the disks held: node 1's first disk
+#    is a loop device (read for seeding past the page cache), node 3's
+#    second disk is new and empty (one disk holding a block is enough),
+#    node 4's first disk was left half written with the new image by a
+#    failed rollout (it seeds from what it already wrote) and its second
+#    has a block the manifest does not know (never seeded: rewritten).
+#  - Seeding is a saving, never a condition (one node on Unix sockets): a
+#    seeding daemon that does not start, and targets that cannot be read
+#    yet, leave the copy fetching every block, exit 0, disks proved.
+source "$top_srcdir/tests/func/functions.sh"
+source "$top_srcdir/tests/fleet/net.sh"
+
+[ "${RINGCOPY_VALGRIND:-0}" = 1 ] && skip "the relay chain is not run under valgrind (its copy is rc_cmd_run, checked elsewhere)"
+requires nbdkit --version
+requires qemu-img --version
+requires qemu-storage-daemon --version
+requires tc -V
+requires unshare --ipc true
+"$RINGCOPY" nbd+unix:///?socket=/nonexistent "$tmp/x" 2>&1 | grep -q "built without libnbd" &&
+	skip "ringcopy was built without libnbd"
+fleet_prefix=rcd$$x
+fleet_dir=$tmp
+why=$(fleet_can) || skip "$why"
+on_exit fleet_down
+
+mb=1048576
+nblocks=40
+size=$((nblocks * mb))
+mkimage "$tmp/old.img" "$size"
+cp "$tmp/old.img" "$tmp/new.img"
+# 5% of the blocks change: 2 of 40, one of them the last.
+for b in 7 $((nblocks - 1)); do
+	dd if=/dev/urandom of="$tmp/new.img" bs=1M seek=$b count=1 conv=notrunc status=none
+done
+cmp -s "$tmp/old.img" "$tmp/new.img" && fail "the new image is the old one"
+expect_status 0 ringcopy -q --manifest "$tmp/new.mf" "$tmp/new.img" null:
+mkdir -m 700 "$tmp/priv"
+export TMPDIR=$tmp/priv
+
+# The node's disks: the old image, but for the cases above.
+for k in 1 2 3 4; do cp "$tmp/old.img" "$tmp/n$k.a"; cp "$tmp/old.img" "$tmp/n$k.b"; done
+rm -f "$tmp/n3.b"
+dd if="$tmp/new.img" of="$tmp/n4.a" bs=1M count=$((nblocks / 2)) conv=notrunc status=none
+dd if=/dev/urandom of="$tmp/n4.b" bs=1M seek=20 count=1 conv=notrunc status=none
+disk1=$tmp/n1.a
+if [ "$(id -u)" -eq 0 ] && command -v losetup > /dev/null && [ -e /dev/loop-control ]; then
+	disk1=$(loop_attach "$tmp/n1.a") || disk1=$tmp/n1.a
+fi
+
+origin() {
+	rm -f "$tmp/o.stats"
+	fleet_in o nbdkit -r -i 192.0.2.1 -P "$tmp/o.pid" --filter=stats \
+		file "$tmp/new.img" statsfile="$tmp/o.stats" || fail "the origin did not start"
+	for (( i = 0; i < 50; i++ )); do
+		fleet_in o bash -c 'exec 3<>/dev/tcp/192.0.2.1/10809' 2> /dev/null && return
+		sleep 0.1
+	done
+	fail "the origin does not answer"
+}
+# origin_sent: bytes the origin's reads returned (its stats, written as
+# it ends).
+origin_sent() {
+	kill "$(cat "$tmp/o.pid")"
+	for (( i = 0; i < 50; i++ )); do [ -s "$tmp/o.stats" ] && break; sleep 0.1; done
+	awk '$1 == "read:" { u = $7; sub(/,$/, "", u)
+		m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
+		if (m > 0) printf "%d\n", $6 * m }' "$tmp/o.stats"
+}
+relay() {
+	local k=$1 a=$2 ups="" j
+	shift 2
+	for (( j = k - 1; j >= 1; j-- )); do ups+="nbd://192.0.2.$((10 + j))/,"; done
+	ups+=nbd://192.0.2.1/
+	mkdir -p -m 700 "$tmp/run$k"
+	ip netns exec "$(fleet_ns "n$k")" env RINGCOPY_RUNDIR="$tmp/run$k" \
+		unshare --ipc "$RINGCOPY" relay --listen "192.0.2.$((10 + k))" --upstream "$ups" \
+		--expect "$tmp/new.mf" --skip-equal --connect-timeout 5 "$@" \
+		"$a" "$tmp/n$k.b" > "$tmp/n$k.out" 2> "$tmp/n$k.err" &
+	pids[k]=$!
+}
+
+echo "node 1's first disk: $disk1"
+fleet_up 4 40mbit || fail "cannot build the test network"
+origin
+relay 1 "$disk1" --linger 3
+for k in 2 3; do relay $k "$tmp/n$k.a" --linger 3; done
+relay 4 "$tmp/n4.a" --linger 0
+for k in 1 2 3 4; do wait "${pids[k]}"; st[k]=$?; done
+limit=$((size / 10))
+for k in 1 2 3 4; do
+	[ "${st[k]}" -eq 0 ] || fail "node $k exited ${st[k]}: $(cat "$tmp/n$k.err")"
+	[ "$k" -eq 1 ] && same "$tmp/new.img" "$disk1"
+	same "$tmp/new.img" "$tmp/n$k.a"
+	same "$tmp/new.img" "$tmp/n$k.b"
+	[ "$(grep -c "^ok .* verified" "$tmp/n$k.err")" -eq 2 ] || fail "node $k: $(cat "$tmp/n$k.err")"
+	up=$(sed -n 's/.*: \([0-9]*\) bytes from upstream.*/\1/p' "$tmp/n$k.err")
+	[ -n "$up" ] || fail "node $k did not count its upstream bytes: $(cat "$tmp/n$k.err")"
+	[ "$up" -le "$limit" ] || fail "node $k received $up bytes from upstream (image $size): $(cat "$tmp/n$k.err")"
+	grep -q "relay: seeded the overlay with" "$tmp/n$k.err" || fail "node $k did not seed: $(cat "$tmp/n$k.err")"
+	echo "node $k: $up bytes from upstream; $(grep -o "seeded the overlay with [0-9]* of [0-9]* blocks" "$tmp/n$k.err")"
+	[ -z "$(ls -A "$tmp/run$k")" ] || fail "node $k left $(ls "$tmp/run$k")"
+done
+# Node 3's empty disk was written whole, node 4's foreign block rewritten.
+grep -q "^ok .*n3.b .*41943040 bytes" "$tmp/n3.err" || fail "node 3's new disk: $(cat "$tmp/n3.err")"
+pgrep -f "qemu-storage-daemon.*$tmp/priv" && fail "a QEMU is left after its relay"
+[ -z "$(ls -A "$tmp/priv")" ] || fail "private directories left: $(ls "$tmp/priv")"
+sent=$(origin_sent)
+[ -n "$sent" ] || fail "no statistics from the origin: $(cat "$tmp/o.stats")"
+[ "$sent" -le "$limit" ] || fail "the origin sent $sent bytes (image $size, limit $limit)"
+echo "delta rollout of 4 nodes: the origin sent $sent bytes (image $size)"
+fleet_down
+
+# Seeding that cannot be done: said, and the copy fetches every block.
+nbdkit -r -U "$tmp/o.sock" -P "$tmp/o.pid" file "$tmp/new.img" || fail "nbdkit"
+mkdir "$tmp/fakebin"
+cat > "$tmp/fakebin/qemu-storage-daemon" << EOF2
+#!/bin/sh
+case "\$*" in *'"seed"'*) echo "fake daemon: no seeding" >&2; exit 1 ;; esac
+exec $(command -v qemu-storage-daemon) "\$@"
+EOF2
+chmod +x "$tmp/fakebin/qemu-storage-daemon"
+cp "$tmp/old.img" "$tmp/l.a"
+PATH=$tmp/fakebin:$PATH expect_status 0 "$RINGCOPY" relay --listen "$tmp/l.sock" \
+	--upstream "nbd+unix:///?socket=$tmp/o.sock" --expect "$tmp/new.mf" --skip-equal \
+	--linger 0 "$tmp/l.a" 2> "$tmp/l.err"
+same "$tmp/new.img" "$tmp/l.a"
+grep -q "could not seed the overlay from the node's disks (qemu-storage-daemon did not export it): the copy fetches every block" "$tmp/l.err" ||
+	fail "a failed seeding: $(cat "$tmp/l.err")"
+up=$(sed -n 's/.*: \([0-9]*\) bytes from upstream.*/\1/p' "$tmp/l.err")
+[ "${up:-0}" -ge "$size" ] || fail "a failed seeding: $up bytes from upstream: $(cat "$tmp/l.err")"
+expect_status 0 "$RINGCOPY" relay --listen "$tmp/l.sock" \
+	--upstream "nbd+unix:///?socket=$tmp/o.sock" --expect "$tmp/new.mf" --skip-equal \
+	--linger 0 "$tmp/l.new" 2> "$tmp/l.err"
+same "$tmp/new.img" "$tmp/l.new"
+grep -q "no TARGET can be read yet" "$tmp/l.err" || fail "nothing to seed: $(cat "$tmp/l.err")"
+kill "$(cat "$tmp/o.pid")"
+[ -z "$(ls -A "$tmp/priv")" ] || fail "private directories left: $(ls "$tmp/priv")"
+exit 0
