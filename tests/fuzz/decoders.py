@@ -114,6 +114,9 @@ def make_seeds(work, rnd):
     seeds["zstd"] = comp(["zstd", "-q", "-c"], img)
     seeds["zstd-nosize"] = comp(["zstd", "-q", "--no-content-size", "-c"],
                                 img)
+    # A window smaller than the content: a frame that is not single
+    # segment, whose stated size zstd checks only at its end.
+    seeds["zstd-window"] = comp(["zstd", "-q", "--zstd=wlog=17", "-c"], img)
     if shutil.which("pzstd"):
         seeds["pzstd"] = comp(["pzstd", "-q", "-p", "2", "-c"], img)
     seeds = {k: v for k, v in seeds.items() if v}
@@ -123,7 +126,7 @@ def make_seeds(work, rnd):
 def mutate(data, rnd, others):
     data = bytearray(data)
     for _ in range(rnd.randrange(1, 4)):
-        op = rnd.randrange(9)
+        op = rnd.randrange(10)
         n = len(data)
         if op == 0 and n:  # flip a bit
             i = rnd.randrange(n)
@@ -151,6 +154,10 @@ def mutate(data, rnd, others):
             o = rnd.choice(others)
             i = rnd.randrange(n)
             data[i:] = o[rnd.randrange(len(o)):]
+        elif op == 9:  # zeros to a read buffer's edge, then another file
+            edge = 262144 * (n // 262144 + 1)
+            data += bytes(edge - n + rnd.choice([0, 0, -1, 1, 4]))
+            data += rnd.choice(others)
     return bytes(data)
 
 
