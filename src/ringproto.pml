@@ -148,10 +148,13 @@ byte g_pub[MAXENT];      /* blocks published to the entry's owner */
 	tab[k].state = E_FREE; tab[k].first = 0; \
 	sem_avail[k] = 0; sem_free[k] = 0; g_rel[k] = 0; g_pub[k] = 0
 
-/* Does an entry starting at f need seq n (rc_cons_needs)? */
-#define NEEDS(f, n)   ((f) <= (n) && (n) < (f) + NBLOCKS)
+/* The window predicates are the C's own (include/ringcopy/ringwin.h,
+ * copied next to the model by tests/model/run-model.sh). */
+#include "ringwin.h"
+/* Does an entry starting at f need seq n? */
+#define NEEDS(f, n)   RC_WIN_NEEDS(f, NBLOCKS, n)
 /* Must its credit be taken before slot n is filled (the wait set)? */
-#define IN_WAIT(f, n) ((f) <= (n) && (n) < (f) + NBLOCKS + NSLOTS)
+#define IN_WAIT(f, n) RC_WIN_IN_WAIT(f, NBLOCKS, NSLOTS, n)
 
 /* ======================= the producer ======================= */
 
@@ -464,8 +467,8 @@ inline register()
 			sem_alive[e] = 1;
 			if
 			:: sequential ->
-				tab[e].first = (next_seq + NBLOCKS - 1) / NBLOCKS *
-					       NBLOCKS
+				tab[e].first = RC_WIN_SEQ_START(next_seq,
+								NBLOCKS)
 			:: else ->
 				tab[e].first = next_seq
 			fi;

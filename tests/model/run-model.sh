@@ -53,6 +53,8 @@ else
 	trap 'rm -rf "$work"' EXIT
 fi
 cp "$model" "$work/ringproto.pml" || exit 1
+# The window predicates the model shares with the C.
+cp "${model%/src/ringproto.pml}/include/ringcopy/ringwin.h" "$work/" || exit 1
 
 status=0
 
@@ -62,7 +64,8 @@ check() {
 	local name=$1 expect=$2 dir t0 t1 errs
 	shift 2
 	dir=$work/$name
-	mkdir -p "$dir" && cp "$work/ringproto.pml" "$dir/" || return 1
+	mkdir -p "$dir" && cp "$work/ringproto.pml" "$work/ringwin.h" "$dir/" ||
+		return 1
 	echo "== $name: spin -a $* ${extra[*]}"
 	t0=$(date +%s%N)
 	if ! (cd "$dir" && spin -a "$@" "${extra[@]}" ringproto.pml > spin.out 2>&1); then

@@ -76,7 +76,7 @@ union sim_semun {
 	unsigned short *array;
 };
 
-enum pstate { P_SELECT, P_TAKE, P_FILL, P_PUBLISH, P_WAIT, P_CLOSED };
+enum pstate { P_SELECT, P_TAKE, P_FILL, P_WAIT, P_CLOSED };
 enum cstate { C_UNBORN, C_REG, C_ORPHAN, C_CLAIMED, C_RUN, C_DONE };
 /* How a consumer ends: it copies everything, leaves early, is abandoned
  * by its registrant before its claim, dies (token dropped, never leaves),
@@ -503,8 +503,7 @@ static void check_inv(struct sim *s)
 		 * at most one is in flight, between take and publish. */
 		if (c->taken <= s->nblocks && c->taken != c->pub)
 			CHECK(c->taken == c->pub + 1 &&
-				      (s->pst == P_FILL ||
-				       s->pst == P_PUBLISH) &&
+				      s->pst == P_FILL &&
 				      s->p.n == c->reg.first + c->pub,
 			      "c%d: %llu credits taken but %llu blocks published",
 			      o, (unsigned long long)c->taken,
@@ -592,12 +591,25 @@ static bool dead_active(struct sim *s)
 	return false;
 }
 
+/* rc_proto_fill's filler: the block's pattern, as the producer reads it. */
+static int sim_fill(void *arg, uint64_t n, unsigned char *data,
+		    struct rc_fill *f)
+{
+	struct sim *s = arg;
+	uint64_t block = rc_seq_block(n, s->nblocks);
+
+	f->len = rc_block_len(s->image, BS, block);
+	memcpy(data, pat[block], f->len);
+	f->flags = 0;
+	f->hash = hash_of(n);
+	return 0;
+}
+
 static unsigned prod_enabled(struct sim *s)
 {
 	switch (s->pst) {
 	case P_SELECT:
 	case P_FILL:
-	case P_PUBLISH:
 		return s->pweight;
 	case P_TAKE:
 		return take_possible(s) || wait_set_stale(s) ? s->pweight : 0;
@@ -729,27 +741,13 @@ static int prod_act(struct sim *s)
 	}
 	case P_FILL: {
 		uint64_t block = rc_seq_block(p->n, s->nblocks);
-		uint32_t len = rc_block_len(s->image, BS, block);
-		struct rc_slot_hdr *h;
 
 		slot = rc_seq_slot(p->n, s->nslots);
-		h = &r->shdr[slot];
-		trace(s, T_FILL, -1, 0, slot, p->n, block, h->seq);
-		/* As produce() in producer.c writes it. */
-		memcpy(rc_slot_data(r, slot), pat[block], len);
-		h->seq = p->n;
-		h->block = block;
-		h->len = len;
-		h->flags = 0;
-		h->hash = hash_of(p->n);
-		h->checked = RC_SEQ_NONE;
-		s->pst = P_PUBLISH;
-		break;
-	}
-	case P_PUBLISH:
-		rc = rc_proto_publish(r, p);
+		trace(s, T_FILL, -1, 0, slot, p->n, block, r->shdr[slot].seq);
+		/* The producer's one verb: fill and publish. */
+		rc = rc_proto_fill(r, p, sim_fill, s);
 		trace(s, T_PUBLISH, -1, rc, p->n, p->sel.nneed, 0, 0);
-		CHECK(rc == 0, "rc_proto_publish: %d (%s)", rc, r->why);
+		CHECK(rc == 0, "rc_proto_fill: %d (%s)", rc, r->why);
 		for (k = 0; k < p->sel.nneed; k++) {
 			struct scons *c = owner_of(s, p->sel.need[k]);
 
@@ -765,6 +763,7 @@ static int prod_act(struct sim *s)
 		}
 		s->pst = P_SELECT;
 		break;
+	}
 	case P_WAIT: {
 		unsigned join = s->sem[RC_SEM_JOIN];
 
@@ -1328,8 +1327,7 @@ static void test_skip_not_jump(void **state)
 		      "seq %llu not produced", (unsigned long long)seq);
 		CHECK(prod_act(s) == 0, "take for seq %llu",
 		      (unsigned long long)seq);
-		prod_act(s); /* fill */
-		prod_act(s); /* publish */
+		prod_act(s); /* fill and publish */
 		CHECK(cons_act(s, a, A_WAIT, 0) == 0, "A waits for %llu",
 		      (unsigned long long)seq);
 		if (seq < 8)
