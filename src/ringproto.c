@@ -792,6 +792,7 @@ int rc_proto_fill(struct rc_ring *r, struct rc_proto_prod *p,
 	uint32_t slot = rc_seq_slot(p->n, r->nslots);
 	struct rc_slot_hdr *s = &r->shdr[slot];
 	struct rc_fill f = { 0, 0, 0 };
+	int rc;
 
 	/* The slot holds no seq while it is filled: a consumer evicted
 	 * while it still writes from it finds its seq gone when its write
@@ -807,7 +808,8 @@ int rc_proto_fill(struct rc_ring *r, struct rc_proto_prod *p,
 	/* The header and the data before the seq that vouches for them,
 	 * and the seq before the post that sends readers to it. */
 	__atomic_store_n(&s->seq, p->n, __ATOMIC_RELEASE);
-	return post_set(r, p->ops, p->sel.need, p->sel.nneed);
+	rc = post_set(r, p->ops, p->sel.need, p->sel.nneed);
+	return rc;
 }
 
 uint64_t rc_proto_need_ahead(struct rc_ring *r, uint64_t n)

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Check the SPIN model of the ring protocol (src/ringproto.pml).
 #
-#   run-model.sh [small|big|bug|--expect-bug] [-DNAME=VALUE ...]
+#   run-model.sh [small|stall-reuse|big|bug|--expect-bug] [-DNAME=VALUE ...]
 #
 # small  the default: 2 slots, 3 blocks, 3 consumers; seconds.
+# stall-reuse  stall eviction with three consumers on two table entries
+#        (entries reused); seconds.
 # big    larger geometries, everyone leaving early or dying, more consumers
 #        than table entries, source failure, stall eviction, and the old
 #        jump on a larger ring; minutes and up to ~2.5 GB of memory.
@@ -22,11 +24,11 @@ set -u
 
 mode=small
 case ${1:-} in
-small | big | bug) mode=$1; shift ;;
+small | stall-reuse | big | bug) mode=$1; shift ;;
 --expect-bug) mode=bug; shift ;;
 -D*) ;;
 "") ;;
-*) echo "usage: $0 [small|big|bug|--expect-bug] [-DNAME=VALUE ...]" >&2; exit 2 ;;
+*) echo "usage: $0 [small|stall-reuse|big|bug|--expect-bug] [-DNAME=VALUE ...]" >&2; exit 2 ;;
 esac
 extra=("$@")
 
@@ -142,6 +144,13 @@ small)
 	# Consumer 0 (first 0) may leave early, 1 (late joiner) may die,
 	# 2 (sequential joiner) runs to the end.
 	check small ok -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 -DLEAVERS=1 -DDIERS=2
+	;;
+stall-reuse)
+	# Stall eviction with entries reused: three consumers on two
+	# entries, so that an evicted or departed entry is registered again
+	# while the producer still remembers its last occupant.
+	check stall-reuse ok -DSTALL -DNSLOTS=2 -DNBLOCKS=2 -DNCONS=3 -DNENT=2 \
+		-DLEAVERS=${STALL_LEAVERS:-1} -DDIERS=${STALL_DIERS:-2}
 	;;
 bug)
 	# Nobody leaves early or dies: the victim is alive and reading.

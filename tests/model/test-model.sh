@@ -1,6 +1,7 @@
 #!/bin/bash
 # The SPIN model of the ring protocol (src/ringproto.pml): the small
-# configuration has no error, and the old producer's jump (-DOLD_JUMP) is
+# configuration and stall eviction with entries reused (three consumers on
+# two entries) have no error, and the old producer's jump (-DOLD_JUMP) is
 # caught, or the model would prove nothing.  `make check-model' runs the
 # big configurations.  Skips (77) without spin or a C compiler.
 set -u
@@ -14,6 +15,9 @@ if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
 fi
 
 bash "$run" small
+rc=$?
+[ $rc = 0 ] || exit $rc
+bash "$run" stall-reuse
 rc=$?
 [ $rc = 0 ] || exit $rc
 bash "$run" bug

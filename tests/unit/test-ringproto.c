@@ -322,6 +322,9 @@ static void test_stall_reused_entry(void **state)
 	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 0);
 	assert_int_equal(ring.ctab[a.idx].state, RC_CONS_EVICTED);
 	assert_int_equal(rc_proto_check(&ring, &a), -ESTALE);
+	/* Evicted, it stays so while its process holds its token. */
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 0);
+	assert_int_equal(ring.ctab[a.idx].state, RC_CONS_EVICTED);
 	rc_proto_leave(&ring, &a);
 	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 0);
 	assert_int_equal(ring.ctab[a.idx].state, RC_CONS_FREE);
