@@ -1,7 +1,8 @@
 #!/bin/bash
 # The SPIN model of the ring protocol (src/ringproto.pml): the small
-# configuration and stall eviction with entries reused (three consumers on
-# two entries) have no error, and the old producer's jump (-DOLD_JUMP) is
+# configurations and stall eviction with an entry reused (two consumers on
+# one entry) have no error, the progress property holds (a liveness
+# search), and the old producer's jump (-DOLD_JUMP) is
 # caught, or the model would prove nothing.  `make check-model' runs the
 # big configurations.  Skips (77) without spin or a C compiler.
 set -u
@@ -18,6 +19,9 @@ bash "$run" small
 rc=$?
 [ $rc = 0 ] || exit $rc
 bash "$run" stall-reuse
+rc=$?
+[ $rc = 0 ] || exit $rc
+bash "$run" live
 rc=$?
 [ $rc = 0 ] || exit $rc
 bash "$run" bug

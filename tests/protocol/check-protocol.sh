@@ -9,10 +9,13 @@
 #     one of them at -b 4K --buffer 64K with three and more targets and
 #     no rate limit (test-protocol-small.sh).
 #
-#   check-protocol.sh [--fail-fast] [--list]
+#   check-protocol.sh [--fail-fast] [--no-model] [--list]
 #
 # --fail-fast stops at the first failure (make check-mutants: a mutant is
-# killed by the first test that fails); --list prints the tests' names.
+# killed by the first test that fails); --no-model leaves the model out
+# (check-mutants: a mutant of the C cannot change the model's verdict,
+# and its minutes would only slow each mutant down); --list prints the
+# tests' names.
 # Needs top_srcdir and top_builddir (a built tree with its test programs)
 # and RINGCOPY (default: the tree's ringcopy).  Each test runs through
 # tests/run-test.sh, as make check runs it, under `timeout'
@@ -23,11 +26,13 @@ set -u
 
 failfast=0
 list=0
+model=1
 for a; do
 	case $a in
 	--fail-fast) failfast=1 ;;
+	--no-model) model=0 ;;
 	--list) list=1 ;;
-	*) echo "usage: $0 [--fail-fast] [--list]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--fail-fast] [--no-model] [--list]" >&2; exit 2 ;;
 	esac
 done
 : "${top_srcdir:?}" "${top_builddir:?}"
@@ -45,7 +50,7 @@ func=(test-protocol-small test-join-tail test-producer-killed
 
 tests=()
 for t in "${unit[@]}"; do tests+=("unit:$t"); done
-tests+=("model:small" "model:stall-reuse" "model:bug")
+[ $model = 1 ] && tests+=("model:small" "model:stall-reuse" "model:live" "model:bug")
 for t in "${func[@]}"; do tests+=("func:$t"); done
 if [ $list = 1 ]; then
 	printf '%s\n' "${tests[@]}"

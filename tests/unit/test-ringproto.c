@@ -96,6 +96,11 @@ static void test_generation(void **state)
 	assert_int_equal(rc_proto_evict(&ring, &prod, 0), 0);
 	reg(&cur, false);
 	assert_int_equal(cur.idx, old.idx);
+	/* The old registration's consumer (the same process here) finds
+	 * its entry taken: its generation is not the entry's. */
+	assert_int_equal(rc_proto_check(&ring, &old), -EPROTO);
+	assert_false(rc_proto_served(&ring, &old));
+	assert_true(rc_proto_served(&ring, &cur));
 	assert_true(cur.gen == old.gen + 1);
 
 	assert_int_equal(rc_proto_claim(&ring, &old), -ESTALE);
