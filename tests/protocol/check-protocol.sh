@@ -50,7 +50,7 @@ func=(test-protocol-small test-join-tail test-producer-killed
 
 tests=()
 for t in "${unit[@]}"; do tests+=("unit:$t"); done
-[ $model = 1 ] && tests+=("model:small" "model:stall-reuse" "model:live" "model:bug")
+[ $model = 1 ] && tests+=("model:verbs" "model:small" "model:stall-reuse" "model:live" "model:bug")
 for t in "${func[@]}"; do tests+=("func:$t"); done
 if [ $list = 1 ]; then
 	printf '%s\n' "${tests[@]}"
@@ -62,7 +62,13 @@ run() {
 	case $kind in
 	unit) sh "$top_srcdir/tests/run-test.sh" \
 		"$top_builddir/tests/unit/$name" ;;
-	model) bash "$top_srcdir/tests/model/run-model.sh" "$name" ;;
+	model)
+		if [ "$name" = verbs ]; then
+			bash "$top_srcdir/tests/model/check-verbs.sh"
+		else
+			bash "$top_srcdir/tests/model/run-model.sh" "$name"
+		fi
+		;;
 	func) sh "$top_srcdir/tests/run-test.sh" \
 		"$top_srcdir/tests/func/$name.sh" ;;
 	esac
