@@ -238,8 +238,8 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 		printf("%s{\"target\": ", f ? "" : ", ");
 		rc_json_str(stdout, c->target);
 		printf(", \"state\": \"%s\", \"pid\": %d, \"start_block\": %" PRIu64 ", \"blocks_done\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"rate\": %.0f, \"station_pid\": ",
-		       cons_state(sn->live[i]), c->pid, c->first_seq % h->nblocks,
-		       c->blocks_done, c->bytes_written, cons_rate(c, now));
+		       cons_state(sn->live[i]), c->pid,
+		       c->first_seq % h->nblocks, c->blocks_done, c->bytes_written, cons_rate(c, now));
 		station = station_of(c->pid);
 		if (station)
 			printf("%d}", (int)station);
