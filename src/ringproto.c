@@ -139,6 +139,12 @@ int rc_proto_header_sane(struct rc_ring *r)
 	return 0;
 }
 
+/* This process as the protocol names it (a registrant, a consumer). */
+static pid_t self(const struct rc_ring *r)
+{
+	return r->self ? r->self : getpid();
+}
+
 /* The producer's identity, as recorded when we last looked under LOCK. */
 static bool producer_running(struct rc_ring *r)
 {
@@ -256,7 +262,7 @@ int rc_proto_register(struct rc_ring *r, uint32_t n, const char *const *names,
 		ops[k].sem_flg = SEM_UNDO;
 		memset(c, 0, sizeof *c);
 		c->gen = gen;
-		c->pid = getpid();
+		c->pid = self(r);
 		c->pstart = pstart;
 		/* A sequential target cannot take the end of the image
 		 * before its start: it waits for the next pass's block 0. */
@@ -267,7 +273,7 @@ int rc_proto_register(struct rc_ring *r, uint32_t n, const char *const *names,
 		rc_strlcpy(c->target, names[k], sizeof c->target);
 		out[k].gen = gen;
 		out[k].first = c->first_seq;
-		out[k].owner = getpid();
+		out[k].owner = self(r);
 	}
 	/* Our tokens: the producer sees the entries alive from the moment
 	 * they are active. */
@@ -303,7 +309,7 @@ static bool leave_locked(struct rc_ring *r, const struct rc_reg *e,
 	struct rc_cons_ent *c = &r->ctab[e->idx];
 
 	if (c->state != RC_CONS_ACTIVE || c->gen != e->gen ||
-	    c->pid != getpid() || (unclaimed_only && c->claimed))
+	    c->pid != self(r) || (unclaimed_only && c->claimed))
 		return false;
 	post(r, RC_SEM_FREE(e->idx), 1, "a leaving consumer's credit");
 	c->state = RC_CONS_LEAVING;
@@ -349,7 +355,7 @@ int rc_proto_claim(struct rc_ring *r, const struct rc_reg *e)
 			   "its consumer-table entry %u was given up before the copy began",
 			   e->idx);
 	}
-	c->pid = getpid();
+	c->pid = self(r);
 	c->pstart = rc_proc_start(getpid());
 	c->claimed = 1;
 	r->producer_pid = r->hdr->producer_pid;
@@ -376,7 +382,7 @@ int rc_proto_check(struct rc_ring *r, const struct rc_reg *e)
 	rc = rc_proto_header_sane(r);
 	if (rc < 0)
 		return rc;
-	if (c->gen != e->gen || (c->pid != getpid() && c->pid != e->owner))
+	if (c->gen != e->gen || (c->pid != self(r) && c->pid != e->owner))
 		return why(r, -EPROTO,
 			   "consumer-table entry %u was taken from us: its shared memory was overwritten",
 			   e->idx);
@@ -466,7 +472,7 @@ void rc_proto_leave(struct rc_ring *r, const struct rc_reg *e)
 	 * token is gone.  An entry that is no longer ours holds no token of
 	 * ours either: dropping one would take its new owner's. */
 	if (rc_proto_lock_intr(r, false) == 0) {
-		mine = c->gen == e->gen && c->pid == getpid() && c->claimed;
+		mine = c->gen == e->gen && c->pid == self(r) && c->claimed;
 		left = leave_locked(r, e, false);
 		rc_proto_unlock(r);
 	}

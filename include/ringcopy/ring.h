@@ -225,6 +225,9 @@ struct rc_ring {
 	 * against before it is published; NULL without --expect. */
 	const uint64_t *expect;
 	const char *expect_name;
+	/* Who this process is to the protocol: 0 is getpid().  The schedule
+	 * test gives each actor (registrant, consumer) its own. */
+	pid_t self;
 	/* The producer as last seen under LOCK (rc_proto_claim). */
 	pid_t producer_pid;
 	uint64_t producer_start;

@@ -110,6 +110,8 @@ struct scons {
 	uint32_t seen;        /* blocks received, one bit each */
 	unsigned leavepost;   /* 1 once leave/abandon posted its credit */
 	unsigned tokens;      /* ALIVE tokens the actors hold for it */
+	pid_t regpid;         /* its registrant (REG_PID of the first of
+			       * the registration) */
 	bool claimed, left, dead, freed;
 };
 
@@ -138,6 +140,11 @@ struct sim {
 static struct sim S;
 static unsigned char pat[MAX_NBLOCKS][BS];
 static pid_t mypid;
+/* Each actor its own identity to the protocol (ring.h `self'): the
+ * registrant of consumer c, and consumer c itself.  Not real processes:
+ * only the protocol's owner checks look at them. */
+#define REG_PID(c)  ((pid_t)(4000000 + 2 * (int)(c)))
+#define CONS_PID(c) ((pid_t)(4000001 + 2 * (int)(c)))
 
 /* Rings by geometry, each reset to what rc_ring_create made before a
  * schedule uses it: creating and removing SysV objects costs more than a
@@ -462,7 +469,7 @@ static void check_inv(struct sim *s)
 		      i, e->state);
 		c = &s->c[o];
 		CHECK(e->gen == c->reg.gen && e->first_seq == c->reg.first &&
-			      e->pid == mypid,
+			      e->pid == (c->claimed ? CONS_PID(o) : c->regpid),
 		      "entry %u (gen %llu, first %llu) is not c%d's registration (gen %llu, first %llu)",
 		      i, (unsigned long long)e->gen,
 		      (unsigned long long)e->first_seq, o,
@@ -851,7 +858,9 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 	CHECK(s->r.hdr->state == RC_RING_RUNNING, "joining a ring in state %u",
 	      s->r.hdr->state);
 	next = s->r.hdr->next_seq;
+	s->r.self = REG_PID(list[0]);
 	rc = rc_proto_register(&s->r, n, nm, seq, regs, &before);
+	s->r.self = 0;
 	rc_proto_unlock(&s->r);
 	for (k = 0; k < n; k++)
 		trace(s, T_REG, (int)list[k], rc, rc ? 0 : regs[k].idx,
@@ -873,7 +882,8 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 		CHECK(regs[k].idx < s->ncons && s->owner[regs[k].idx] < 0,
 		      "c%u got entry %u, still c%d's", list[k], regs[k].idx,
 		      s->owner[regs[k].idx < s->ncons ? regs[k].idx : 0]);
-		CHECK(regs[k].first == first && regs[k].owner == mypid,
+		CHECK(regs[k].first == first &&
+			      regs[k].owner == REG_PID(list[0]),
 		      "c%u registered with first %llu, expected %llu",
 		      list[k], (unsigned long long)regs[k].first,
 		      (unsigned long long)first);
@@ -881,6 +891,7 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 			stats.reused++;
 		s->owner[regs[k].idx] = (int)list[k];
 		c->reg = regs[k];
+		c->regpid = REG_PID(list[0]);
 		c->tokens = 1;
 		c->st = C_REG;
 	}
@@ -890,16 +901,34 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 	return 0;
 }
 
+static int cons_act_as(struct sim *s, unsigned ci, enum act a,
+		       uint32_t count);
+
 static int cons_act(struct sim *s, unsigned ci, enum act a, uint32_t count)
+{
+	struct scons *c = &s->c[ci];
+	struct rc_ring *r = &s->r;
+	int rc;
+
+	if (a == A_REGISTER)
+		return cons_register(s, &ci, 1);
+	s->steps++;
+	/* The registrant hands off and abandons; the rest is the
+	 * consumer's. */
+	r->self = a == A_HANDOFF || a == A_ABANDON ? c->regpid : CONS_PID(ci);
+	rc = cons_act_as(s, ci, a, count);
+	r->self = 0;
+	return rc;
+}
+
+static int cons_act_as(struct sim *s, unsigned ci, enum act a,
+		       uint32_t count)
 {
 	struct scons *c = &s->c[ci];
 	struct rc_ring *r = &s->r;
 	uint64_t k;
 	int rc = 0;
 
-	if (a == A_REGISTER)
-		return cons_register(s, &ci, 1);
-	s->steps++;
 	switch (a) {
 	case A_CLAIM:
 		CHECK(c->st == C_REG || c->st == C_ORPHAN,
