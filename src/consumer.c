@@ -42,14 +42,11 @@ static const struct rc_reg *stop_reg;
 
 static bool should_stop(void)
 {
-	const volatile struct rc_cons_ent *c;
-
 	if (rc_interrupted)
 		return true;
 	if (!stop_ring)
 		return false;
-	c = &stop_ring->ctab[stop_reg->idx];
-	return c->state != RC_CONS_ACTIVE || c->gen != stop_reg->gen;
+	return !rc_proto_served(stop_ring, stop_reg);
 }
 
 /* The ring's reason, as the target's error. */
@@ -122,15 +119,14 @@ static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
 			 const unsigned char *data, uint32_t len, uint64_t hash,
 			 bool zero)
 {
-	uint64_t *checked = &r->shdr[slot].checked;
-
+	(void)slot;
 	if (zero)
 		return hash == rc_zero_hash(len);
-	if (__atomic_load_n(checked, __ATOMIC_ACQUIRE) == seq)
+	if (rc_proto_slot_checked(r, seq))
 		return true;
 	if (rc_block_hash(data, len) != hash)
 		return false;
-	__atomic_store_n(checked, seq, __ATOMIC_RELEASE);
+	rc_proto_slot_mark_checked(r, seq);
 	return true;
 }
 
@@ -357,7 +353,6 @@ static int retire(struct copy_state *cs, uint32_t keep)
 {
 	const struct rc_consumer_args *a = cs->a;
 	struct rc_ring *r = a->ring;
-	struct rc_cons_ent *c = &r->ctab[a->reg.idx];
 	struct rc_result *res = a->res;
 	uint32_t released = 0;
 	char *err = res->error;
@@ -398,9 +393,8 @@ static int retire(struct copy_state *cs, uint32_t keep)
 	}
 	while (cs->count && !cs->q[cs->head].async) {
 		const struct pending *p = &cs->q[cs->head];
-		const volatile struct rc_slot_hdr *s = &r->shdr[p->slot];
 
-		if (s->seq != p->seq) {
+		if (!rc_proto_slot_holds(r, p->seq)) {
 			/* Evicted (the producer stopped waiting for us), or
 			 * the ring failed: that is why. */
 			rc = rc_proto_check(r, &a->reg);
@@ -415,8 +409,7 @@ static int retire(struct copy_state *cs, uint32_t keep)
 		if (a->hashes)
 			a->hashes[p->block] = p->hash;
 		cs->done++;
-		set_counter(&c->blocks_done, cs->done);
-		set_counter(&c->bytes_written, c->bytes_written + p->len);
+		rc_proto_progress(r, &a->reg, cs->done, p->len);
 		set_counter(&res->bytes_written, res->bytes_written + p->len);
 		if (p->equal)
 			count_equal(res, p->len);
@@ -489,9 +482,9 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 	}
 	for (k = 0; k < r->nblocks; k++) {
 		uint64_t seq = first + k;
+		struct rc_slot_view sv, *s = &sv;
 		uint32_t slot = rc_seq_slot(seq, r->nslots);
-		const volatile struct rc_slot_hdr *s = &r->shdr[slot];
-		const unsigned char *data = rc_slot_data(r, slot);
+		const unsigned char *data;
 		uint64_t block = rc_seq_block(seq, r->nblocks);
 		uint32_t len = rc_block_len(r->image_size, r->block_size,
 					    block);
@@ -502,6 +495,8 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 		rc = next_avail(&cs, err, errlen);
 		if (rc < 0)
 			break;
+		rc_proto_slot_view(r, seq, s);
+		data = s->data;
 		/* The slot header is input: it must claim exactly the
 		 * block we wait for.  Only a stream's last block may be
 		 * short, and only in a ring we know reads a stream. */
@@ -582,8 +577,7 @@ static int copy(const struct rc_consumer_args *a, uint64_t first,
 	/* Evicted while the last writes were in flight: the producer may
 	 * have refilled their slots under them, and no later wait would
 	 * say so. */
-	if (rc == 0 && (r->ctab[a->reg.idx].state != RC_CONS_ACTIVE ||
-			r->ctab[a->reg.idx].gen != a->reg.gen)) {
+	if (rc == 0 && !rc_proto_served(r, &a->reg)) {
 		rc = rc_proto_check(r, &a->reg);
 		if (rc < 0)
 			ring_error(r, rc, err, errlen);
@@ -657,7 +651,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	stop_ring = NULL; /* no longer served: flush and verify go on */
 	/* A producer that died after publishing all we needed leaves the
 	 * ring to the last one out, whatever its copy's outcome. */
-	if (rc_proto_semval(r, RC_SEM_PALIVE) == 0)
+	if (rc_proto_producer_gone(r))
 		last_one_out(r, a->rdv);
 	/* A stream's size is known now: the image is what it held. */
 	if (rc == 0 && a->stream) {

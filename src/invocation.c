@@ -93,9 +93,9 @@ struct invocation {
 					   * stream: the most it may hold) */
 	bool stream;                      /* read to its end, size unknown */
 	struct rc_image_hashes expect;    /* --expect: the golden hashes */
-	struct rc_dev *dst[RC_CONS_MAX];
-	char *owned[RC_CONS_MAX];         /* resolved symlink specs */
-	bool seq_only[RC_CONS_MAX];       /* targets written in order only */
+	struct rc_dev *dst[RC_TARGETS_MAX];
+	char *owned[RC_TARGETS_MAX];      /* resolved symlink specs */
+	bool seq_only[RC_TARGETS_MAX];    /* targets written in order only */
 	struct rc_target_req treq;
 	struct rc_join_req req;
 	struct rc_join *j;
@@ -114,7 +114,7 @@ struct invocation {
 /* Consumers not yet reaped: a signal to the invocation is passed on to
  * them by the loops that wait for them, never from the handler (a reaped
  * child's pid may already be someone else's). */
-static pid_t children[RC_CONS_MAX];
+static pid_t children[RC_TARGETS_MAX];
 static size_t nchildren;
 static bool forwarded;
 
@@ -337,9 +337,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return rc_usage_error(NULL, "%s", argc - optind < 1
 						 ? "missing SOURCE and TARGET"
 						 : "missing TARGET");
-	if ((size_t)(argc - optind - 1) > RC_CONS_MAX)
+	if ((size_t)(argc - optind - 1) > RC_TARGETS_MAX)
 		return rc_usage_error(NULL, "%d targets: at most %u per invocation",
-				   argc - optind - 1, RC_CONS_MAX);
+				   argc - optind - 1, RC_TARGETS_MAX);
 	return -1;
 }
 
@@ -670,9 +670,9 @@ static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
 			  uint64_t *hashes, const struct opts *o,
 			  struct rc_progress *prog)
 {
-	pid_t pids[RC_CONS_MAX] = { 0 };
+	pid_t pids[RC_TARGETS_MAX] = { 0 };
 	pid_t parent = getpid();
-	int pipes[RC_CONS_MAX];
+	int pipes[RC_TARGETS_MAX];
 	sigset_t chld, old_mask;
 	int i, k;
 

@@ -293,44 +293,28 @@ static int check_expected(struct producer *p, uint64_t block, uint64_t hash,
 static void read_ahead_hint(struct producer *p, uint64_t n, uint64_t block)
 {
 	const struct rc_ring *r = p->r;
-	uint64_t need = 0, end = r->nblocks, off;
-	uint32_t i;
+	uint64_t need = rc_proto_need_ahead(p->r, n), end = r->nblocks, off;
 
-	for (i = 0; i < r->ncons; i++) {
-		const struct rc_cons_ent *c = &r->ctab[i];
-		uint64_t last;
-
-		if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) !=
-		    RC_CONS_ACTIVE)
-			continue;
-		last = __atomic_load_n(&c->first_seq, __ATOMIC_RELAXED) +
-		       r->nblocks;
-		if (last > n && last - n > need)
-			need = last - n;
-	}
 	if (need < end - block)
 		end = block + need;
 	off = end * r->block_size;
 	p->src->ra_end = off < r->image_size ? off : r->image_size;
 }
 
-static int produce(struct producer *p, uint64_t n)
+/* Read block n into the slot's buffer (rc_proto_fill's filler): 0, or -1
+ * with the ring failed. */
+static int fill_slot(void *arg, uint64_t n, unsigned char *data,
+		     struct rc_fill *f)
 {
+	struct producer *p = arg;
 	struct rc_ring *r = p->r;
 	struct rc_ring_hdr *h = r->hdr;
 	uint64_t block = rc_seq_block(n, r->nblocks);
 	uint64_t off = block * r->block_size;
 	uint32_t len = rc_block_len(r->image_size, r->block_size, block);
-	uint32_t slot = rc_seq_slot(n, r->nslots);
-	struct rc_slot_hdr *s = &r->shdr[slot];
-	unsigned char *data = rc_slot_data(r, slot);
 	uint64_t hash;
 	bool hole, zero;
 
-	/* The slot holds no seq while it is filled: an evicted consumer
-	 * still writing from it finds its seq gone when its write returns,
-	 * even if the fill is not finished. */
-	__atomic_store_n(&s->seq, RC_SEQ_NONE, __ATOMIC_SEQ_CST);
 	if (!r->stream)
 		read_ahead_hint(p, n, block);
 	if (read_block(p, off, &len, data, &hole) < 0)
@@ -340,12 +324,9 @@ static int produce(struct producer *p, uint64_t n)
 	if (check_stable(p, block, hash, off) < 0 ||
 	    check_expected(p, block, hash, off) < 0)
 		return -1;
-	s->block = block;
-	s->len = len;
-	s->flags = (zero ? RC_SLOT_ZERO : 0) | (p->ended ? RC_SLOT_END : 0);
-	s->hash = hash;
-	s->checked = RC_SEQ_NONE;
-	__atomic_store_n(&s->seq, n, __ATOMIC_RELEASE);
+	f->len = len;
+	f->flags = (zero ? RC_SLOT_ZERO : 0) | (p->ended ? RC_SLOT_END : 0);
+	f->hash = hash;
 	if (!hole)
 		set_counter(&h->bytes_read, h->bytes_read + len);
 	set_counter(&h->blocks_read, h->blocks_read + 1);
@@ -456,9 +437,11 @@ static void serve(struct producer *p)
 			 * it is a skip. */
 			if (step == RC_STEP_SKIP || !p->pp.sel.nneed)
 				continue;
-			if (produce(p, p->pp.n) < 0)
-				return;
-			rc = rc_proto_publish(r, &p->pp);
+			/* The fill and its publication are one verb: it
+			 * owns the slot's seq and the order of its stores. */
+			rc = rc_proto_fill(r, &p->pp, fill_slot, p);
+			if (rc == -ECANCELED)
+				return; /* fill_slot failed the ring */
 			break;
 		default:
 			rc = step;

@@ -79,14 +79,13 @@ uint32_t rc_ring_select(struct rc_cons_ent *ctab, uint32_t ncons,
 		if (c->state != RC_CONS_ACTIVE)
 			continue;
 		active++;
-		if (rc_cons_needs(first, nblocks, n))
+		if (RC_WIN_NEEDS(first, nblocks, n))
 			sel->need[sel->nneed++] = i;
 		else if (first > n && first < sel->later)
 			sel->later = first;
-		/* Its last nslots slots stay protected after its range: it
-		 * took nslots credits at registration and posts one per
-		 * block, so the takes balance at nblocks + nslots. */
-		if (rc_cons_needs(first, nblocks + nslots, n))
+		/* Its last nslots slots stay protected after its range
+		 * (ringwin.h). */
+		if (RC_WIN_IN_WAIT(first, nblocks, nslots, n))
 			sel->wait[sel->nwait++] = i;
 	}
 	return active;

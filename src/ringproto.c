@@ -139,6 +139,12 @@ int rc_proto_header_sane(struct rc_ring *r)
 	return 0;
 }
 
+/* This process as the protocol names it (a registrant, a consumer). */
+static pid_t self(const struct rc_ring *r)
+{
+	return r->self ? r->self : getpid();
+}
+
 /* The producer's identity, as recorded when we last looked under LOCK. */
 static bool producer_running(struct rc_ring *r)
 {
@@ -153,16 +159,33 @@ bool rc_proto_producer_alive(struct rc_ring *r)
 	       rc_proc_alive(h->producer_pid, h->producer_start);
 }
 
-int rc_proto_snapshot(struct rc_ring *r, struct rc_ring_hdr *h,
-		      struct rc_cons_ent *ctab)
+static enum rc_live live_of(uint32_t state)
 {
+	switch (state) {
+	case RC_CONS_FREE: return RC_LIVE_FREE;
+	case RC_CONS_ACTIVE: return RC_LIVE_COPYING;
+	case RC_CONS_LEAVING: return RC_LIVE_LEAVING;
+	case RC_CONS_EVICTED: return RC_LIVE_EVICTED;
+	default: return RC_LIVE_UNKNOWN;
+	}
+}
+
+int rc_proto_snapshot(struct rc_ring *r, struct rc_ring_hdr *h,
+		      struct rc_cons_ent *ctab, enum rc_live *live,
+		      bool *producer_alive)
+{
+	uint32_t i;
 	int rc = rc_proto_lock(r);
 
 	if (rc < 0)
 		return rc;
 	memcpy(h, r->hdr, sizeof *h);
 	memcpy(ctab, r->ctab, sizeof *ctab * r->ncons);
+	/* Under LOCK: a producer starts and closes under it. */
+	*producer_alive = rc_proto_producer_alive(r);
 	rc_proto_unlock(r);
+	for (i = 0; i < r->ncons; i++)
+		live[i] = live_of(ctab[i].state);
 	return 0;
 }
 
@@ -239,19 +262,18 @@ int rc_proto_register(struct rc_ring *r, uint32_t n, const char *const *names,
 		ops[k].sem_flg = SEM_UNDO;
 		memset(c, 0, sizeof *c);
 		c->gen = gen;
-		c->pid = getpid();
+		c->pid = self(r);
 		c->pstart = pstart;
 		/* A sequential target cannot take the end of the image
 		 * before its start: it waits for the next pass's block 0. */
 		c->first_seq = sequential && sequential[k]
-				       ? (next + r->nblocks - 1) / r->nblocks *
-						 r->nblocks
+				       ? RC_WIN_SEQ_START(next, r->nblocks)
 				       : next;
 		c->start_ns = rc_now_ns();
 		rc_strlcpy(c->target, names[k], sizeof c->target);
 		out[k].gen = gen;
 		out[k].first = c->first_seq;
-		out[k].owner = getpid();
+		out[k].owner = self(r);
 	}
 	/* Our tokens: the producer sees the entries alive from the moment
 	 * they are active. */
@@ -287,7 +309,7 @@ static bool leave_locked(struct rc_ring *r, const struct rc_reg *e,
 	struct rc_cons_ent *c = &r->ctab[e->idx];
 
 	if (c->state != RC_CONS_ACTIVE || c->gen != e->gen ||
-	    c->pid != getpid() || (unclaimed_only && c->claimed))
+	    c->pid != self(r) || (unclaimed_only && c->claimed))
 		return false;
 	post(r, RC_SEM_FREE(e->idx), 1, "a leaving consumer's credit");
 	c->state = RC_CONS_LEAVING;
@@ -333,7 +355,7 @@ int rc_proto_claim(struct rc_ring *r, const struct rc_reg *e)
 			   "its consumer-table entry %u was given up before the copy began",
 			   e->idx);
 	}
-	c->pid = getpid();
+	c->pid = self(r);
 	c->pstart = rc_proc_start(getpid());
 	c->claimed = 1;
 	r->producer_pid = r->hdr->producer_pid;
@@ -360,7 +382,7 @@ int rc_proto_check(struct rc_ring *r, const struct rc_reg *e)
 	rc = rc_proto_header_sane(r);
 	if (rc < 0)
 		return rc;
-	if (c->gen != e->gen || (c->pid != getpid() && c->pid != e->owner))
+	if (c->gen != e->gen || (c->pid != self(r) && c->pid != e->owner))
 		return why(r, -EPROTO,
 			   "consumer-table entry %u was taken from us: its shared memory was overwritten",
 			   e->idx);
@@ -450,7 +472,7 @@ void rc_proto_leave(struct rc_ring *r, const struct rc_reg *e)
 	 * token is gone.  An entry that is no longer ours holds no token of
 	 * ours either: dropping one would take its new owner's. */
 	if (rc_proto_lock_intr(r, false) == 0) {
-		mine = c->gen == e->gen && c->pid == getpid() && c->claimed;
+		mine = c->gen == e->gen && c->pid == self(r) && c->claimed;
 		left = leave_locked(r, e, false);
 		rc_proto_unlock(r);
 	}
@@ -458,6 +480,69 @@ void rc_proto_leave(struct rc_ring *r, const struct rc_reg *e)
 		doorbell(r);
 	if (mine)
 		drop_token(r, e->idx);
+}
+
+bool rc_proto_served(struct rc_ring *r, const struct rc_reg *e)
+{
+	const volatile struct rc_cons_ent *c = &r->ctab[e->idx];
+
+	return c->state == RC_CONS_ACTIVE && c->gen == e->gen;
+}
+
+bool rc_proto_producer_gone(struct rc_ring *r)
+{
+	return rc_proto_semval(r, RC_SEM_PALIVE) == 0;
+}
+
+void rc_proto_progress(struct rc_ring *r, const struct rc_reg *e,
+		       uint64_t done, uint64_t bytes)
+{
+	struct rc_cons_ent *c = &r->ctab[e->idx];
+
+	__atomic_store_n(&c->blocks_done, done, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->bytes_written,
+			 __atomic_load_n(&c->bytes_written, __ATOMIC_RELAXED) +
+				 bytes,
+			 __ATOMIC_RELAXED);
+}
+
+void rc_proto_slot_view(struct rc_ring *r, uint64_t seq,
+			struct rc_slot_view *v)
+{
+	uint32_t slot = rc_seq_slot(seq, r->nslots);
+	const volatile struct rc_slot_hdr *s = &r->shdr[slot];
+
+	/* The seq first, with acquire: the header and data it vouches
+	 * for were stored before it. */
+	v->slot = slot;
+	v->seq = __atomic_load_n(&r->shdr[slot].seq, __ATOMIC_ACQUIRE);
+	v->block = s->block;
+	v->len = s->len;
+	v->flags = s->flags;
+	v->hash = s->hash;
+	v->data = rc_slot_data(r, slot);
+}
+
+bool rc_proto_slot_holds(struct rc_ring *r, uint64_t seq)
+{
+	uint32_t slot = rc_seq_slot(seq, r->nslots);
+
+	return __atomic_load_n(&r->shdr[slot].seq, __ATOMIC_ACQUIRE) == seq;
+}
+
+bool rc_proto_slot_checked(struct rc_ring *r, uint64_t seq)
+{
+	uint32_t slot = rc_seq_slot(seq, r->nslots);
+
+	return __atomic_load_n(&r->shdr[slot].checked, __ATOMIC_ACQUIRE) ==
+	       seq;
+}
+
+void rc_proto_slot_mark_checked(struct rc_ring *r, uint64_t seq)
+{
+	uint32_t slot = rc_seq_slot(seq, r->nslots);
+
+	__atomic_store_n(&r->shdr[slot].checked, seq, __ATOMIC_RELEASE);
 }
 
 bool rc_proto_last_out(struct rc_ring *r)
@@ -707,9 +792,50 @@ static int post_set(struct rc_ring *r, struct sembuf *ops,
 	return 0;
 }
 
-int rc_proto_publish(struct rc_ring *r, struct rc_proto_prod *p)
+int rc_proto_fill(struct rc_ring *r, struct rc_proto_prod *p,
+		  rc_fill_fn *fill, void *arg)
 {
-	return post_set(r, p->ops, p->sel.need, p->sel.nneed);
+	uint32_t slot = rc_seq_slot(p->n, r->nslots);
+	struct rc_slot_hdr *s = &r->shdr[slot];
+	struct rc_fill f = { 0, 0, 0 };
+	int rc;
+
+	/* The slot holds no seq while it is filled: a consumer evicted
+	 * while it still writes from it finds its seq gone when its write
+	 * returns, even if the fill is not finished. */
+	__atomic_store_n(&s->seq, RC_SEQ_NONE, __ATOMIC_SEQ_CST);
+	if (fill(arg, p->n, rc_slot_data(r, slot), &f) < 0)
+		return -ECANCELED;
+	s->block = rc_seq_block(p->n, r->nblocks);
+	s->len = f.len;
+	s->flags = f.flags;
+	s->hash = f.hash;
+	s->checked = RC_SEQ_NONE;
+	/* The header and the data before the seq that vouches for them,
+	 * and the seq before the post that sends readers to it. */
+	__atomic_store_n(&s->seq, p->n, __ATOMIC_RELEASE);
+	rc = post_set(r, p->ops, p->sel.need, p->sel.nneed);
+	return rc;
+}
+
+uint64_t rc_proto_need_ahead(struct rc_ring *r, uint64_t n)
+{
+	uint64_t need = 0;
+	uint32_t i;
+
+	for (i = 0; i < r->ncons; i++) {
+		const struct rc_cons_ent *c = &r->ctab[i];
+		uint64_t last;
+
+		if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) !=
+		    RC_CONS_ACTIVE)
+			continue;
+		last = __atomic_load_n(&c->first_seq, __ATOMIC_RELAXED) +
+		       r->nblocks;
+		if (last > n && last - n > need)
+			need = last - n;
+	}
+	return need;
 }
 
 int rc_proto_fail(struct rc_ring *r, int err, uint64_t off, const char *msg)

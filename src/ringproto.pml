@@ -1,9 +1,10 @@
 /* ringcopy - a SPIN model of the ring protocol (include/ringcopy/ringproto.h).
  *
  * The inlines carry the verbs' names: proto_select (rc_proto_select;
- * "select" is a Promela keyword), take_credits, evict, publish and fail
- * (-DFAIL) for the producer; register (with hand_off and claim: one step
- * here), wait_block, release and leave for a consumer.  doc/model.md says
+ * "select" is a Promela keyword), take_credits, evict, fill and fail
+ * (-DFAIL) for the producer; register, abandon and hand_off for the
+ * registrant; claim, wait_block, release and leave for a consumer
+ * (tests/model/check-verbs.sh lists the C's verbs against them).  doc/model.md says
  * what the model proves and what it leaves out.  tests/model/run-model.sh
  * [small|big|bug] runs it; by hand:
  *
@@ -115,6 +116,7 @@ typedef Ent {
 	byte state;
 	byte gen;
 	byte first;
+	bit claimed; /* its consumer holds its own token (rc_proto_claim) */
 };
 
 /* ---- shared: the segment and the semaphore set ---- */
@@ -124,12 +126,25 @@ byte ring_state = R_RUNNING;
 byte slot[NSLOTS] = NOSEQ;/* the seq each slot holds (its header's seq) */
 byte sem_avail[MAXENT];  /* AVAIL[i] */
 byte sem_free[MAXENT];   /* FREE[i] */
-bit sem_alive[MAXENT];   /* ALIVE[i]: registrant + consumer, one token */
+byte sem_alive[MAXENT];  /* ALIVE[i]: the registrant's token, then the
+			  * consumer's: both for a moment (claim to
+			  * hand-off) */
 bit sem_join = 0;        /* JOIN doorbell */
 
 /* ---- ghosts: for the assertions only ---- */
 byte g_rel[MAXENT];      /* blocks the entry's owner released */
 byte g_pub[MAXENT];      /* blocks published to the entry's owner */
+byte g_ended = 0;        /* consumers that ended (done, left, died, or
+			  * never got an entry) */
+bit g_pgone = 0;         /* the producer closed the ring and left */
+bit g_pidle = 0;         /* the producer idles: nobody registered */
+
+#ifdef LIVE
+/* Progress: every consumer eventually ends, and the producer eventually
+ * leaves or idles with nobody registered (a linger).  Checked with
+ * pan -a -f (weak fairness): tests/model/run-model.sh live. */
+ltl progress { <> (g_ended == NCONS && (g_pgone || g_pidle)) }
+#endif
 
 /* Entry k exists and is ACTIVE with its token gone (a dead consumer). */
 #define DEAD(k)   (k < NENT && tab[k].state == E_ACTIVE && sem_alive[k] == 0)
@@ -145,13 +160,16 @@ byte g_pub[MAXENT];      /* blocks published to the entry's owner */
  * touches a free entry (its owner is gone: no token), and the model keeps
  * fewer states. */
 #define FREE_ENTRY(k) \
-	tab[k].state = E_FREE; tab[k].first = 0; \
+	tab[k].state = E_FREE; tab[k].first = 0; tab[k].claimed = 0; \
 	sem_avail[k] = 0; sem_free[k] = 0; g_rel[k] = 0; g_pub[k] = 0
 
-/* Does an entry starting at f need seq n (rc_cons_needs)? */
-#define NEEDS(f, n)   ((f) <= (n) && (n) < (f) + NBLOCKS)
+/* The window predicates are the C's own (include/ringcopy/ringwin.h,
+ * copied next to the model by tests/model/run-model.sh). */
+#include "ringwin.h"
+/* Does an entry starting at f need seq n? */
+#define NEEDS(f, n)   RC_WIN_NEEDS(f, NBLOCKS, n)
 /* Must its credit be taken before slot n is filled (the wait set)? */
-#define IN_WAIT(f, n) ((f) <= (n) && (n) < (f) + NBLOCKS + NSLOTS)
+#define IN_WAIT(f, n) RC_WIN_IN_WAIT(f, NBLOCKS, NSLOTS, n)
 
 /* ======================= the producer ======================= */
 
@@ -311,9 +329,18 @@ inline check_overwrite(s)
 	o = 0
 }
 
-/* AVAIL[i] += 1 for every member of NEED. */
-inline publish()
+/* rc_proto_fill: the slot retired, filled, its seq set, then AVAIL[i] += 1
+ * for every member of NEED (the fill and its publication are one verb in
+ * the C; the model's slot holds only its seq, so retire, fill and seq are
+ * one step, and the posts another). */
+inline fill()
 {
+	d_step {
+		printf("P: fill slot %d (held %d) with %d\n",
+		       n % NSLOTS, slot[n % NSLOTS], n);
+		check_overwrite(n % NSLOTS);
+		slot[n % NSLOTS] = n
+	};
 	d_step {
 		i = 0;
 		do
@@ -394,11 +421,12 @@ proctype Producer()
 	do
 	:: proto_select();
 	   if
-	   :: step == CLOSED -> break
+	   :: step == CLOSED -> g_pgone = 1; break
 	   :: step == IDLE ->
 		/* Nobody registered: a linger forever may sleep here for
 		 * good, a valid end state. */
-end_idle:	atomic { sem_join > 0 -> sem_join = 0 }
+		g_pidle = 1;
+end_idle:	atomic { sem_join > 0 -> sem_join = 0; g_pidle = 0 }
 	   :: step == JUMP -> skip
 	   :: step == DRAIN -> wait_table()
 	   :: step == PRODUCE || step == SKIP ->
@@ -408,16 +436,10 @@ end_idle:	atomic { sem_join > 0 -> sem_join = 0 }
 #ifdef FAIL
 			if
 			:: skip
-			:: fail(); break
+			:: fail(); g_pgone = 1; break
 			fi;
 #endif
-			d_step {
-				printf("P: fill slot %d (held %d) with %d\n",
-				       n % NSLOTS, slot[n % NSLOTS], n);
-				check_overwrite(n % NSLOTS);
-				slot[n % NSLOTS] = n
-			};
-			publish()
+			fill()
 		:: else
 		fi
 	   fi;
@@ -435,10 +457,10 @@ end_idle:	atomic { sem_join > 0 -> sem_join = 0 }
 /* The entry is still this registration's, and served. */
 #define OURS (tab[e].state == E_ACTIVE && tab[e].gen == mygen)
 
-/* Under LOCK: a FREE entry, a fresh generation, AVAIL 0, FREE nslots, the
- * liveness token (the registrant's, handed off at claim: one step here),
- * first = next_seq or the next pass's block 0; the doorbell.  A closed or
- * failed ring, or a full table, is not joined. */
+/* The registrant (the invocation), under LOCK: a FREE entry, a fresh
+ * generation, AVAIL 0, FREE nslots, the registrant's liveness token,
+ * first = next_seq or the next pass's block 0; then the doorbell.  A
+ * closed or failed ring, or a full table, is not joined. */
 inline register()
 {
 	atomic {
@@ -461,51 +483,118 @@ inline register()
 			mygen = tab[e].gen;
 			sem_avail[e] = 0;
 			sem_free[e] = NSLOTS;
-			sem_alive[e] = 1;
+			sem_alive[e]++; /* the registrant's token (+1, SEM_UNDO) */
 			if
 			:: sequential ->
-				tab[e].first = (next_seq + NBLOCKS - 1) / NBLOCKS *
-					       NBLOCKS
+				tab[e].first = RC_WIN_SEQ_START(next_seq,
+								NBLOCKS)
 			:: else ->
 				tab[e].first = next_seq
 			fi;
 			myfirst = tab[e].first;
 			tab[e].state = E_ACTIVE;
+			tab[e].claimed = 0;
 			printf("C%d: register entry %d, first %d\n", id, e,
 			       myfirst);
 			g_rel[e] = 0;
-			g_pub[e] = 0;
-			sem_join = 1
+			g_pub[e] = 0
 		:: else
 		fi
-	}
+	};
+	/* The doorbell: its own semop, after the LOCK section. */
+	if
+	:: e != NONE -> sem_join = 1
+	:: else
+	fi
+}
+
+/* The consumer takes the entry over: its own token first (a semop of its
+ * own), then under LOCK the entry must still be this registration's and
+ * unclaimed; if not, it drops its token and goes. */
+inline claim()
+{
+	sem_alive[e]++;
+	atomic {
+		if
+		:: OURS && !tab[e].claimed ->
+			tab[e].claimed = 1;
+			left = 0
+		:: else ->
+			printf("C%d: claim finds entry %d given up\n", id, e);
+			left = 1
+		fi
+	};
+	if
+	:: left -> sem_alive[e]--; goto gone
+	:: else
+	fi
+}
+
+/* The registrant drops its token: the consumer answers for the entry. */
+inline hand_off()
+{
+	sem_alive[e]--
+}
+
+/* The registrant gives up an entry its consumer never claimed (it could
+ * not be started, or died first): under LOCK, if still this registration
+ * and unclaimed, one credit and LEAVING; the doorbell; the registrant's
+ * token dropped either way: three steps, as in the C. */
+inline abandon()
+{
+	atomic {
+		if
+		:: OURS && !tab[e].claimed ->
+			printf("C%d: abandoned before its claim\n", id);
+			sem_free[e]++;
+			assert(sem_free[e] <= NSLOTS + 1); /* property 4 */
+			tab[e].state = E_LEAVING;
+			left = 1
+		:: else -> left = 0
+		fi
+	};
+	if
+	:: left -> sem_join = 1
+	:: else
+	fi;
+	sem_alive[e]--
 }
 
 /* Under LOCK, while the entry is still ours: one last credit for a
- * producer that may be waiting for it, LEAVING, the doorbell.  The token
- * is dropped either way. */
+ * producer that may be waiting for it, LEAVING.  Then the doorbell, and
+ * our token dropped if the entry is still this registration (an entry
+ * freed and registered again holds no token of ours): three semops, as
+ * in the C. */
 inline leave()
 {
 	atomic {
+		mine = tab[e].gen == mygen;
 		if
 		:: OURS ->
 			printf("C%d: leave after %d blocks\n", id, k);
 			sem_free[e]++;
 			assert(sem_free[e] <= NSLOTS + 1); /* property 4 */
 			tab[e].state = E_LEAVING;
-			sem_join = 1
-		:: else
-		fi;
-		sem_alive[e] = 0
-	}
+			left = 1
+		:: else -> left = 0
+		fi
+	};
+	if
+	:: left -> sem_join = 1
+	:: else
+	fi;
+	if
+	:: mine -> sem_alive[e]--
+	:: else
+	fi
 }
 
-/* SIGKILL: the token goes (SEM_UNDO), nothing else. */
+/* SIGKILL: our token goes (SEM_UNDO), nothing else. */
 inline die()
 {
 	d_step {
 		printf("C%d: dies after %d blocks\n", id, k);
-		sem_alive[e] = 0
+		sem_alive[e]--
 	}
 }
 
@@ -540,12 +629,20 @@ inline release()
 proctype Consumer(byte id; bit sequential; bit can_leave; bit can_die)
 {
 	byte e, mygen, myfirst, k, i;
+	bit left, mine;
 
 	register();
 	if
 	:: e == NONE -> goto gone
 	:: else
 	fi;
+	/* The invocation may give the entry up before its consumer runs. */
+	if
+	:: can_leave -> abandon(); goto gone
+	:: skip
+	fi;
+	claim();
+	hand_off();
 	do
 	:: k < NBLOCKS ->
 		wait_block();
@@ -584,7 +681,10 @@ proctype Consumer(byte id; bit sequential; bit can_leave; bit can_die)
 gone:
 	skip;
 	/* A process that ended keeps its locals in the state vector. */
-	d_step { e = 0; mygen = 0; myfirst = 0; k = 0; i = 0 }
+	d_step {
+		e = 0; mygen = 0; myfirst = 0; k = 0; i = 0; left = 0;
+		mine = 0; g_ended++
+	}
 }
 
 init

@@ -545,7 +545,7 @@ static int try_join(int shmid, int semid, const struct rc_join_req *req,
 	}
 	if (!ring_joinable(r, req)) {
 		stale = r->hdr->state != RC_RING_CLOSING &&
-			rc_proto_semval(r, RC_SEM_PALIVE) == 0;
+			rc_proto_producer_gone(r);
 		rc_proto_unlock(r);
 		/* A dead producer's ring that nobody else has attached: ours
 		 * to remove.  A closing one is removed by its producer. */
@@ -760,7 +760,7 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	p.image_size = req->image_size;
 	p.block_size = req->block_size;
 	p.buffer_size = req->buffer_size;
-	p.ncons = RC_CONS_MAX;
+	p.ncons = RC_TARGETS_MAX;
 	p.rate = req->rate;
 	p.stall_ms = req->stall_ms;
 	p.rescue = req->rescue;

@@ -87,8 +87,8 @@ struct station {
 	struct udev_device *cur;  /* the event being handled: a copy forked
 				   * meanwhile still holds it (never lost) */
 	int sigfd;
-	struct rc_run *runs;    /* RC_CONS_MAX outcomes, shared */
-	bool used[RC_CONS_MAX];
+	struct rc_run *runs;    /* RC_TARGETS_MAX outcomes, shared */
+	bool used[RC_TARGETS_MAX];
 	struct disk disks[DISKS_MAX];
 	size_t ndisks;
 	size_t running;
@@ -455,11 +455,11 @@ static void copy_to(struct station *st, struct disk *d)
 	pid_t pid, self = getpid();
 	int argc = 0, slot, i;
 
-	for (slot = 0; slot < (int)RC_CONS_MAX && st->used[slot]; slot++)
+	for (slot = 0; slot < (int)RC_TARGETS_MAX && st->used[slot]; slot++)
 		;
-	if (slot == (int)RC_CONS_MAX) {
+	if (slot == (int)RC_TARGETS_MAX) {
 		rc_err("station: %s left untouched: %d disks are being written already, the most one station writes at once",
-		       d->node, (int)RC_CONS_MAX);
+		       d->node, (int)RC_TARGETS_MAX);
 		return;
 	}
 	memset(&st->runs[slot], 0, sizeof st->runs[slot]);
@@ -880,7 +880,7 @@ int rc_cmd_station(int argc, char **argv)
 	rc = parse_station(argc, argv, st);
 	if (rc >= 0)
 		goto out;
-	st->runs = mmap(NULL, sizeof *st->runs * RC_CONS_MAX,
+	st->runs = mmap(NULL, sizeof *st->runs * RC_TARGETS_MAX,
 			PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 			0);
 	if (st->runs == MAP_FAILED) {
@@ -907,7 +907,7 @@ out:
 	if (st->udev)
 		udev_unref(st->udev);
 	if (st->runs)
-		munmap(st->runs, sizeof *st->runs * RC_CONS_MAX);
+		munmap(st->runs, sizeof *st->runs * RC_TARGETS_MAX);
 	free(st);
 	return rc;
 }

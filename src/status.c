@@ -27,14 +27,26 @@
 
 struct snap {
 	struct rc_ring_hdr h;
-	struct rc_cons_ent c[RC_CONS_MAX];
+	struct rc_cons_ent c[RC_TARGETS_MAX];
+	enum rc_live live[RC_TARGETS_MAX];
+	bool producer_alive; /* its token up and its process the one */
 	uint32_t ncons;
 	int shmid;
 };
 
-static const char *ring_state(uint32_t s)
+/* A starting or running ring whose producer dropped its token (killed,
+ * even with SIGKILL) is no copy in progress: it is gone. */
+static bool producer_gone(const struct snap *sn)
 {
-	switch (s) {
+	return !sn->producer_alive && (sn->h.state == RC_RING_STARTING ||
+				       sn->h.state == RC_RING_RUNNING);
+}
+
+static const char *ring_state(const struct snap *sn)
+{
+	if (producer_gone(sn))
+		return "gone";
+	switch (sn->h.state) {
 	case RC_RING_STARTING: return "starting";
 	case RC_RING_RUNNING: return "running";
 	case RC_RING_CLOSING: return "closing";
@@ -43,12 +55,12 @@ static const char *ring_state(uint32_t s)
 	}
 }
 
-static const char *cons_state(uint32_t s)
+static const char *cons_state(enum rc_live s)
 {
 	switch (s) {
-	case RC_CONS_ACTIVE: return "copying";
-	case RC_CONS_LEAVING: return "leaving";
-	case RC_CONS_EVICTED: return "evicted";
+	case RC_LIVE_COPYING: return "copying";
+	case RC_LIVE_LEAVING: return "leaving";
+	case RC_LIVE_EVICTED: return "evicted";
 	default: return "free";
 	}
 }
@@ -144,7 +156,8 @@ static int take(int dirfd, const char *name, struct snap *sn, char *why,
 		return -EPROTO;
 	}
 	close(fd);
-	rc = rc_proto_snapshot(&r, &sn->h, sn->c);
+	rc = rc_proto_snapshot(&r, &sn->h, sn->c, sn->live,
+			       &sn->producer_alive);
 	if (rc == -EIDRM) {
 		rc = -ENOENT; /* it ended meanwhile */
 	} else if (rc < 0) {
@@ -187,27 +200,27 @@ static void print_text(const struct snap *sn, const char *holds)
 		       h->image_size, holds[0] ? ", " : "", holds);
 	if (stream)
 		printf("  producer pid %d, %s, at block %" PRIu64 ", %" PRIu64 " bytes read so far, %u x %u-byte slots\n",
-		       h->producer_pid, ring_state(h->state), h->next_seq,
+		       h->producer_pid, ring_state(sn), h->next_seq,
 		       h->bytes_read, h->nslots, h->block_size);
 	else
 		printf("  producer pid %d, %s, pass %" PRIu64 ", at block %" PRIu64 " of %" PRIu64 ", %" PRIu64 " bytes read, %u x %u-byte slots\n",
-		       h->producer_pid, ring_state(h->state), ring_pass(h),
+		       h->producer_pid, ring_state(sn), ring_pass(h),
 		       h->next_seq % h->nblocks, h->nblocks, h->bytes_read,
 		       h->nslots, h->block_size);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
 		pid_t station;
 
-		if (c->state == RC_CONS_FREE)
+		if (sn->live[i] == RC_LIVE_FREE)
 			continue;
 		if (stream)
 			printf("  %-8s %s  %" PRIu64 " bytes written  %.1f MB/s  pid %d",
-			       cons_state(c->state), c->target,
+			       cons_state(sn->live[i]), c->target,
 			       c->bytes_written, cons_rate(c, now) / 1e6,
 			       c->pid);
 		else
 			printf("  %-8s %s  start block %" PRIu64 "  %5.1f%%  %.1f MB/s  pid %d",
-			       cons_state(c->state), c->target,
+			       cons_state(sn->live[i]), c->target,
 			       c->first_seq % h->nblocks,
 			       100.0 * (double)c->blocks_done /
 				       (double)h->nblocks,
@@ -241,7 +254,7 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 		       h->image_size);
 	rc_json_str(stdout, holds[0] ? holds : NULL);
 	printf(", \"block_size\": %u, \"slots\": %u, \"producer_pid\": %d, \"state\": \"%s\", \"pass\": %" PRIu64 ", \"position_block\": %" PRIu64 ", ",
-	       h->block_size, h->nslots, h->producer_pid, ring_state(h->state),
+	       h->block_size, h->nslots, h->producer_pid, ring_state(sn),
 	       ring_pass(h), h->next_seq % h->nblocks);
 	if (stream)
 		printf("\"blocks\": null");
@@ -253,13 +266,13 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 		const struct rc_cons_ent *c = &sn->c[i];
 		pid_t station;
 
-		if (c->state == RC_CONS_FREE)
+		if (sn->live[i] == RC_LIVE_FREE)
 			continue;
 		printf("%s{\"target\": ", f ? "" : ", ");
 		rc_json_str(stdout, c->target);
 		printf(", \"state\": \"%s\", \"pid\": %d, \"start_block\": %" PRIu64 ", \"blocks_done\": %" PRIu64 ", \"bytes_written\": %" PRIu64 ", \"rate\": %.0f, \"station_pid\": ",
-		       cons_state(c->state), c->pid, c->first_seq % h->nblocks,
-		       c->blocks_done, c->bytes_written, cons_rate(c, now));
+		       cons_state(sn->live[i]), c->pid,
+		       c->first_seq % h->nblocks, c->blocks_done, c->bytes_written, cons_rate(c, now));
 		station = station_of(c->pid);
 		if (station)
 			printf("%d}", (int)station);
@@ -380,6 +393,11 @@ int rc_cmd_status(int argc, char **argv)
 			print_json(sn, holds, first);
 		else
 			print_text(sn, holds);
+		if (producer_gone(sn)) {
+			rc_err("status: %s: its producer (pid %d) is gone: the copy ended without it (a joiner of the same source removes the ring)",
+			       sn->h.src_name, (int)sn->h.producer_pid);
+			status = RC_EXIT_FAILED;
+		}
 		first = false;
 		found++;
 		free(sn);

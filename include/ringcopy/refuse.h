@@ -10,8 +10,6 @@
 #include "ringcopy/backend.h"
 #include "ringcopy/ring.h"
 
-#define RC_TARGETS_MAX RC_CONS_MAX
-
 struct rc_target_req {
 	int n;                     /* targets */
 	char *const *specs;        /* as the user named them */

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "ringcopy/backend.h"
+#include "ringcopy/ringwin.h"
 
 #define RC_RING_MAGIC   UINT64_C(0x3159504f43474e52) /* "RNGCOPY1" */
 #define RC_RING_VERSION 3
@@ -31,6 +32,9 @@
  * leaving consumer's final post. */
 #define RC_SLOTS_MAX  16384u
 #define RC_CONS_MAX   128u /* consumer capacity of a ring */
+/* The same, as a count of targets: the name outside the ring's own code
+ * (only ringproto.c and ring.c name RC_CONS_* and RC_SEM_*). */
+#define RC_TARGETS_MAX RC_CONS_MAX
 #define RC_NAME_MAX   256u
 #define RC_ERRMSG_MAX 256u
 #define RC_ALIGN      4096u /* slot data alignment, for O_DIRECT */
@@ -169,7 +173,7 @@ static inline uint32_t rc_seq_slot(uint64_t seq, uint32_t nslots)
 static inline bool rc_cons_needs(uint64_t first, uint64_t nblocks,
 				 uint64_t seq)
 {
-	return seq >= first && seq - first < nblocks;
+	return RC_WIN_NEEDS(first, nblocks, seq);
 }
 static inline uint64_t rc_cons_last_seq(uint64_t first, uint64_t nblocks)
 {
@@ -221,6 +225,9 @@ struct rc_ring {
 	 * against before it is published; NULL without --expect. */
 	const uint64_t *expect;
 	const char *expect_name;
+	/* Who this process is to the protocol: 0 is getpid().  The schedule
+	 * test gives each actor (registrant, consumer) its own. */
+	pid_t self;
 	/* The producer as last seen under LOCK (rc_proto_claim). */
 	pid_t producer_pid;
 	uint64_t producer_start;

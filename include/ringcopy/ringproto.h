@@ -72,9 +72,19 @@ int rc_proto_header_sane(struct rc_ring *r);
 /* Is the ring's producer alive: its token up, or its pid still the
  * process that started at its recorded time? */
 bool rc_proto_producer_alive(struct rc_ring *r);
-/* Copy the header and the table under LOCK (ringcopy status). */
+/* Copy the header and the table (r->ncons entries) under LOCK (ringcopy
+ * status), each entry's state as status tells it (live[i]), and whether
+ * the producer still holds its token and lives. */
+enum rc_live {
+	RC_LIVE_FREE = 0,     /* unused */
+	RC_LIVE_COPYING = 1,  /* served */
+	RC_LIVE_LEAVING = 2,  /* gone, not yet dropped by the producer */
+	RC_LIVE_EVICTED = 3,  /* stalled past --stall-timeout */
+	RC_LIVE_UNKNOWN = 4,  /* a state that makes no sense */
+};
 int rc_proto_snapshot(struct rc_ring *r, struct rc_ring_hdr *h,
-		      struct rc_cons_ent *ctab);
+		      struct rc_cons_ent *ctab, enum rc_live *live,
+		      bool *producer_alive);
 
 /* ---- the registrant (an invocation) ---------------------------------- */
 
@@ -119,6 +129,31 @@ int rc_proto_release(struct rc_ring *r, const struct rc_reg *e,
  * LEAVING, the doorbell, our token dropped.  Only while the entry is
  * still ours (generation and pid). */
 void rc_proto_leave(struct rc_ring *r, const struct rc_reg *e);
+/* Are we still served: is entry e still ACTIVE under e's generation?
+ * (Read without the lock: a backend waiting on a stopped device asks.) */
+bool rc_proto_served(struct rc_ring *r, const struct rc_reg *e);
+/* Has the producer dropped its liveness token (died or left)? */
+bool rc_proto_producer_gone(struct rc_ring *r);
+/* Our progress, for status and stall eviction: done blocks released,
+ * bytes more written. */
+void rc_proto_progress(struct rc_ring *r, const struct rc_reg *e,
+		       uint64_t done, uint64_t bytes);
+/* Slot seq mod nslots as its header says now, copied out of the segment
+ * (input: the caller checks it is the block it waits for). */
+struct rc_slot_view {
+	uint32_t slot;
+	uint64_t seq, block, hash;
+	uint32_t len, flags;
+	const unsigned char *data; /* the slot's buffer */
+};
+void rc_proto_slot_view(struct rc_ring *r, uint64_t seq,
+			struct rc_slot_view *v);
+/* Does the slot still hold seq (not refilled under a slow write)? */
+bool rc_proto_slot_holds(struct rc_ring *r, uint64_t seq);
+/* Has a consumer found seq's data to match its hash already, and say we
+ * did (the others need not hash it again). */
+bool rc_proto_slot_checked(struct rc_ring *r, uint64_t seq);
+void rc_proto_slot_mark_checked(struct rc_ring *r, uint64_t seq);
 /* The producer died and nobody is active: the last one out removes the
  * ring's objects.  true when it did (the caller removes the rendezvous
  * file). */
@@ -170,8 +205,29 @@ int rc_proto_take_credits(struct rc_ring *r, struct rc_proto_prod *p,
  * Returns the number of active entries, or -errno. */
 int rc_proto_evict(struct rc_ring *r, struct rc_proto_prod *p,
 		   uint32_t stall_ms);
-/* Publish slot n to the need set (AVAIL[i] += 1). */
-int rc_proto_publish(struct rc_ring *r, struct rc_proto_prod *p);
+/* What the producer put into slot n's buffer. */
+struct rc_fill {
+	uint32_t len;   /* valid bytes (a stream's last block: maybe fewer) */
+	uint32_t flags; /* RC_SLOT_* */
+	uint64_t hash;  /* XXH3-64 of the len bytes */
+};
+/* Reads block n into data (the slot's buffer, block_size bytes) and says
+ * what it holds in *f: 0, or < 0 when it could not (it has failed the
+ * ring itself). */
+typedef int rc_fill_fn(void *arg, uint64_t n, unsigned char *data,
+		       struct rc_fill *f);
+/* Fill slot n and publish it to the need set, in the only safe order: the
+ * slot's seq retired first (a consumer evicted while it still writes from
+ * the slot finds its seq gone, even mid-fill); fill() reads into the
+ * slot; the header, and then the seq with release semantics; then
+ * AVAIL[i] += 1 for every entry that needs n.  0; -ECANCELED when fill()
+ * failed (nothing published); or -errno with r->why. */
+int rc_proto_fill(struct rc_ring *r, struct rc_proto_prod *p,
+		  rc_fill_fn *fill, void *arg);
+/* How many seqs from n on the active entries still need (a hint for the
+ * read-ahead, read without the lock: an entry that changes meanwhile only
+ * makes one read longer or shorter). */
+uint64_t rc_proto_need_ahead(struct rc_ring *r, uint64_t n);
 /* Fail the ring: FAILED with the message, every active entry woken. */
 int rc_proto_fail(struct rc_ring *r, int err, uint64_t off, const char *msg);
 /* Sleep until the doorbell rings or timeout_ms (< 0: forever). */

@@ -16,5 +16,7 @@ if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
 	exit 77
 fi
 seed=${CHAOS_SEED:-$(( $(date +%s) % 1000000 ))}
+# The seed first, so that even a run that hangs can be replayed.
+echo "chaos: seed $seed; replay: make chaos SEED=$seed ROUNDS=$rounds CHAOS_FLAGS='--max-mib 24 --max-secs 3'"
 exec "${BASH:-bash}" "$top_srcdir/tests/chaos/chaos.sh" --rounds "$rounds" \
 	--seed "$seed" --max-mib 24 --max-secs 3

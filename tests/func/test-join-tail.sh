@@ -6,9 +6,15 @@
 # read yet ("ring slot N was overwritten", or a checksum mismatch).
 #
 # Made deterministic with SIGSTOP: b is stopped once a (which started the
-# ring) is done, so that the producer fills b's last slots and b has read
-# none of them; then a .zst target (read in order: it waits for the next
-# pass) joins; then b goes on.
+# ring) is done and b has at most 14 blocks left, so that the producer
+# fills all of b's last slots (16: the ring) and b has read none of them;
+# then a .zst target (read in order: it waits for the next pass) joins.
+# The producer is past b's range: the old one jumped to the next pass at
+# once and refilled the ring over b's unread blocks while b was still
+# stopped (the fixed one steps through b's tail, waiting for b's credits);
+# then b goes on and finds its slots overwritten.  (Stopped any earlier, b
+# read its last blocks before the rate-limited producer came round to
+# them, and the test passed with the bug.)
 source "$top_srcdir/tests/func/functions.sh"
 requires zstd --version
 
@@ -27,10 +33,20 @@ grep -q "joined the running copy" "$tmp/b.err" || fail "b did not join: $(cat "$
 wait "$a" || fail "a failed: $(cat "$tmp/a.err")"
 same "$tmp/src.img" "$tmp/a.img"
 
-# b has its last 16 blocks (a ring's worth) still to come: stop it, and
-# let the producer fill the ring with them.
+# Stop b once at most 14 of its 64 blocks are left (a ring holds 16),
+# and let the producer publish them all and pass the end of b's range.
+# Cheap polls (no python in the loop: b moves on 16 blocks a second).
+for (( i = 0; i < $(slow 20) * 20; i++ )); do
+	done_b=$("$RINGCOPY" status --json 2> /dev/null |
+		sed 's/{"target": /\n/g' | grep -F -- "/b.img\"" |
+		sed -n 's/.*"blocks_done": \([0-9]*\).*/\1/p' | head -n 1)
+	[ -n "$done_b" ] && [ "$done_b" -ge 50 ] && break
+	sleep 0.05
+done
 kill -STOP $bc
 on_exit "kill -CONT $bc 2>/dev/null"
+[ -n "$done_b" ] && [ "$done_b" -ge 50 ] && [ "$done_b" -lt 64 ] ||
+	fail "b was not stopped in its last blocks (blocks done: ${done_b:-?})"
 sleep "$(vrate 2 6)"
 ringcopy --json "$tmp/src.img" "$tmp/c.zst" > "$tmp/c.json" 2> "$tmp/c.err" &
 c=$!

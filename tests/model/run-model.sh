@@ -1,9 +1,14 @@
 #!/bin/bash
 # Check the SPIN model of the ring protocol (src/ringproto.pml).
 #
-#   run-model.sh [small|big|bug|--expect-bug] [-DNAME=VALUE ...]
+#   run-model.sh [small|stall-reuse|live|big|bug|--expect-bug] [-DNAME=VALUE ...]
 #
-# small  the default: 2 slots, 3 blocks, 3 consumers; seconds.
+# small  the default: 2 slots, 3 blocks, 2 consumers that may be abandoned,
+#        leave or die, then 3 (with a sequential joiner); seconds.
+# stall-reuse  stall eviction with two consumers on one table entry
+#        (the entry reused); seconds.
+# live   the progress property (every consumer ends, the producer leaves
+#        or idles) with SPIN's liveness search (pan -a -f); seconds.
 # big    larger geometries, everyone leaving early or dying, more consumers
 #        than table entries, source failure, stall eviction, and the old
 #        jump on a larger ring; minutes and up to ~2.5 GB of memory.
@@ -22,11 +27,11 @@ set -u
 
 mode=small
 case ${1:-} in
-small | big | bug) mode=$1; shift ;;
+small | stall-reuse | live | big | bug) mode=$1; shift ;;
 --expect-bug) mode=bug; shift ;;
 -D*) ;;
 "") ;;
-*) echo "usage: $0 [small|big|bug|--expect-bug] [-DNAME=VALUE ...]" >&2; exit 2 ;;
+*) echo "usage: $0 [small|stall-reuse|live|big|bug|--expect-bug] [-DNAME=VALUE ...]" >&2; exit 2 ;;
 esac
 extra=("$@")
 
@@ -53,6 +58,8 @@ else
 	trap 'rm -rf "$work"' EXIT
 fi
 cp "$model" "$work/ringproto.pml" || exit 1
+# The window predicates the model shares with the C.
+cp "${model%/src/ringproto.pml}/include/ringcopy/ringwin.h" "$work/" || exit 1
 
 status=0
 
@@ -62,7 +69,8 @@ check() {
 	local name=$1 expect=$2 dir t0 t1 errs
 	shift 2
 	dir=$work/$name
-	mkdir -p "$dir" && cp "$work/ringproto.pml" "$dir/" || return 1
+	mkdir -p "$dir" && cp "$work/ringproto.pml" "$work/ringwin.h" "$dir/" ||
+		return 1
 	echo "== $name: spin -a $* ${extra[*]}"
 	t0=$(date +%s%N)
 	if ! (cd "$dir" && spin -a "$@" "${extra[@]}" ringproto.pml > spin.out 2>&1); then
@@ -71,15 +79,18 @@ check() {
 		status=1
 		return
 	fi
-	# -DSAFETY: assertions and invalid end states, no cycle search.
+	# -DSAFETY: assertions and invalid end states, no cycle search
+	# (a liveness run searches for acceptance cycles: pan -a -f).
 	# -DCOLLAPSE: compressed state vectors, for the big runs' memory.
-	if ! (cd "$dir" && $CC -O2 -w -DSAFETY -DCOLLAPSE -o pan pan.c 2> cc.out); then
+	safety=-DSAFETY panflags=
+	[ "$expect" = live ] && safety= panflags="-a -f"
+	if ! (cd "$dir" && $CC -O2 -w $safety -DCOLLAPSE -o pan pan.c 2> cc.out); then
 		cat "$dir/cc.out"
 		echo "FAIL: $name: pan did not compile"
 		status=1
 		return
 	fi
-	(cd "$dir" && ./pan -m${PAN_DEPTH:-1000000} -w${PAN_HASH:-24} > pan.out 2>&1)
+	(cd "$dir" && ./pan $panflags -m${PAN_DEPTH:-1000000} -w${PAN_HASH:-24} > pan.out 2>&1)
 	t1=$(date +%s%N)
 	errs=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$dir/pan.out" | head -n 1)
 	grep -E 'State-vector|states, stored|transitions|total actual memory' \
@@ -100,7 +111,7 @@ check() {
 		return
 	fi
 	case $expect in
-	ok)
+	ok | live)
 		if [ "$errs" != 0 ]; then
 			grep '^pan:' "$dir/pan.out"
 			echo "-- the counterexample (spin -t):"
@@ -136,9 +147,25 @@ check() {
 
 case $mode in
 small)
-	# Consumer 0 (first 0) may leave early, 1 (late joiner) may die,
-	# 2 (sequential joiner) runs to the end.
-	check small ok -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 -DLEAVERS=1 -DDIERS=2
+	# Consumer 0 (first 0) may be abandoned or leave early, 1 (late
+	# joiner) may die.
+	check small ok -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=2 -DLEAVERS=1 -DDIERS=2
+	# And 2, a sequential joiner; everyone runs to the end.
+	check small-seq ok -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 -DLEAVERS=0 \
+		-DDIERS=0
+	;;
+stall-reuse)
+	# Stall eviction with entries reused: two consumers on one entry, so
+	# that an evicted or departed entry is registered again while the
+	# producer still remembers its last occupant.
+	check stall-reuse ok -DSTALL -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=2 -DNENT=1 \
+		-DLEAVERS=1 -DDIERS=2
+	;;
+live)
+	# Progress (ltl progress: every consumer ends, the producer leaves or
+	# idles), a liveness search with weak fairness (pan -a -f).
+	check live live -DLIVE -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=2 -DLEAVERS=1 \
+		-DDIERS=2
 	;;
 bug)
 	# Nobody leaves early or dies: the victim is alive and reading.

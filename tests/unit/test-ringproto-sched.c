@@ -76,7 +76,7 @@ union sim_semun {
 	unsigned short *array;
 };
 
-enum pstate { P_SELECT, P_TAKE, P_FILL, P_PUBLISH, P_WAIT, P_CLOSED };
+enum pstate { P_SELECT, P_TAKE, P_FILL, P_WAIT, P_CLOSED };
 enum cstate { C_UNBORN, C_REG, C_ORPHAN, C_CLAIMED, C_RUN, C_DONE };
 /* How a consumer ends: it copies everything, leaves early, is abandoned
  * by its registrant before its claim, dies (token dropped, never leaves),
@@ -110,6 +110,8 @@ struct scons {
 	uint32_t seen;        /* blocks received, one bit each */
 	unsigned leavepost;   /* 1 once leave/abandon posted its credit */
 	unsigned tokens;      /* ALIVE tokens the actors hold for it */
+	pid_t regpid;         /* its registrant (REG_PID of the first of
+			       * the registration) */
 	bool claimed, left, dead, freed;
 };
 
@@ -138,6 +140,11 @@ struct sim {
 static struct sim S;
 static unsigned char pat[MAX_NBLOCKS][BS];
 static pid_t mypid;
+/* Each actor its own identity to the protocol (ring.h `self'): the
+ * registrant of consumer c, and consumer c itself.  Not real processes:
+ * only the protocol's owner checks look at them. */
+#define REG_PID(c)  ((pid_t)(4000000 + 2 * (int)(c)))
+#define CONS_PID(c) ((pid_t)(4000001 + 2 * (int)(c)))
 
 /* Rings by geometry, each reset to what rc_ring_create made before a
  * schedule uses it: creating and removing SysV objects costs more than a
@@ -462,7 +469,7 @@ static void check_inv(struct sim *s)
 		      i, e->state);
 		c = &s->c[o];
 		CHECK(e->gen == c->reg.gen && e->first_seq == c->reg.first &&
-			      e->pid == mypid,
+			      e->pid == (c->claimed ? CONS_PID(o) : c->regpid),
 		      "entry %u (gen %llu, first %llu) is not c%d's registration (gen %llu, first %llu)",
 		      i, (unsigned long long)e->gen,
 		      (unsigned long long)e->first_seq, o,
@@ -503,8 +510,7 @@ static void check_inv(struct sim *s)
 		 * at most one is in flight, between take and publish. */
 		if (c->taken <= s->nblocks && c->taken != c->pub)
 			CHECK(c->taken == c->pub + 1 &&
-				      (s->pst == P_FILL ||
-				       s->pst == P_PUBLISH) &&
+				      s->pst == P_FILL &&
 				      s->p.n == c->reg.first + c->pub,
 			      "c%d: %llu credits taken but %llu blocks published",
 			      o, (unsigned long long)c->taken,
@@ -592,12 +598,25 @@ static bool dead_active(struct sim *s)
 	return false;
 }
 
+/* rc_proto_fill's filler: the block's pattern, as the producer reads it. */
+static int sim_fill(void *arg, uint64_t n, unsigned char *data,
+		    struct rc_fill *f)
+{
+	struct sim *s = arg;
+	uint64_t block = rc_seq_block(n, s->nblocks);
+
+	f->len = rc_block_len(s->image, BS, block);
+	memcpy(data, pat[block], f->len);
+	f->flags = 0;
+	f->hash = hash_of(n);
+	return 0;
+}
+
 static unsigned prod_enabled(struct sim *s)
 {
 	switch (s->pst) {
 	case P_SELECT:
 	case P_FILL:
-	case P_PUBLISH:
 		return s->pweight;
 	case P_TAKE:
 		return take_possible(s) || wait_set_stale(s) ? s->pweight : 0;
@@ -729,27 +748,13 @@ static int prod_act(struct sim *s)
 	}
 	case P_FILL: {
 		uint64_t block = rc_seq_block(p->n, s->nblocks);
-		uint32_t len = rc_block_len(s->image, BS, block);
-		struct rc_slot_hdr *h;
 
 		slot = rc_seq_slot(p->n, s->nslots);
-		h = &r->shdr[slot];
-		trace(s, T_FILL, -1, 0, slot, p->n, block, h->seq);
-		/* As produce() in producer.c writes it. */
-		memcpy(rc_slot_data(r, slot), pat[block], len);
-		h->seq = p->n;
-		h->block = block;
-		h->len = len;
-		h->flags = 0;
-		h->hash = hash_of(p->n);
-		h->checked = RC_SEQ_NONE;
-		s->pst = P_PUBLISH;
-		break;
-	}
-	case P_PUBLISH:
-		rc = rc_proto_publish(r, p);
+		trace(s, T_FILL, -1, 0, slot, p->n, block, r->shdr[slot].seq);
+		/* The producer's one verb: fill and publish. */
+		rc = rc_proto_fill(r, p, sim_fill, s);
 		trace(s, T_PUBLISH, -1, rc, p->n, p->sel.nneed, 0, 0);
-		CHECK(rc == 0, "rc_proto_publish: %d (%s)", rc, r->why);
+		CHECK(rc == 0, "rc_proto_fill: %d (%s)", rc, r->why);
 		for (k = 0; k < p->sel.nneed; k++) {
 			struct scons *c = owner_of(s, p->sel.need[k]);
 
@@ -765,6 +770,7 @@ static int prod_act(struct sim *s)
 		}
 		s->pst = P_SELECT;
 		break;
+	}
 	case P_WAIT: {
 		unsigned join = s->sem[RC_SEM_JOIN];
 
@@ -852,7 +858,9 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 	CHECK(s->r.hdr->state == RC_RING_RUNNING, "joining a ring in state %u",
 	      s->r.hdr->state);
 	next = s->r.hdr->next_seq;
+	s->r.self = REG_PID(list[0]);
 	rc = rc_proto_register(&s->r, n, nm, seq, regs, &before);
+	s->r.self = 0;
 	rc_proto_unlock(&s->r);
 	for (k = 0; k < n; k++)
 		trace(s, T_REG, (int)list[k], rc, rc ? 0 : regs[k].idx,
@@ -874,7 +882,8 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 		CHECK(regs[k].idx < s->ncons && s->owner[regs[k].idx] < 0,
 		      "c%u got entry %u, still c%d's", list[k], regs[k].idx,
 		      s->owner[regs[k].idx < s->ncons ? regs[k].idx : 0]);
-		CHECK(regs[k].first == first && regs[k].owner == mypid,
+		CHECK(regs[k].first == first &&
+			      regs[k].owner == REG_PID(list[0]),
 		      "c%u registered with first %llu, expected %llu",
 		      list[k], (unsigned long long)regs[k].first,
 		      (unsigned long long)first);
@@ -882,6 +891,7 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 			stats.reused++;
 		s->owner[regs[k].idx] = (int)list[k];
 		c->reg = regs[k];
+		c->regpid = REG_PID(list[0]);
 		c->tokens = 1;
 		c->st = C_REG;
 	}
@@ -891,16 +901,34 @@ static int cons_register(struct sim *s, const unsigned *list, uint32_t n)
 	return 0;
 }
 
+static int cons_act_as(struct sim *s, unsigned ci, enum act a,
+		       uint32_t count);
+
 static int cons_act(struct sim *s, unsigned ci, enum act a, uint32_t count)
+{
+	struct scons *c = &s->c[ci];
+	struct rc_ring *r = &s->r;
+	int rc;
+
+	if (a == A_REGISTER)
+		return cons_register(s, &ci, 1);
+	s->steps++;
+	/* The registrant hands off and abandons; the rest is the
+	 * consumer's. */
+	r->self = a == A_HANDOFF || a == A_ABANDON ? c->regpid : CONS_PID(ci);
+	rc = cons_act_as(s, ci, a, count);
+	r->self = 0;
+	return rc;
+}
+
+static int cons_act_as(struct sim *s, unsigned ci, enum act a,
+		       uint32_t count)
 {
 	struct scons *c = &s->c[ci];
 	struct rc_ring *r = &s->r;
 	uint64_t k;
 	int rc = 0;
 
-	if (a == A_REGISTER)
-		return cons_register(s, &ci, 1);
-	s->steps++;
 	switch (a) {
 	case A_CLAIM:
 		CHECK(c->st == C_REG || c->st == C_ORPHAN,
@@ -1328,8 +1356,7 @@ static void test_skip_not_jump(void **state)
 		      "seq %llu not produced", (unsigned long long)seq);
 		CHECK(prod_act(s) == 0, "take for seq %llu",
 		      (unsigned long long)seq);
-		prod_act(s); /* fill */
-		prod_act(s); /* publish */
+		prod_act(s); /* fill and publish */
 		CHECK(cons_act(s, a, A_WAIT, 0) == 0, "A waits for %llu",
 		      (unsigned long long)seq);
 		if (seq < 8)

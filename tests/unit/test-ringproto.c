@@ -96,6 +96,11 @@ static void test_generation(void **state)
 	assert_int_equal(rc_proto_evict(&ring, &prod, 0), 0);
 	reg(&cur, false);
 	assert_int_equal(cur.idx, old.idx);
+	/* The old registration's consumer (the same process here) finds
+	 * its entry taken: its generation is not the entry's. */
+	assert_int_equal(rc_proto_check(&ring, &old), -EPROTO);
+	assert_false(rc_proto_served(&ring, &old));
+	assert_true(rc_proto_served(&ring, &cur));
 	assert_true(cur.gen == old.gen + 1);
 
 	assert_int_equal(rc_proto_claim(&ring, &old), -ESTALE);
@@ -117,12 +122,23 @@ static void test_generation(void **state)
 	assert_int_equal(rc_proto_semval(&ring, RC_SEM_ALIVE(cur.idx)), 0);
 }
 
+/* rc_proto_fill's filler: an empty block. */
+static int fill_nothing(void *arg, uint64_t n, unsigned char *data,
+			struct rc_fill *f)
+{
+	(void)arg;
+	(void)n;
+	(void)data;
+	f->len = 0;
+	return 0;
+}
+
 /* Produce (fill nothing, publish) the current step's seq. */
 static void produce(void)
 {
 	assert_int_equal(rc_proto_take_credits(&ring, &prod, 0), 0);
-	ring.shdr[prod.n % ring.nslots].seq = prod.n;
-	assert_int_equal(rc_proto_publish(&ring, &prod), 0);
+	assert_int_equal(rc_proto_fill(&ring, &prod, fill_nothing, NULL), 0);
+	assert_true(ring.shdr[prod.n % ring.nslots].seq == prod.n);
 }
 
 /* 10 blocks, 4 slots.  A reads 0..9 but has released only 0..5 when the
@@ -158,7 +174,7 @@ static void test_skip_tail(void **state)
 	assert_int_equal(rc_proto_take_credits(&ring, &prod, 0), -EAGAIN);
 	assert_int_equal(rc_proto_release(&ring, &a, 1), 0);
 	assert_int_equal(rc_proto_take_credits(&ring, &prod, 0), 0);
-	assert_int_equal(rc_proto_publish(&ring, &prod), 0);
+	assert_int_equal(rc_proto_fill(&ring, &prod, fill_nothing, NULL), 0);
 
 	/* Now the sequential start at a later pass: register C at 20 with
 	 * nobody needing 11..19. */
@@ -180,12 +196,178 @@ static void test_skip_tail(void **state)
 	assert_true(prod.n == 20);
 }
 
+/* What the filler saw while it filled, for test_fill_order. */
+struct fill_seen {
+	const struct rc_reg *e;
+	uint64_t seq_during;
+	int avail_during;
+	unsigned calls;
+};
+
+/* A filler that looks at the slot and the consumer's AVAIL while it
+ * fills: the slot's seq must be retired and nothing published yet. */
+static int fill_and_look(void *arg, uint64_t n, unsigned char *data,
+			 struct rc_fill *f)
+{
+	struct fill_seen *seen = arg;
+	uint32_t slot = rc_seq_slot(n, ring.nslots);
+
+	seen->calls++;
+	seen->seq_during = ring.shdr[slot].seq;
+	seen->avail_during = rc_proto_semval(&ring, RC_SEM_AVAIL(seen->e->idx));
+	memset(data, (int)(n & 0xff), BS);
+	f->len = BS;
+	f->flags = 0;
+	f->hash = 1000 + n;
+	return 0;
+}
+
+static int fill_fails(void *arg, uint64_t n, unsigned char *data,
+		      struct rc_fill *f)
+{
+	(void)arg;
+	(void)n;
+	(void)data;
+	(void)f;
+	return -1;
+}
+
+/* rc_proto_fill owns the slot's order: during the fill the slot holds no
+ * seq and the consumer has no AVAIL for it; after it the header describes
+ * the block, the seq is n and AVAIL is posted.  A filler that fails
+ * publishes nothing and leaves the slot with no seq. */
+static void test_fill_order(void **state)
+{
+	struct fill_seen seen = { 0 };
+	struct rc_slot_view v;
+	struct rc_reg a;
+	uint64_t k;
+
+	(void)state;
+	make_ring(4, 2);
+	reg(&a, false);
+	seen.e = &a;
+	assert_int_equal(rc_proto_claim(&ring, &a), 0);
+	rc_proto_hand_off(&ring, &a);
+	for (k = 0; k < 4; k++) {
+		assert_int_equal(rc_proto_select(&ring, &prod, false),
+				 RC_STEP_PRODUCE);
+		assert_int_equal(rc_proto_take_credits(&ring, &prod, 0), 0);
+		seen.seq_during = 0;
+		seen.avail_during = -1;
+		assert_int_equal(rc_proto_fill(&ring, &prod, fill_and_look,
+					       &seen), 0);
+		assert_int_equal(seen.calls, k + 1);
+		assert_true(seen.seq_during == RC_SEQ_NONE);
+		assert_int_equal(seen.avail_during, 0);
+		assert_int_equal(rc_proto_semval(&ring, RC_SEM_AVAIL(a.idx)),
+				 1);
+		assert_true(rc_proto_slot_holds(&ring, k));
+		assert_false(rc_proto_slot_checked(&ring, k));
+		rc_proto_slot_view(&ring, k, &v);
+		assert_true(v.seq == k && v.block == k && v.len == BS &&
+			    v.hash == 1000 + k && v.flags == 0);
+		assert_int_equal(v.data[0], (int)k);
+		assert_int_equal(rc_proto_wait_block(&ring, &a, 0), 0);
+		rc_proto_slot_mark_checked(&ring, k);
+		assert_true(rc_proto_slot_checked(&ring, k));
+		assert_int_equal(rc_proto_release(&ring, &a, 1), 0);
+	}
+	/* A second consumer's pass: a failed fill publishes nothing. */
+	rc_proto_leave(&ring, &a);
+	reg(&a, false);
+	assert_int_equal(rc_proto_claim(&ring, &a), 0);
+	assert_int_equal(rc_proto_select(&ring, &prod, false),
+			 RC_STEP_PRODUCE);
+	assert_int_equal(rc_proto_take_credits(&ring, &prod, 0), 0);
+	assert_int_equal(rc_proto_fill(&ring, &prod, fill_fails, NULL),
+			 -ECANCELED);
+	assert_false(rc_proto_slot_holds(&ring, prod.n));
+	assert_int_equal(rc_proto_semval(&ring, RC_SEM_AVAIL(a.idx)), 0);
+}
+
+/* Register e, claim it, and let the producer spend its credits without e
+ * taking anything: the producer's next take fails. */
+static void stall_once(struct rc_reg *e)
+{
+	uint32_t k;
+
+	reg(e, false);
+	assert_int_equal(rc_proto_claim(&ring, e), 0);
+	rc_proto_hand_off(&ring, e);
+	for (k = 0; k < ring.nslots; k++) {
+		assert_int_equal(rc_proto_select(&ring, &prod, false),
+				 RC_STEP_PRODUCE);
+		assert_int_equal(rc_proto_take_credits(&ring, &prod, 0), 0);
+		assert_int_equal(rc_proto_fill(&ring, &prod, fill_fails, NULL),
+				 -ECANCELED);
+	}
+	assert_int_equal(rc_proto_select(&ring, &prod, false),
+			 RC_STEP_PRODUCE);
+	assert_int_equal(rc_proto_take_credits(&ring, &prod, 0), -EAGAIN);
+}
+
+/* Stall eviction with an entry reused: A stalls (no credit, no progress)
+ * and is evicted; registered again, it stalls and leaves before the
+ * timeout; B takes the same entry and stalls in its turn.  B's stall is
+ * timed from when B began to stall, never from A's: a producer that
+ * carried A's record over would evict B at its first look. */
+static void test_stall_reused_entry(void **state)
+{
+	struct rc_reg a, b;
+
+	(void)state;
+	make_ring(64, 2);
+	/* A takes nothing: two slots and its credits are spent. */
+	stall_once(&a);
+	/* The first look starts A's stall clock; 300 ms later A is past a
+	 * 200 ms stall timeout and evicted. */
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 1);
+	usleep(300 * 1000);
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 0);
+	assert_int_equal(ring.ctab[a.idx].state, RC_CONS_EVICTED);
+	assert_int_equal(rc_proto_check(&ring, &a), -ESTALE);
+	/* Evicted, it stays so while its process holds its token. */
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 0);
+	assert_int_equal(ring.ctab[a.idx].state, RC_CONS_EVICTED);
+	rc_proto_leave(&ring, &a);
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 0);
+	assert_int_equal(ring.ctab[a.idx].state, RC_CONS_FREE);
+
+	/* A again (the entry's next registration) stalls, is looked at, and
+	 * leaves before it is evicted: the producer's record of its stall
+	 * stays behind. */
+	stall_once(&a);
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 1);
+	usleep(300 * 1000);
+	rc_proto_leave(&ring, &a);
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 0);
+	assert_int_equal(ring.ctab[a.idx].state, RC_CONS_FREE);
+
+	/* B reuses the entry; its stall starts with its own first look. */
+	stall_once(&b);
+	assert_int_equal(b.idx, a.idx);
+	assert_true(b.gen == a.gen + 1);
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 1);
+	assert_int_equal(ring.ctab[b.idx].state, RC_CONS_ACTIVE);
+	assert_int_equal(rc_proto_check(&ring, &b), 0);
+	/* A consumer that makes progress is never stalled. */
+	usleep(300 * 1000);
+	assert_int_equal(rc_proto_release(&ring, &b, 1), 0);
+	rc_proto_progress(&ring, &b, 1, BS);
+	assert_int_equal(rc_proto_evict(&ring, &prod, 200), 1);
+	assert_int_equal(ring.ctab[b.idx].state, RC_CONS_ACTIVE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_doorbell_bounded, remove_ring),
 		cmocka_unit_test_teardown(test_generation, remove_ring),
 		cmocka_unit_test_teardown(test_skip_tail, remove_ring),
+		cmocka_unit_test_teardown(test_fill_order, remove_ring),
+		cmocka_unit_test_teardown(test_stall_reused_entry,
+					  remove_ring),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
