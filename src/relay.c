@@ -460,9 +460,9 @@ static int parse_relay(int argc, char **argv, struct relay *rl)
 		return rc_usage_error("relay", "--expect MANIFEST is needed: a node trusts nothing upstream, every block it relays and writes is proved against the golden manifest");
 	if (argc - optind < 1)
 		return rc_usage_error("relay", "missing TARGET");
-	if (argc - optind > (int)RC_CONS_MAX)
+	if (argc - optind > (int)RC_TARGETS_MAX)
 		return rc_usage_error("relay", "%d targets: at most %u per invocation",
-				      argc - optind, RC_CONS_MAX);
+				      argc - optind, RC_TARGETS_MAX);
 	if (parse_listen(&rl->listen, listen) < 0)
 		return rc_usage_error("relay", "--listen '%s': want HOST[:PORT], [V6ADDR][:PORT] or a socket's absolute path",
 				      listen);
@@ -820,7 +820,7 @@ static pid_t spawn_qsd(struct relay *rl, char *const argv[],
 
 static pid_t start_copy(struct relay *rl, const sigset_t *old)
 {
-	char *argv[OPTS_MAX + RC_CONS_MAX + 8];
+	char *argv[OPTS_MAX + RC_TARGETS_MAX + 8];
 	char src[700];
 	struct rc_run run;
 	pid_t self = getpid(), pid;
@@ -1328,7 +1328,7 @@ static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
 static int seed_overlay(struct relay *rl, const sigset_t *old)
 {
 	struct rc_image_hashes h = { 0 };
-	struct seed_disk d[RC_CONS_MAX];
+	struct seed_disk d[RC_TARGETS_MAX];
 	struct rc_dev *ov = NULL;
 	char uri[400], err[400];
 	const char *why = "out of memory";

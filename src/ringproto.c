@@ -545,6 +545,16 @@ void rc_proto_slot_mark_checked(struct rc_ring *r, uint64_t seq)
 	__atomic_store_n(&r->shdr[slot].checked, seq, __ATOMIC_RELEASE);
 }
 
+uint32_t rc_proto_free_entries(const struct rc_ring *r)
+{
+	uint32_t i, k = 0;
+
+	for (i = 0; i < r->ncons; i++)
+		if (r->ctab[i].state == RC_CONS_FREE)
+			k++;
+	return k;
+}
+
 bool rc_proto_last_out(struct rc_ring *r)
 {
 	uint32_t i, active = 0;

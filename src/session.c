@@ -499,11 +499,8 @@ static int join_refusal(const struct rc_ring *r, const struct rc_join_req *req,
 	} else {
 		/* A full consumer table: register would say the same
 		 * (under the same lock), and --dry-run predicts it. */
-		uint32_t i, k = 0;
+		uint32_t k = rc_proto_free_entries(r);
 
-		for (i = 0; i < r->ncons; i++)
-			if (r->ctab[i].state == RC_CONS_FREE)
-				k++;
 		if (k < req->ntargets) {
 			snprintf(err, errlen,
 				 "ring (shm %d, sem %d): it has room for %u more consumers, %u asked (capacity %u)",

@@ -158,6 +158,9 @@ void rc_proto_slot_mark_checked(struct rc_ring *r, uint64_t seq);
  * ring's objects.  true when it did (the caller removes the rendezvous
  * file). */
 bool rc_proto_last_out(struct rc_ring *r);
+/* How many consumer entries are free (the caller holds the lock): what
+ * register would find, for a join refusal the dry run can predict. */
+uint32_t rc_proto_free_entries(const struct rc_ring *r);
 
 /* ---- the producer ------------------------------------------------------ */
 
