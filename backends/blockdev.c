@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - blockdev backend: raw block devices, O_DIRECT from the ring.
  *
  * Reads and writes go straight between the device and the page-aligned

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - compressed sources recognised by content: a layer over any
  * source device (a file, standard input, a FIFO, an NBD export) that
  * decompresses xz, gzip, bzip2, lz4 and zstd streams.

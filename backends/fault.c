@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - fault backend: wraps another spec and injects failures.
  *
  *   fault:OPTIONS:SPEC      OPTIONS is a comma-separated list of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - file backend: image files (and, until the blockdev backend
  * takes them, block devices through the page cache).
  *

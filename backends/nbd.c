@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - nbd backend: sources and targets served by NBD servers
  * (nbdkit, qemu-nbd), through libnbd.
  *

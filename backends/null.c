@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - null backend: a target that discards what it is given.
  *
  * For benchmarks of the ring itself and for dry plumbing tests: `null:' as

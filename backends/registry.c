@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the backend registry and the range-checked wrappers.
  *
  * One ordered static array (the libblkid habit): an explicit prefix picks a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - stdio backend: `-' is standard input as a source and standard
  * output as a target; a FIFO or character device given by path is treated
  * the same way.  All are sequential: a pipe is read once, so no copy can

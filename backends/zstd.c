@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - zstd backend: compressed images, sequential both ways.
  *
  * As a source (`.zst' magic, or the `zstd:' prefix) the file is mapped and

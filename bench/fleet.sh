@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A fleet rollout (issue 17): N nodes each write two disks from one golden
 # image, every link shaped with a token bucket, in network namespaces
 # (tests/fleet/net.sh: 192.0.2.0/24, a bridge in its own namespace, no

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Compressed streams to 4 targets (issue 16): ringcopy reading a
 # compressed image from a pipe (decompressed by content) against
 # `Xcat img | tee t1 t2 t3 > t4`, and bmaptool copy to one target, on the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Turn bench/run.sh's measurements into bench/RESULTS.md: the machine, the
 tool versions, median tables per case, and the goals of issue 8 checked
 against the medians of this run (met or not, with the ratio)."""

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ringcopy benchmarks against its peers, in one run on one machine.
 #
 #   bench/run.sh [--runs N] [--cases LETTERS] [--size-scale F] [--out FILE]

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # --skip-equal against a full copy and its peers (issue 16), on a target
 # that writes slower than it reads: a loop device whose O_DIRECT writes are
 # throttled to 50 MB/s (cgroup v1 blkio; reads are not throttled).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The built-in example: set everything up, make a 256 MiB example image,
 # copy it to three targets at once, start a fourth copy two seconds later
 # that joins the running one, and show what happened.

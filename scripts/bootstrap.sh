@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Set up a fresh Debian machine for ringcopy and build it: install the
 # packages the build, the tests, the Debian package (debhelper, and systemd
 # for systemd.pc), the unit check (debootstrap and systemd-nspawn, for

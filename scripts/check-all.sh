@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Set everything up and run the whole test suite: the unit and functional
 # tests, the same suite under valgrind, distcheck, the Debian package and a
 # benchmark smoke run.  This is what CI runs (.ci/run) and what the

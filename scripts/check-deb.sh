@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The Debian package, end to end: build it with dpkg-buildpackage from the
 # `make dist' tarball unpacked in a temporary directory (never in this
 # tree: dh_autoreconf and dh_clean would clobber its build), install it with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - usage and the option-parsing conventions every subcommand
  * follows: getopt_long with opterr off, and a refusal that names the
  * option, with exit status 2. */

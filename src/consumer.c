@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - a consumer: copies its nblocks slots from the ring to a target.
  *
  * A consumer that starts at sequence number s needs exactly s .. s+nblocks-1:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - describe a disk or image with libblkid: what it holds, and the
  * size of the image on it ([0018]: a copy runs from the beginning of the
  * disk to the size of the image on it).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - one invocation of the copy (and of `serve'), as a pipeline.
  *
  * A `struct invocation' is walked by named steps, in order: parse the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - copy one disk image to many targets, reading the source once.
  *
  * main() only dispatches: `verify', `status', `serve' and `station' are

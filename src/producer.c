@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the producer: reads the source once per pass into the ring.
  *
  * For each step (the verbs are in ringproto.c, the protocol in

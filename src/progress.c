@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - live progress of an invocation's targets.
  *
  * Drawn by the invocation while it waits for its consumers, from what they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - refusing unsafe targets, before anything is written.
  *
  * Every check here runs for every target before any target is created,

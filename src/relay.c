@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - `ringcopy relay': one node of a relay chain (a fleet rollout).
  *
  *   ringcopy relay --listen ADDR --upstream URI[,URI...] --expect MANIFEST

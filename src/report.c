@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the end of an invocation: a line per target, the JSON
  * summary, and the exit status rules.
  *

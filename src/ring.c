@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the shared ring: layout, validation, creation, semaphores. */
 #include "config.h"
 

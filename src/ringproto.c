@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the shared-ring protocol: every verb on the semaphores.
  *
  * See include/ringcopy/ringproto.h for the verbs and doc/design.md for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - a SPIN model of the ring protocol (include/ringcopy/ringproto.h).
  *
  * The inlines carry the verbs' names: proto_select (rc_proto_select;

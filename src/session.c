@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the run directory, rendezvous files and role election.
  *
  * An invocation finds the ring of its source through a rendezvous file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - `ringcopy station [OPTIONS] SOURCE': a duplicator station.
  *
  * The station serves SOURCE (a producer, as `serve' starts one) and writes

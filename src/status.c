@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - `ringcopy status [--json] [SOURCE]': every ring of this user.
  *
  * Each rendezvous file of the run directory names a ring; status attaches

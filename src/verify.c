@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - block hashes, image digests, manifests and read-back.
  *
  * The manifest is a line-oriented text file (documented in ringcopy(1)):

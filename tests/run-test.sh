@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Test driver wrapper (LOG_COMPILER): runs a unit-test binary in a private
 # IPC namespace where possible (so a failed assertion cannot leak SysV
 # objects past the test), under valgrind when RINGCOPY_VALGRIND=1.  Shell

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - backend interface.
  *
  * A backend is one `const struct rc_backend' with designated initialisers,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the command line: usage, and one way of parsing options for
  * every subcommand (getopt_long, errors said the same way, exit 2). */
 #ifndef RINGCOPY_CLI_H

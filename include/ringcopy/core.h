@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the core: election, producer, consumer, results. */
 #ifndef RINGCOPY_CORE_H
 #define RINGCOPY_CORE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - what a disk or image holds (libblkid), and its image size. */
 #ifndef RINGCOPY_DESCRIBE_H
 #define RINGCOPY_DESCRIBE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - live progress of an invocation's targets. */
 #ifndef RINGCOPY_PROGRESS_H
 #define RINGCOPY_PROGRESS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the refusal policy: every path an invocation writes is checked
  * (and targets opened) before anything is written. */
 #ifndef RINGCOPY_REFUSE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - what an invocation says when it ends, and its exit status. */
 #ifndef RINGCOPY_REPORT_H
 #define RINGCOPY_REPORT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the shared ring: SysV shared-memory layout and semaphores.
  *
  * The segment holds offsets, never pointers, so every process may map it at

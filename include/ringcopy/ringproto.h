@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the shared-ring protocol: every verb by name.
  *
  * This module is the only code in src/ that operates the ring's semaphores

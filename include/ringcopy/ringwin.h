@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - the ring's window predicates, defined once.
  *
  * Included by the C (ring.h) and by the SPIN model (src/ringproto.pml: spin

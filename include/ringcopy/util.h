@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - small helpers shared by src, backends and tests. */
 #ifndef RINGCOPY_UTIL_H
 #define RINGCOPY_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ringcopy - block hashes, image digests, manifests and read-back. */
 #ifndef RINGCOPY_VERIFY_H
 #define RINGCOPY_VERIFY_H

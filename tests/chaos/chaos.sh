@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # chaos.sh - a chaos test of the built ringcopy binary.
 #
 #   RINGCOPY=path/to/ringcopy chaos.sh [--rounds N] [--seed S] [--start K]

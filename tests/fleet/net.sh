@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The test network of a fleet (sourced by tests/func/test-fleet.sh and
 # bench/fleet.sh): an origin (a tracker and a seeder) and nodes, each in a
 # network namespace of its own, joined by a bridge in a namespace of its

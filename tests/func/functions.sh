@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Shared helpers for the functional tests (the nbdkit tests/functions.sh
 # habit).  Source it first thing; it gives the test its own temporary
 # directory, run directory and, where possible, its own IPC namespace, and

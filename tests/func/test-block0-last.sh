@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Block 0 is written last: a consumer killed mid-copy leaves block 0 of
 # its target unwritten, so the target never carries the partition table or
 # superblock of a half-written image.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Block devices as sources and targets: device to device, file to device,
 # device to file, and a late joiner on a device source.
 source "$top_srcdir/tests/func/functions.sh"

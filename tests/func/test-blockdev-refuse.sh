@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Unsafe device targets are refused before anything is written, with exit
 # 2 and a line naming the target and the reason; the target is unchanged.
 source "$top_srcdir/tests/func/functions.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # --size auto copies the image on a disk: a bare filesystem's own size, an
 # MBR disk up to its last partition; --size device the whole device.
 source "$top_srcdir/tests/func/functions.sh"

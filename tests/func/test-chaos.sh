@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The chaos test (tests/chaos/chaos.sh) in `make check': 12 rounds
 # of random sources, late joiners and one random signal each, small and
 # short enough to take about a minute here; `make chaos' runs 300 larger

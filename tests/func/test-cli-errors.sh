@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Usage errors: exit 2, one line naming what is wrong, nothing written.
 source "$top_srcdir/tests/func/functions.sh"
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Bash completion (doc/bash-completion/ringcopy), driven as bash drives
 # it: COMP_WORDS/COMP_CWORD set, the function `complete -p' names called.
 # Each subcommand offers its own options; verify never offers a target

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A consumer killed with SIGKILL: its target is reported failed, the other
 # target finishes, the invocation exits 1, and the ring is cleaned up.
 source "$top_srcdir/tests/func/functions.sh"

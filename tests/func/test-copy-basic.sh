@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One source, one target: identical, exit 0, a status line, nothing left.
 source "$top_srcdir/tests/func/functions.sh"
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Five targets in one invocation; existing targets larger than the image
 # are truncated to it; the source is read exactly once.
 source "$top_srcdir/tests/func/functions.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Image sizes at every edge of the block and the ring, to two targets.
 source "$top_srcdir/tests/func/functions.sh"
 

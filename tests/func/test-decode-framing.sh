@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Compressed inputs that must never end in a wrong "ok": an xz file whose
 # index claims fewer bytes than its blocks hold (file, pipe, and a pass
 # that starts past block 0 and wraps), zstd behind a skippable frame

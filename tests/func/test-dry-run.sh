@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # --dry-run says what would happen and leaves every target and the run
 # directory untouched.
 source "$top_srcdir/tests/func/functions.sh"

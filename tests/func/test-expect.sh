@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The fleet options on one machine: --start-at (a new ring's first pass
 # starts at a block and wraps to block 0), --expect (every block is checked
 # against a golden manifest, in the producer and for the invocation's own

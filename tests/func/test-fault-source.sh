@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A source read error fails the ring: every consumer reports the device,
 # the offset and the errno, and exits 1.  With --rescue the unreadable
 # sectors are filled with the marker, listed in the map, and the copies

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A delta rollout on the relay chain (ringcopy relay --skip-equal, issue 25
 # item 3) in the fleet's test network (tests/fleet/net.sh: network
 # namespaces, 192.0.2.0/24, no route out, every link shaped): every node's

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A relay chain (ringcopy relay, issue 25) in the fleet's test network
 # (tests/fleet/net.sh: network namespaces, 192.0.2.0/24, no route out,
 # every link shaped): an origin (nbdkit's file plugin, counted by its stats

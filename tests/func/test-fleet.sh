@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A fleet on one machine: an origin (opentracker, an aria2 seeder) and
 # three nodes, each in its own network namespace behind a bridge in a
 # namespace of its own (192.0.2.0/24, no route out).  Each node reads the

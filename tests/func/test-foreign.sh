@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Foreign and hostile state is never attached to: objects of another user,
 # objects of ours with a garbage header, a planted rendezvous symlink, a run
 # directory that is a symlink or open to others.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Compressed sources are recognised by their content, on files and pipes
 # alike: xz, gzip, bzip2, lz4 and zstd, each to two targets, identical to
 # the image and verified; a truncated or corrupt stream fails every target

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Differential fuzzing of the five decoders against the formats' own tools
 # (tests/fuzz/decoders.py): damaged xz, gzip, bzip2, lz4 (frames and
 # legacy) and zstd (with skippable frames) inputs, as files and pipes; an

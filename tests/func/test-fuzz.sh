@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The shared-memory header validation and the manifest parser under
 # libFuzzer (ASan + UBSan) for a bounded time.
 source "$top_srcdir/tests/func/functions.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Which ring a source meets other copies in is its backend's to say: a
 # regular file on standard input is streamed once and never meets the
 # ring of the file named as a source (which reads it again at the wrap);

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # An invocation that dies, even by SIGKILL, takes its consumers with it:
 # they stop, leave the ring and exit within seconds instead of copying,
 # unreported, to the end; the producer then leaves.  And an invocation

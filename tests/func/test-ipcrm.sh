@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The ring removed with ipcrm mid-copy: a clear failure, exit 1, no hang.
 source "$top_srcdir/tests/func/functions.sh"
 [ -n "${RC_IN_IPCNS:-}" ] || skip "needs a private IPC namespace (ipcrm -a)"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A second invocation started while the first copies joins its ring: it
 # starts at the block being read, wraps to block 0, and the source is read
 # only as far as the wrap requires.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Three invocations at staggered times on one source: one producer, three
 # identical targets, start blocks in the order of arrival.
 source "$top_srcdir/tests/func/functions.sh"

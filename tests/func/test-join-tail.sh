@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A late joiner still reading its last slots (its "tail") when a
 # sequential joiner arrives: the producer must step through the tail,
 # waiting for its credits, before it jumps to the next pass's block 0.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Invocations that arrive while a producer tears down either join or start
 # a fresh ring: they never hang and never fail.
 source "$top_srcdir/tests/func/functions.sh"

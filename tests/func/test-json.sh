@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # --json: one object on standard output with the documented fields.
 source "$top_srcdir/tests/func/functions.sh"
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Kernel limits too small for the ring: a message naming the sysctl to
 # raise and exit 2 (nothing was written), never a hang.  The limits are those of the test's own
 # IPC namespace, so lowering them touches nothing else.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A lingering producer accepts a joiner after its last consumer left, reads
 # nothing while idle, and exits on time when nobody comes; `ringcopy serve'
 # starts only a producer, which SIGTERM ends.

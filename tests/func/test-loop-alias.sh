@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A disk reached through another name is the same disk: two loop devices
 # over one file (or a loop device over another) are one storage for every
 # rule.  With an ext4 file mounted through one loop device and attached

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The man page renders without warnings, and documents every option of
 # --help.
 source "$top_srcdir/tests/func/functions.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A malformed manifest is refused with exit 2 and its line number.
 source "$top_srcdir/tests/func/functions.sh"
 

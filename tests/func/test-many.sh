@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Twenty invocations started at once on one source: one producer, every
 # target complete and verified, the source read once per pass.
 source "$top_srcdir/tests/func/functions.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # An NBD target whose server stops (SIGSTOP) is evicted after
 # --stall-timeout and reported as evicted, while the server is still
 # stopped: its consumer does not wait for the server's answer to notice,

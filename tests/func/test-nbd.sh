@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # NBD sources and targets through libnbd, against nbdkit on Unix sockets
 # and loopback TCP: a file to four memory exports (read back with nbdcopy),
 # an NBD source to files, a sparse NBD source whose holes are not read, a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Every path an invocation writes is refused like a target, before
 # anything is written, and what it named is left byte for byte as it was:
 # --rescue or --manifest naming the source, a target or a device; one new

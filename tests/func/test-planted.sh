@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Targets another user planted: in a sticky world-writable directory (a
 # /tmp), a file or FIFO owned by someone else is refused, and left as it
 # was; a FIFO nobody reads is refused at once instead of hanging in

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A killed producer makes every consumer fail within 2 s with "producer
 # died", exit 1; the last one out removes the IPC objects and the
 # rendezvous file (the exit trap checks both).

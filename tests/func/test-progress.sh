@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Progress: JSON lines that parse and only grow, plain lines off a
 # terminal with --progress, redrawn lines on a terminal, nothing with -q.
 source "$top_srcdir/tests/func/functions.sh"

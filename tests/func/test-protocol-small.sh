@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The ring protocol at a small geometry (-b 4K --buffer 64K: 16 slots), no
 # rate limit, three and more targets: joins, a stall eviction and a killed
 # consumer in one ring, held still deterministically by a target that

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Refusals before anything is written: exit 2, a line naming the thing and
 # the reason, every target byte-for-byte unchanged or never created.
 source "$top_srcdir/tests/func/functions.sh"

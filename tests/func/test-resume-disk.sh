@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The resume hint works on a disk, at every phase (issue 27): a copy of a
 # GPT image to a loop device is interrupted while copying, while flushing
 # (block 0 is being written) and while reading back; each time the command

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The run directory is held by its descriptor, not by its path: another
 # user who may rename entries in a parent of it cannot make root create
 # files in a directory of their choosing.

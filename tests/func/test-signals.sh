@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # SIGINT or SIGTERM to an invocation unregisters its consumers (targets
 # reported failed, exit 1) and never stops the producer that serves
 # another invocation, even when the interrupted one started it.

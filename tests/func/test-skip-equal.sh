@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # --skip-equal: each block is read from the target first and written only
 # where it differs; verification then runs as usual.  A target holding an
 # older image gets only the changed blocks; an interrupted copy resumes

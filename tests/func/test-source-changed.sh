@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The source rewritten while a late joiner waits for the wrap: the producer
 # sees block 0 hash differently on the second pass and fails the ring; no
 # target completes holding a mix of two versions.

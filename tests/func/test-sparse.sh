@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sparse images: holes are not read and stay holes; zero blocks on a
 # device target go through the zero-out path and read back as zeros.
 source "$top_srcdir/tests/func/functions.sh"

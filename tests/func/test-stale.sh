@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A ring left by a creator that died before starting its producer is
 # detected, removed and reported by the next invocation.
 source "$top_srcdir/tests/func/functions.sh"

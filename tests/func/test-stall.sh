@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A consumer stopped longer than --stall-timeout is evicted with an error
 # for its target only; the other target finishes.  A consumer that dies
 # while its invocation is stopped stays an unreaped zombie: it is evicted

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The station writes no other name of a disk it must not write: a second
 # loop device that appears over the file its source (a loop device) reads,
 # or over the file of a filesystem mounted through another loop device, is

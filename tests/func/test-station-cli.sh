@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ringcopy station refuses a command line that would write the wrong disks
 # (or none), with exit 2, a line naming the problem, and nothing started:
 # no --match (there is no "every disk" default), a pattern that is not a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ringcopy station: disks that appear while it runs and match get the
 # image.  The disks are loop devices of this test's own: created with
 # numbers nobody else uses (loop-control's LOOP_CTL_ADD), bound at once to

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `ringcopy status' looks at the producer's liveness token: a producer
 # killed with SIGKILL is "gone", not "running", and status exits 1 naming
 # it.  (The consumers are stopped meanwhile, so that the ring outlives its

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `ringcopy status' while copies run lists the producer and every consumer
 # with the right targets and start blocks, and nothing afterwards.
 source "$top_srcdir/tests/func/functions.sh"

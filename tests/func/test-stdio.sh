@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Standard input as the source, standard output as a target; a pipe is
 # read once, so a late joiner on it is refused.
 source "$top_srcdir/tests/func/functions.sh"

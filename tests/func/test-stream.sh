@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A source of unknown size (a pipe, a FIFO) is read to its end without
 # --size: every target gets the image, verified, with the same digest as a
 # copy of the file; a file target is cut to the stream's size (also when

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A same-user process that corrupts a running ring (tests/tools/ring-tamper)
 # never makes anyone hang and never yields a wrong "ok": the lock held or
 # set to 0, every semaphore 0, next_seq near 2^64, random bytes over the

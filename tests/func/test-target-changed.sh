@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A target changed while it is copied, after the blocks concerned were
 # written (and, on the previous build, read back behind the copy), is not
 # reported verified: 16 bytes overwritten in place, or the file truncated.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A target is checked by its name, then opened by its name: what is
 # opened must be what was checked.  A directory on the target's path is
 # renamed and a symlink to the source's directory put in its place while

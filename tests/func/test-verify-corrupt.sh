@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Corruption between the write and the read-back is caught by the built-in
 # verification: exit 3, the offset named, the other targets fine.
 source "$top_srcdir/tests/func/functions.sh"

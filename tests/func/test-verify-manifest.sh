@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Read-back verification, digests and manifests: every complete copy of an
 # image has the same digest, in every target, joiner and run; `ringcopy
 # verify' finds a flipped bit by its offset.

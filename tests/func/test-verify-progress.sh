@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The read-back shows progress (issue 27): a loop device target whose
 # reads are throttled (cgroup v1 blkio, 1 MB/s) is read back for seconds;
 # meanwhile the JSON progress lines carry a growing bytes_verified, the

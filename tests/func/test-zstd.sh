@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # zstd images: raw -> .zst -> raw round trips, multi-frame sources, a .zst
 # target joining a running raw copy, corrupt and truncated sources, and a
 # .zst that does not say its size.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Differential fuzzing of ringcopy's five decoders against the formats'
 own tools.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer target: shared-memory header validation.  Whatever the bytes,
  * rc_ring_validate() must not crash, and a header it accepts must describe
  * a layout that fits the segment it claims. */

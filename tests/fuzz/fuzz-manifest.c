@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer target: the manifest parser.  Whatever the text, it must not
  * crash or leak; a manifest it accepts must be self-consistent. */
 #include "config.h"

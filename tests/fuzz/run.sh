@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Build the libFuzzer targets with clang (ASan + UBSan) and run each for
 # a bounded time: run.sh SECONDS WORKDIR.  Exit 77 when clang or libFuzzer
 # is missing.  A crash leaves its input in WORKDIR and fails.

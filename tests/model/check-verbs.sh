@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Every verb of include/ringcopy/ringproto.h is in the model
 # (src/ringproto.pml has an inline of its name: rc_proto_claim is
 # `inline claim', rc_proto_select `inline proto_select'), or

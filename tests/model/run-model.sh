@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Check the SPIN model of the ring protocol (src/ringproto.pml).
 #
 #   run-model.sh [small|stall-reuse|live|big|bug|--expect-bug] [-DNAME=VALUE ...]

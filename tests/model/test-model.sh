@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The SPIN model of the ring protocol (src/ringproto.pml): the small
 # configurations and stall eviction with an entry reused (two consumers on
 # one entry) have no error, the progress property holds (a liveness

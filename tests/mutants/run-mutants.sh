@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # make check-mutants: each tests/mutants/*.patch is a single-line mutant of
 # the ring's code (ringproto.c, ring.c, producer.c, consumer.c).  Each is
 # applied alone, with patch, to a copy of the built tree (never to the

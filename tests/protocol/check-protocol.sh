@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # make check-protocol: every test that protects the ring protocol, in a
 # few minutes (at most 240 s on a quiet two-core machine):
 #   - the protocol's unit tests (test-ringproto, test-ring, test-consumer)

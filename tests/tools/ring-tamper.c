@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ring-tamper: a same-user process that corrupts a running ring, for
  * tests/func/test-tamper.sh.  It attaches with none of ringcopy's checks
  * and does one thing to the ring named by a rendezvous file:

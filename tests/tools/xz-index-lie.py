@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Rewrite an xz file's index so that it claims fewer uncompressed bytes
 # than its blocks hold: the last record's uncompressed size is lowered
 # (its varint keeps its length) and the index CRC32 recomputed, so the

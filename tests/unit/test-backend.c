@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests: the backend registry, version checks, and the file and null
  * backends against real files. */
 #include "config.h"

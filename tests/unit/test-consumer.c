@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests: a real consumer run against a real ring whose slots this test
  * fills the way the producer does, to check what the consumer trusts in a
  * slot and what it refuses. */

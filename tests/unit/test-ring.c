@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests: sequence arithmetic, consumer selection, header validation,
  * and real SysV objects created, attached and refused. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit test: the real ring-protocol verbs (src/ringproto.c) run by one
  * process that plays the producer and up to MAX_SIM consumers as explicit
  * state machines, one verb call per scheduler step, every blocking verb

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests of the protocol verbs on real SysV objects: the doorbell stays
  * at 1 however many joins and leaves a busy ring sees, a registration's
  * generation keeps an abandoned consumer's verbs off the entry's next

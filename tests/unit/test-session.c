@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests: rendezvous naming, the run directory's safety checks. */
 #include "config.h"
 

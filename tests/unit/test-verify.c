@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Unit tests: image digests and the manifest writer and parser. */
 #include "config.h"
 

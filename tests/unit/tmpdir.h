@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A temporary directory per unit-test binary: `base', made by setup() and
  * removed with everything in it by teardown() (cmocka group fixtures). */
 #ifndef RINGCOPY_TEST_TMPDIR_H
