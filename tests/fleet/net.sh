@@ -115,3 +115,22 @@ fleet_serve() {
 	return 1
 }
 fleet_uri() { echo "nbd+unix:///?socket=$fleet_dir/n$1.sock"; }
+
+# relay_fleet_up PREFIX: the relay tests' needs (skipping with the reason
+# where one is missing: valgrind, nbdkit, QEMU's tools, tc, an IPC
+# namespace, libnbd) and a fleet named PREFIX in the test's directory,
+# torn down at exit.  For tests that source tests/func/functions.sh.
+relay_fleet_up() {
+	[ "${RINGCOPY_VALGRIND:-0}" = 1 ] && skip "the relay chain is not run under valgrind (its copy is rc_cmd_run, checked elsewhere)"
+	requires nbdkit --version
+	requires qemu-img --version
+	requires qemu-storage-daemon --version
+	requires tc -V
+	requires unshare --ipc true
+	"$RINGCOPY" nbd+unix:///?socket=/nonexistent "$tmp/x" 2>&1 | grep -q "built without libnbd" &&
+		skip "ringcopy was built without libnbd"
+	fleet_prefix=$1
+	fleet_dir=$tmp
+	why=$(fleet_can) || skip "$why"
+	on_exit fleet_down
+}

@@ -322,3 +322,25 @@ json_get() {
 	# json_get FILE EXPR: a python expression over the parsed object `j'.
 	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
+
+# mount_private DEV DIR: mount DEV on DIR in a mount namespace of its own,
+# held by a background process ($holder): a namespace someone else makes
+# meanwhile (`ip netns exec' makes one) gets no copy of the mount, so the
+# loop device is free again once the holder has exited.  in_mount runs a
+# command in that namespace; unmount_private ends it.
+mount_private() {
+	rm -f "$tmp/.mounted"
+	unshare -m --propagation private bash -c \
+		'mount -o noinit_itable "$1" "$2" && : > "$3" && exec sleep 600' _ "$1" "$2" "$tmp/.mounted" &
+	holder=$!
+	bg_pids+=($holder)
+	local i
+	for (( i = 0; i < 100; i++ )); do
+		[ -e "$tmp/.mounted" ] && return 0
+		kill -0 "$holder" 2> /dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+in_mount() { nsenter -t "$holder" -m "$@"; }
+unmount_private() { kill "$holder"; wait "$holder" 2> /dev/null; }

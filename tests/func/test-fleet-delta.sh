@@ -22,18 +22,7 @@
 source "$top_srcdir/tests/func/functions.sh"
 source "$top_srcdir/tests/fleet/net.sh"
 
-[ "${RINGCOPY_VALGRIND:-0}" = 1 ] && skip "the relay chain is not run under valgrind (its copy is rc_cmd_run, checked elsewhere)"
-requires nbdkit --version
-requires qemu-img --version
-requires qemu-storage-daemon --version
-requires tc -V
-requires unshare --ipc true
-"$RINGCOPY" nbd+unix:///?socket=/nonexistent "$tmp/x" 2>&1 | grep -q "built without libnbd" &&
-	skip "ringcopy was built without libnbd"
-fleet_prefix=rcd$$x
-fleet_dir=$tmp
-why=$(fleet_can) || skip "$why"
-on_exit fleet_down
+relay_fleet_up rcd$$x
 
 mb=1048576
 nblocks=40

@@ -20,26 +20,6 @@ requires_loop
 requires mkfs.ext4 -V
 requires nsenter --version
 
-# mount_private DEV DIR: mount DEV on DIR in a mount namespace of its own,
-# held by a background process ($holder): a namespace someone else makes
-# meanwhile (`ip netns exec' makes one) gets no copy of the mount, so the
-# loop device is free again once the holder has exited.
-mount_private() {
-	rm -f "$tmp/.mounted"
-	unshare -m --propagation private bash -c \
-		'mount -o noinit_itable "$1" "$2" && : > "$3" && exec sleep 600' _ "$1" "$2" "$tmp/.mounted" &
-	holder=$!
-	bg_pids+=($holder)
-	local i
-	for (( i = 0; i < 100; i++ )); do
-		[ -e "$tmp/.mounted" ] && return 0
-		kill -0 "$holder" 2> /dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-in_mount() { nsenter -t "$holder" -m "$@"; }
-unmount_private() { kill "$holder"; wait "$holder" 2> /dev/null; }
 
 mb=1048576
 mkimage "$tmp/src.img" 4M 1
