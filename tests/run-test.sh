@@ -25,14 +25,21 @@ fi
 # license lines); the run directory raced by another user (every test
 # opens the run directory under valgrind), the station's aliases
 # (test-station and test-loop-alias run both halves under valgrind) and a
-# target swapped under strace (strace and valgrind do not stack).
+# target swapped under strace (strace and valgrind do not stack); and,
+# for the suite's time, status (test-status-killed runs it under
+# valgrind), the protocol at small geometries
+# (make check-protocol runs it; the join tests run its verbs under
+# valgrind) and the resumed disk (its interruptions run under valgrind in
+# test-signals; its block-0 check does not run under valgrind elsewhere:
+# the price of keeping the suite under 15 minutes).
 if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
 	case "$1" in
 	*/test-cli-errors.sh|*/test-outputs-refused.sh|*/test-blockdev-refuse.sh|\
 	*/test-dry-run.sh|*/test-identity.sh|*/test-join-staggered.sh|\
 	*/test-join-teardown.sh|*/test-many.sh|*/test-linger.sh|\
 	*/test-fleet.sh|*/test-man.sh|*/test-model.sh|*/test-license.sh|\
-	*/test-rundir-race.sh|*/test-station-alias.sh|*/test-target-swapped.sh)
+	*/test-rundir-race.sh|*/test-station-alias.sh|*/test-target-swapped.sh|\
+	*/test-status.sh|*/test-protocol-small.sh|*/test-resume-disk.sh)
 		echo "SKIP: not under valgrind: its code paths run under valgrind in other tests (tests/run-test.sh)"
 		exit 77
 		;;
