@@ -134,3 +134,28 @@ relay_fleet_up() {
 	why=$(fleet_can) || skip "$why"
 	on_exit fleet_down
 }
+
+# relay_origin IMAGE: node o serves IMAGE read-only on 192.0.2.1 with
+# nbdkit, whose stats filter counts what it sends; returns once it
+# answers.  origin_sent: end it and print the bytes its reads returned
+# (its stats, written as it ends).
+relay_origin() {
+	local i
+	rm -f "$tmp/o.stats"
+	fleet_in o nbdkit -r -i 192.0.2.1 -P "$tmp/o.pid" --filter=stats \
+		file "$1" statsfile="$tmp/o.stats" || fail "the origin did not start"
+	for (( i = 0; i < 50; i++ )); do
+		fleet_in o bash -c 'exec 3<>/dev/tcp/192.0.2.1/10809' 2> /dev/null && return
+		sleep 0.1
+	done
+	fail "the origin does not answer"
+}
+origin_sent() {
+	local i
+	kill "$(cat "$tmp/o.pid")"
+	for (( i = 0; i < 50; i++ )); do [ -s "$tmp/o.stats" ] && break; sleep 0.1; done
+	# "read: 25 ops, 0.04 s, 24.00 MiB, ...": to bytes (to 0.01 of the unit).
+	awk '$1 == "read:" { u = $7; sub(/,$/, "", u)
+		m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
+		if (m > 0) printf "%d\n", $6 * m }' "$tmp/o.stats"
+}

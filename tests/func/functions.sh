@@ -344,3 +344,13 @@ mount_private() {
 }
 in_mount() { nsenter -t "$holder" -m "$@"; }
 unmount_private() { kill "$holder"; wait "$holder" 2> /dev/null; }
+
+# blkio_cgroup NAME: a cgroup v1 blkio group of the test's own ($cg, under
+# $cgroot; skip where there is none), emptied and removed at exit.
+blkio_cgroup() {
+	cgroot=/sys/fs/cgroup/blkio
+	[ -w "$cgroot" ] || skip "needs cgroup v1 blkio (/sys/fs/cgroup/blkio)"
+	cg=$cgroot/rctest-$1.$$
+	mkdir "$cg" || skip "cannot make a blkio cgroup"
+	on_exit "for p in \$(cat $cg/cgroup.procs 2>/dev/null); do echo \$p > $cgroot/cgroup.procs; done; rmdir $cg"
+}

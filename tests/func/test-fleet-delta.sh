@@ -48,25 +48,9 @@ if [ "$(id -u)" -eq 0 ] && command -v losetup > /dev/null && [ -e /dev/loop-cont
 	disk1=$(loop_attach "$tmp/n1.a") || disk1=$tmp/n1.a
 fi
 
-origin() {
-	rm -f "$tmp/o.stats"
-	fleet_in o nbdkit -r -i 192.0.2.1 -P "$tmp/o.pid" --filter=stats \
-		file "$tmp/new.img" statsfile="$tmp/o.stats" || fail "the origin did not start"
-	for (( i = 0; i < 50; i++ )); do
-		fleet_in o bash -c 'exec 3<>/dev/tcp/192.0.2.1/10809' 2> /dev/null && return
-		sleep 0.1
-	done
-	fail "the origin does not answer"
-}
-# origin_sent: bytes the origin's reads returned (its stats, written as
-# it ends).
-origin_sent() {
-	kill "$(cat "$tmp/o.pid")"
-	for (( i = 0; i < 50; i++ )); do [ -s "$tmp/o.stats" ] && break; sleep 0.1; done
-	awk '$1 == "read:" { u = $7; sub(/,$/, "", u)
-		m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
-		if (m > 0) printf "%d\n", $6 * m }' "$tmp/o.stats"
-}
+# The origin: nbdkit serving $tmp/new.img, counted by its stats filter
+# (relay_origin, origin_sent: tests/fleet/net.sh).
+origin() { relay_origin "$tmp/new.img"; }
 relay() {
 	local k=$1 a=$2 ups="" j
 	shift 2

@@ -47,29 +47,9 @@ refused "every upstream must serve the same export" --listen 127.0.0.1:0 \
 	--upstream nbd://192.0.2.11/a,nbd://192.0.2.1/b --expect "$tmp/golden.mf" "$tmp/r.a"
 refused "missing TARGET" --listen 127.0.0.1:0 --upstream "$up" --expect "$tmp/golden.mf"
 
-# origin: nbdkit on 192.0.2.1, counting what it sends.
-origin() {
-	rm -f "$tmp/o.stats"
-	fleet_in o nbdkit -r -i 192.0.2.1 -P "$tmp/o.pid" --filter=stats \
-		file "$tmp/golden.img" statsfile="$tmp/o.stats" || fail "the origin did not start"
-	for (( i = 0; i < 50; i++ )); do
-		fleet_in o bash -c 'exec 3<>/dev/tcp/192.0.2.1/10809' 2> /dev/null && return
-		sleep 0.1
-	done
-	fail "the origin does not answer"
-}
-# origin_sent: bytes the origin's reads returned (its stats, written as
-# it ends).
-origin_sent() {
-	local pid
-	pid=$(cat "$tmp/o.pid")
-	kill "$pid"
-	for (( i = 0; i < 50; i++ )); do [ -s "$tmp/o.stats" ] && break; sleep 0.1; done
-	# "read: 25 ops, 0.04 s, 24.00 MiB, ...": to bytes (to 0.01 of the unit).
-	awk '$1 == "read:" { u = $7; sub(/,$/, "", u)
-		m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
-		if (m > 0) printf "%d\n", $6 * m }' "$tmp/o.stats"
-}
+# The origin: nbdkit serving $tmp/golden.img, counted by its stats filter
+# (relay_origin, origin_sent: tests/fleet/net.sh).
+origin() { relay_origin "$tmp/golden.img"; }
 # relay K [options]: node K relays node K-1 (then K-2 ... the origin).
 relay() {
 	local k=$1 ups="" j

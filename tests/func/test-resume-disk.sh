@@ -15,11 +15,7 @@ source "$top_srcdir/tests/func/functions.sh"
 
 requires_loop
 requires sfdisk --version
-cgroot=/sys/fs/cgroup/blkio
-[ -w "$cgroot" ] || skip "needs cgroup v1 blkio (/sys/fs/cgroup/blkio)"
-cg=$cgroot/rctest-resume.$$
-mkdir "$cg" || skip "cannot make a blkio cgroup"
-on_exit "for p in \$(cat $cg/cgroup.procs 2>/dev/null); do echo \$p > $cgroot/cgroup.procs; done; rmdir $cg"
+blkio_cgroup resume
 
 mb=1048576
 # Random bytes around the table: no zero block (no BLKZEROOUT).

@@ -8,11 +8,7 @@
 source "$top_srcdir/tests/func/functions.sh"
 
 requires_loop
-cgroot=/sys/fs/cgroup/blkio
-[ -w "$cgroot" ] || skip "needs cgroup v1 blkio (/sys/fs/cgroup/blkio)"
-cg=$cgroot/rctest-verify.$$
-mkdir "$cg" || skip "cannot make a blkio cgroup"
-on_exit "for p in \$(cat $cg/cgroup.procs 2>/dev/null); do echo \$p > $cgroot/cgroup.procs; done; rmdir $cg"
+blkio_cgroup verify
 
 mb=1048576
 mkimage "$tmp/src.img" 6M
