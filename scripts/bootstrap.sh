@@ -13,6 +13,7 @@ packages=(
 	libblkid-dev libzstd-dev libxxhash-dev libcmocka-dev libudev-dev
 	valgrind python3 util-linux procps zstd xxhash
 	e2fsprogs fdisk groff-base man-db clang libclang-rt-14-dev strace
+	universal-ctags
 	bash-completion
 	libnbd-dev nbdkit libnbd-bin
 	liblzma-dev zlib1g-dev libbz2-dev liblz4-dev xz-utils gzip bzip2 lz4
