@@ -6,7 +6,8 @@
 # It used to jump at once and overwrite the slots the late joiner had not
 # read yet ("ring slot N was overwritten", or a checksum mismatch).
 #
-# Made deterministic with SIGSTOP: b is stopped once a (which started the
+# Made deterministic with SIGSTOP and the ring's state (no sleeps): b is
+# stopped once a (which started the
 # ring) is done and b has at most 14 blocks left, so that the producer
 # fills all of b's last slots (16: the ring) and b has read none of them;
 # then a .zst target (read in order: it waits for the next pass) joins.
@@ -19,13 +20,27 @@
 source "$top_srcdir/tests/func/functions.sh"
 requires zstd --version
 
+# until_ring PYTHON-CONDITION: until the ring's state (`r', its entry in
+# status --json) satisfies the condition, or fail.
+until_ring() {
+	local i
+	for (( i = 0; i < $(slow 20) * 10; i++ )); do
+		"$RINGCOPY" status --json 2> /dev/null | python3 -c '
+import json, sys
+rings = json.load(sys.stdin)["rings"]
+sys.exit(0 if any(eval(sys.argv[1], {"r": r}) for r in rings) else 1)' "$1" && return 0
+		sleep 0.1
+	done
+	fail "the ring never came to: $1 ($("$RINGCOPY" status 2>&1))"
+}
+
 mkimage "$tmp/src.img" 4M   # 64 blocks of 64K; a ring of 16 slots
 ringcopy --rate "$(vrate 1M 512K)" -b 64K --buffer 1M --json "$tmp/src.img" "$tmp/a.img" \
 	> "$tmp/a.json" 2> "$tmp/a.err" &
 a=$!
 bg_pids+=("$a")
 wait_consumers "$a" 1 > /dev/null || fail "no consumer"
-sleep 1
+until_ring 'r["position_block"] >= 8'	# b joins well inside the image
 ringcopy --json "$tmp/src.img" "$tmp/b.img" > "$tmp/b.json" 2> "$tmp/b.err" &
 b=$!
 bg_pids+=("$b")
@@ -48,12 +63,19 @@ kill -STOP $bc
 on_exit "kill -CONT $bc 2>/dev/null"
 [ -n "$done_b" ] && [ "$done_b" -ge 50 ] && [ "$done_b" -lt 64 ] ||
 	fail "b was not stopped in its last blocks (blocks done: ${done_b:-?})"
-sleep "$(vrate 2 6)"
+# The producer has published every block of b's tail: it is past b's
+# start block in the pass after b's first (b's range is its start block
+# to the end, then 0 to the block before its start).
+until_ring '(r["pass"] >= 2 and all(r["position_block"] >= c["start_block"]
+	for c in r["consumers"] if c["target"].endswith("/b.img")))'
 ringcopy --json "$tmp/src.img" "$tmp/c.zst" > "$tmp/c.json" 2> "$tmp/c.err" &
 c=$!
 bg_pids+=("$c")
 wait_consumers "$c" 1 > /dev/null || fail "no sequential joiner"
 grep -q "starts with the next pass" "$tmp/c.err" || fail "c is not sequential: $(cat "$tmp/c.err")"
+# The one wait left: the time the old producer took to jump and refill
+# b's slots (it read 2 or more blocks at once); the right one reads
+# nothing until b reads, and no state of the ring says "never".
 sleep 1
 kill -CONT $bc
 
