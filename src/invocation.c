@@ -1069,6 +1069,7 @@ static int step_refuse(struct invocation *inv)
 	const char *what[2] = { "--manifest", "--rescue map" };
 	const char *paths[2] = { inv->o.manifest, inv->o.rescue_map };
 	struct rc_target_req *t = &inv->treq;
+	struct rc_targets_seen *seen;
 	void *block0;
 	int rc;
 
@@ -1082,13 +1083,15 @@ static int step_refuse(struct invocation *inv)
 	t->force = inv->o.force;
 	t->dry_run = inv->o.dry_run;
 	t->block0 = block0 = image_block0(inv, &t->block0_len);
-	rc = rc_open_targets(t, inv->dst, inv->owned, inv->err,
+	rc = rc_open_targets(t, inv->dst, inv->owned, &seen, inv->err,
 			     sizeof inv->err);
 	free(block0);
 	t->block0 = NULL;
-	if (rc < 0 ||
-	    rc_refuse_outputs(t, what, paths, 2, inv->err,
-			      sizeof inv->err) < 0)
+	if (rc == 0)
+		rc = rc_refuse_outputs(t, seen, what, paths, 2, inv->err,
+				       sizeof inv->err);
+	rc_targets_seen_free(seen);
+	if (rc < 0)
 		return refuse(inv);
 	if (join_request(inv) < 0)
 		return refuse(inv);

@@ -78,6 +78,118 @@ static void human(double bytes, char *buf, size_t len)
 	snprintf(buf, len, "%.1f %s", bytes, u[i]);
 }
 
+/* One target's figures in a frame. */
+struct figures {
+	uint64_t bytes;  /* of the image written */
+	uint64_t vbytes; /* read back */
+	uint64_t lag;    /* blocks behind the producer */
+	double rate;     /* bytes per second, 0 when it has none */
+	double pct;      /* -1 when unknown (a stream) */
+	double eta;      /* seconds, -1 when unknown */
+	bool verifying;  /* reading back: the figures are the read-back's */
+};
+
+/* Target i's figures dt seconds after the last frame, the producer at
+ * sequence next; its counters and rates are kept in p for the next. */
+static void figures_of(struct rc_progress *p, int i, double dt,
+		       uint64_t next, struct figures *f)
+{
+	const struct rc_result *r = &p->res[i];
+	uint64_t bytes = __atomic_load_n(&r->bytes_written, __ATOMIC_RELAXED);
+	uint64_t vbytes = __atomic_load_n(&r->bytes_verified,
+					  __ATOMIC_RELAXED);
+	uint64_t blocks, at;
+
+	f->verifying = r->phase == RC_PHASE_VERIFY &&
+		       r->status == RC_RES_PENDING;
+	if (bytes < p->prev[i])
+		bytes = p->prev[i]; /* counters only grow */
+	if (vbytes < p->vprev[i])
+		vbytes = p->vprev[i];
+	if (!p->prev_ns) {
+		p->rate[i] = -1;
+		p->vrate[i] = -1;
+	} else if (dt > 0) {
+		p->rate[i] = smooth(p->rate[i],
+				    (double)(bytes - p->prev[i]) / dt, dt);
+		/* The read-back's own rate, from its first frame. */
+		p->vrate[i] = p->vprev[i] || vbytes
+				      ? smooth(p->vrate[i],
+					       (double)(vbytes - p->vprev[i]) / dt,
+					       dt)
+				      : -1;
+	}
+	p->prev[i] = bytes;
+	p->vprev[i] = vbytes;
+	f->bytes = bytes;
+	f->vbytes = vbytes;
+	blocks = bytes / p->ring->block_size;
+	at = p->first[i] + blocks;
+	f->lag = next > at ? next - at : 0;
+	/* Only a copy still running has a rate and an ETA. */
+	f->rate = r->phase == RC_PHASE_COPY && r->status == RC_RES_PENDING &&
+			       p->rate[i] > 0
+		       ? p->rate[i]
+		       : 0;
+	f->pct = p->stream ? -1
+			   : 100.0 * (double)bytes / (double)p->ring->image_size;
+	f->eta = f->rate > 0 && !p->stream
+			 ? (double)(p->ring->image_size - bytes) / f->rate
+			 : -1;
+	/* Reading back: its percentage of the image, its rate, its
+	 * ETA (what the image's bytes written no longer say). */
+	if (f->verifying) {
+		uint64_t image = __atomic_load_n(&r->image_bytes,
+						 __ATOMIC_RELAXED);
+
+		if (!image)
+			image = p->ring->image_size;
+		f->rate = p->vrate[i] > 0 ? p->vrate[i] : 0;
+		f->pct = 100.0 * (double)vbytes / (double)(image ? image : 1);
+		f->eta = f->rate > 0 && image >= vbytes
+				 ? (double)(image - vbytes) / f->rate
+				 : -1;
+	}
+}
+
+/* Target i's line of JSON on stdout, now. */
+static void json_line(const struct rc_progress *p, int i, uint64_t now,
+		      const struct figures *f, uint64_t pass)
+{
+	const struct rc_result *r = &p->res[i];
+
+	printf("{\"time\": %.3f, \"target\": ", (double)(now - p->t0) / 1e9);
+	/* The name goes through rc_json_str at print time. */
+	rc_json_str(stdout, p->specs[i]);
+	printf(", \"state\": \"%s\", \"bytes_written\": %" PRIu64 ", \"bytes_skipped_equal\": %" PRIu64 ", \"bytes_verified\": %" PRIu64 ", \"image_bytes\": %" PRIu64 ", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, \"pass\": %" PRIu64 ", \"lag_blocks\": %" PRIu64 "}\n",
+	       phase_name(r), f->bytes,
+	       __atomic_load_n(&r->skipped_bytes, __ATOMIC_RELAXED),
+	       f->vbytes, p->ring->image_size, f->pct, f->rate, f->eta, pass,
+	       f->lag);
+}
+
+/* Target i's line of text into buf: what snprintf returns. */
+static int text_line(const struct rc_progress *p, int i,
+		     const struct figures *f, uint64_t pass, char *buf,
+		     size_t len)
+{
+	char b[32], rt[32], et[32], pc[16];
+
+	human((double)(f->verifying ? f->vbytes : f->bytes), b, sizeof b);
+	human(f->rate, rt, sizeof rt);
+	eta_str(f->eta, et, sizeof et);
+	if (f->pct < 0)
+		snprintf(pc, sizeof pc, "%6s", "?");
+	else
+		snprintf(pc, sizeof pc, "%5.1f%%", f->pct);
+	return snprintf(buf, len,
+		"%s%-9s %s  %10s  %10s/s  ETA %-6s pass %" PRIu64 "  lag %" PRIu64 " block%s  %s%s",
+		p->mode == RC_PROGRESS_TTY ? "\r\033[K" : "",
+		phase_name(&p->res[i]), pc, b, rt, et, pass, f->lag,
+		f->lag == 1 ? " " : "s",
+		p->specs[i], "\n");
+}
+
 void rc_progress_tick(struct rc_progress *p, bool last)
 {
 	uint64_t now = rc_now_ns();
@@ -101,93 +213,14 @@ void rc_progress_tick(struct rc_progress *p, bool last)
 		used += (size_t)snprintf(frame + used, sizeof frame - used,
 					 "\033[%dA", p->drawn);
 	for (i = 0; i < p->n && used < sizeof frame - 512; i++) {
-		const struct rc_result *r = &p->res[i];
-		uint64_t bytes = __atomic_load_n(&r->bytes_written,
-						 __ATOMIC_RELAXED);
-		uint64_t blocks, at, lag;
-		double rate, pct, eta;
-		char b[32], rt[32], et[32], pc[16];
+		struct figures f;
 
-		uint64_t vbytes = __atomic_load_n(&r->bytes_verified,
-						  __ATOMIC_RELAXED);
-		bool verifying = r->phase == RC_PHASE_VERIFY &&
-				 r->status == RC_RES_PENDING;
-
-		if (bytes < p->prev[i])
-			bytes = p->prev[i]; /* counters only grow */
-		if (vbytes < p->vprev[i])
-			vbytes = p->vprev[i];
-		if (!p->prev_ns) {
-			p->rate[i] = -1;
-			p->vrate[i] = -1;
-		} else if (dt > 0) {
-			p->rate[i] = smooth(p->rate[i],
-					    (double)(bytes - p->prev[i]) / dt, dt);
-			/* The read-back's own rate, from its first frame. */
-			p->vrate[i] = p->vprev[i] || vbytes
-					      ? smooth(p->vrate[i],
-						       (double)(vbytes - p->vprev[i]) / dt,
-						       dt)
-					      : -1;
-		}
-		p->prev[i] = bytes;
-		p->vprev[i] = vbytes;
-		blocks = bytes / p->ring->block_size;
-		at = p->first[i] + blocks;
-		lag = next > at ? next - at : 0;
-		/* Only a copy still running has a rate and an ETA. */
-		rate = r->phase == RC_PHASE_COPY && r->status == RC_RES_PENDING &&
-				       p->rate[i] > 0
-			       ? p->rate[i]
-			       : 0;
-		pct = p->stream ? -1
-				: 100.0 * (double)bytes / (double)p->ring->image_size;
-		eta = rate > 0 && !p->stream
-			      ? (double)(p->ring->image_size - bytes) / rate
-			      : -1;
-		/* Reading back: its percentage of the image, its rate, its
-		 * ETA (what the image's bytes written no longer say). */
-		if (verifying) {
-			uint64_t image = __atomic_load_n(&r->image_bytes,
-							 __ATOMIC_RELAXED);
-
-			if (!image)
-				image = p->ring->image_size;
-			rate = p->vrate[i] > 0 ? p->vrate[i] : 0;
-			pct = 100.0 * (double)vbytes / (double)(image ? image : 1);
-			eta = rate > 0 && image >= vbytes
-				      ? (double)(image - vbytes) / rate
-				      : -1;
-		}
-		if (p->mode == RC_PROGRESS_JSON) {
-			used += (size_t)snprintf(frame + used, sizeof frame - used,
-				"{\"time\": %.3f, \"target\": ",
-				(double)(now - p->t0) / 1e9);
-			/* The name goes through rc_json_str at print time. */
-			fwrite(frame, 1, used, stdout);
-			used = 0;
-			rc_json_str(stdout, p->specs[i]);
-			printf(", \"state\": \"%s\", \"bytes_written\": %" PRIu64 ", \"bytes_skipped_equal\": %" PRIu64 ", \"bytes_verified\": %" PRIu64 ", \"image_bytes\": %" PRIu64 ", \"percent\": %.1f, \"rate\": %.0f, \"eta\": %.1f, \"pass\": %" PRIu64 ", \"lag_blocks\": %" PRIu64 "}\n",
-			       phase_name(r), bytes,
-			       __atomic_load_n(&r->skipped_bytes,
-					       __ATOMIC_RELAXED),
-			       vbytes, p->ring->image_size, pct, rate, eta,
-			       pass, lag);
-			continue;
-		}
-		human((double)(verifying ? vbytes : bytes), b, sizeof b);
-		human(rate, rt, sizeof rt);
-		eta_str(eta, et, sizeof et);
-		if (pct < 0)
-			snprintf(pc, sizeof pc, "%6s", "?");
+		figures_of(p, i, dt, next, &f);
+		if (p->mode == RC_PROGRESS_JSON)
+			json_line(p, i, now, &f, pass);
 		else
-			snprintf(pc, sizeof pc, "%5.1f%%", pct);
-		used += (size_t)snprintf(frame + used, sizeof frame - used,
-			"%s%-9s %s  %10s  %10s/s  ETA %-6s pass %" PRIu64 "  lag %" PRIu64 " block%s  %s%s",
-			p->mode == RC_PROGRESS_TTY ? "\r\033[K" : "",
-			phase_name(r), pc, b, rt, et, pass, lag,
-			lag == 1 ? " " : "s",
-			p->specs[i], "\n");
+			used += (size_t)text_line(p, i, &f, pass, frame + used,
+						  sizeof frame - used);
 	}
 	if (p->mode == RC_PROGRESS_JSON) {
 		fflush(stdout);

@@ -620,189 +620,264 @@ static bool holds_block0(const struct rc_target_req *req, struct rc_dev *t)
 	return same;
 }
 
-/* What rc_open_targets found of each target, for rc_refuse_outputs: where
+/* What rc_open_targets found of one target, for rc_refuse_outputs: where
  * a local path lands (resolved, new or not; "" for others), and its stat
  * when it exists. */
-static struct {
-	struct stat st[RC_TARGETS_MAX];
-	struct stack stack[RC_TARGETS_MAX];
-	bool have[RC_TARGETS_MAX];
-	char where[RC_TARGETS_MAX][PATH_MAX];
-	int n;
-} seen;
+struct seen_target {
+	struct stat st;
+	struct stack stack;
+	bool have;
+	char where[PATH_MAX];
+};
+
+/* The scan's findings, the caller's to free: nothing of one invocation's
+ * targets outlives it in this file. */
+struct rc_targets_seen {
+	int n;                     /* targets scanned so far */
+	struct seen_target t[];    /* as many as the request names */
+};
+
+void rc_targets_seen_free(struct rc_targets_seen *seen)
+{
+	free(seen);
+}
+
+/* The source, its mode, its other names: an existing target t (named
+ * name) that none of them forbids. */
+static int check_existing(const struct rc_target_req *req,
+			  const struct stack *src, const struct seen_target *t,
+			  const char *name, char *err, size_t errlen)
+{
+	char why[PATH_MAX];
+
+	if (req->src_st) {
+		const char *r = related(req->src_st, src, &t->st, &t->stack,
+					why, sizeof why);
+
+		if (r) {
+			snprintf(err, errlen,
+				 "target %s refused: %s (source %s)",
+				 name, r, req->src_spec);
+			return -EINVAL;
+		}
+	}
+	if (S_ISREG(t->st.st_mode) && !(t->st.st_mode & 0222)) {
+		snprintf(err, errlen,
+			 "target %s refused: read-only (mode %04o): make it writable to overwrite it",
+			 name, (unsigned)(t->st.st_mode & 07777));
+		return -EROFS;
+	}
+	/* Mounted or held under another name: never with --force,
+	 * which overrides what a disk holds, not its use. */
+	if (alias_in_use(&t->stack, why, sizeof why) < 0) {
+		snprintf(err, errlen, "target %s refused: %s", name, why);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* Target i before it is opened: what stands at its name and where a new
+ * file would land (kept in seen), then every rule a name can answer.
+ * spec is the name to open (a resolved symlink). */
+static int check_named(const struct rc_target_req *req,
+		       const struct stack *src, struct rc_targets_seen *seen,
+		       int i, const char *spec, char *err, size_t errlen)
+{
+	struct seen_target *t = seen->t;
+	const struct rc_backend *be;
+	const char *path;
+	struct stat dir;
+	bool nowhere;
+	int j;
+
+	be = rc_backend_for(spec, RC_OPEN_TARGET, &path);
+	nowhere = be && (be->caps & RC_CAP_NOWHERE);
+	t[i].have = be && !nowhere && stat(path, &t[i].st) == 0;
+	if (t[i].have)
+		stack_of(&t[i].st, req->specs[i], &t[i].stack);
+	/* Where a local path lands, new or not: one new file named
+	 * two ways is one target, and a new file on the source's
+	 * device is written into the source. */
+	t[i].where[0] = '\0';
+	if (be && !nowhere &&
+	    resolve_path(path, t[i].where, sizeof t[i].where, &dir) == 0 &&
+	    !t[i].have && req->src_st) {
+		if (new_file_on_source(req->src_st, &dir)) {
+			snprintf(err, errlen,
+				 "target %s refused: a new file there would be written into the source's device (source %s)",
+				 req->specs[i], req->src_spec);
+			return -EINVAL;
+		}
+	}
+	seen->n = i + 1;
+	/* A sink (null:) holds nothing: it may be named many times. */
+	for (j = 0; j < i && !nowhere; j++) {
+		if (strcmp(req->specs[i], req->specs[j]) == 0 ||
+		    (t[i].where[0] && !strcmp(t[i].where, t[j].where)) ||
+		    (t[i].have && t[j].have &&
+		     same_target(&t[i].stack, &t[j].stack))) {
+			snprintf(err, errlen,
+				 "target %s refused: the same target as %s",
+				 req->specs[i], req->specs[j]);
+			return -EINVAL;
+		}
+	}
+	if (!t[i].have)
+		return 0;
+	/* Another user's file in a sticky world-writable directory
+	 * (/tmp): a planted FIFO or file, not a target of ours. */
+	if (t[i].where[0] && t[i].st.st_uid != geteuid() &&
+	    (dir.st_mode & S_ISVTX) && (dir.st_mode & S_IWOTH)) {
+		snprintf(err, errlen,
+			 "target %s refused: owned by uid %u in a sticky world-writable directory, where anyone can plant a file: name a path of your own",
+			 req->specs[i], (unsigned)t[i].st.st_uid);
+		return -EPERM;
+	}
+	return check_existing(req, src, &t[i], req->specs[i], err, errlen);
+}
+
+/* Target t (named name), opened as dst: still what was checked, and the
+ * source of no running copy. */
+static int check_opened(const struct seen_target *t, const char *name,
+			struct rc_dev *dst, char *err, size_t errlen)
+{
+	/* Opened by name again: it must be what was checked, or a
+	 * name swapped meanwhile (a directory renamed, a symlink
+	 * planted) would escape every rule above. */
+	if (t->have && dst->fd >= 0 && !opened_is_checked(dst->fd, &t->st)) {
+		snprintf(err, errlen,
+			 "target %s refused: it was replaced while it was checked (another file or device now stands at that name)",
+			 name);
+		return -EAGAIN;
+	}
+	/* The source of a running copy, under any of its names:
+	 * writing it would change an image other copies are
+	 * reading. */
+	if (dst->fd >= 0 && t->have) {
+		pid_t producer = running_source(dst->fd, &t->stack);
+
+		if (producer) {
+			snprintf(err, errlen,
+				 "target %s refused: it is the source of a running copy (producer pid %d)",
+				 name, (int)producer);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+/* A target of a fixed size (a disk, an export), opened as dst: writable,
+ * large enough, and holding nothing unless --force or --skip-equal lets
+ * it be overwritten. */
+static int check_fixed(const struct rc_target_req *req, const char *name,
+		       struct rc_dev *dst, char *err, size_t errlen)
+{
+	int ro = 0, probed;
+	struct rc_describe d;
+	char holds[160];
+	bool ours;
+
+	if ((dst->caps & RC_CAP_BLOCKDEV) &&
+	    ioctl(dst->fd, BLKROGET, &ro) == 0 && ro) {
+		snprintf(err, errlen,
+			 "target %s refused: the device is read-only", name);
+		return -EROFS;
+	}
+	if (dst->size < req->image_size) {
+		snprintf(err, errlen,
+			 "target %s refused: it holds %" PRIu64 " bytes, the image has %" PRIu64,
+			 name, dst->size, req->image_size);
+		return -ENOSPC;
+	}
+	/* A disk through libblkid on its own descriptor; an
+	 * export through reads of its backend. */
+	probed = dst->caps & RC_CAP_BLOCKDEV
+			 ? rc_describe_path(dst->path, dst->size, &d)
+			 : rc_describe_dev(dst, &d);
+	if (probed != 0)
+		return 0;
+	ours = rc_describe_in_use(&d) && !req->force && holds_block0(req, dst);
+	rc_describe_holds(&d, holds, sizeof holds);
+	if (ours) {
+		if (!req->dry_run)
+			rc_msg("target %s holds %s: its block 0 is the image's (an earlier or interrupted copy of it): --skip-equal writes only what differs",
+			       name, holds);
+		return 0;
+	}
+	if (rc_describe_in_use(&d) && !req->force) {
+		snprintf(err, errlen,
+			 "target %s refused: it holds %s; give --force to overwrite it",
+			 name, holds);
+		return -EEXIST;
+	}
+	if (!req->dry_run)
+		rc_msg("target %s holds %s%s", name, holds,
+		       rc_describe_in_use(&d) ? ": overwriting it (--force)" : "");
+	return 0;
+}
+
+/* Check target i, open it as *dst and check it again; *owned is a
+ * resolved symlink's spec.  Both are left NULL when it is refused before
+ * they exist. */
+static int open_target(const struct rc_target_req *req,
+		       const struct stack *src, struct rc_targets_seen *seen,
+		       int i, struct rc_dev **dst, char **owned, char *err,
+		       size_t errlen)
+{
+	const char *spec = req->specs[i];
+	int rc;
+
+	*owned = NULL;
+	*dst = NULL;
+	rc = check_symlink(&spec, owned, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = check_named(req, src, seen, i, spec, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = rc_dev_open(spec, RC_OPEN_TARGET, dst);
+	if (rc < 0) {
+		snprintf(err, errlen, "target %s refused: %s%s", req->specs[i],
+			 rc_backend_detail[0] ? rc_backend_detail
+					      : strerror(-rc),
+			 rc_backend_detail[0] ? "" : open_hint(rc));
+		return rc;
+	}
+	rc = check_opened(&seen->t[i], req->specs[i], *dst, err, errlen);
+	if (rc < 0)
+		return rc;
+	if ((*dst)->caps & (RC_CAP_BLOCKDEV | RC_CAP_FIXED))
+		return check_fixed(req, req->specs[i], *dst, err, errlen);
+	return 0;
+}
 
 int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
-		    char **owned, char *err, size_t errlen)
+		    char **owned, struct rc_targets_seen **seenp, char *err,
+		    size_t errlen)
 {
-	struct stat *st = seen.st, dir;
-	bool *have = seen.have;
-	char (*where)[PATH_MAX] = seen.where;
-	char why[PATH_MAX], holds[160];
+	struct rc_targets_seen *seen;
 	struct stack src;
-	int i, j, rc;
+	int i, rc;
 
-	seen.n = 0;
+	*seenp = NULL;
+	seen = calloc(1, sizeof *seen +
+				 (size_t)(req->n > 0 ? req->n : 0) *
+					 sizeof seen->t[0]);
+	if (!seen) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	if (req->src_st)
 		stack_of(req->src_st, req->src_spec, &src);
 	for (i = 0; i < req->n; i++) {
-		const char *spec = req->specs[i], *path;
-		const struct rc_backend *be;
-		bool nowhere;
-
-		owned[i] = NULL;
-		dst[i] = NULL;
-		rc = check_symlink(&spec, &owned[i], err, errlen);
-		if (rc < 0)
-			return rc;
-		be = rc_backend_for(spec, RC_OPEN_TARGET, &path);
-		nowhere = be && (be->caps & RC_CAP_NOWHERE);
-		have[i] = be && !nowhere && stat(path, &st[i]) == 0;
-		if (have[i])
-			stack_of(&st[i], req->specs[i], &seen.stack[i]);
-		/* Where a local path lands, new or not: one new file named
-		 * two ways is one target, and a new file on the source's
-		 * device is written into the source. */
-		where[i][0] = '\0';
-		if (be && !nowhere &&
-		    resolve_path(path, where[i], sizeof where[i], &dir) == 0 &&
-		    !have[i] && req->src_st) {
-			if (new_file_on_source(req->src_st, &dir)) {
-				snprintf(err, errlen,
-					 "target %s refused: a new file there would be written into the source's device (source %s)",
-					 req->specs[i], req->src_spec);
-				return -EINVAL;
-			}
-		}
-		seen.n = i + 1;
-		/* A sink (null:) holds nothing: it may be named many times. */
-		for (j = 0; j < i && !nowhere; j++) {
-			if (strcmp(req->specs[i], req->specs[j]) == 0 ||
-			    (where[i][0] && !strcmp(where[i], where[j])) ||
-			    (have[i] && have[j] &&
-			     same_target(&seen.stack[i], &seen.stack[j]))) {
-				snprintf(err, errlen,
-					 "target %s refused: the same target as %s",
-					 req->specs[i], req->specs[j]);
-				return -EINVAL;
-			}
-		}
-		/* Another user's file in a sticky world-writable directory
-		 * (/tmp): a planted FIFO or file, not a target of ours. */
-		if (have[i] && where[i][0] && st[i].st_uid != geteuid() &&
-		    (dir.st_mode & S_ISVTX) && (dir.st_mode & S_IWOTH)) {
-			snprintf(err, errlen,
-				 "target %s refused: owned by uid %u in a sticky world-writable directory, where anyone can plant a file: name a path of your own",
-				 req->specs[i], (unsigned)st[i].st_uid);
-			return -EPERM;
-		}
-		if (have[i] && req->src_st) {
-			const char *r = related(req->src_st, &src, &st[i],
-						&seen.stack[i], why,
-						sizeof why);
-
-			if (r) {
-				snprintf(err, errlen,
-					 "target %s refused: %s (source %s)",
-					 req->specs[i], r, req->src_spec);
-				return -EINVAL;
-			}
-		}
-		if (have[i] && S_ISREG(st[i].st_mode) &&
-		    !(st[i].st_mode & 0222)) {
-			snprintf(err, errlen,
-				 "target %s refused: read-only (mode %04o): make it writable to overwrite it",
-				 req->specs[i], (unsigned)(st[i].st_mode & 07777));
-			return -EROFS;
-		}
-		/* Mounted or held under another name: never with --force,
-		 * which overrides what a disk holds, not its use. */
-		if (have[i] && alias_in_use(&seen.stack[i], why,
-					    sizeof why) < 0) {
-			snprintf(err, errlen, "target %s refused: %s",
-				 req->specs[i], why);
-			return -EBUSY;
-		}
-		rc = rc_dev_open(spec, RC_OPEN_TARGET, &dst[i]);
+		rc = open_target(req, &src, seen, i, &dst[i], &owned[i], err,
+				 errlen);
 		if (rc < 0) {
-			snprintf(err, errlen, "target %s refused: %s%s",
-				 req->specs[i],
-				 rc_backend_detail[0] ? rc_backend_detail
-						      : strerror(-rc),
-				 rc_backend_detail[0] ? "" : open_hint(rc));
+			rc_targets_seen_free(seen);
 			return rc;
-		}
-		/* Opened by name again: it must be what was checked, or a
-		 * name swapped meanwhile (a directory renamed, a symlink
-		 * planted) would escape every rule above. */
-		if (have[i] && dst[i]->fd >= 0 && !opened_is_checked(dst[i]->fd, &st[i])) {
-			snprintf(err, errlen,
-				 "target %s refused: it was replaced while it was checked (another file or device now stands at that name)",
-				 req->specs[i]);
-			return -EAGAIN;
-		}
-		/* The source of a running copy, under any of its names:
-		 * writing it would change an image other copies are
-		 * reading. */
-		if (dst[i]->fd >= 0 && have[i]) {
-			pid_t producer = running_source(dst[i]->fd,
-							&seen.stack[i]);
-
-			if (producer) {
-				snprintf(err, errlen,
-					 "target %s refused: it is the source of a running copy (producer pid %d)",
-					 req->specs[i], (int)producer);
-				return -EBUSY;
-			}
-		}
-		if (dst[i]->caps & (RC_CAP_BLOCKDEV | RC_CAP_FIXED)) {
-			int ro = 0, probed;
-			struct rc_describe d;
-
-			if ((dst[i]->caps & RC_CAP_BLOCKDEV) &&
-			    ioctl(dst[i]->fd, BLKROGET, &ro) == 0 && ro) {
-				snprintf(err, errlen,
-					 "target %s refused: the device is read-only",
-					 req->specs[i]);
-				return -EROFS;
-			}
-			if (dst[i]->size < req->image_size) {
-				snprintf(err, errlen,
-					 "target %s refused: it holds %" PRIu64 " bytes, the image has %" PRIu64,
-					 req->specs[i], dst[i]->size,
-					 req->image_size);
-				return -ENOSPC;
-			}
-			/* A disk through libblkid on its own descriptor; an
-			 * export through reads of its backend. */
-			probed = dst[i]->caps & RC_CAP_BLOCKDEV
-					 ? rc_describe_path(dst[i]->path,
-							    dst[i]->size, &d)
-					 : rc_describe_dev(dst[i], &d);
-			if (probed == 0) {
-				bool ours = rc_describe_in_use(&d) &&
-					    !req->force &&
-					    holds_block0(req, dst[i]);
-
-				rc_describe_holds(&d, holds, sizeof holds);
-				if (ours) {
-					if (!req->dry_run)
-						rc_msg("target %s holds %s: its block 0 is the image's (an earlier or interrupted copy of it): --skip-equal writes only what differs",
-						       req->specs[i], holds);
-					continue;
-				}
-				if (rc_describe_in_use(&d) && !req->force) {
-					snprintf(err, errlen,
-						 "target %s refused: it holds %s; give --force to overwrite it",
-						 req->specs[i], holds);
-					return -EEXIST;
-				}
-				if (!req->dry_run)
-					rc_msg("target %s holds %s%s", req->specs[i],
-					       holds,
-					       rc_describe_in_use(&d) ? ": overwriting it (--force)" : "");
-			}
 		}
 	}
+	*seenp = seen;
 	return 0;
 }
 
@@ -828,9 +903,10 @@ static const char *output_refused(const struct rc_target_req *req,
 	return NULL;
 }
 
-int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
-		      const char *const *paths, int n, char *err,
-		      size_t errlen)
+int rc_refuse_outputs(const struct rc_target_req *req,
+		      const struct rc_targets_seen *seen,
+		      const char *const *what, const char *const *paths, int n,
+		      char *err, size_t errlen)
 {
 	char where[2][PATH_MAX], twhere[PATH_MAX], why[PATH_MAX];
 	struct stack src, ostack;
@@ -862,7 +938,7 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 			if (paths[k] && !strcmp(where[i], where[k]))
 				r = "it is named for two outputs";
 		/* Never a target, named any way (as rc_open_targets saw
-		 * them). */
+		 * them: seen). */
 		for (j = 0; !r && j < req->n; j++) {
 			if (!strcmp(req->specs[j], "-")) {
 				/* Standard output may be the very file. */
@@ -871,12 +947,12 @@ int rc_refuse_outputs(const struct rc_target_req *req, const char *const *what,
 					r = "it is standard output, a target";
 				continue;
 			}
-			if (j >= seen.n)
+			if (!seen || j >= seen->n)
 				continue;
-			if ((exists && seen.have[j] &&
-			     same_target(&ostack, &seen.stack[j])) ||
-			    (seen.where[j][0] &&
-			     !strcmp(seen.where[j], where[i]))) {
+			if ((exists && seen->t[j].have &&
+			     same_target(&ostack, &seen->t[j].stack)) ||
+			    (seen->t[j].where[0] &&
+			     !strcmp(seen->t[j].where, where[i]))) {
 				snprintf(why, sizeof why, "it is the target %s",
 					 req->specs[j]);
 				r = why;

@@ -186,44 +186,39 @@ static int rundir_path(char *buf, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
-int rc_rundir_open(char *buf, size_t len, bool create, char *err,
-		   size_t errlen)
+/* The run directory buf split into its parent's real path (parent) and
+ * its own name (name): the parents by their real names (a symlink among
+ * them, such as /var/run, is followed once, here); the run directory
+ * itself is never a symlink.  parent and name hold PATH_MAX bytes.  0,
+ * or -errno with err. */
+static int rundir_split(const char *buf, bool create, char *parent,
+			char *name, char *err, size_t errlen)
 {
-	char parent[PATH_MAX], walk[PATH_MAX], *slash, *name, *comp, *save;
-	struct stat pst, st;
-	int pfd, fd, rc;
+	char walk[PATH_MAX], *slash, *base;
+	int rc;
 
-	rc = rundir_path(buf, len, err, errlen);
-	if (rc < 0)
-		return rc;
-	rc = given_path_safe(buf, err, errlen);
-	if (rc < 0)
-		return rc;
-	/* The parents by their real names (a symlink among them, such as
-	 * /var/run, is followed once, here); the run directory itself is
-	 * never a symlink.  Then every step is opened under the one before
-	 * it, without following a link, and checked on its descriptor:
-	 * nothing is looked up by path again. */
 	rc_strlcpy(walk, buf, sizeof walk);
 	while ((slash = strrchr(walk, '/')) && slash != walk && !slash[1])
 		*slash = '\0'; /* trailing slashes */
 	slash = strrchr(walk, '/');
-	name = slash ? slash + 1 : walk;
-	if ((!strcmp(name, ".") || !strcmp(name, "..")) &&
+	base = slash ? slash + 1 : walk;
+	if ((!strcmp(base, ".") || !strcmp(base, "..")) &&
 	    realpath(walk, parent)) {
 		/* "." or "..": the directory it is, by its real name. */
 		rc_strlcpy(walk, parent, sizeof walk);
 		slash = strrchr(walk, '/');
-		name = slash + 1;
+		base = slash + 1;
 	}
-	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
 		snprintf(err, errlen,
 			 "run directory %s refused: name the directory itself",
 			 buf);
 		return -EINVAL;
 	}
+	/* Its own copy: walk is cut at the slash below. */
+	rc_strlcpy(name, base, PATH_MAX);
 	if (slash == walk)
-		rc_strlcpy(parent, "/", sizeof parent);
+		rc_strlcpy(parent, "/", PATH_MAX);
 	else if (slash) {
 		*slash = '\0';
 		if (!realpath(walk, parent)) {
@@ -243,12 +238,26 @@ int rc_rundir_open(char *buf, size_t len, bool create, char *err,
 					 buf, walk, strerror(-rc));
 			return rc;
 		}
-	} else if (!getcwd(parent, sizeof parent)) {
+	} else if (!getcwd(parent, PATH_MAX)) {
 		rc = -errno;
 		snprintf(err, errlen, "run directory %s: getcwd: %s", buf,
 			 strerror(-rc));
 		return rc;
 	}
+	return 0;
+}
+
+/* Open the run directory buf, name in parent (rundir_split's), from the
+ * root down: every step is opened under the one before it, without
+ * following a link, and checked on its descriptor; nothing is looked up
+ * by path again.  Its descriptor, or -errno with err. */
+static int rundir_walk(const char *buf, char *parent, const char *name,
+		       bool create, char *err, size_t errlen)
+{
+	char walk[PATH_MAX], *comp, *save;
+	struct stat pst, st;
+	int pfd, fd, rc;
+
 	pfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0 || fstat(pfd, &pst) < 0) {
 		rc = -errno;
@@ -323,6 +332,24 @@ int rc_rundir_open(char *buf, size_t len, bool create, char *err,
 	}
 	close(pfd);
 	return rc;
+}
+
+int rc_rundir_open(char *buf, size_t len, bool create, char *err,
+		   size_t errlen)
+{
+	char parent[PATH_MAX], name[PATH_MAX];
+	int rc;
+
+	rc = rundir_path(buf, len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = given_path_safe(buf, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = rundir_split(buf, create, parent, name, err, errlen);
+	if (rc < 0)
+		return rc;
+	return rundir_walk(buf, parent, name, create, err, errlen);
 }
 
 int rc_rundir(char *buf, size_t len, bool create, char *err, size_t errlen)

@@ -284,9 +284,91 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 	printf("]}");
 }
 
+/* The rendezvous name of the ring a copy of source would meet, into
+ * want: 0, or -errno (said). */
+static int source_ring(const char *source, char *want, size_t len)
+{
+	struct rc_source_id id;
+	struct rc_dev *dev = NULL;
+	struct stat st;
+	int fd = -1, rc;
+
+	/* The ring a copy of SOURCE would meet, as the copy finds it
+	 * (a .zst by its decoded image, an export by its URI); a
+	 * FIFO or character device without a blocking open (a FIFO
+	 * would wait for a writer, a tty for carrier). */
+	if (stat(source, &st) == 0 &&
+	    (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+					  O_NONBLOCK);
+		rc = fd < 0 ? -errno : rc_source_identity(fd, &id);
+		if (fd >= 0)
+			close(fd);
+	} else {
+		const char *format;
+
+		rc = rc_source_open(source, false, &dev, &format);
+		if (rc == 0)
+			rc = rc_dev_identity(dev, &id);
+		rc_dev_close(dev);
+	}
+	if (rc == 0)
+		rc = rc_rdv_name(&id, want, len);
+	if (rc < 0)
+		rc_err("status: source %s: %s", source,
+		       rc_backend_detail[0] ? rc_backend_detail
+					    : strerror(-rc));
+	return rc;
+}
+
+/* Show the ring of the rendezvous file name in the run directory dfd
+ * (dir, for messages), in JSON after the first: 1 when shown, 0 when it
+ * is no ring (any more).  *status becomes RC_EXIT_FAILED when it cannot
+ * be read or its producer is gone. */
+static int show_ring(int dfd, const char *dir, const char *name, bool json,
+		     bool first, int *status)
+{
+	char path[PATH_MAX], err[512], holds[200] = "";
+	struct rc_describe d;
+	struct snap *sn;
+	struct stat st;
+	int rc;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	sn = calloc(1, sizeof *sn);
+	if (!sn) {
+		rc_err("status: out of memory");
+		*status = RC_EXIT_FAILED;
+		return 0;
+	}
+	if ((rc = take(dfd, name, sn, err, sizeof err)) < 0) {
+		if (rc == -EPROTO) {
+			rc_err("status: %s: %s", path, err);
+			*status = RC_EXIT_FAILED;
+		}
+		free(sn);
+		return 0;
+	}
+	/* What libblkid says the source is, where it is a disk. */
+	if (stat(sn->h.src_name, &st) == 0 && S_ISBLK(st.st_mode) &&
+	    rc_describe_path(sn->h.src_name, sn->h.image_size, &d) == 0)
+		rc_describe_holds(&d, holds, sizeof holds);
+	if (json)
+		print_json(sn, holds, first);
+	else
+		print_text(sn, holds);
+	if (producer_gone(sn)) {
+		rc_err("status: %s: its producer (pid %d) is gone: the copy ended without it (a joiner of the same source removes the ring)",
+		       sn->h.src_name, (int)sn->h.producer_pid);
+		*status = RC_EXIT_FAILED;
+	}
+	free(sn);
+	return 1;
+}
+
 int rc_cmd_status(int argc, char **argv)
 {
-	char dir[PATH_MAX - 300], path[PATH_MAX], err[512], want[64] = "";
+	char dir[PATH_MAX - 300], err[512], want[64] = "";
 	char name[256];
 	const char *source = NULL;
 	struct dirent **names = NULL;
@@ -311,40 +393,8 @@ int rc_cmd_status(int argc, char **argv)
 		return rc_usage_error("status", "one SOURCE at most");
 	if (optind < argc)
 		source = argv[optind];
-	if (source) {
-		struct rc_source_id id;
-		struct rc_dev *dev = NULL;
-		struct stat st;
-		int fd = -1;
-
-		/* The ring a copy of SOURCE would meet, as the copy finds it
-		 * (a .zst by its decoded image, an export by its URI); a
-		 * FIFO or character device without a blocking open (a FIFO
-		 * would wait for a writer, a tty for carrier). */
-		if (stat(source, &st) == 0 &&
-		    (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
-			fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-						  O_NONBLOCK);
-			rc = fd < 0 ? -errno : rc_source_identity(fd, &id);
-			if (fd >= 0)
-				close(fd);
-		} else {
-			const char *format;
-
-			rc = rc_source_open(source, false, &dev, &format);
-			if (rc == 0)
-				rc = rc_dev_identity(dev, &id);
-			rc_dev_close(dev);
-		}
-		if (rc == 0)
-			rc = rc_rdv_name(&id, want, sizeof want);
-		if (rc < 0) {
-			rc_err("status: source %s: %s", source,
-			       rc_backend_detail[0] ? rc_backend_detail
-						    : strerror(-rc));
-			return RC_EXIT_REFUSED;
-		}
-	}
+	if (source && source_ring(source, want, sizeof want) < 0)
+		return RC_EXIT_REFUSED;
 	/* No run directory is no copy; one we cannot use is said. */
 	dfd = rc_rundir_open(dir, sizeof dir, false, err, sizeof err);
 	rc = dfd < 0 ? dfd : 0;
@@ -359,49 +409,17 @@ int rc_cmd_status(int argc, char **argv)
 	else
 		n = 0;
 	for (i = 0; i < n; i++) {
-		struct snap *sn;
-		struct rc_describe d;
-		char holds[200] = "";
-		struct stat st;
-
 		if (names[i]->d_name[0] == '.' ||
 		    (want[0] && strcmp(names[i]->d_name, want))) {
 			free(names[i]);
 			continue;
 		}
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
 		rc_strlcpy(name, names[i]->d_name, sizeof name);
 		free(names[i]);
-		sn = calloc(1, sizeof *sn);
-		if (!sn) {
-			rc_err("status: out of memory");
-			status = RC_EXIT_FAILED;
-			continue;
+		if (show_ring(dfd, dir, name, json, first, &status)) {
+			first = false;
+			found++;
 		}
-		if ((rc = take(dfd, name, sn, err, sizeof err)) < 0) {
-			if (rc == -EPROTO) {
-				rc_err("status: %s: %s", path, err);
-				status = RC_EXIT_FAILED;
-			}
-			free(sn);
-			continue;
-		}
-		/* What libblkid says the source is, where it is a disk. */
-		if (stat(sn->h.src_name, &st) == 0 && S_ISBLK(st.st_mode) &&
-		    rc_describe_path(sn->h.src_name, sn->h.image_size, &d) == 0)
-			rc_describe_holds(&d, holds, sizeof holds);
-		if (json)
-			print_json(sn, holds, first);
-		else
-			print_text(sn, holds);
-		if (producer_gone(sn)) {
-			rc_err("status: %s: its producer (pid %d) is gone: the copy ended without it (a joiner of the same source removes the ring)",
-			       sn->h.src_name, (int)sn->h.producer_pid);
-			status = RC_EXIT_FAILED;
-		}
-		first = false;
-		found++;
-		free(sn);
 	}
 	free(names);
 	if (dfd >= 0)

@@ -34,7 +34,6 @@
 #include "ringcopy/ring.h"
 #include "ringcopy/ringproto.h"
 #include "ringcopy/util.h"
-#include "ringcopy/cli.h"
 #include "ringcopy/verify.h"
 
 void rc_digest(const struct rc_image_hashes *h, char out[RC_DIGEST_HEX])
@@ -192,21 +191,138 @@ static int parse_hex64(const char *s, uint64_t *v)
 	return errno || *end ? -1 : 0;
 }
 
+/* A manifest read so far. */
+struct mread {
+	struct rc_image_hashes *h;
+	uint64_t max_bytes; /* larger images are not read past the header */
+	int state;          /* header lines seen: tag, size, bsize, blocks,
+			     * digest */
+	uint64_t next;      /* the block the next line must begin with */
+	bool ended;         /* the 'end' line was read */
+	char digest[RC_DIGEST_HEX];
+	char msg[200];      /* why the manifest is refused */
+};
+
+/* Refuse the manifest, saying why in m->msg. */
+#define REJECT(...)                                                    \
+	do {                                                           \
+		snprintf(m->msg, sizeof m->msg, __VA_ARGS__);          \
+		return -1;                                             \
+	} while (0)
+
+/* Header line number m->state: 0, 1 when the image is larger than
+ * m->max_bytes (read no further), or -1 with m->msg. */
+static int manifest_header(struct mread *m, const char *line)
+{
+	struct rc_image_hashes *h = m->h;
+	char a[64], extra;
+	uint64_t v;
+
+	switch (m->state) {
+	case 0:
+		if (sscanf(line, RC_MANIFEST_TAG " %63s%c", a, &extra) != 1)
+			REJECT("not a ringcopy manifest (want '" RC_MANIFEST_TAG " %d')",
+			       RC_MANIFEST_VERSION);
+		if (parse_u64(a, &v) < 0 || v != RC_MANIFEST_VERSION)
+			REJECT("unsupported manifest version '%s' (this ringcopy reads version %d)",
+			       a, RC_MANIFEST_VERSION);
+		break;
+	case 1:
+		if (sscanf(line, "image-size %63s%c", a, &extra) != 1 ||
+		    parse_u64(a, &h->image_size) < 0)
+			REJECT("want 'image-size BYTES'");
+		break;
+	case 2:
+		if (sscanf(line, "block-size %63s%c", a, &extra) != 1 ||
+		    parse_u64(a, &v) < 0 || !rc_is_pow2(v) ||
+		    v < RC_BLOCK_MIN || v > RC_BLOCK_MAX)
+			REJECT("want 'block-size N', a power of two from 4096 to 64M");
+		h->block_size = (uint32_t)v;
+		break;
+	case 3:
+		if (sscanf(line, "blocks %63s%c", a, &extra) != 1 ||
+		    parse_u64(a, &h->nblocks) < 0)
+			REJECT("want 'blocks N'");
+		if (h->nblocks != h->image_size / h->block_size +
+					  !!(h->image_size % h->block_size))
+			REJECT("blocks %" PRIu64 " does not match image-size %" PRIu64 " and block-size %u",
+			       h->nblocks, h->image_size, h->block_size);
+		if (h->nblocks > (UINT64_C(1) << 34))
+			REJECT("too many blocks");
+		if (h->image_size > m->max_bytes)
+			return 1; /* larger than what it is for */
+		h->hash = calloc(h->nblocks ? h->nblocks : 1, sizeof *h->hash);
+		if (!h->hash)
+			REJECT("out of memory for %" PRIu64 " blocks",
+			       h->nblocks);
+		break;
+	case 4:
+		if (sscanf(line, "digest %63s%c", a, &extra) != 1 ||
+		    strlen(a) != 32 || strspn(a, "0123456789abcdef") != 32)
+			REJECT("want 'digest' and 32 lower-case hex digits");
+		memcpy(m->digest, a, sizeof m->digest);
+		break;
+	}
+	m->state++;
+	return 0;
+}
+
+/* A line after the header: 'end', a block's hash or a run of zero
+ * blocks.  0, or -1 with m->msg. */
+static int manifest_body(struct mread *m, const char *line)
+{
+	struct rc_image_hashes *h = m->h;
+	char a[64], b[64], extra;
+	uint64_t v, v2;
+
+	if (strcmp(line, "end") == 0) {
+		m->ended = true;
+		return 0;
+	}
+	if (sscanf(line, "block %63s %63s%c", a, b, &extra) == 2) {
+		if (parse_u64(a, &v) < 0 || v != m->next)
+			REJECT("block '%s' out of order (want %" PRIu64 ")", a,
+			       m->next);
+		if (v >= h->nblocks)
+			REJECT("block %" PRIu64 " beyond the %" PRIu64 " block%s",
+			       v, h->nblocks, h->nblocks == 1 ? "" : "s");
+		if (parse_hex64(b, &h->hash[v]) < 0)
+			REJECT("block %" PRIu64 ": want 16 hex digits", v);
+		m->next++;
+		return 0;
+	}
+	if (sscanf(line, "zeros %63s %63s%c", a, b, &extra) == 2) {
+		if (parse_u64(a, &v) < 0 || v != m->next ||
+		    parse_u64(b, &v2) < 0 || v2 < v)
+			REJECT("zeros '%s %s' out of order (want %" PRIu64 " and a last block not before it)",
+			       a, b, m->next);
+		if (v2 >= h->nblocks)
+			REJECT("zeros run ends beyond the %" PRIu64 " block%s",
+			       h->nblocks, h->nblocks == 1 ? "" : "s");
+		for (; v <= v2; v++)
+			h->hash[v] = rc_zero_hash(rc_block_len(
+				h->image_size, h->block_size, v));
+		m->next = v2 + 1;
+		return 0;
+	}
+	REJECT("unknown line '%.40s'", line);
+}
+#undef REJECT
+
 #define BAD(...)                                                       \
 	do {                                                           \
-		snprintf(msg, sizeof msg, __VA_ARGS__);                \
+		snprintf(m->msg, sizeof m->msg, __VA_ARGS__);          \
 		goto bad;                                              \
 	} while (0)
 
 int rc_manifest_read(const char *path, struct rc_image_hashes *h,
 		     uint64_t max_bytes, char *err, size_t errlen)
 {
-	char line[256], msg[200], digest[RC_DIGEST_HEX] = "", a[64], b[64];
-	char want_digest[RC_DIGEST_HEX];
-	uint64_t next = 0, v, v2, lineno = 0;
-	int state = 0; /* header lines seen: tag, size, bsize, blocks, digest */
-	bool ended = false;
+	struct mread mr = { .h = h, .max_bytes = max_bytes }, *m = &mr;
+	char line[256], want_digest[RC_DIGEST_HEX];
+	uint64_t lineno = 0;
 	FILE *f;
+	int rc;
 
 	memset(h, 0, sizeof *h);
 	f = fopen(path, "re");
@@ -216,121 +332,46 @@ int rc_manifest_read(const char *path, struct rc_image_hashes *h,
 	}
 	while (fgets(line, sizeof line, f)) {
 		size_t n = strlen(line);
-		char extra;
 
 		lineno++;
 		if (n == 0 || line[n - 1] != '\n')
 			BAD("line too long or not terminated");
 		line[--n] = '\0';
-		if (ended)
+		if (m->ended)
 			BAD("text after 'end'");
-		switch (state) {
-		case 0:
-			if (sscanf(line, RC_MANIFEST_TAG " %63s%c", a, &extra) != 1)
-				BAD("not a ringcopy manifest (want '" RC_MANIFEST_TAG " %d')",
-				    RC_MANIFEST_VERSION);
-			if (parse_u64(a, &v) < 0 || v != RC_MANIFEST_VERSION)
-				BAD("unsupported manifest version '%s' (this ringcopy reads version %d)",
-				    a, RC_MANIFEST_VERSION);
-			state++;
-			continue;
-		case 1:
-			if (sscanf(line, "image-size %63s%c", a, &extra) != 1 ||
-			    parse_u64(a, &h->image_size) < 0)
-				BAD("want 'image-size BYTES'");
-			state++;
-			continue;
-		case 2:
-			if (sscanf(line, "block-size %63s%c", a, &extra) != 1 ||
-			    parse_u64(a, &v) < 0 || !rc_is_pow2(v) ||
-			    v < RC_BLOCK_MIN || v > RC_BLOCK_MAX)
-				BAD("want 'block-size N', a power of two from 4096 to 64M");
-			h->block_size = (uint32_t)v;
-			state++;
-			continue;
-		case 3:
-			if (sscanf(line, "blocks %63s%c", a, &extra) != 1 ||
-			    parse_u64(a, &h->nblocks) < 0)
-				BAD("want 'blocks N'");
-			if (h->nblocks != h->image_size / h->block_size +
-						  !!(h->image_size % h->block_size))
-				BAD("blocks %" PRIu64 " does not match image-size %" PRIu64 " and block-size %u",
-				    h->nblocks, h->image_size, h->block_size);
-			if (h->nblocks > (UINT64_C(1) << 34))
-				BAD("too many blocks");
-			if (h->image_size > max_bytes) {
-				fclose(f);
-				return 1; /* larger than what it is for */
-			}
-			h->hash = calloc(h->nblocks ? h->nblocks : 1,
-					 sizeof *h->hash);
-			if (!h->hash)
-				BAD("out of memory for %" PRIu64 " blocks",
-				    h->nblocks);
-			state++;
-			continue;
-		case 4:
-			if (sscanf(line, "digest %63s%c", a, &extra) != 1 ||
-			    strlen(a) != 32 || strspn(a, "0123456789abcdef") != 32)
-				BAD("want 'digest' and 32 lower-case hex digits");
-			memcpy(digest, a, sizeof digest);
-			state++;
-			continue;
+		rc = m->state < 5 ? manifest_header(m, line)
+				  : manifest_body(m, line);
+		if (rc == 1) {
+			fclose(f);
+			return 1; /* larger than what it is for */
 		}
-		if (strcmp(line, "end") == 0) {
-			ended = true;
-			continue;
-		}
-		if (sscanf(line, "block %63s %63s%c", a, b, &extra) == 2) {
-			if (parse_u64(a, &v) < 0 || v != next)
-				BAD("block '%s' out of order (want %" PRIu64 ")", a, next);
-			if (v >= h->nblocks)
-				BAD("block %" PRIu64 " beyond the %" PRIu64 " block%s",
-				    v, h->nblocks, h->nblocks == 1 ? "" : "s");
-			if (parse_hex64(b, &h->hash[v]) < 0)
-				BAD("block %" PRIu64 ": want 16 hex digits", v);
-			next++;
-			continue;
-		}
-		if (sscanf(line, "zeros %63s %63s%c", a, b, &extra) == 2) {
-			if (parse_u64(a, &v) < 0 || v != next ||
-			    parse_u64(b, &v2) < 0 || v2 < v)
-				BAD("zeros '%s %s' out of order (want %" PRIu64 " and a last block not before it)",
-				    a, b, next);
-			if (v2 >= h->nblocks)
-				BAD("zeros run ends beyond the %" PRIu64 " block%s",
-				    h->nblocks, h->nblocks == 1 ? "" : "s");
-			for (; v <= v2; v++)
-				h->hash[v] = rc_zero_hash(rc_block_len(
-					h->image_size, h->block_size, v));
-			next = v2 + 1;
-			continue;
-		}
-		BAD("unknown line '%.40s'", line);
+		if (rc < 0)
+			goto bad;
 	}
 	if (ferror(f))
 		BAD("read error");
 	lineno++;
-	if (state < 5)
+	if (m->state < 5)
 		BAD("truncated: the header is incomplete");
-	if (next != h->nblocks)
-		BAD("truncated: %" PRIu64 " of %" PRIu64 " block%s listed", next,
-		    h->nblocks, h->nblocks == 1 ? "" : "s");
-	if (!ended)
+	if (m->next != h->nblocks)
+		BAD("truncated: %" PRIu64 " of %" PRIu64 " block%s listed",
+		    m->next, h->nblocks, h->nblocks == 1 ? "" : "s");
+	if (!m->ended)
 		BAD("truncated: no 'end' line");
 	fclose(f);
 	rc_digest(h, want_digest);
-	if (strcmp(want_digest, digest) != 0) {
+	if (strcmp(want_digest, m->digest) != 0) {
 		snprintf(err, errlen,
 			 "manifest %s: the digest %s does not match its block hashes (%s): corrupt",
-			 path, digest, want_digest);
+			 path, m->digest, want_digest);
 		free(h->hash);
 		h->hash = NULL;
 		return -EINVAL;
 	}
 	return 0;
 bad:
-	snprintf(err, errlen, "manifest %s:%" PRIu64 ": %s", path, lineno, msg);
+	snprintf(err, errlen, "manifest %s:%" PRIu64 ": %s", path, lineno,
+		 m->msg);
 	fclose(f);
 	free(h->hash);
 	h->hash = NULL;
@@ -338,11 +379,10 @@ bad:
 }
 #undef BAD
 
-int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
-		      const struct rc_image_hashes *h, uint64_t b,
-		      const char *spec, uint64_t *hash, char *err,
-		      size_t errlen)
+int rc_readback_hash(const struct rc_readback *rb, uint64_t b,
+		     uint64_t *hash)
 {
+	const struct rc_image_hashes *h = rb->h;
 	uint32_t len = rc_block_len(h->image_size, h->block_size, b);
 	/* O_DIRECT wants whole sectors: read the tail rounded up. */
 	uint32_t alen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
@@ -351,21 +391,31 @@ int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
 
 	if (alen > h->block_size)
 		alen = h->block_size;
-	if (holes && rc_is_hole(rd, holes, off, len)) {
+	if (rb->holes && rc_is_hole(rb->rd, rb->holes, off, len)) {
 		/* A hole reads as zeros by definition. */
 		*hash = rc_zero_hash(len);
 		return 0;
 	}
-	n = rd->be->pread(rd, buf, alen, off);
+	n = rb->rd->be->pread(rb->rd, rb->buf, alen, off);
 	if (n < 0) {
-		snprintf(err, errlen,
+		snprintf(rb->err, rb->errlen,
 			 "target %s: read-back of %u bytes at offset %" PRIu64 ": %s",
-			 spec, alen, off, strerror((int)-n));
+			 rb->spec, alen, off, strerror((int)-n));
 		return (int)n;
 	}
 	/* A short target cannot match. */
-	*hash = (uint64_t)n < len ? ~h->hash[b] : rc_block_hash(buf, len);
+	*hash = (uint64_t)n < len ? ~h->hash[b] : rc_block_hash(rb->buf, len);
 	return 0;
+}
+
+int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
+		      const struct rc_image_hashes *h, uint64_t b,
+		      const char *spec, uint64_t *hash, char *err,
+		      size_t errlen)
+{
+	const struct rc_readback rb = { rd, holes, buf, h, spec, err, errlen };
+
+	return rc_readback_hash(&rb, b, hash);
 }
 
 uint64_t *rc_verify_progress;
@@ -375,6 +425,7 @@ int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 {
 	struct rc_image_hashes got = *h;
 	struct rc_dev *rd = NULL;
+	struct rc_readback rb;
 	struct rc_holes holes;
 	void *buf = NULL;
 	uint64_t b;
@@ -400,13 +451,15 @@ int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 		goto out;
 	}
 	rc_holes_init(&holes);
+	rb = (struct rc_readback){ .rd = rd, .holes = &holes, .buf = buf,
+				   .h = h, .spec = dev->spec,
+				   .err = out->error,
+				   .errlen = sizeof out->error };
 	for (b = 0; b < h->nblocks; b++) {
 		if (pre && pre->have[b]) {
 			got.hash[b] = pre->got[b]; /* read back during the copy */
 		} else {
-			rc = rc_readback_block(rd, &holes, buf, h, b, dev->spec,
-					       &got.hash[b], out->error,
-					       sizeof out->error);
+			rc = rc_readback_hash(&rb, b, &got.hash[b]);
 			if (rc < 0)
 				goto out;
 		}
@@ -456,12 +509,85 @@ void rc_verify_describe(const struct rc_verify_out *v, char *buf, size_t len)
 			 v->nbad - shown);
 }
 
+/* The largest target bounds what the manifest may make us hold.  A
+ * pipe or FIFO is not opened here (that would cost its writer its
+ * data) and bounds nothing: it cannot be read back. */
+static uint64_t largest_target(int ntargets, char **targets)
+{
+	uint64_t largest = 0;
+	int i;
+
+	for (i = 0; i < ntargets; i++) {
+		struct rc_dev *dev;
+		struct stat st;
+
+		if ((!strcmp(targets[i], "-") ? fstat(STDIN_FILENO, &st)
+					      : stat(targets[i], &st)) == 0 &&
+		    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+			continue;
+		if (rc_dev_open(targets[i], RC_OPEN_SOURCE, &dev) == 0) {
+			if (dev->size != UINT64_MAX && dev->size > largest)
+				largest = dev->size;
+			rc_dev_close(dev);
+		}
+	}
+	return largest;
+}
+
+/* Verify one target against h (header_only: the image is larger than
+ * every target, its blocks were not read): RC_EXIT_OK, RC_EXIT_FAILED
+ * (it cannot be read back) or RC_EXIT_MISMATCH, said on stderr. */
+static int verify_target(const char *spec, const struct rc_image_hashes *h,
+			 bool header_only)
+{
+	struct rc_verify_out v;
+	struct rc_dev *dev;
+	char err[512];
+	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, &dev);
+
+	if (rc < 0) {
+		rc_err("verify: target %s: %s", spec, strerror(-rc));
+		return RC_EXIT_FAILED;
+	}
+	/* The image is larger than every target: each is a
+	 * mismatch, and the manifest's blocks were never read. */
+	if (header_only && dev->size == UINT64_MAX) {
+		rc_err("verify: target %s: its size is unknown (a pipe?): it cannot be read back",
+		       spec);
+		rc_dev_close(dev);
+		return RC_EXIT_FAILED;
+	}
+	if (header_only) {
+		fprintf(stderr, "MISMATCH %s  it ends at offset %" PRIu64 ", the image has %" PRIu64 " bytes\n",
+			spec, dev->size, h->image_size);
+		rc_dev_close(dev);
+		return RC_EXIT_MISMATCH;
+	}
+	if (dev->size < h->image_size) {
+		rc_err("verify: target %s holds %" PRIu64 " bytes, the image has %" PRIu64,
+		       spec, dev->size, h->image_size);
+	}
+	rc = rc_verify_dev(dev, h, NULL, &v);
+	rc_dev_close(dev);
+	if (rc < 0) {
+		rc_err("verify: %s", v.error);
+		return RC_EXIT_FAILED;
+	} else if (rc > 0) {
+		rc_verify_describe(&v, err, sizeof err);
+		fprintf(stderr, "MISMATCH %s  %s\n", spec, err);
+		return RC_EXIT_MISMATCH;
+	} else if (!rc_quiet) {
+		fprintf(stderr, "ok       %s  digest %s  (read back: %s)\n",
+			spec, v.digest, v.how);
+	}
+	return RC_EXIT_OK;
+}
+
 int rc_cmd_verify(int argc, char **argv)
 {
 	struct rc_image_hashes h;
 	char err[512], digest[RC_DIGEST_HEX];
 	int i, status = RC_EXIT_OK;
-	uint64_t largest = 0;
 	bool header_only;
 
 	static const struct option longopts[] = {
@@ -483,24 +609,8 @@ int rc_cmd_verify(int argc, char **argv)
 	argv += optind - 1;
 	if (argc < 3)
 		return rc_usage_error("verify", "usage: ringcopy verify MANIFEST TARGET...");
-	/* The largest target bounds what the manifest may make us hold.  A
-	 * pipe or FIFO is not opened here (that would cost its writer its
-	 * data) and bounds nothing: it cannot be read back. */
-	for (i = 2; i < argc; i++) {
-		struct rc_dev *dev;
-		struct stat st;
-
-		if ((!strcmp(argv[i], "-") ? fstat(STDIN_FILENO, &st)
-					   : stat(argv[i], &st)) == 0 &&
-		    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
-			continue;
-		if (rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev) == 0) {
-			if (dev->size != UINT64_MAX && dev->size > largest)
-				largest = dev->size;
-			rc_dev_close(dev);
-		}
-	}
-	i = rc_manifest_read(argv[1], &h, largest, err, sizeof err);
+	i = rc_manifest_read(argv[1], &h, largest_target(argc - 2, argv + 2),
+			     err, sizeof err);
 	if (i < 0) {
 		rc_err("%s", err);
 		return RC_EXIT_REFUSED;
@@ -508,52 +618,13 @@ int rc_cmd_verify(int argc, char **argv)
 	header_only = i == 1;
 	if (!header_only)
 		rc_digest(&h, digest);
+	/* A mismatch outweighs a target that could not be read. */
 	for (i = 2; i < argc; i++) {
-		struct rc_verify_out v;
-		struct rc_dev *dev;
-		int rc = rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev);
+		int one = verify_target(argv[i], &h, header_only);
 
-		if (rc < 0) {
-			rc_err("verify: target %s: %s", argv[i], strerror(-rc));
-			if (status == RC_EXIT_OK)
-				status = RC_EXIT_FAILED;
-			continue;
-		}
-		/* The image is larger than every target: each is a
-		 * mismatch, and the manifest's blocks were never read. */
-		if (header_only && dev->size == UINT64_MAX) {
-			rc_err("verify: target %s: its size is unknown (a pipe?): it cannot be read back",
-			       argv[i]);
-			rc_dev_close(dev);
-			if (status == RC_EXIT_OK)
-				status = RC_EXIT_FAILED;
-			continue;
-		}
-		if (header_only) {
-			fprintf(stderr, "MISMATCH %s  it ends at offset %" PRIu64 ", the image has %" PRIu64 " bytes\n",
-				argv[i], dev->size, h.image_size);
-			rc_dev_close(dev);
-			status = RC_EXIT_MISMATCH;
-			continue;
-		}
-		if (dev->size < h.image_size) {
-			rc_err("verify: target %s holds %" PRIu64 " bytes, the image has %" PRIu64,
-			       argv[i], dev->size, h.image_size);
-		}
-		rc = rc_verify_dev(dev, &h, NULL, &v);
-		rc_dev_close(dev);
-		if (rc < 0) {
-			rc_err("verify: %s", v.error);
-			if (status == RC_EXIT_OK)
-				status = RC_EXIT_FAILED;
-		} else if (rc > 0) {
-			rc_verify_describe(&v, err, sizeof err);
-			fprintf(stderr, "MISMATCH %s  %s\n", argv[i], err);
-			status = RC_EXIT_MISMATCH;
-		} else if (!rc_quiet) {
-			fprintf(stderr, "ok       %s  digest %s  (read back: %s)\n",
-				argv[i], v.digest, v.how);
-		}
+		if (one == RC_EXIT_MISMATCH ||
+		    (one == RC_EXIT_FAILED && status == RC_EXIT_OK))
+			status = one;
 	}
 	free(h.hash);
 	return status;

@@ -72,10 +72,25 @@ int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,
 /* Where rc_verify_dev publishes the bytes it has compared so far (a
  * consumer points it at its result, for progress), or NULL. */
 extern uint64_t *rc_verify_progress;
-/* The hash of block b as the read-back device rd holds it (a hole: the
- * hash of zeros; holes NULL: read whatever it is); -errno with err naming
- * spec, the offset and the error when it cannot be read.  buf holds a
- * block, RC_ALIGN-aligned. */
+/* A target read back block after block: what rc_readback_hash needs
+ * besides the block's number, set once per target. */
+struct rc_readback {
+	struct rc_dev *rd;               /* the target, from open_readback */
+	struct rc_holes *holes;          /* its holes, read as zeros; NULL:
+					  * every block is read */
+	void *buf;                       /* a block, RC_ALIGN-aligned */
+	const struct rc_image_hashes *h; /* the image's geometry and hashes */
+	const char *spec;                /* the target, for messages */
+	char *err;                       /* why a block cannot be read */
+	size_t errlen;
+};
+/* The hash of block b as rb->rd holds it (a hole: the hash of zeros); 0,
+ * or -errno with rb->err naming rb->spec, the offset and the error when
+ * it cannot be read. */
+int rc_readback_hash(const struct rc_readback *rb, uint64_t b,
+		     uint64_t *hash);
+/* rc_readback_hash with the parts of its struct one by one: kept for
+ * consumer.c and relay.c until they call rc_readback_hash (issue 26). */
 int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
 		      const struct rc_image_hashes *h, uint64_t b,
 		      const char *spec, uint64_t *hash, char *err,

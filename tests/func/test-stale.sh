@@ -6,7 +6,10 @@ source "$top_srcdir/tests/func/functions.sh"
 [ -n "${RC_IN_IPCNS:-}" ] || skip "needs a private IPC namespace to count IPC objects"
 
 mkimage "$tmp/src.img" 2M
-RINGCOPY_TEST_HOOK=creator-dies ringcopy "$tmp/src.img" "$tmp/a.img" 2>/dev/null
+# The tool built to die after creating the ring, before forking its
+# producer (tests/tools/creator-dies.c).
+RINGCOPY="$top_builddir/tests/tools/ringcopy-creator-dies" \
+	ringcopy "$tmp/src.img" "$tmp/a.img" 2>/dev/null
 [ "$(ipc_objects | wc -l)" -eq 2 ] || fail "the dead creator left $(ipc_objects)"
 [ -n "$(ls -A "$RINGCOPY_RUNDIR")" ] || fail "no rendezvous file left"
 expect_status 0 ringcopy "$tmp/src.img" "$tmp/b.img" 2> "$tmp/err"

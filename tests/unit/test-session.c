@@ -132,6 +132,35 @@ static void test_rundir_parents(void **state)
 	unsetenv("RINGCOPY_RUNDIR");
 }
 
+/* A run directory named relative to the working directory, with and
+ * without "./": created and opened there (the walk's path for messages
+ * once overwrote the name it was about to open). */
+static void test_rundir_relative(void **state)
+{
+	const char *names[] = { "rel", "./rel2" };
+	char got[PATH_MAX], err[512], want[PATH_MAX];
+	struct stat a, b;
+	int cwd, fd, i;
+
+	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(cwd >= 0);
+	assert_int_equal(chdir(base), 0);
+	for (i = 0; i < 2; i++) {
+		setenv("RINGCOPY_RUNDIR", names[i], 1);
+		fd = rc_rundir_open(got, sizeof got, true, err, sizeof err);
+		assert_true(fd >= 0);
+		snprintf(want, sizeof want, "%s/%s", base, names[i]);
+		assert_int_equal(fstat(fd, &a), 0);
+		assert_int_equal(stat(want, &b), 0);
+		assert_true(a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+		assert_int_equal(b.st_mode & 07777, 0700);
+		close(fd);
+	}
+	unsetenv("RINGCOPY_RUNDIR");
+	assert_int_equal(fchdir(cwd), 0);
+	close(cwd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_rundir_created_private),
 		cmocka_unit_test(test_rundir_refusals),
 		cmocka_unit_test(test_rundir_parents),
+		cmocka_unit_test(test_rundir_relative),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
