@@ -40,17 +40,6 @@
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
 
-/* Stop with a refusal: nothing was written. */
-int rc_inv_refuse(struct invocation *inv)
-{
-	if (inv->run->capture)
-		rc_strlcpy(inv->run->error, inv->err, sizeof inv->run->error);
-	else
-		rc_err("%s", inv->err);
-	inv->status = RC_EXIT_REFUSED;
-	return END;
-}
-
 /* How much of the source is the image (--size), said to the user. */
 /* The most a stream of unknown size may hold: its ring, its block
  * hashes (8 bytes a block, mapped without reserve) and every count are

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* ringcopy - what an invocation asks of the machine, checked with the
- * refusals before anything is written: open files and the memory for its
- * ring; and whether the source holds holes (a longer ring then costs
- * nothing). */
+/* ringcopy - the invocation's refusals of its own: how a step stops with
+ * one, and what the invocation asks of the machine, checked before
+ * anything is written (open files and the memory for its ring); and
+ * whether the source holds holes (a longer ring then costs nothing). */
 #include "config.h"
 
 #include <dirent.h>
@@ -12,6 +12,7 @@
 
 #include "ringcopy/core.h"
 #include "ringcopy/invocation.h"
+#include "ringcopy/report.h"
 #include "ringcopy/util.h"
 
 /* Does the image hold a hole?  Then the default ring is larger: hole slots
@@ -83,3 +84,13 @@ int rc_check_resources(int n, const struct rc_join_req *req, char *err,
 	return 0;
 }
 
+/* Stop with a refusal: nothing was written. */
+int rc_inv_refuse(struct invocation *inv)
+{
+	if (inv->run->capture)
+		rc_strlcpy(inv->run->error, inv->err, sizeof inv->run->error);
+	else
+		rc_err("%s", inv->err);
+	inv->status = RC_EXIT_REFUSED;
+	return END;
+}

@@ -51,8 +51,6 @@ struct invocation {
 					   * where the outcome goes */
 };
 
-/* invocation.c: stop with a refusal (nothing was written): END. */
-int rc_inv_refuse(struct invocation *inv);
 
 /* supervise.c: the consumer processes and the signals that stop them. */
 void rc_signals_set(void);
@@ -69,7 +67,9 @@ void rc_check_expected(struct invocation *inv);
 int rc_write_manifest(const char *path, struct rc_ring *r, uint64_t *hashes,
 		      struct rc_result *res, int n);
 
-/* resources.c: what the invocation asks of the machine. */
+/* resources.c: stop with a refusal (nothing was written): END; what the
+ * invocation asks of the machine. */
+int rc_inv_refuse(struct invocation *inv);
 bool rc_source_has_holes(struct rc_dev *src, uint64_t image);
 int rc_check_resources(int n, const struct rc_join_req *req, char *err,
 		       size_t errlen);
