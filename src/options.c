@@ -115,15 +115,22 @@ static int set_force(struct rc_opts *o, const char *arg)
 	return GO;
 }
 
-static int set_stall(struct rc_opts *o, const char *arg)
+int rc_opt_seconds(const char *cmd, const struct rc_option *e,
+		   const char *arg, uint32_t *ms)
 {
 	uint32_t n;
 
-	if (rc_parse_count(arg, 0, 86400, &n) < 0)
-		return rc_usage_error(NULL, "--stall-timeout '%s': want seconds from 0 to 86400",
-				      arg);
-	o->stall_ms = n * 1000u;
-	return GO;
+	if (rc_parse_count(arg, e->lo, e->hi, &n) < 0)
+		return rc_usage_error(cmd, "%s '%s': want seconds from %u to %u",
+				      e->flag, arg, e->lo, e->hi);
+	*ms = n * 1000u;
+	return 0;
+}
+
+static int set_stall(struct rc_opts *o, const char *arg)
+{
+	return rc_opt_seconds(NULL, &rc_options[RC_OPT_STALL], arg,
+			      &o->stall_ms) ? RC_EXIT_REFUSED : GO;
 }
 
 static int set_rescue(struct rc_opts *o, const char *arg)
@@ -167,12 +174,9 @@ static const char *joined_progress(const char *arg)
 
 static int set_linger(struct rc_opts *o, const char *arg)
 {
-	uint32_t n;
-
-	if (rc_parse_count(arg, 0, 4000000, &n) < 0)
-		return rc_usage_error(NULL, "--linger '%s': want seconds from 0 to 4000000",
-				      arg);
-	o->linger_ms = n * 1000u;
+	if (rc_opt_seconds(NULL, &rc_options[RC_OPT_LINGER], arg,
+			   &o->linger_ms))
+		return RC_EXIT_REFUSED;
 	o->linger_set = true;
 	return GO;
 }
@@ -225,13 +229,13 @@ static int set_expect(struct rc_opts *o, const char *arg)
 
 static int set_connect_timeout(struct rc_opts *o, const char *arg)
 {
-	uint32_t n;
+	uint32_t ms = 0;
 
 	(void)o;
-	if (rc_parse_count(arg, 1, 86400, &n) < 0)
-		return rc_usage_error(NULL, "--connect-timeout '%s': want seconds from 1 to 86400",
-				      arg);
-	rc_nbd_set_connect_timeout(n * 1000u);
+	if (rc_opt_seconds(NULL, &rc_options[RC_OPT_CONNECT_TIMEOUT], arg,
+			   &ms))
+		return RC_EXIT_REFUSED;
+	rc_nbd_set_connect_timeout(ms);
 	return GO;
 }
 
@@ -300,7 +304,8 @@ const struct rc_option rc_options[RC_OPT_COUNT] = {
 	[RC_OPT_FORCE] = { "--force", 0, NO, set_force, NULL, C | ST | RL,
 			   RC_FWD_STATION_COPY | RC_FWD_RELAY },
 	[RC_OPT_STALL] = { "--stall-timeout", 0, REQ, set_stall, NULL,
-			   C | ST | RL, RC_FWD_STATION_COPY | RC_FWD_RELAY },
+			   C | ST | RL, RC_FWD_STATION_COPY | RC_FWD_RELAY,
+			   .lo = 0, .hi = 86400 },
 	[RC_OPT_RESCUE] = { "--rescue", 0, REQ, set_rescue, NULL, C, 0 },
 	[RC_OPT_LEVEL] = { "--compress-level", 0, REQ, set_level, NULL,
 			   C | RL, RC_FWD_RELAY },
@@ -309,7 +314,8 @@ const struct rc_option rc_options[RC_OPT_COUNT] = {
 			      RC_FWD_RELAY },
 	/* The relay's --linger is its own (downstream idle), never its
 	 * copy's. */
-	[RC_OPT_LINGER] = { "--linger", 0, REQ, set_linger, NULL, C | RL, 0 },
+	[RC_OPT_LINGER] = { "--linger", 0, REQ, set_linger, NULL, C | RL, 0,
+			    .lo = 0, .hi = 4000000 },
 	[RC_OPT_DRY_RUN] = { "--dry-run", 0, NO, set_dry_run, NULL, C, 0 },
 	[RC_OPT_SKIP_EQUAL] = { "--skip-equal", 0, NO, set_skip_equal, NULL,
 				C | ST | RL,
@@ -324,7 +330,8 @@ const struct rc_option rc_options[RC_OPT_COUNT] = {
 	/* Both the producer and the copies connect to an NBD source. */
 	[RC_OPT_CONNECT_TIMEOUT] = { "--connect-timeout", 0, REQ,
 				     set_connect_timeout, NULL, C | ST | RL,
-				     RC_FWD_STATION_SERVE | RC_FWD_RELAY },
+				     RC_FWD_STATION_SERVE | RC_FWD_RELAY,
+				     .lo = 1, .hi = 86400 },
 	[RC_OPT_FOREGROUND] = { "--foreground", 0, NO, set_foreground, NULL,
 				C, 0 },
 	[RC_OPT_MATCH] = { "--match", 0, REQ, NULL, NULL, ST, 0 },

@@ -328,8 +328,6 @@ static int parse_upstreams(struct relay *rl, char *list)
 static int relay_option(struct relay *rl, const struct rc_option *e,
 			const char **listen, char **upstream)
 {
-	uint32_t n;
-
 	switch (rc_opt_id(e)) {
 	case RC_OPT_LISTEN:
 		*listen = optarg;
@@ -337,17 +335,11 @@ static int relay_option(struct relay *rl, const struct rc_option *e,
 	case RC_OPT_UPSTREAM:
 		*upstream = optarg;
 		return 0;
-	case RC_OPT_LINGER:
-		if (rc_parse_count(optarg, 0, 4000000, &n) < 0)
-			return rc_usage_error("relay", "--linger '%s': want seconds from 0 to 4000000",
-					      optarg);
-		rl->linger_ms = n * 1000u;
-		return 0;
+	case RC_OPT_LINGER: /* the relay's own: downstream idle */
+		return rc_opt_seconds("relay", e, optarg, &rl->linger_ms);
 	case RC_OPT_CONNECT_TIMEOUT:
-		if (rc_parse_count(optarg, 1, 86400, &n) < 0)
-			return rc_usage_error("relay", "--connect-timeout '%s': want seconds from 1 to 86400",
-					      optarg);
-		rl->timeout_ms = n * 1000u;
+		if (rc_opt_seconds("relay", e, optarg, &rl->timeout_ms))
+			return RC_EXIT_REFUSED;
 		break;
 	case RC_OPT_EXPECT:
 		if (!*optarg)

@@ -84,6 +84,7 @@ struct rc_option {
 	const char *(*joined)(const char *arg);
 	unsigned cmds;           /* RC_CMD_* */
 	unsigned fwd;            /* RC_FWD_* */
+	uint32_t lo, hi;         /* an option of seconds: their range */
 };
 
 extern const struct rc_option rc_options[RC_OPT_COUNT];
@@ -107,6 +108,11 @@ void rc_opt_getopt(unsigned cmd, struct option *longopts, char *shortopts);
  * options") when more than max entries would be used. */
 int rc_opt_forward(const char *cmd, const struct rc_option *e,
 		   const char *arg, char **v, int *n, int max);
+
+/* An option of seconds (its range in the table) as milliseconds: 0, or
+ * the refusal's exit status, said for cmd (NULL: the copy). */
+int rc_opt_seconds(const char *cmd, const struct rc_option *e,
+		   const char *arg, uint32_t *ms);
 
 /* The copy's (or serve's) command line: -1 to go on with argv[optind] the
  * source and the targets after it, or the exit status to end with (said
