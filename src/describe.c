@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <blkid.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -288,3 +289,49 @@ bool rc_describe_in_use(const struct rc_describe *d)
 {
 	return d->pttype[0] || d->fstype[0];
 }
+
+/* A disk larger than the image it now holds: if the image is a GPT, its
+ * backup header (and backup partition array) sit at the image's end, not
+ * at the disk's, and partitioning tools complain.  Read from the target
+ * itself, just verified: the primary header at LBA 1 (512-byte or 4K
+ * sectors) names the backup's LBA. */
+bool rc_gpt_backup_note(const struct rc_dev *d, const char *spec,
+			uint64_t image, char *note, size_t len)
+{
+	static const uint32_t sectors[] = { 512, 4096 };
+	unsigned char h[92];
+	bool said = false;
+	size_t k;
+	int fd;
+
+	if (!d || !(d->caps & RC_CAP_BLOCKDEV) || !d->path || d->size <= image)
+		return false;
+	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	for (k = 0; k < sizeof sectors / sizeof sectors[0]; k++) {
+		uint64_t my, alt, end;
+
+		if (pread(fd, h, sizeof h, sectors[k]) != (ssize_t)sizeof h ||
+		    memcmp(h, "EFI PART", 8))
+			continue;
+		memcpy(&my, h + 24, 8);
+		memcpy(&alt, h + 32, 8);
+		my = le64toh(my);
+		alt = le64toh(alt);
+		if (my != 1 || alt > UINT64_MAX / sectors[k] - 1)
+			continue;
+		end = (alt + 1) * sectors[k];
+		if (end >= d->size)
+			break;
+		snprintf(note, len,
+			 "target %s holds a GPT whose backup header is at byte %llu, not at the end of the disk (%llu bytes): move it there with 'sgdisk -e %s'",
+			 spec, (unsigned long long)(end - sectors[k]),
+			 (unsigned long long)d->size, d->path);
+		said = true;
+		break;
+	}
+	close(fd);
+	return said;
+}
+

@@ -10,392 +10,35 @@
  * (the source's unreadable sectors, the manifest) and report.  A step
  * returns NEXT, or REPORT (nothing more to run: say how the targets
  * ended) or END (the status is set: say nothing more).  Only main()
- * exits; forked children _exit().
+ * exits; forked children _exit().  The steps are here; what they call is
+ * in rooms of its own (options.c, supervise.c, serve.c, expect.c,
+ * resources.c, dryrun.c, describe.c): see doc/design.md, "The
+ * invocation's rooms (issue 26)".  With RINGCOPY_DEBUG set, each step
+ * says how it ended on standard error.
  */
 #include "config.h"
 
-#include <dirent.h>
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ringcopy/cli.h"
 #include "ringcopy/core.h"
 #include "ringcopy/describe.h"
+#include "ringcopy/invocation.h"
+#include "ringcopy/options.h"
 #include "ringcopy/progress.h"
 #include "ringcopy/refuse.h"
 #include "ringcopy/report.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
-
-struct opts {
-	uint32_t block_size;
-	bool block_size_set;
-	uint64_t buffer;
-	bool buffer_set;
-	uint64_t rate;
-	bool rate_set;
-	bool json;
-	bool verify;
-	const char *manifest;
-	int sparse;          /* enum rc_sparse */
-	bool force;
-	int size_mode;       /* SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN */
-	uint64_t size;       /* with SIZE_GIVEN */
-	bool size_quiet;     /* the size came from --expect, said there */
-	uint32_t stall_ms;
-	const char *rescue_map;
-	int progress;        /* PROGRESS_* as asked */
-	bool progress_set;
-	uint32_t linger_ms;
-	bool linger_set;
-	bool dry_run;
-	bool skip_equal;     /* write only the blocks a target lacks */
-	bool raw;            /* never decompress the source */
-	int start_mode;      /* START_* */
-	uint64_t start_at;   /* with START_BLOCK */
-	const char *expect;  /* --expect: the golden manifest */
-	bool serve;          /* `ringcopy serve': a producer, no targets */
-	bool foreground;     /* serve: wait until the producer leaves */
-};
-
-enum { PROGRESS_AUTO, PROGRESS_PLAIN, PROGRESS_JSON };
-
-enum { SIZE_AUTO, SIZE_DEVICE, SIZE_GIVEN };
-
-enum { START_ZERO, START_BLOCK, START_RANDOM };
-
-/* What a step asks of the pipeline. */
-enum { NEXT = 0, REPORT = 1, END = 2 };
-
-struct invocation {
-	struct opts o;
-	int argc;
-	char **argv;
-	int n;                            /* targets */
-	char **specs;                     /* as named */
-	struct rc_dev *src;
-	struct stat src_st;
-	uint64_t image;                   /* bytes of the source copied (a
-					   * stream: the most it may hold) */
-	bool stream;                      /* read to its end, size unknown */
-	struct rc_image_hashes expect;    /* --expect: the golden hashes */
-	struct rc_dev *dst[RC_TARGETS_MAX];
-	char *owned[RC_TARGETS_MAX];      /* resolved symlink specs */
-	bool seq_only[RC_TARGETS_MAX];    /* targets written in order only */
-	struct rc_target_req treq;
-	struct rc_join_req req;
-	struct rc_join *j;
-	bool map_new;                     /* --rescue map created by us */
-	struct rc_result *res;            /* shared with the consumers */
-	uint64_t *hashes;                 /* block hashes, shared */
-	size_t hashes_len;
-	struct rc_progress prog;
-	uint64_t bytes_read;
-	int status;                       /* the exit status so far */
-	char err[512];
-	struct rc_run *run;               /* what the caller asked, and
-					   * where the outcome goes */
-};
-
-/* Consumers not yet reaped: a signal to the invocation is passed on to
- * them by the loops that wait for them, never from the handler (a reaped
- * child's pid may already be someone else's). */
-static pid_t children[RC_TARGETS_MAX];
-static size_t nchildren;
-static bool forwarded;
-
-/* Stop with a refusal: nothing was written. */
-static int refuse(struct invocation *inv)
-{
-	if (inv->run->capture)
-		rc_strlcpy(inv->run->error, inv->err, sizeof inv->run->error);
-	else
-		rc_err("%s", inv->err);
-	inv->status = RC_EXIT_REFUSED;
-	return END;
-}
-
-static int parse_args(int argc, char **argv, struct opts *o)
-{
-	enum { OPT_BUFFER = 256, OPT_RATE, OPT_JSON, OPT_NO_VERIFY,
-	       OPT_MANIFEST, OPT_SIZE, OPT_SPARSE, OPT_FORCE, OPT_STALL,
-	       OPT_RESCUE, OPT_LEVEL, OPT_PROGRESS, OPT_LINGER, OPT_DRY_RUN,
-	       OPT_SKIP_EQUAL, OPT_RAW, OPT_START_AT, OPT_EXPECT,
-	       OPT_CONNECT_TIMEOUT, OPT_FOREGROUND };
-	static const struct option longopts[] = {
-		{ "block-size", required_argument, NULL, 'b' },
-		{ "buffer", required_argument, NULL, OPT_BUFFER },
-		{ "rate", required_argument, NULL, OPT_RATE },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
-		{ "manifest", required_argument, NULL, OPT_MANIFEST },
-		{ "size", required_argument, NULL, OPT_SIZE },
-		{ "sparse", required_argument, NULL, OPT_SPARSE },
-		{ "force", no_argument, NULL, OPT_FORCE },
-		{ "stall-timeout", required_argument, NULL, OPT_STALL },
-		{ "rescue", required_argument, NULL, OPT_RESCUE },
-		{ "compress-level", required_argument, NULL, OPT_LEVEL },
-		{ "progress", optional_argument, NULL, OPT_PROGRESS },
-		{ "linger", required_argument, NULL, OPT_LINGER },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "skip-equal", no_argument, NULL, OPT_SKIP_EQUAL },
-		{ "raw", no_argument, NULL, OPT_RAW },
-		{ "start-at", required_argument, NULL, OPT_START_AT },
-		{ "expect", required_argument, NULL, OPT_EXPECT },
-		{ "connect-timeout", required_argument, NULL,
-		  OPT_CONNECT_TIMEOUT },
-		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	uint64_t v;
-	uint32_t n;
-	int c;
-
-	o->block_size = RC_BLOCK_DEFAULT;
-	o->buffer = RC_BUFFER_DEFAULT;
-	o->verify = true;
-	o->stall_ms = 60000;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":b:qhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			if (rc_parse_size(optarg, &v) < 0 || !rc_is_pow2(v) ||
-			    v < RC_BLOCK_MIN || v > RC_BLOCK_MAX)
-				return rc_usage_error(NULL, "--block-size '%s': want a power of two from 4K to 64M",
-						   optarg);
-			o->block_size = (uint32_t)v;
-			o->block_size_set = true;
-			break;
-		case OPT_BUFFER:
-			if (rc_parse_size(optarg, &v) < 0 || v == 0)
-				return rc_usage_error(NULL, "--buffer '%s': want a size such as 64M",
-						   optarg);
-			o->buffer = v;
-			o->buffer_set = true;
-			break;
-		case OPT_RATE:
-			if (rc_parse_size(optarg, &v) < 0 || v == 0)
-				return rc_usage_error(NULL, "--rate '%s': want bytes per second such as 100M",
-						   optarg);
-			o->rate = v;
-			o->rate_set = true;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case OPT_NO_VERIFY:
-			o->verify = false;
-			break;
-		case OPT_SIZE:
-			if (!strcmp(optarg, "auto")) {
-				o->size_mode = SIZE_AUTO;
-			} else if (!strcmp(optarg, "device")) {
-				o->size_mode = SIZE_DEVICE;
-			} else if (rc_parse_size(optarg, &v) == 0 && v > 0) {
-				o->size_mode = SIZE_GIVEN;
-				o->size = v;
-			} else {
-				return rc_usage_error(NULL, "--size '%s': want auto, device or a size such as 8G",
-						   optarg);
-			}
-			break;
-		case OPT_SPARSE:
-			if (!strcmp(optarg, "auto"))
-				o->sparse = RC_SPARSE_AUTO;
-			else if (!strcmp(optarg, "always"))
-				o->sparse = RC_SPARSE_ALWAYS;
-			else if (!strcmp(optarg, "never"))
-				o->sparse = RC_SPARSE_NEVER;
-			else
-				return rc_usage_error(NULL, "--sparse '%s': want auto, always or never",
-						   optarg);
-			break;
-		case OPT_FORCE:
-			o->force = true;
-			break;
-		case OPT_STALL:
-			if (rc_parse_count(optarg, 0, 86400, &n) < 0)
-				return rc_usage_error(NULL, "--stall-timeout '%s': want seconds from 0 to 86400",
-						   optarg);
-			o->stall_ms = n * 1000u;
-			break;
-		case OPT_LEVEL:
-			if (rc_parse_count(optarg, 1, 19, &n) < 0)
-				return rc_usage_error(NULL, "--compress-level '%s': want 1 to 19",
-						   optarg);
-			rc_zstd_set_level((int)n);
-			break;
-		case OPT_PROGRESS:
-			o->progress_set = true;
-			if (!optarg || !strcmp(optarg, "plain"))
-				o->progress = PROGRESS_PLAIN;
-			else if (!strcmp(optarg, "json"))
-				o->progress = PROGRESS_JSON;
-			else
-				return rc_usage_error(NULL, "--progress='%s': want --progress or --progress=json",
-						   optarg);
-			break;
-		case OPT_LINGER:
-			if (rc_parse_count(optarg, 0, 4000000, &n) < 0)
-				return rc_usage_error(NULL, "--linger '%s': want seconds from 0 to 4000000",
-						   optarg);
-			o->linger_ms = n * 1000u;
-			o->linger_set = true;
-			break;
-		case OPT_DRY_RUN:
-			o->dry_run = true;
-			break;
-		case OPT_SKIP_EQUAL:
-			o->skip_equal = true;
-			break;
-		case OPT_RAW:
-			o->raw = true;
-			break;
-		case OPT_START_AT:
-			if (!strcmp(optarg, "random")) {
-				o->start_mode = START_RANDOM;
-			} else if (rc_parse_size(optarg, &v) == 0 &&
-				   strspn(optarg, "0123456789") ==
-					   strlen(optarg)) {
-				o->start_mode = v ? START_BLOCK : START_ZERO;
-				o->start_at = v;
-			} else {
-				return rc_usage_error(NULL, "--start-at '%s': want a block number or random",
-						   optarg);
-			}
-			break;
-		case OPT_EXPECT:
-			if (!*optarg)
-				return rc_usage_error(NULL, "--expect needs a manifest file name");
-			o->expect = optarg;
-			break;
-		case OPT_CONNECT_TIMEOUT:
-			if (rc_parse_count(optarg, 1, 86400, &n) < 0)
-				return rc_usage_error(NULL, "--connect-timeout '%s': want seconds from 1 to 86400",
-						   optarg);
-			rc_nbd_set_connect_timeout(n * 1000u);
-			break;
-		case OPT_FOREGROUND:
-			if (!o->serve)
-				return rc_usage_error(NULL, "--foreground is an option of serve: a copy always waits for its targets");
-			o->foreground = true;
-			break;
-		case OPT_RESCUE:
-			if (!*optarg)
-				return rc_usage_error(NULL, "--rescue needs a map file name");
-			o->rescue_map = optarg;
-			break;
-		case OPT_MANIFEST:
-			if (!*optarg)
-				return rc_usage_error(NULL, "--manifest needs a file name");
-			o->manifest = optarg;
-			break;
-		case 'q':
-			rc_quiet = true;
-			break;
-		case 'h':
-			rc_usage(stdout);
-			exit(RC_EXIT_OK);
-		case 'V':
-			printf("ringcopy %s\n", PACKAGE_VERSION);
-			exit(RC_EXIT_OK);
-		default:
-			return rc_bad_option(NULL, c, argv);
-		}
-	}
-	if (o->buffer < o->block_size)
-		return rc_usage_error(NULL, "--buffer %llu is smaller than one block of %u bytes",
-				   (unsigned long long)o->buffer,
-				   o->block_size);
-	if (o->serve) {
-		if (argc - optind != 1)
-			return rc_usage_error(NULL, "%s", argc - optind < 1
-							 ? "serve: missing SOURCE"
-							 : "serve takes one SOURCE and no TARGET");
-		if (!o->linger_set)
-			o->linger_ms = UINT32_MAX; /* until SIGTERM */
-		return -1;
-	}
-	if (argc - optind < 2)
-		return rc_usage_error(NULL, "%s", argc - optind < 1
-						 ? "missing SOURCE and TARGET"
-						 : "missing TARGET");
-	if ((size_t)(argc - optind - 1) > RC_TARGETS_MAX)
-		return rc_usage_error(NULL, "%d targets: at most %u per invocation",
-				   argc - optind - 1, RC_TARGETS_MAX);
-	return -1;
-}
-
-static volatile sig_atomic_t interrupt_sig; /* the first one we got */
-
-static void on_signal(int sig)
-{
-	if (!interrupt_sig)
-		interrupt_sig = sig;
-	rc_interrupted = 1;
-}
-
-/* The signal that interrupted us, in the user's words. */
-static const char *interrupt_name(void)
-{
-	switch (interrupt_sig) {
-	case SIGINT: return "SIGINT (Ctrl-C)";
-	case SIGTERM: return "SIGTERM";
-	default: return "a signal (the invocation died)";
-	}
-}
-
-/* Pass an interruption on to the consumers still running (once). */
-static void forward_interrupt(void)
-{
-	size_t i;
-
-	if (!rc_interrupted || forwarded)
-		return;
-	forwarded = true;
-	for (i = 0; i < nchildren; i++)
-		if (children[i] > 0)
-			kill(children[i], SIGTERM);
-}
-
-/* A child reaped: its pid is no longer ours to signal. */
-static void forget_child(pid_t pid)
-{
-	size_t i;
-
-	for (i = 0; i < nchildren; i++)
-		if (children[i] == pid)
-			children[i] = 0;
-}
-
-static void set_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal; /* no SA_RESTART: waits see EINTR */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
 
 /* How much of the source is the image (--size), said to the user. */
 /* The most a stream of unknown size may hold: its ring, its block
@@ -409,14 +52,14 @@ static uint64_t stream_bound(uint32_t block_size)
 						: UINT64_C(16) << 40;
 }
 
-static int image_size(const struct opts *o, struct rc_dev *src,
+static int image_size(const struct rc_opts *o, struct rc_dev *src,
 		      uint64_t *image, bool *stream)
 {
 	struct rc_source_id id;
 	struct rc_describe d;
 
 	*image = src->size;
-	if (o->size_mode == SIZE_GIVEN) {
+	if (o->size_mode == RC_SIZE_GIVEN) {
 		if (o->size > src->size && src->size != RC_SIZE_UNKNOWN) {
 			rc_err("--size %llu refused: the source %s holds only %llu bytes",
 			       (unsigned long long)o->size, src->spec,
@@ -449,7 +92,7 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 	}
 	/* auto sizes disks, whose image may be smaller than the device;
 	 * an image file is copied whole. */
-	if (o->size_mode == SIZE_DEVICE || !(src->caps & RC_CAP_BLOCKDEV) ||
+	if (o->size_mode == RC_SIZE_DEVICE || !(src->caps & RC_CAP_BLOCKDEV) ||
 	    src->fd < 0)
 		return 0;
 	if (rc_describe_path(src->path, src->size, &d) == 0) {
@@ -458,7 +101,6 @@ static int image_size(const struct opts *o, struct rc_dev *src,
 	}
 	return 0;
 }
-
 /* An empty image needs no ring: every target becomes empty. */
 static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 {
@@ -475,334 +117,23 @@ static void copy_empty(int n, struct rc_dev **dst, struct rc_result *res)
 	}
 }
 
-/* --dry-run: an existing --rescue map must open for writing, as the run
- * opens it (nothing is written: no O_CREAT, no O_TRUNC). */
-static int dry_rescue_map(const char *map, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd;
-
-	if (!map || lstat(map, &st) < 0)
-		return 0; /* a new one: rc_refuse_outputs checked its directory */
-	fd = open(map, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
-			       O_CLOEXEC);
-	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-		close(fd);
-		fd = -1;
-		errno = EINVAL;
-	}
-	if (fd < 0) {
-		snprintf(err, errlen, "--rescue map file %s refused: %s", map,
-			 strerror(errno));
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-/* --dry-run: what would happen, with nothing created, written or
- * registered. */
-static int dry_run(const struct opts *o, const struct rc_join_req *req,
-		   struct rc_dev *src, uint64_t image, int n, char **specs,
-		   struct rc_dev **dst)
-{
-	struct rc_peek pk;
-	int i;
-
-	rc_peek(req, &pk);
-	/* What the election would refuse, the dry run refuses alike (an
-	 * empty image has no election). */
-	if (pk.refused && image) {
-		rc_err("%s", pk.why);
-		return RC_EXIT_REFUSED;
-	}
-	if (src->size == RC_SIZE_UNKNOWN && o->size_mode != SIZE_GIVEN)
-		printf("source %s: %s backend, a stream read to its end (at most %llu bytes)\n",
-		       src->spec, src->be->name, (unsigned long long)image);
-	else
-		printf("source %s: %s backend, image of %llu bytes\n",
-		       src->spec, src->be->name, (unsigned long long)image);
-	if (pk.live)
-		printf("would join the running copy (producer pid %d) at block %llu of %llu, block size %u\n",
-		       pk.producer, (unsigned long long)pk.next_block,
-		       (unsigned long long)pk.nblocks, pk.block_size);
-	else
-		printf("would start a new copy: block size %u, ring of %llu bytes, first pass from block %llu%s\n",
-		       o->block_size, (unsigned long long)req->buffer_size,
-		       (unsigned long long)req->start_block,
-		       o->start_mode == START_RANDOM ? " (--start-at random: a run picks again)" : "");
-	for (i = 0; i < n; i++) {
-		struct rc_describe d;
-		char holds[200] = "";
-
-		if ((dst[i]->caps & RC_CAP_BLOCKDEV) &&
-		    rc_describe_path(dst[i]->path, dst[i]->size, &d) == 0)
-			rc_describe_holds(&d, holds, sizeof holds);
-		printf("target %s (%s backend): %s%s%s%s\n", specs[i],
-		       dst[i]->be->name,
-		       dst[i]->caps & RC_CAP_NOWHERE ? "writes nowhere (a sink)"
-		       : dst[i]->fd < 0 ? "a new file"
-		       : dst[i]->size == UINT64_MAX
-			       ? o->skip_equal ? "an existing file, sized to the image and kept: only the blocks that differ would be written (--skip-equal)"
-					       : "an existing file, truncated to the image"
-			       : "a device",
-		       holds[0] ? " holding " : "", holds,
-		       (dst[i]->caps & RC_CAP_SEQUENTIAL) && pk.live
-			       ? ", would start at the next pass's block 0"
-			       : "");
-	}
-	printf("dry run: nothing was written or registered\n");
-	return RC_EXIT_OK;
-}
-
 /* Live lines on a terminal, plain or JSON lines when asked, never with -q. */
-static int progress_mode(const struct opts *o, bool capture)
+static int progress_mode(const struct rc_opts *o, bool capture)
 {
 	if (rc_quiet || capture)
 		return RC_PROGRESS_NONE;
-	if (o->progress_set && o->progress == PROGRESS_JSON)
+	if (o->progress_set && o->progress == RC_PROG_JSON)
 		return RC_PROGRESS_JSON;
 	if (isatty(STDERR_FILENO))
 		return RC_PROGRESS_TTY;
 	return o->progress_set ? RC_PROGRESS_LINES : RC_PROGRESS_NONE;
 }
 
-/* The manifest needs every block's hash: any target that completed the
- * copy saw them all. */
-static int write_manifest(const char *path, struct rc_ring *r,
-			  uint64_t *hashes, struct rc_result *res, int n)
-{
-	struct rc_image_hashes h = {
-		.image_size = r->image_size, .block_size = r->block_size,
-		.nblocks = r->nblocks, .hash = hashes,
-	};
-	char err[512];
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (res[i].status == RC_RES_OK ||
-		    res[i].status == RC_RES_RESCUED ||
-		    res[i].status == RC_RES_MISMATCH)
-			break;
-	if (!hashes || i == n) {
-		rc_err("manifest %s not written: no target completed the copy",
-		       path);
-		return -EIO;
-	}
-	if (rc_manifest_write(path, &h, err, sizeof err) < 0) {
-		rc_err("%s", err);
-		return -EIO;
-	}
-	return 0;
-}
-
-/* Does the image hold a hole?  Then the default ring is larger: hole slots
- * carry no data, so a longer ring lets the producer run through the holes
- * to the next data while the consumers write, at no cost in cache. */
-static bool source_has_holes(struct rc_dev *src, uint64_t image)
-{
-	struct rc_holes h;
-	uint64_t off;
-
-	rc_holes_init(&h);
-	for (off = 0; off < image; off = h.data_end) {
-		if (rc_is_hole(src, &h, off, 1))
-			return true;
-		if (h.off || h.data_end <= off)
-			return false; /* no extents, or no answer */
-	}
-	return false;
-}
-
-/* Descriptors and memory for what was asked, before anything is written:
- * each consumer needs a pipe for its hand-off and a descriptor to read its
- * target back, and the ring must fit in memory (an oversized --buffer used
- * to get the producer OOM-killed mid-copy). */
-static int check_resources(int n, const struct rc_join_req *req, char *err,
-			   size_t errlen)
-{
-	struct rc_ring_params p = { .image_size = req->image_size,
-				    .block_size = req->block_size,
-				    .buffer_size = req->buffer_size };
-	uint64_t nblocks, nslots, ring;
-	struct rlimit rl;
-	unsigned long long avail = 0;
-	long open_now = 0, need;
-	char line[128];
-	DIR *d;
-	FILE *f;
-
-	d = opendir("/proc/self/fd");
-	if (d) {
-		while (readdir(d))
-			open_now++;
-		closedir(d);
-		open_now -= 2; /* . and .. */
-	}
-	need = open_now + 3L * n + 8;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    (rlim_t)need > rl.rlim_cur) {
-		snprintf(err, errlen,
-			 "%d target%s need%s about %ld open files, the limit is %llu: raise it (ulimit -n) or copy to fewer targets at once",
-			 n, n == 1 ? "" : "s", n == 1 ? "s" : "", need, (unsigned long long)rl.rlim_cur);
-		return -EMFILE;
-	}
-	/* The ring as it would be made: never larger than the image. */
-	rc_ring_geometry(&p, &nblocks, &nslots);
-	ring = nslots * req->block_size;
-	f = fopen("/proc/meminfo", "re");
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "MemAvailable: %llu kB", &avail) == 1)
-			break;
-	if (f)
-		fclose(f);
-	if (avail && ring > avail * 1024) {
-		snprintf(err, errlen,
-			 "--buffer: a ring of %llu bytes would not fit in the %llu bytes of memory available: use a smaller --buffer",
-			 (unsigned long long)ring, avail * 1024);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Fork one consumer per registered target and wait for all of them. */
-static void run_consumers(struct rc_join *j, int n, struct rc_dev **dst,
-			  struct rc_dev *src, struct rc_result *res,
-			  uint64_t *hashes, const struct opts *o,
-			  struct rc_progress *prog)
-{
-	pid_t pids[RC_TARGETS_MAX] = { 0 };
-	pid_t parent = getpid();
-	int pipes[RC_TARGETS_MAX];
-	sigset_t chld, old_mask;
-	int i, k;
-
-	for (i = 0; i < n; i++) {
-		int pfd[2] = { -1, -1 };
-		pid_t pid;
-
-		pipes[i] = -1;
-		if (res[i].status == RC_RES_FAILED) {
-			rc_proto_abandon(&j->ring, &j->reg[i]);
-			continue;
-		}
-		if (pipe2(pfd, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
-			snprintf(res[i].error, sizeof res[i].error,
-				 "cannot start a consumer: %s",
-				 strerror(errno));
-			res[i].status = RC_RES_FAILED;
-			if (pfd[0] >= 0) {
-				close(pfd[0]);
-				close(pfd[1]);
-			}
-			rc_proto_abandon(&j->ring, &j->reg[i]);
-			continue;
-		}
-		if (pid == 0) {
-			/* The invocation's death (even SIGKILL) interrupts
-			 * us like its SIGTERM would: stop and leave. */
-			prctl(PR_SET_PDEATHSIG, SIGTERM);
-			if (getppid() != parent)
-				rc_interrupted = 1;
-			nchildren = 0;
-			close(pfd[0]);
-			for (k = 0; k < n; k++) {
-				if (k != i && dst[k])
-					close(dst[k]->fd);
-				if (k < i && pipes[k] >= 0)
-					close(pipes[k]);
-			}
-			rc_dev_close(src);
-			struct rc_consumer_args a = {
-				.ring = &j->ring, .reg = j->reg[i],
-				.dst = dst[i], .res = &res[i],
-				.ready_fd = pfd[1], .hashes = hashes,
-				.verify = o->verify, .sparse = o->sparse,
-				.skip_equal = o->skip_equal,
-				.stream = j->ring.stream,
-				.rdv = &j->rdv,
-			};
-
-			res[i].status = RC_RES_PENDING;
-			rc_consumer_run(&a);
-			_exit(res[i].status == RC_RES_OK ? 0 : 1);
-		}
-		close(pfd[1]);
-		children[nchildren++] = pid;
-		pipes[i] = pfd[0];
-		pids[i] = pid;
-	}
-	/* Hand each entry's liveness over to its consumer.  The child
-	 * either claims its entry and says so, or dies (EOF): an
-	 * interruption is passed on and the wait goes on, because an entry
-	 * is given up only when its consumer cannot have claimed it. */
-	for (i = 0; i < n; i++) {
-		char c;
-		ssize_t r;
-
-		if (pipes[i] < 0)
-			continue;
-		do {
-			forward_interrupt();
-			r = read(pipes[i], &c, 1);
-		} while (r < 0 && errno == EINTR);
-		close(pipes[i]);
-		if (r == 1)
-			rc_proto_hand_off(&j->ring, &j->reg[i]);
-		else
-			rc_proto_abandon(&j->ring, &j->reg[i]);
-	}
-	/* Wait for them, drawing progress meanwhile.  SIGCHLD stays pending
-	 * while blocked, so sigtimedwait() returns as soon as a consumer
-	 * exits (even between the waitpid() and the wait), not at the next
-	 * progress tick. */
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &old_mask);
-	for (;;) {
-		struct timespec ts = { 0, 100000000 };
-		int left = 0;
-
-		for (i = 0; i < n; i++) {
-			int status;
-			pid_t w;
-
-			if (!pids[i])
-				continue;
-			w = waitpid(pids[i], &status, WNOHANG);
-			if (w == 0 || (w < 0 && errno == EINTR)) {
-				left++;
-				continue;
-			}
-			forget_child(pids[i]);
-			pids[i] = 0;
-			if (w < 0 || res[i].status != RC_RES_PENDING)
-				continue;
-			res[i].status = RC_RES_FAILED;
-			if (WIFSIGNALED(status))
-				snprintf(res[i].error, sizeof res[i].error,
-					 "consumer killed by signal %d",
-					 WTERMSIG(status));
-			else
-				snprintf(res[i].error, sizeof res[i].error,
-					 "consumer exited with status %d",
-					 WEXITSTATUS(status));
-		}
-		rc_progress_tick(prog, left == 0);
-		if (!left)
-			break;
-		forward_interrupt();
-		sigtimedwait(&chld, NULL, &ts);
-	}
-	sigprocmask(SIG_SETMASK, &old_mask, NULL);
-	rc_progress_end(prog);
-}
-
 
 /* parse: the options and the specs. */
 static int step_parse(struct invocation *inv)
 {
-	int i, rc = parse_args(inv->argc, inv->argv, &inv->o);
+	int i, rc = rc_opts_parse(inv->argc, inv->argv, &inv->o);
 
 	if (rc >= 0) {
 		inv->status = rc;
@@ -841,7 +172,7 @@ static int step_open_source(struct invocation *inv)
 					      : strerror(-rc),
 			 rc == -EOPNOTSUPP ? " (this backend cannot be read)"
 					   : "");
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	}
 	if (format)
 		rc_msg("source %s: %s-compressed: decompressed as it is read (--raw copies its bytes)",
@@ -849,78 +180,16 @@ static int step_open_source(struct invocation *inv)
 	if (inv->src->fd < 0 || fstat(inv->src->fd, &inv->src_st) < 0) {
 		snprintf(inv->err, sizeof inv->err, "source %s: fstat: %s",
 			 inv->src->spec, strerror(errno));
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	}
 	return NEXT;
-}
-
-/* --expect: the golden manifest, read before the image is sized.  Its
- * blocks are the ring's blocks; its size is the image's: a disk larger
- * than the image gives its first bytes, a source of unknown size (a pipe,
- * a compressed stream) must hold exactly that many, and an image file
- * must be that size. */
-static int load_expect(struct invocation *inv)
-{
-	struct rc_image_hashes *m = &inv->expect;
-	struct opts *o = &inv->o;
-	struct rc_dev *src = inv->src;
-	char err[400];
-
-	/* A source of known size bounds what the manifest may make us hold
-	 * (one larger than it is refused below, its blocks never read). */
-	if (rc_manifest_read(o->expect, m,
-			     src->size != RC_SIZE_UNKNOWN ? src->size
-							  : UINT64_MAX,
-			     err, sizeof err) < 0) {
-		snprintf(inv->err, sizeof inv->err, "--expect refused: %s", err);
-		return -1;
-	}
-	if (o->block_size_set && o->block_size != m->block_size) {
-		snprintf(inv->err, sizeof inv->err,
-			 "--block-size %u refused: the manifest %s has blocks of %u bytes (--expect compares block by block)",
-			 o->block_size, o->expect, m->block_size);
-		return -1;
-	}
-	if (m->image_size == 0) {
-		snprintf(inv->err, sizeof inv->err,
-			 "--expect refused: the manifest %s describes an empty image: nothing to check",
-			 o->expect);
-		return -1;
-	}
-	o->block_size = m->block_size;
-	o->block_size_set = true; /* a ring of other blocks is refused */
-	if (o->buffer < o->block_size)
-		o->buffer = o->block_size;
-	if (o->size_mode == SIZE_GIVEN && o->size != m->image_size) {
-		snprintf(inv->err, sizeof inv->err,
-			 "--size %llu refused: the manifest %s describes an image of %llu bytes",
-			 (unsigned long long)o->size, o->expect,
-			 (unsigned long long)m->image_size);
-		return -1;
-	}
-	if (src->size != RC_SIZE_UNKNOWN && src->size != m->image_size &&
-	    (src->size < m->image_size || !(src->caps & RC_CAP_BLOCKDEV))) {
-		snprintf(inv->err, sizeof inv->err,
-			 "source %s refused: it holds %llu bytes, the manifest %s describes an image of %llu bytes: not the golden image",
-			 src->spec, (unsigned long long)src->size, o->expect,
-			 (unsigned long long)m->image_size);
-		return -1;
-	}
-	if (o->size_mode != SIZE_GIVEN &&
-	    (src->size == RC_SIZE_UNKNOWN || src->size != m->image_size))
-		rc_msg("source %s: reading the %llu bytes the manifest %s describes (--expect)",
-		       src->spec, (unsigned long long)m->image_size, o->expect);
-	o->size_mode = SIZE_GIVEN;
-	o->size = m->image_size;
-	o->size_quiet = true;
-	return 0;
 }
 
 /* describe: how much of the source is the image. */
 static int step_describe(struct invocation *inv)
 {
-	if (inv->o.expect && load_expect(inv) < 0)
-		return refuse(inv);
+	if (inv->o.expect && rc_load_expect(inv) < 0)
+		return rc_inv_refuse(inv);
 	inv->status = image_size(&inv->o, inv->src, &inv->image, &inv->stream);
 	if (inv->status)
 		return END;
@@ -928,7 +197,7 @@ static int step_describe(struct invocation *inv)
 		snprintf(inv->err, sizeof inv->err,
 			 "serve: source %s is empty: nothing to serve",
 			 inv->src->spec);
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	}
 	return NEXT;
 }
@@ -938,14 +207,14 @@ static int step_describe(struct invocation *inv)
  * trade.  A source read only in order has no other start than 0. */
 static int start_block(struct invocation *inv)
 {
-	const struct opts *o = &inv->o;
+	const struct rc_opts *o = &inv->o;
 	/* The blocks of the ring it would create. */
 	struct rc_ring_params p = { .image_size = inv->image,
 				    .block_size = o->block_size,
 				    .buffer_size = inv->req.buffer_size };
 	uint64_t nblocks, nslots, r = 0;
 
-	if (o->start_mode == START_ZERO)
+	if (o->start_mode == RC_START_ZERO)
 		return 0;
 	rc_ring_geometry(&p, &nblocks, &nslots);
 	if (inv->stream || (inv->src->caps & RC_CAP_SEQUENTIAL) ||
@@ -963,7 +232,7 @@ static int start_block(struct invocation *inv)
 			       inv->specs[i]);
 			return 0;
 		}
-	if (o->start_mode == START_BLOCK) {
+	if (o->start_mode == RC_START_BLOCK) {
 		if (o->start_at >= nblocks) {
 			snprintf(inv->err, sizeof inv->err,
 				 "--start-at %llu refused: the image has %llu blocks of %u bytes (0 to %llu)",
@@ -985,7 +254,7 @@ static int start_block(struct invocation *inv)
 static int join_request(struct invocation *inv)
 {
 	struct rc_join_req *req = &inv->req;
-	const struct opts *o = &inv->o;
+	const struct rc_opts *o = &inv->o;
 	int i, rc;
 
 	memset(req, 0, sizeof *req);
@@ -998,13 +267,13 @@ static int join_request(struct invocation *inv)
 		return rc;
 	}
 	req->image_size = inv->image;
-	req->size_set = o->size_mode == SIZE_GIVEN;
+	req->size_set = o->size_mode == RC_SIZE_GIVEN;
 	req->block_size = o->block_size;
 	req->block_size_set = o->block_size_set;
 	req->buffer_size = o->buffer;
 	req->buffer_size_set = o->buffer_set;
 	if (!o->buffer_set && inv->image &&
-	    source_has_holes(inv->src, inv->image))
+	    rc_source_has_holes(inv->src, inv->image))
 		req->buffer_size = RC_BUFFER_SPARSE;
 	req->rate = o->rate;
 	req->rate_set = o->rate_set;
@@ -1092,17 +361,17 @@ static int step_refuse(struct invocation *inv)
 				       sizeof inv->err);
 	rc_targets_seen_free(seen);
 	if (rc < 0)
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	if (join_request(inv) < 0)
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	/* What --rate counts, where the rates shown count something else. */
 	if (inv->o.rate_set && !inv->o.dry_run && inv->image &&
-	    source_has_holes(inv->src, inv->image))
+	    rc_source_has_holes(inv->src, inv->image))
 		rc_msg("--rate limits the bytes read from %s; its holes are not read, so the rates shown (bytes of the image per second, holes included) may be far above it",
 		       inv->src->spec);
 	if (inv->image &&
-	    check_resources(inv->n, &inv->req, inv->err, sizeof inv->err) < 0)
-		return refuse(inv);
+	    rc_check_resources(inv->n, &inv->req, inv->err, sizeof inv->err) < 0)
+		return rc_inv_refuse(inv);
 	/* Results live in memory shared with the consumers. */
 	inv->res = mmap(NULL, sizeof *inv->res * (size_t)(inv->n ? inv->n : 1),
 			PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -1110,15 +379,15 @@ static int step_refuse(struct invocation *inv)
 	inv->j = calloc(1, sizeof *inv->j);
 	if (inv->res == MAP_FAILED || !inv->j) {
 		snprintf(inv->err, sizeof inv->err, "out of memory");
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	}
 	inv->j->rdv.dirfd = -1; /* until rc_elect opens the run directory */
-	set_signals();
+	rc_signals_set();
 	if (inv->o.dry_run &&
-	    dry_rescue_map(inv->o.rescue_map, inv->err, sizeof inv->err) < 0)
-		return refuse(inv);
+	    rc_dry_rescue_map(inv->o.rescue_map, inv->err, sizeof inv->err) < 0)
+		return rc_inv_refuse(inv);
 	if (inv->o.dry_run) {
-		inv->status = dry_run(&inv->o, &inv->req, inv->src, inv->image,
+		inv->status = rc_dry_run(&inv->o, &inv->req, inv->src, inv->image,
 				      inv->n, inv->specs, inv->dst);
 		return END;
 	}
@@ -1160,8 +429,6 @@ static int open_rescue_map(struct invocation *inv)
 /* elect: join the ring of the source, or create it and spawn its
  * producer.  Nothing is written yet (targets are prepared after it), so
  * whatever stops it exits 2. */
-static void abandon_all(struct invocation *inv);
-
 static int step_elect(struct invocation *inv)
 {
 	struct rc_join *j = inv->j;
@@ -1169,7 +436,7 @@ static int step_elect(struct invocation *inv)
 	int rc;
 
 	if (map && open_rescue_map(inv) < 0)
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	rc = rc_elect(&inv->req, j, inv->err, sizeof inv->err);
 	/* The producer forks with these. */
 	j->ring.stream = inv->stream;
@@ -1194,7 +461,7 @@ static int step_elect(struct invocation *inv)
 			if (j->created) {
 				rc_elect_undo(j);
 			} else {
-				abandon_all(inv);
+				rc_abandon_all(inv);
 				rc_elect_release(j);
 			}
 			rc = -ENOMEM;
@@ -1227,124 +494,9 @@ static int step_elect(struct invocation *inv)
 	if (rc < 0) {
 		if (map && inv->map_new)
 			unlink(map); /* ours, and no copy to map */
-		return refuse(inv);
+		return rc_inv_refuse(inv);
 	}
 	return NEXT;
-}
-
-/* serve --foreground: wait until the producer (not our child: it is
- * twice removed) leaves, passing SIGTERM and SIGINT on to it, so that a
- * service manager can run and stop `serve' like any daemon.  Its pid and
- * start time are looked at every 200 ms (a pidfd would say it at once,
- * but valgrind 3.19 does not know pidfd_open, and a fifth of a second
- * does not matter to a service manager). */
-static void wait_producer(pid_t pid, uint64_t start)
-{
-	struct timespec tick = { 0, 200000000 };
-	sigset_t block, old;
-	bool passed = false;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	while (rc_proc_alive(pid, start)) {
-		if (rc_interrupted && !passed) {
-			kill(pid, SIGTERM); /* alive and ours, checked above */
-			passed = true;
-		}
-		/* The signals are unblocked only inside the wait: one that
-		 * arrives after the check above still ends it at once. */
-		ppoll(NULL, 0, &tick, &old);
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-/* What `serve' does once elected: say where the producer is, and leave
- * it (or, with --foreground, stay until it leaves). */
-static int step_serve(struct invocation *inv)
-{
-	struct rc_join *j = inv->j;
-	pid_t pid = j->ring.producer_pid;
-
-	if (!inv->o.serve)
-		return NEXT;
-	inv->run->producer = pid;
-	inv->run->producer_start = j->ring.producer_start;
-	inv->run->created = j->created;
-	inv->run->stream = inv->stream;
-	/* A producer that leaves before we would have ours leave (a plain
-	 * copy's, which does not linger): "already served" would be untrue
-	 * once its copy ends.  Its linger is copied at its start and never
-	 * re-read, so it cannot be extended: refused. */
-	if (!j->created && (inv->o.foreground ||
-			    (!inv->run->capture &&
-			     j->ring.linger_ms < inv->o.linger_ms))) {
-		char lg[64] = "does not linger (a plain copy's)";
-
-		if (j->ring.linger_ms)
-			snprintf(lg, sizeof lg, "lingers only %u s",
-				 j->ring.linger_ms / 1000);
-		if (inv->o.foreground)
-			snprintf(inv->err, sizeof inv->err,
-				 "serve --foreground: %s is already being served by producer pid %d, which this command did not start: stop that one first",
-				 inv->src->spec, (int)pid);
-		else
-			snprintf(inv->err, sizeof inv->err,
-				 "serve %s refused: it is being read by producer pid %d, which %s: it leaves after the copies it serves and nothing would serve the source then; run serve once it has left, or give the copy --linger",
-				 inv->src->spec, (int)pid, lg);
-		rc_ring_detach(&j->ring);
-		return refuse(inv);
-	}
-	rc_ring_detach(&j->ring);
-	if (inv->o.json) {
-		printf("{\"source\": ");
-		rc_json_str(stdout, inv->src->spec);
-		printf(", \"producer_pid\": %d, \"started\": %s}\n", (int)pid,
-		       j->created ? "true" : "false");
-		fflush(stdout);
-	}
-	if (!j->created) {
-		if (!inv->run->capture)
-			rc_msg("%s is already being served (producer pid %d): nothing to do",
-			       inv->src->spec, (int)pid);
-		return END;
-	}
-	if (inv->run->capture)
-		return END; /* the caller says where the producer is */
-	if (inv->o.linger_ms == UINT32_MAX && !inv->o.foreground)
-		rc_msg("serving %s: producer pid %d, a ring of %u x %u-byte slots; it waits for joiners until SIGTERM (kill %d)",
-		       inv->src->spec, (int)pid, j->ring.nslots,
-		       j->ring.block_size, (int)pid);
-	else
-		rc_msg("serving %s: producer pid %d, a ring of %u x %u-byte slots; it waits for joiners %s",
-		       inv->src->spec, (int)pid, j->ring.nslots,
-		       j->ring.block_size,
-		       inv->o.linger_ms != UINT32_MAX
-			       ? "for --linger seconds after the last leaves"
-			       : "until this command gets SIGTERM");
-	if (inv->o.foreground) {
-		char ready[PATH_MAX + 64];
-
-		snprintf(ready, sizeof ready, "serving %s: producer pid %d",
-			 inv->src->spec, (int)pid);
-		rc_notify_ready(ready);
-		wait_producer(pid, j->ring.producer_start);
-		/* A producer that leaves tears its ring down first: one that
-		 * did not was killed, and a service manager restarts a
-		 * server that failed (Restart=on-failure), not one that
-		 * ended. */
-		if (rc_ring_left(&j->ring)) {
-			rc_err("producer pid %d of %s was killed: it left its ring (shm %d, sem %d), which the next ringcopy of %s removes",
-			       (int)pid, inv->src->spec, j->ring.shmid,
-			       j->ring.semid, inv->src->spec);
-			inv->status = RC_EXIT_FAILED;
-			return END;
-		}
-		rc_msg("producer pid %d of %s has left", (int)pid,
-		       inv->src->spec);
-	}
-	return END;
 }
 
 /* Say where a joining invocation's targets start. */
@@ -1357,7 +509,7 @@ static void say_joined(const struct invocation *inv)
 		rc_msg("joined a running copy: its producer keeps its own --linger");
 	if (inv->o.rescue_map)
 		rc_msg("joined a running copy: --rescue and its map file belong to the copy that started it");
-	if (inv->o.start_mode != START_ZERO)
+	if (inv->o.start_mode != RC_START_ZERO)
 		rc_msg("joined a running copy: --start-at belongs to the copy that started it");
 	for (i = 0; i < inv->n; i++) {
 		uint64_t b = rc_seq_block(j->first_seq[i], j->ring.nblocks);
@@ -1373,16 +525,6 @@ static void say_joined(const struct invocation *inv)
 	}
 }
 
-/* Give our registrations up: no consumer will claim them. */
-static void abandon_all(struct invocation *inv)
-{
-	int i;
-
-	for (i = 0; i < inv->n; i++)
-		rc_proto_abandon(&inv->j->ring, &inv->j->reg[i]);
-	rc_ring_detach(&inv->j->ring);
-}
-
 /* prepare: the shared block hashes, then the targets (created or
  * truncated: the first write). */
 static int step_prepare(struct invocation *inv)
@@ -1392,7 +534,7 @@ static int step_prepare(struct invocation *inv)
 
 	if (!j->created)
 		say_joined(inv);
-	else if (inv->o.start_mode != START_ZERO && inv->req.start_block)
+	else if (inv->o.start_mode != RC_START_ZERO && inv->req.start_block)
 		rc_msg("the first pass starts at block %llu of %llu (--start-at); block 0 comes with the wrap and is written last",
 		       (unsigned long long)inv->req.start_block,
 		       (unsigned long long)j->ring.nblocks);
@@ -1431,93 +573,24 @@ static int step_run(struct invocation *inv)
 	prog->res = inv->res;
 	prog->t0 = rc_now_ns();
 	prog->stream = inv->stream;
-	run_consumers(inv->j, inv->n, inv->dst, inv->src, inv->res,
-		      inv->hashes, &inv->o, prog);
+	rc_run_consumers(inv);
 	return NEXT;
 }
 
-/* --expect, for this invocation's own targets: every block they were
- * given hashes as the golden manifest says.  The producer checks too when
- * it is ours; a copy that joined a ring started without --expect is
- * proved here. */
-static void check_expected(struct invocation *inv)
+/* A larger disk whose GPT's backup header is not at its end: said, and
+ * kept for the caller. */
+static void gpt_note(struct invocation *inv, int i)
 {
-	const struct rc_image_hashes *m = &inv->expect;
-	char msg[sizeof inv->res[0].error];
-	uint64_t b;
-	int i;
-
-	for (i = 0; i < inv->n; i++)
-		if (inv->res[i].status == RC_RES_OK ||
-		    inv->res[i].status == RC_RES_RESCUED ||
-		    inv->res[i].status == RC_RES_MISMATCH)
-			break;
-	if (i == inv->n || !inv->hashes)
-		return;
-	for (b = 0; b < m->nblocks; b++)
-		if (inv->hashes[b] != m->hash[b])
-			break;
-	if (b == m->nblocks)
-		return;
-	rc_expect_mismatch(msg, sizeof msg, b * m->block_size, inv->hashes[b],
-			   m->hash[b], inv->src->spec, inv->o.expect);
-	for (i = 0; i < inv->n; i++)
-		if (inv->res[i].status == RC_RES_OK ||
-		    inv->res[i].status == RC_RES_RESCUED ||
-		    inv->res[i].status == RC_RES_MISMATCH) {
-			inv->res[i].status = RC_RES_FAILED;
-			rc_strlcpy(inv->res[i].error, msg,
-				   sizeof inv->res[i].error);
-		}
-}
-
-/* A disk larger than the image it now holds: if the image is a GPT, its
- * backup header (and backup partition array) sit at the image's end, not
- * at the disk's, and partitioning tools complain.  Read from the target
- * itself, just verified: the primary header at LBA 1 (512-byte or 4K
- * sectors) names the backup's LBA. */
-static void gpt_backup_note(struct invocation *inv, int i)
-{
-	static const uint32_t sectors[] = { 512, 4096 };
-	struct rc_dev *d = inv->dst[i];
 	/* A stream's image is what it held, known at its end. */
 	uint64_t image = inv->stream ? inv->res[i].image_bytes
 				     : inv->j->ring.image_size;
-	unsigned char h[92];
-	size_t k;
-	int fd;
 
-	if (!d || !(d->caps & RC_CAP_BLOCKDEV) || !d->path ||
-	    (inv->res[i].status != RC_RES_OK &&
-	     inv->res[i].status != RC_RES_RESCUED) || d->size <= image)
-		return;
-	fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return;
-	for (k = 0; k < sizeof sectors / sizeof sectors[0]; k++) {
-		uint64_t my, alt, end;
-
-		if (pread(fd, h, sizeof h, sectors[k]) != (ssize_t)sizeof h ||
-		    memcmp(h, "EFI PART", 8))
-			continue;
-		memcpy(&my, h + 24, 8);
-		memcpy(&alt, h + 32, 8);
-		my = le64toh(my);
-		alt = le64toh(alt);
-		if (my != 1 || alt > UINT64_MAX / sectors[k] - 1)
-			continue;
-		end = (alt + 1) * sectors[k];
-		if (end >= d->size)
-			break;
-		snprintf(inv->run->note, sizeof inv->run->note,
-			 "target %s holds a GPT whose backup header is at byte %llu, not at the end of the disk (%llu bytes): move it there with 'sgdisk -e %s'",
-			 inv->specs[i], (unsigned long long)(end - sectors[k]),
-			 (unsigned long long)d->size, d->path);
-		if (!inv->run->capture)
-			rc_msg("%s", inv->run->note);
-		break;
-	}
-	close(fd);
+	if ((inv->res[i].status == RC_RES_OK ||
+	     inv->res[i].status == RC_RES_RESCUED) &&
+	    rc_gpt_backup_note(inv->dst[i], inv->specs[i], image,
+			       inv->run->note, sizeof inv->run->note) &&
+	    !inv->run->capture)
+		rc_msg("%s", inv->run->note);
 }
 
 /* finish: what the source could not give, the manifest, what a larger
@@ -1550,13 +623,13 @@ static int step_finish(struct invocation *inv)
 		}
 	}
 	if (inv->o.expect)
-		check_expected(inv);
+		rc_check_expected(inv);
 	if (inv->o.manifest &&
-	    write_manifest(inv->o.manifest, r, inv->hashes, inv->res,
+	    rc_write_manifest(inv->o.manifest, r, inv->hashes, inv->res,
 			   inv->n) < 0)
 		inv->status = RC_EXIT_FAILED;
 	for (int i = 0; i < inv->n; i++)
-		gpt_backup_note(inv, i);
+		gpt_note(inv, i);
 	rc_ring_detach(r);
 	return NEXT;
 }
@@ -1585,18 +658,18 @@ static void report(struct invocation *inv)
 		if (r->phase == RC_PHASE_COPY && inv->stream)
 			snprintf(r->error, sizeof r->error,
 				 "interrupted by %s while copying: %llu bytes of the stream written, the stream not read to its end: the target does not hold the image",
-				 interrupt_name(),
+				 rc_interrupt_name(),
 				 (unsigned long long)r->bytes_written);
 		else if (r->phase == RC_PHASE_COPY)
 			snprintf(r->error, sizeof r->error,
 				 "interrupted by %s while copying: %llu of %llu bytes written; the rest, and block 0 (written last), are not: the target does not hold the image",
-				 interrupt_name(),
+				 rc_interrupt_name(),
 				 (unsigned long long)r->bytes_written,
 				 (unsigned long long)inv->image);
 		else
 			snprintf(r->error, sizeof r->error,
 				 "interrupted by %s while %s: %s: not reported complete",
-				 interrupt_name(),
+				 rc_interrupt_name(),
 				 r->phase == RC_PHASE_FLUSH ? "flushing" : "reading back",
 				 r->phase == RC_PHASE_FLUSH
 					 ? "every block was sent, block 0 last, but it may not all be on stable storage"
@@ -1669,12 +742,14 @@ int rc_cmd_run(int argc, char **argv, struct rc_run *run)
 		{ "describe", step_describe },
 		{ "refuse", step_refuse },
 		{ "elect", step_elect },
-		{ "serve", step_serve },
+		{ "serve", rc_step_serve },
 		{ "prepare", step_prepare },
 		{ "run consumers", step_run },
 		{ "finish", step_finish },
 	};
-	static struct invocation inv;
+	static const char *const outcome[] = { "next", "report", "end" };
+	const char *debug = getenv("RINGCOPY_DEBUG");
+	struct invocation inv;
 	size_t i;
 	int r = NEXT;
 
@@ -1685,6 +760,10 @@ int rc_cmd_run(int argc, char **argv, struct rc_run *run)
 	inv.run = run;
 	for (i = 0; i < sizeof steps / sizeof steps[0] && r == NEXT; i++) {
 		r = steps[i].run(&inv);
+		/* RINGCOPY_DEBUG: which step ended the walk, and how. */
+		if (debug && *debug && strcmp(debug, "0"))
+			fprintf(stderr, "ringcopy: debug: step '%s': %s (status %d)\n",
+				steps[i].name, outcome[r], inv.status);
 	}
 	if (r != END)
 		report(&inv);
@@ -1697,3 +776,4 @@ int rc_cmd_run(int argc, char **argv, struct rc_run *run)
 	cleanup(&inv);
 	return inv.status;
 }
+

@@ -56,6 +56,7 @@
 
 #include "ringcopy/cli.h"
 #include "ringcopy/core.h"
+#include "ringcopy/options.h"
 #include "ringcopy/ringproto.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
@@ -295,16 +296,6 @@ static void usage_relay(FILE *f)
 	      f);
 }
 
-static int add_copt(struct relay *rl, const char *name, const char *arg)
-{
-	if (rl->ncopt + 2 > OPTS_MAX)
-		return rc_usage_error("relay", "too many options");
-	rl->copt[rl->ncopt++] = (char *)name;
-	if (arg)
-		rl->copt[rl->ncopt++] = (char *)arg;
-	return 0;
-}
-
 static int parse_upstreams(struct relay *rl, char *list)
 {
 	char *save = NULL, *tok, name[128];
@@ -331,125 +322,75 @@ static int parse_upstreams(struct relay *rl, char *list)
 	return 0;
 }
 
+/* The relay's own handling of an option of the table, before it is
+ * forwarded to the node's copy where the table says so: 0 to go on, 1
+ * after --help, or the refusal's exit status. */
+static int relay_option(struct relay *rl, const struct rc_option *e,
+			const char **listen, char **upstream)
+{
+	switch (rc_opt_id(e)) {
+	case RC_OPT_LISTEN:
+		*listen = optarg;
+		return 0;
+	case RC_OPT_UPSTREAM:
+		*upstream = optarg;
+		return 0;
+	case RC_OPT_LINGER: /* the relay's own: downstream idle */
+		return rc_opt_seconds("relay", e, optarg, &rl->linger_ms);
+	case RC_OPT_CONNECT_TIMEOUT:
+		if (rc_opt_seconds("relay", e, optarg, &rl->timeout_ms))
+			return RC_EXIT_REFUSED;
+		break;
+	case RC_OPT_EXPECT:
+		if (!*optarg)
+			return rc_usage_error("relay", "--expect needs a manifest file name");
+		rl->expect = optarg;
+		break;
+	case RC_OPT_START_AT:
+		if (!strcmp(optarg, "random"))
+			return rc_usage_error("relay", "--start-at random refused: a chain relays the blocks in the order the first node reads them, and a random start makes each node fetch other blocks from upstream than the node after it asks for (use --start-at BLOCK, or none)");
+		break;
+	case RC_OPT_SKIP_EQUAL:
+		rl->skip_equal = true;
+		break;
+	case RC_OPT_QUIET:
+		rc_quiet = true;
+		break;
+	case RC_OPT_HELP:
+		usage_relay(stdout);
+		return 1;
+	default:
+		break;
+	}
+	if (!(e->fwd & RC_FWD_RELAY))
+		return rc_usage_error("relay", "option '%s' is not handled",
+				      e->flag);
+	return rc_opt_forward("relay", e, optarg, rl->copt, &rl->ncopt,
+			      OPTS_MAX);
+}
+
 static int parse_relay(int argc, char **argv, struct relay *rl)
 {
-	enum { OPT_LISTEN = 256, OPT_UPSTREAM, OPT_LINGER, OPT_EXPECT,
-	       OPT_CONNECT, OPT_START_AT, OPT_BUFFER, OPT_RATE, OPT_SPARSE,
-	       OPT_FORCE, OPT_NO_VERIFY, OPT_STALL, OPT_MANIFEST,
-	       OPT_SKIP_EQUAL, OPT_LEVEL, OPT_PROGRESS, OPT_JSON };
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "upstream", required_argument, NULL, OPT_UPSTREAM },
-		{ "linger", required_argument, NULL, OPT_LINGER },
-		{ "expect", required_argument, NULL, OPT_EXPECT },
-		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
-		{ "start-at", required_argument, NULL, OPT_START_AT },
-		{ "block-size", required_argument, NULL, 'b' },
-		{ "buffer", required_argument, NULL, OPT_BUFFER },
-		{ "rate", required_argument, NULL, OPT_RATE },
-		{ "sparse", required_argument, NULL, OPT_SPARSE },
-		{ "force", no_argument, NULL, OPT_FORCE },
-		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
-		{ "stall-timeout", required_argument, NULL, OPT_STALL },
-		{ "manifest", required_argument, NULL, OPT_MANIFEST },
-		{ "skip-equal", no_argument, NULL, OPT_SKIP_EQUAL },
-		{ "compress-level", required_argument, NULL, OPT_LEVEL },
-		{ "progress", optional_argument, NULL, OPT_PROGRESS },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	/* The copy's options that take a value, by their code. */
-	static const struct {
-		int code;
-		const char *name;
-	} valued[] = {
-		{ 'b', "--block-size" }, { OPT_BUFFER, "--buffer" },
-		{ OPT_RATE, "--rate" }, { OPT_SPARSE, "--sparse" },
-		{ OPT_STALL, "--stall-timeout" },
-		{ OPT_MANIFEST, "--manifest" },
-		{ OPT_LEVEL, "--compress-level" },
-	};
+	struct option longopts[RC_OPT_COUNT + 1];
+	char shortopts[2 * RC_OPT_COUNT + 2];
+	const struct rc_option *e;
 	const char *listen = NULL;
 	char *upstream = NULL;
-	uint32_t n;
-	size_t i;
 	int c, rc = 0;
 
 	rl->linger_ms = 10000;
 	rl->timeout_ms = 10000;
+	rc_opt_getopt(RC_CMD_RELAY, longopts, shortopts);
 	optind = 1;
 	opterr = 0;
 	while (rc == 0 &&
-	       (c = getopt_long(argc, argv, ":b:qh", longopts, NULL)) != -1) {
-		for (i = 0; i < sizeof valued / sizeof valued[0]; i++)
-			if (valued[i].code == c)
-				break;
-		if (i < sizeof valued / sizeof valued[0]) {
-			rc = add_copt(rl, valued[i].name, optarg);
-			continue;
-		}
-		switch (c) {
-		case OPT_LISTEN:
-			listen = optarg;
-			break;
-		case OPT_UPSTREAM:
-			upstream = optarg;
-			break;
-		case OPT_LINGER:
-			if (rc_parse_count(optarg, 0, 4000000, &n) < 0)
-				return rc_usage_error("relay", "--linger '%s': want seconds from 0 to 4000000",
-						      optarg);
-			rl->linger_ms = n * 1000u;
-			break;
-		case OPT_CONNECT:
-			if (rc_parse_count(optarg, 1, 86400, &n) < 0)
-				return rc_usage_error("relay", "--connect-timeout '%s': want seconds from 1 to 86400",
-						      optarg);
-			rl->timeout_ms = n * 1000u;
-			rc = add_copt(rl, "--connect-timeout", optarg);
-			break;
-		case OPT_EXPECT:
-			if (!*optarg)
-				return rc_usage_error("relay", "--expect needs a manifest file name");
-			rl->expect = optarg;
-			rc = add_copt(rl, "--expect", optarg);
-			break;
-		case OPT_START_AT:
-			if (!strcmp(optarg, "random"))
-				return rc_usage_error("relay", "--start-at random refused: a chain relays the blocks in the order the first node reads them, and a random start makes each node fetch other blocks from upstream than the node after it asks for (use --start-at BLOCK, or none)");
-			rc = add_copt(rl, "--start-at", optarg);
-			break;
-		case OPT_FORCE:
-			rc = add_copt(rl, "--force", NULL);
-			break;
-		case OPT_NO_VERIFY:
-			rc = add_copt(rl, "--no-verify", NULL);
-			break;
-		case OPT_SKIP_EQUAL:
-			rl->skip_equal = true;
-			rc = add_copt(rl, "--skip-equal", NULL);
-			break;
-		case OPT_JSON:
-			rc = add_copt(rl, "--json", NULL);
-			break;
-		case OPT_PROGRESS:
-			rc = add_copt(rl, optarg && !strcmp(optarg, "json")
-					      ? "--progress=json"
-					      : "--progress",
-				      NULL);
-			break;
-		case 'q':
-			rc_quiet = true;
-			rc = add_copt(rl, "--quiet", NULL);
-			break;
-		case 'h':
-			usage_relay(stdout);
-			return RC_EXIT_OK;
-		default:
+	       (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		e = rc_opt_entry(c);
+		if (!e || !(e->cmds & RC_CMD_RELAY))
 			return rc_bad_option("relay", c, argv);
-		}
+		rc = relay_option(rl, e, &listen, &upstream);
+		if (rc == 1)
+			return RC_EXIT_OK; /* --help */
 	}
 	if (rc)
 		return rc;

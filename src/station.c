@@ -39,6 +39,7 @@
 
 #include "ringcopy/cli.h"
 #include "ringcopy/core.h"
+#include "ringcopy/options.h"
 #include "ringcopy/report.h"
 #include "ringcopy/util.h"
 
@@ -246,16 +247,6 @@ static const char *unmatched(const struct station *st, const char *name)
 
 /* --- the command line ------------------------------------------------ */
 
-static int add_opt(char **v, int *n, const char *name, const char *arg)
-{
-	if (*n + 2 > OPTS_MAX)
-		return rc_usage_error("station", "too many options");
-	v[(*n)++] = (char *)name;
-	if (arg)
-		v[(*n)++] = (char *)arg;
-	return 0;
-}
-
 static void usage_station(FILE *f)
 {
 	fputs("Usage: ringcopy station --match PATTERN... [options] SOURCE\n"
@@ -279,85 +270,55 @@ static void usage_station(FILE *f)
 	      f);
 }
 
+/* One option of the table: the station's own, or forwarded to the
+ * producer and every copy, or to every copy only (as the table says). */
+static int station_option(struct station *st, const struct rc_option *e)
+{
+	switch (rc_opt_id(e)) {
+	case RC_OPT_MATCH:
+		if (st->nm == MATCH_MAX)
+			return rc_usage_error("station", "at most %d --match", MATCH_MAX);
+		return parse_match(optarg, &st->m[st->nm++]);
+	case RC_OPT_JSON:
+		st->json = true;
+		return 0;
+	case RC_OPT_QUIET:
+		rc_quiet = true;
+		return 0;
+	case RC_OPT_HELP:
+		usage_station(stdout);
+		return -1;
+	default:
+		break;
+	}
+	if (e->fwd & RC_FWD_STATION_SERVE)
+		return rc_opt_forward("station", e, optarg, st->popt,
+				      &st->npopt, OPTS_MAX);
+	if (e->fwd & RC_FWD_STATION_COPY)
+		return rc_opt_forward("station", e, optarg, st->copt,
+				      &st->ncopt, OPTS_MAX);
+	/* The table marks it the station's, and nothing here takes it. */
+	return rc_usage_error("station", "option '%s' is not handled", e->flag);
+}
+
 static int parse_station(int argc, char **argv, struct station *st)
 {
-	enum { OPT_MATCH = 256, OPT_BUFFER, OPT_RATE, OPT_SIZE, OPT_RAW,
-	       OPT_FORCE, OPT_NO_VERIFY, OPT_SPARSE, OPT_SKIP_EQUAL,
-	       OPT_STALL, OPT_JSON, OPT_EXPECT, OPT_CONNECT };
-	static const struct option longopts[] = {
-		{ "match", required_argument, NULL, OPT_MATCH },
-		{ "block-size", required_argument, NULL, 'b' },
-		{ "buffer", required_argument, NULL, OPT_BUFFER },
-		{ "rate", required_argument, NULL, OPT_RATE },
-		{ "size", required_argument, NULL, OPT_SIZE },
-		{ "raw", no_argument, NULL, OPT_RAW },
-		{ "expect", required_argument, NULL, OPT_EXPECT },
-		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
-		{ "force", no_argument, NULL, OPT_FORCE },
-		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
-		{ "sparse", required_argument, NULL, OPT_SPARSE },
-		{ "skip-equal", no_argument, NULL, OPT_SKIP_EQUAL },
-		{ "stall-timeout", required_argument, NULL, OPT_STALL },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c, rc = 0, idx;
+	struct option longopts[RC_OPT_COUNT + 1];
+	char shortopts[2 * RC_OPT_COUNT + 2];
+	const struct rc_option *e;
+	int c, rc = 0;
 
+	rc_opt_getopt(RC_CMD_STATION, longopts, shortopts);
 	optind = 1;
 	opterr = 0;
 	while (rc == 0 &&
-	       (c = getopt_long(argc, argv, ":b:qh", longopts, &idx)) != -1) {
-		switch (c) {
-		case OPT_MATCH:
-			if (st->nm == MATCH_MAX)
-				return rc_usage_error("station", "at most %d --match", MATCH_MAX);
-			rc = parse_match(optarg, &st->m[st->nm++]);
-			break;
-		case 'b':
-			rc = add_opt(st->popt, &st->npopt, "--block-size", optarg);
-			break;
-		case OPT_BUFFER: case OPT_RATE: case OPT_SIZE: case OPT_RAW:
-			rc = add_opt(st->popt, &st->npopt,
-				     c == OPT_BUFFER ? "--buffer"
-				     : c == OPT_RATE ? "--rate"
-				     : c == OPT_SIZE ? "--size" : "--raw",
-				     c == OPT_RAW ? NULL : optarg);
-			break;
-		case OPT_EXPECT: case OPT_CONNECT:
-			/* The producer checks each block, every copy its
-			 * disk; both connect to an NBD source. */
-			rc = add_opt(st->popt, &st->npopt,
-				     c == OPT_EXPECT ? "--expect"
-						     : "--connect-timeout",
-				     optarg);
-			break;
-		case OPT_FORCE: case OPT_NO_VERIFY: case OPT_SKIP_EQUAL:
-			rc = add_opt(st->copt, &st->ncopt,
-				     c == OPT_FORCE ? "--force"
-				     : c == OPT_NO_VERIFY ? "--no-verify"
-							  : "--skip-equal",
-				     NULL);
-			break;
-		case OPT_SPARSE: case OPT_STALL:
-			rc = add_opt(st->copt, &st->ncopt,
-				     c == OPT_SPARSE ? "--sparse"
-						     : "--stall-timeout",
-				     optarg);
-			break;
-		case OPT_JSON:
-			st->json = true;
-			break;
-		case 'q':
-			rc_quiet = true;
-			break;
-		case 'h':
-			usage_station(stdout);
-			return RC_EXIT_OK;
-		default:
+	       (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		e = rc_opt_entry(c);
+		if (!e || !(e->cmds & RC_CMD_STATION))
 			return rc_bad_option("station", c, argv);
-		}
+		rc = station_option(st, e);
+		if (rc < 0)
+			return RC_EXIT_OK; /* --help */
 	}
 	if (rc)
 		return rc;
@@ -762,51 +723,43 @@ static int serve_source(struct station *st)
 	return 0;
 }
 
-static int run_station(struct station *st)
+/* Said once the station serves: to the user, on standard output with
+ * --json, and to a service manager. */
+static void say_serving(struct station *st)
 {
-	sigset_t set;
-	int status = 0;
+	char ready[PATH_MAX + 64];
+
+	rc_msg("station: serving %s (%s producer pid %d); writing every disk that appears and matches %s%d pattern%s",
+	       st->source, st->created ? "its" : "the running copy's",
+	       (int)st->producer, st->nm == 1 ? "" : "all ", st->nm,
+	       st->nm == 1 ? "" : "s");
+	if (st->json) {
+		json_begin("serving");
+		printf("\"source\": ");
+		rc_json_str(stdout, st->source);
+		printf(", \"station_pid\": %d, \"producer_pid\": %d, \"started\": %s, \"match\": [",
+		       (int)getpid(), (int)st->producer,
+		       st->created ? "true" : "false");
+		for (int i = 0; i < st->nm; i++) {
+			printf("%s", i ? ", " : "");
+			rc_json_str(stdout, st->m[i].text);
+		}
+		printf("]");
+		json_end();
+	}
+	snprintf(ready, sizeof ready,
+		 "station: serving %s (producer pid %d)", st->source,
+		 (int)st->producer);
+	rc_notify_ready(ready);
+}
+
+/* Write every disk that appears until a signal, a failed poll or the
+ * producer's end stops the station: why it stopped (a failure also sets
+ * *status). */
+static const char *watch(struct station *st, int *status)
+{
 	const char *why = NULL;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP); /* its terminal gone: stop as cleanly */
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	st->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (st->sigfd < 0) {
-		rc_err("station: signalfd: %s", strerror(errno));
-		return RC_EXIT_FAILED;
-	}
-	if (rc_interrupted)
-		why = "interrupted while starting";
-	if (!why) {
-		char ready[PATH_MAX + 64];
-
-		rc_msg("station: serving %s (%s producer pid %d); writing every disk that appears and matches %s%d pattern%s",
-		       st->source, st->created ? "its" : "the running copy's",
-		       (int)st->producer, st->nm == 1 ? "" : "all ", st->nm,
-		       st->nm == 1 ? "" : "s");
-		if (st->json) {
-			json_begin("serving");
-			printf("\"source\": ");
-			rc_json_str(stdout, st->source);
-			printf(", \"station_pid\": %d, \"producer_pid\": %d, \"started\": %s, \"match\": [",
-			       (int)getpid(), (int)st->producer,
-			       st->created ? "true" : "false");
-			for (int i = 0; i < st->nm; i++) {
-				printf("%s", i ? ", " : "");
-				rc_json_str(stdout, st->m[i].text);
-			}
-			printf("]");
-			json_end();
-		}
-		snprintf(ready, sizeof ready,
-			 "station: serving %s (producer pid %d)", st->source,
-			 (int)st->producer);
-		rc_notify_ready(ready);
-	}
 	while (!why) {
 		struct pollfd p[2] = {
 			{ .fd = udev_monitor_get_fd(st->mon), .events = POLLIN },
@@ -817,7 +770,7 @@ static int run_station(struct station *st)
 
 		if (n < 0 && errno != EINTR) {
 			rc_err("station: poll: %s", strerror(errno));
-			status = RC_EXIT_FAILED;
+			*status = RC_EXIT_FAILED;
 			why = "poll failed";
 			break;
 		}
@@ -846,9 +799,35 @@ static int run_station(struct station *st)
 		if (!rc_proc_alive(st->producer, st->pstart)) {
 			rc_err("station: the producer of %s (pid %d) is gone: stopping",
 			       st->source, (int)st->producer);
-			status = RC_EXIT_FAILED;
+			*status = RC_EXIT_FAILED;
 			why = "the producer is gone";
 		}
+	}
+	return why;
+}
+
+static int run_station(struct station *st)
+{
+	sigset_t set;
+	int status = 0;
+	const char *why = NULL;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP); /* its terminal gone: stop as cleanly */
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	st->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (st->sigfd < 0) {
+		rc_err("station: signalfd: %s", strerror(errno));
+		return RC_EXIT_FAILED;
+	}
+	if (rc_interrupted) {
+		why = "interrupted while starting";
+	} else {
+		say_serving(st);
+		why = watch(st, &status);
 	}
 	/* Interrupt what is in flight, and report it. */
 	st->stopping = true;

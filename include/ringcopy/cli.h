@@ -22,7 +22,9 @@ int rc_bad_option(const char *cmd, int c, char **argv);
 /* A plain decimal number from lo to hi: 0, or -1 for anything else. */
 int rc_parse_count(const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
 
-/* The subcommands (each parses its own options with getopt_long). */
+/* The subcommands (each parses its own options with getopt_long; the
+ * copy, serve, the station and the relay from the one option table of
+ * ringcopy/options.h). */
 int rc_cmd_copy(int argc, char **argv, int serve);
 int rc_cmd_station(int argc, char **argv);
 int rc_cmd_relay(int argc, char **argv);

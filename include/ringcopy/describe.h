@@ -31,4 +31,10 @@ void rc_describe_holds(const struct rc_describe *d, char *buf, size_t len);
 /* Does it hold a partition table or a filesystem? */
 bool rc_describe_in_use(const struct rc_describe *d);
 
+/* A disk larger than the image it now holds, whose image is a GPT: the
+ * note that its backup header is not at the disk's end (in note), true;
+ * false when there is nothing to say. */
+bool rc_gpt_backup_note(const struct rc_dev *d, const char *spec,
+			uint64_t image, char *note, size_t len);
+
 #endif
