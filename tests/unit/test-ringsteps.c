@@ -120,6 +120,8 @@ struct src {
 	bool failed;
 };
 
+static void during_fill(void);
+
 static ssize_t src_pread(struct rc_dev *d, void *buf, size_t len,
 			 uint64_t off)
 {
@@ -133,6 +135,8 @@ static ssize_t src_pread(struct rc_dev *d, void *buf, size_t len,
 		s->failed = true;
 		return -EIO;
 	}
+	/* The consumers run while the producer fills a slot. */
+	during_fill();
 	if (off >= s->len)
 		return 0;
 	if (len > s->len - off)
@@ -160,6 +164,10 @@ struct tgt {
 	unsigned count[MAX_NB];   /* writes of each block */
 	uint64_t order[MAX_NB];   /* the write's number (1..) of each block */
 	uint64_t nwrites;
+	uint64_t next_off;        /* a sequential target: the next write's */
+	uint64_t write_ns;        /* each write takes this long (a slow
+				   * target): its consumer is busy */
+	uint64_t busy_until;
 	int sim;
 };
 
@@ -185,8 +193,14 @@ static void record(struct tgt *t, const unsigned char *p, size_t len,
 			     pat(b, (uint32_t)j));
 			return;
 		}
+	if ((t->dev.caps & RC_CAP_SEQUENTIAL) && off != t->next_off)
+		fail("consumer %d: sequential target written at %llu, not %llu",
+		     t->sim, (unsigned long long)off,
+		     (unsigned long long)t->next_off);
+	t->next_off = off + len;
 	t->count[b]++;
 	t->order[b] = ++t->nwrites;
+	t->busy_until = sim_ns + t->write_ns;
 }
 
 static ssize_t tgt_pwrite(struct rc_dev *d, const void *buf, size_t len,
@@ -210,7 +224,10 @@ struct sc {
 	bool at_start, sequential, abandon, die, stall;
 	unsigned weight;
 	uint64_t die_at, stall_at, resume_ns;
-	bool stalled, handed;
+	bool stalled, handed, slow;
+	bool pend;             /* its copy ended inside a fill: finish next */
+	int pend_rc;
+	unsigned reg;          /* its registrant (several share one) */
 	struct rc_ring r, rr;  /* the consumer's and its registrant's view */
 	struct rc_consumer_args a;
 	struct rc_consumer c;
@@ -234,7 +251,7 @@ struct sched {
 static struct sched S;
 static struct {
 	uint64_t schedules, steps, evicted, died, abandoned, failed_src;
-	uint64_t streams, start_at, late, sequential, reused, lingered;
+	uint64_t streams, start_at, late, sequential, reused, lingered, slow;
 } st;
 
 static void say(const char *fmt, ...)
@@ -309,8 +326,28 @@ static void kill_consumer(unsigned i)
 	if (semop(S.r.semid, &op, 1) < 0)
 		fail("c%u: its token: %s", i, strerror(errno));
 	c->st = C_DEAD;
+	c->pend = false;
 	st.died++;
 	say("c%u died at block %llu", i, (unsigned long long)c->c.k);
+}
+
+/* A consumer stopped for three times the stall timeout and a second
+ * resumes: with a stall timeout, the producer no longer waits for it. */
+static void check_stall(unsigned i)
+{
+	struct sc *c = &S.c[i];
+	struct rc_cons_ent *e = &S.r.ctab[c->a.reg.idx];
+	uint32_t k;
+
+	if (!S.r.stall_ms || e->state != RC_CONS_ACTIVE ||
+	    e->gen != c->a.reg.gen || S.p.phase != RC_PH_CREDITS ||
+	    sem(RC_SEM_FREE(c->a.reg.idx)) != 0)
+		return;
+	for (k = 0; k < S.p.pp.sel.nwait; k++)
+		if (S.p.pp.sel.wait[k] == c->a.reg.idx)
+			fail("c%u stopped for %llu ms, the producer still waits for it (--stall-timeout %u ms)",
+			     i, (unsigned long long)(3 * S.r.stall_ms + 1000),
+			     S.r.stall_ms);
 }
 
 /* One step of consumer i: true when something changed. */
@@ -355,9 +392,19 @@ static bool consumer_step(unsigned i)
 			say("c%u stops at block %llu", i,
 			    (unsigned long long)c->c.k);
 		}
-		if (c->stalled && sim_ns < c->resume_ns)
+		if ((c->stalled && sim_ns < c->resume_ns) ||
+		    sim_ns < c->t->busy_until)
 			return false;
-		rc = rc_consumer_step(&c->c);
+		if (c->stalled && c->resume_ns) {
+			check_stall(i);
+			c->resume_ns = 0;
+		}
+		if (c->pend) {
+			rc = c->pend_rc;
+			c->pend = false;
+		} else {
+			rc = rc_consumer_step(&c->c);
+		}
 		if (rc == -EAGAIN)
 			return false;
 		if (rc > 0)
@@ -369,6 +416,28 @@ static bool consumer_step(unsigned i)
 	default:
 		return false;
 	}
+}
+
+/* While the producer reads into a slot (between its retire and its
+ * publication), a consumer may take a step of its copy; one that ends
+ * finishes at its next turn (finishing takes LOCK: not inside a fill). */
+static void during_fill(void)
+{
+	unsigned i = rnd(2 * MAX_SIM);
+	struct sc *c;
+	int rc;
+
+	if (i >= S.n)
+		return;
+	c = &S.c[i];
+	if (c->st != C_RUN || c->pend || c->stalled ||
+	    sim_ns < c->t->busy_until)
+		return;
+	rc = rc_consumer_step(&c->c);
+	if (rc == -EAGAIN || rc > 0)
+		return;
+	c->pend = true;
+	c->pend_rc = rc;
 }
 
 /* Credits: for every active entry whose consumer has not left, what it
@@ -471,7 +540,8 @@ static void setup(uint64_t k)
 		c->r = S.r;
 		c->r.self = CONS_PID(i);
 		c->rr = S.r;
-		c->rr.self = REG_PID(i);
+		c->reg = rnd(2);
+		c->rr.self = REG_PID(c->reg);
 		c->t = calloc(1, sizeof *c->t);
 		c->t->dev.be = &tgt_be;
 		c->t->dev.spec = strdup("testtgt");
@@ -480,6 +550,12 @@ static void setup(uint64_t k)
 		c->t->dev.fd = -1;
 		c->t->dev.sector = 512;
 		c->t->sim = (int)i;
+		if (c->sequential)
+			c->t->dev.caps = RC_CAP_SEQUENTIAL;
+		c->slow = !c->stall && !c->die && rnd(5) == 0;
+		if (c->slow)
+			c->t->write_ns = 300000000u;
+		st.slow += c->slow;
 		c->a.ring = &c->r;
 		c->a.dst = &c->t->dev;
 		c->a.res = &c->res;
@@ -536,7 +612,8 @@ static void check_end(void)
 					fail("c%u reported ok, block %llu written %u times",
 					     i, (unsigned long long)b,
 					     c->t->count[b]);
-			if (nb > 1 && c->t->order[0] != c->t->nwrites)
+			if (nb > 1 && !c->sequential &&
+			    c->t->order[0] != c->t->nwrites)
 				fail("c%u: block 0 not written last", i);
 		} else if (!disturbed) {
 			fail("c%u was not disturbed but failed: %s", i,
@@ -678,7 +755,7 @@ int main(void)
 			return 1;
 		}
 	}
-	printf("test-ringsteps: seed %llu, %llu schedules, %llu steps: %llu streams, %llu with --start-at, %llu late joiners (%llu sequential), %llu entries reused, %llu abandoned, %llu died, %llu evicted, %llu source failures, %llu lingered\n",
+	printf("test-ringsteps: seed %llu, %llu schedules, %llu steps: %llu streams, %llu with --start-at, %llu late joiners (%llu sequential), %llu entries reused, %llu abandoned, %llu died, %llu evicted, %llu source failures, %llu lingered, %llu slow\n",
 	       (unsigned long long)seed, (unsigned long long)st.schedules,
 	       (unsigned long long)st.steps, (unsigned long long)st.streams,
 	       (unsigned long long)st.start_at, (unsigned long long)st.late,
@@ -687,6 +764,7 @@ int main(void)
 	       (unsigned long long)st.abandoned, (unsigned long long)st.died,
 	       (unsigned long long)st.evicted,
 	       (unsigned long long)st.failed_src,
-	       (unsigned long long)st.lingered);
+	       (unsigned long long)st.lingered,
+	       (unsigned long long)st.slow);
 	return 0;
 }
