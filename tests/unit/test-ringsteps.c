@@ -477,6 +477,49 @@ static void check_credits(void)
 	}
 }
 
+/* Consumer i: how it joins and ends, its views of the ring, its target. */
+static void setup_consumer(unsigned i)
+{
+	struct sc *c = &S.c[i];
+
+	c->at_start = i == 0 || S.stream || rnd(3) == 0;
+	c->sequential = !c->at_start && rnd(3) == 0;
+	c->abandon = rnd(12) == 0;
+	c->die = !c->abandon && rnd(8) == 0;
+	c->die_at = rnd((unsigned)S.nblocks);
+	c->stall = !c->abandon && !c->die && rnd(6) == 0;
+	c->stall_at = rnd((unsigned)S.nblocks);
+	c->weight = 1 + rnd(8);
+	c->r = S.r;
+	c->r.self = CONS_PID(i);
+	c->rr = S.r;
+	c->reg = rnd(2);
+	c->rr.self = REG_PID(c->reg);
+	c->t = calloc(1, sizeof *c->t);
+	c->t->dev.be = &tgt_be;
+	c->t->dev.spec = strdup("testtgt");
+	c->t->dev.path = "testtgt";
+	c->t->dev.size = UINT64_MAX;
+	c->t->dev.fd = -1;
+	c->t->dev.sector = 512;
+	c->t->sim = (int)i;
+	if (c->sequential)
+		c->t->dev.caps = RC_CAP_SEQUENTIAL;
+	c->slow = !c->stall && !c->die && rnd(5) == 0;
+	if (c->slow)
+		c->t->write_ns = 300000000u;
+	st.slow += c->slow;
+	c->a.ring = &c->r;
+	c->a.dst = &c->t->dev;
+	c->a.res = &c->res;
+	c->a.ready_fd = -1;
+	c->a.hashes = c->hashes;
+	c->a.sparse = RC_SPARSE_NEVER;
+	c->a.stream = S.stream;
+	st.late += !c->at_start;
+	st.sequential += c->sequential;
+}
+
 static void setup(uint64_t k)
 {
 	struct rc_ring_params prm = { 0 };
@@ -526,46 +569,8 @@ static void setup(uint64_t k)
 	img_len = S.src.len;
 
 	S.n = 1 + rnd(MAX_SIM);
-	for (i = 0; i < S.n; i++) {
-		struct sc *c = &S.c[i];
-
-		c->at_start = i == 0 || S.stream || rnd(3) == 0;
-		c->sequential = !c->at_start && rnd(3) == 0;
-		c->abandon = rnd(12) == 0;
-		c->die = !c->abandon && rnd(8) == 0;
-		c->die_at = rnd((unsigned)S.nblocks);
-		c->stall = !c->abandon && !c->die && rnd(6) == 0;
-		c->stall_at = rnd((unsigned)S.nblocks);
-		c->weight = 1 + rnd(8);
-		c->r = S.r;
-		c->r.self = CONS_PID(i);
-		c->rr = S.r;
-		c->reg = rnd(2);
-		c->rr.self = REG_PID(c->reg);
-		c->t = calloc(1, sizeof *c->t);
-		c->t->dev.be = &tgt_be;
-		c->t->dev.spec = strdup("testtgt");
-		c->t->dev.path = "testtgt";
-		c->t->dev.size = UINT64_MAX;
-		c->t->dev.fd = -1;
-		c->t->dev.sector = 512;
-		c->t->sim = (int)i;
-		if (c->sequential)
-			c->t->dev.caps = RC_CAP_SEQUENTIAL;
-		c->slow = !c->stall && !c->die && rnd(5) == 0;
-		if (c->slow)
-			c->t->write_ns = 300000000u;
-		st.slow += c->slow;
-		c->a.ring = &c->r;
-		c->a.dst = &c->t->dev;
-		c->a.res = &c->res;
-		c->a.ready_fd = -1;
-		c->a.hashes = c->hashes;
-		c->a.sparse = RC_SPARSE_NEVER;
-		c->a.stream = S.stream;
-		st.late += !c->at_start;
-		st.sequential += c->sequential;
-	}
+	for (i = 0; i < S.n; i++)
+		setup_consumer(i);
 	/* The invocation that creates the ring registers its targets before
 	 * the producer starts. */
 	for (i = 0; i < S.n; i++)
