@@ -364,7 +364,8 @@ static int retire(struct rc_consumer *cs, uint32_t keep)
 					    p->len, p->off, err, errlen);
 		}
 		for (i = 0; rc > 0 && i < cs->count; i++) {
-			struct rc_pending *p = &cs->q[(cs->head + i) % r->nslots];
+			struct rc_pending *p =
+				&cs->q[(cs->head + i) % r->nslots];
 
 			if (p->async) {
 				p->async = false;

@@ -23,7 +23,7 @@
 #include "ringcopy/ringproto.h"
 #include "ringcopy/verify.h"
 
-/* ---- the producer -------------------------------------------------------- */
+/* ---- the producer --------------------------------------------------- */
 
 enum rc_prod_phase {
 	RC_PH_SELECT = 0, /* select what step n is */
@@ -67,7 +67,7 @@ int rc_producer_step(struct rc_producer *p);
 /* Flush the rescue map, free the tables (the ring is not touched). */
 void rc_producer_finish(struct rc_producer *p);
 
-/* ---- a consumer ------------------------------------------------------------ */
+/* ---- a consumer ----------------------------------------------------- */
 
 /* Verification behind the copy (consumer.c says when it is on). */
 struct rc_behind {

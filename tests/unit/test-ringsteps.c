@@ -387,7 +387,8 @@ static bool consumer_step(unsigned i)
 		}
 		if (c->stall && !c->stalled && c->c.k >= c->stall_at) {
 			c->stalled = true;
-			c->resume_ns = sim_ns + (uint64_t)S.r.stall_ms * 3000000u +
+			c->resume_ns = sim_ns +
+				       (uint64_t)S.r.stall_ms * 3000000u +
 				       1000000000u;
 			say("c%u stops at block %llu", i,
 			    (unsigned long long)c->c.k);
@@ -587,7 +588,8 @@ static void setup(uint64_t k)
 	    (unsigned long long)k, (unsigned long long)S.nblocks,
 	    (unsigned long long)img_len, S.stream ? ", a stream" : "",
 	    S.nslots, S.ncons, startat, prm.stall_ms, prm.linger_ms, S.n,
-	    S.src.fail_block == UINT64_MAX ? -1LL : (long long)S.src.fail_block);
+	    S.src.fail_block == UINT64_MAX ? -1LL
+					   : (long long)S.src.fail_block);
 }
 
 /* What the schedule must have come to. */
@@ -710,7 +712,7 @@ static void run(uint64_t k)
 				if (live(i) && !tried[i])
 					all_tried = false;
 			if (all_tried) {
-				/* Everyone is waiting: a wait's slice passes. */
+				/* Everyone waits: a wait's slice passes. */
 				sim_ns += (uint64_t)RC_PROTO_WAIT_MS * 1000000u;
 				memset(tried, 0, sizeof tried);
 			}
