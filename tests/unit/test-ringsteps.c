@@ -645,8 +645,15 @@ static void teardown(void)
 	free(S.src.dev.spec);
 	for (i = 0; i < S.n; i++) {
 		/* A consumer that never finished still holds its target. */
-		if (S.c[i].st != C_DONE)
+		if (S.c[i].st != C_DONE) {
 			free(S.c[i].t->dev.spec);
+			/* A killed consumer's copy state (a process's exit
+			 * would free it). */
+			if (S.c[i].st == C_DEAD) {
+				free(S.c[i].c.q);
+				free(S.c[i].c.block0);
+			}
+		}
 		free(S.c[i].t);
 	}
 }
