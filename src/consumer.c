@@ -18,6 +18,7 @@
 
 #include "ringcopy/core.h"
 #include "ringcopy/ringproto.h"
+#include "ringcopy/steps.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
 
@@ -37,7 +38,10 @@ static void last_one_out(struct rc_ring *r, const struct rc_rdv *rdv)
 }
 
 /* What a backend waiting for a stopped device asks: are we still served?
- * (One consumer per process.) */
+ * Static: rc_io_should_stop is a callback without an argument that the
+ * backends call from deep in their waits, and a process runs one
+ * consumer (the schedule test runs several, over backends that never
+ * ask). */
 static struct rc_ring *stop_ring;
 static const struct rc_reg *stop_reg;
 
@@ -139,23 +143,15 @@ static bool slot_data_ok(struct rc_ring *r, uint32_t slot, uint64_t seq,
  * disk's.  A file is read back whole at the end: anyone with write access
  * can change a block of it after it was read back (and reading it from
  * the page cache costs little).  Block 0, written last, and whatever is
- * left are read back at the end. */
-struct behind {
-	struct rc_dev *rd;      /* the read-back device; NULL: off */
-	const struct rc_image_hashes *h; /* what the blocks should hash to */
-	void *buf;
-	uint8_t *have;          /* per block: read back, hash in got */
-	uint64_t *got;
-	uint64_t first, next_k; /* our first seq; next k to read back */
-};
+ * left are read back at the end.  (struct rc_behind, steps.h.) */
 
-static void behind_stop(struct behind *vb)
+static void behind_stop(struct rc_behind *vb)
 {
 	rc_dev_close(vb->rd);
 	vb->rd = NULL;
 }
 
-static void behind_free(struct behind *vb)
+static void behind_free(struct rc_behind *vb)
 {
 	behind_stop(vb);
 	free(vb->buf);
@@ -165,7 +161,7 @@ static void behind_free(struct behind *vb)
 }
 
 /* Set vb up, or leave it all NULL (off). */
-static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
+static void behind_start(struct rc_behind *vb, const struct rc_consumer_args *a,
 			 const struct rc_image_hashes *h, uint64_t first,
 			 bool block0_held)
 {
@@ -189,14 +185,14 @@ static void behind_start(struct behind *vb, const struct rc_consumer_args *a,
 }
 
 /* Is there a written block left to read back? */
-static bool behind_pending(const struct behind *vb, uint64_t released)
+static bool behind_pending(const struct rc_behind *vb, uint64_t released)
 {
 	return vb->rd && vb->next_k < released;
 }
 
 /* Read back the next written block, if any.  A read error stops the
  * reading behind: the final pass reports it. */
-static void behind_step(struct behind *vb, uint64_t released,
+static void behind_step(struct rc_behind *vb, uint64_t released,
 			const char *spec, uint64_t *counter)
 {
 	char err[256];
@@ -266,28 +262,23 @@ static int still_the_target(struct rc_dev *dst, uint64_t size, char *err,
 	return 0;
 }
 
-/* --skip-equal: the target read before each block is written.  Each
- * consumer is its own process: one per process. */
-static struct {
-	struct rc_dev *rd; /* read-back device on the target; NULL: off */
-	void *buf;
-} eq;
-
-static void equal_stop(void)
+/* --skip-equal: the target read before each block is written
+ * (struct rc_equal, the consumer's state). */
+static void equal_stop(struct rc_equal *eq)
 {
-	rc_dev_close(eq.rd);
-	free(eq.buf);
-	eq.rd = NULL;
-	eq.buf = NULL;
+	rc_dev_close(eq->rd);
+	free(eq->buf);
+	eq->rd = NULL;
+	eq->buf = NULL;
 }
 
 /* Open the target for reading, or say why every block is written. */
-static void equal_start(const struct rc_consumer_args *a)
+static void equal_start(struct rc_equal *eq, const struct rc_consumer_args *a)
 {
 	struct rc_dev *dst = a->dst;
 	const char *how = "";
 
-	memset(&eq, 0, sizeof eq);
+	memset(eq, 0, sizeof *eq);
 	if (!a->skip_equal)
 		return;
 	if (!dst->be->open_readback || (dst->caps & RC_CAP_SEQUENTIAL)) {
@@ -295,30 +286,30 @@ static void equal_start(const struct rc_consumer_args *a)
 		       dst->spec);
 		return;
 	}
-	if (posix_memalign(&eq.buf, RC_ALIGN, a->ring->block_size) ||
-	    dst->be->open_readback(dst, &eq.rd, &how) < 0) {
+	if (posix_memalign(&eq->buf, RC_ALIGN, a->ring->block_size) ||
+	    dst->be->open_readback(dst, &eq->rd, &how) < 0) {
 		rc_msg("target %s: cannot open it for reading: --skip-equal writes every block",
 		       dst->spec);
-		equal_stop();
+		equal_stop(eq);
 	}
 }
 
 /* Does the target already hold the block (XXH3 of what it holds equals
  * the source block's)?  A read error or a short read means no: the block
  * is written, and the read-back at the end has the last word. */
-static bool target_holds(uint64_t off, uint32_t len, uint64_t hash,
-			 uint32_t block_size)
+static bool target_holds(const struct rc_equal *eq, uint64_t off,
+			 uint32_t len, uint64_t hash, uint32_t block_size)
 {
 	/* O_DIRECT wants whole sectors: the tail is read rounded up. */
 	uint32_t alen = (len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
 	ssize_t n;
 
-	if (!eq.rd)
+	if (!eq->rd)
 		return false;
 	if (alen > block_size)
 		alen = block_size;
-	n = eq.rd->be->pread(eq.rd, eq.buf, alen, off);
-	return n >= (ssize_t)len && rc_block_hash(eq.buf, len) == hash;
+	n = eq->rd->be->pread(eq->rd, eq->buf, alen, off);
+	return n >= (ssize_t)len && rc_block_hash(eq->buf, len) == hash;
 }
 
 static void count_equal(struct rc_result *res, uint32_t len)
@@ -331,26 +322,16 @@ static void count_equal(struct rc_result *res, uint32_t len)
  * write is done.  Slots are released in ring order, because a FREE post is
  * a count, not a name: releasing a later slot first would let the producer
  * overwrite an earlier one still being sent. */
-struct pending {
+struct rc_pending {
 	uint64_t seq, block, off, hash;
 	uint32_t slot, len;
 	bool async; /* written by write_submit, not yet reaped */
 	bool equal; /* --skip-equal: the target held it, not written */
 };
 
-struct copy_state {
-	const struct rc_consumer_args *a;
-	struct pending *q; /* FIFO of nslots */
-	uint32_t head, count;
-	uint32_t nasync;   /* entries still async (all in the FIFO) */
-	uint32_t window;   /* async writes kept in flight, 0: synchronous */
-	uint64_t done;     /* blocks released */
-	struct behind *vb;
-};
-
 /* Reap asynchronous writes until at most keep are in flight, then release
  * every finished block at the head of the FIFO. */
-static int retire(struct copy_state *cs, uint32_t keep)
+static int retire(struct rc_consumer *cs, uint32_t keep)
 {
 	const struct rc_consumer_args *a = cs->a;
 	struct rc_ring *r = a->ring;
@@ -365,7 +346,7 @@ static int retire(struct copy_state *cs, uint32_t keep)
 
 		rc = a->dst->be->write_reap(a->dst, keep);
 		if (rc < 0) {
-			const struct pending *p;
+			const struct rc_pending *p;
 
 			/* The oldest write still in flight is the one. */
 			for (i = 0; !cs->q[(cs->head + i) % r->nslots].async;
@@ -383,7 +364,8 @@ static int retire(struct copy_state *cs, uint32_t keep)
 					    p->len, p->off, err, errlen);
 		}
 		for (i = 0; rc > 0 && i < cs->count; i++) {
-			struct pending *p = &cs->q[(cs->head + i) % r->nslots];
+			struct rc_pending *p =
+				&cs->q[(cs->head + i) % r->nslots];
 
 			if (p->async) {
 				p->async = false;
@@ -393,7 +375,7 @@ static int retire(struct copy_state *cs, uint32_t keep)
 		}
 	}
 	while (cs->count && !cs->q[cs->head].async) {
-		const struct pending *p = &cs->q[cs->head];
+		const struct rc_pending *p = &cs->q[cs->head];
 
 		if (!rc_proto_slot_holds(r, p->seq)) {
 			/* Evicted (the producer stopped waiting for us), or
@@ -425,14 +407,14 @@ static int retire(struct copy_state *cs, uint32_t keep)
 
 /* The next slot.  While the producer has nothing for us, keep our writes
  * in flight moving, or read back what is written, rather than sleep in
- * semop. */
-static int next_avail(struct copy_state *cs, char *err, size_t errlen)
+ * semop.  -EAGAIN: a try (wait_ms 0) found nothing yet. */
+static int next_avail(struct rc_consumer *cs, char *err, size_t errlen)
 {
 	const struct rc_consumer_args *a = cs->a;
 	struct rc_ring *r = a->ring;
 	int rc;
 
-	while (cs->nasync || behind_pending(cs->vb, cs->done)) {
+	while (cs->nasync || behind_pending(&cs->vb, cs->done)) {
 		rc = rc_proto_wait_block(r, &a->reg, 0);
 		if (rc != -EAGAIN)
 			return rc < 0 ? ring_error(r, rc, err, errlen) : 0;
@@ -441,175 +423,235 @@ static int next_avail(struct copy_state *cs, char *err, size_t errlen)
 			if (rc < 0)
 				return rc;
 		} else {
-			behind_step(cs->vb, cs->done, a->dst->spec,
+			behind_step(&cs->vb, cs->done, a->dst->spec,
 				    &a->res->behind_bytes);
 		}
+		if (!cs->wait_ms)
+			return -EAGAIN;
 	}
-	while ((rc = rc_proto_wait_block(r, &a->reg, -1)) == -EAGAIN)
-		;
+	do
+		rc = rc_proto_wait_block(r, &a->reg, cs->wait_ms);
+	while (rc == -EAGAIN && cs->wait_ms < 0);
+	if (rc == -EAGAIN)
+		return rc;
 	return rc < 0 ? ring_error(r, rc, err, errlen) : 0;
 }
 
-/* Copy every block of the image from the ring to the target. */
-static int copy(const struct rc_consumer_args *a, uint64_t first,
-		void *block0, uint32_t *block0_len, bool *block0_zero,
-		struct behind *vb, uint64_t *stream_end)
+/* Set the copy up: the FIFO of taken blocks and the asynchronous window. */
+static int copy_begin(struct rc_consumer *cs)
 {
+	const struct rc_consumer_args *a = cs->a;
 	struct rc_ring *r = a->ring;
 	struct rc_result *res = a->res;
-	struct copy_state cs = { .a = a, .vb = vb };
-	char *err = res->error;
-	size_t errlen = sizeof res->error;
-	uint64_t k;
-	int rc = 0;
 
-	cs.q = calloc(r->nslots, sizeof *cs.q);
-	if (!cs.q) {
-		snprintf(err, errlen, "out of memory");
+	cs->q = calloc(r->nslots, sizeof *cs->q);
+	if (!cs->q) {
+		snprintf(res->error, sizeof res->error, "out of memory");
 		return -ENOMEM;
 	}
 	/* Half the ring in flight: the producer keeps the other half to
 	 * read ahead into. */
 	if (a->dst->be->write_submit) {
-		cs.window = r->nslots / 2 ? r->nslots / 2 : 1;
+		cs->window = r->nslots / 2 ? r->nslots / 2 : 1;
 		/* No more than the backend can hold (-b 64K and a 16M ring
 		 * used to ask NBD for 128 and fail its 65th write). */
 		/* The window is what stays in flight after a submit, so
 		 * one more is in flight for a moment. */
-		if (cs.window >= a->dst->be->max_in_flight)
-			cs.window = a->dst->be->max_in_flight > 1
-					    ? a->dst->be->max_in_flight - 1
-					    : 1;
+		if (cs->window >= a->dst->be->max_in_flight)
+			cs->window = a->dst->be->max_in_flight > 1
+					     ? a->dst->be->max_in_flight - 1
+					     : 1;
 	}
-	for (k = 0; k < r->nblocks; k++) {
-		uint64_t seq = first + k;
-		struct rc_slot_view sv, *s = &sv;
-		uint32_t slot = rc_seq_slot(seq, r->nslots);
-		const unsigned char *data;
-		uint64_t block = rc_seq_block(seq, r->nblocks);
-		uint32_t len = rc_block_len(r->image_size, r->block_size,
-					    block);
-		uint64_t off = block * r->block_size;
-		struct pending *p;
-		bool zero, last;
+	return 0;
+}
 
-		rc = next_avail(&cs, err, errlen);
-		if (rc < 0)
-			break;
-		rc_proto_slot_view(r, seq, s);
-		data = s->data;
-		/* The slot header is input: it must claim exactly the
-		 * block we wait for.  Only a stream's last block may be
-		 * short, and only in a ring we know reads a stream. */
-		last = a->stream && (s->flags & RC_SLOT_END);
-		if (s->seq != seq || s->block != block ||
-		    (last ? s->len > len : s->len != len)) {
-			snprintf(err, errlen,
-				 "ring slot %u holds seq %llu block %llu len %u, expected seq %llu block %llu len %u",
-				 slot, (unsigned long long)s->seq,
-				 (unsigned long long)s->block, s->len,
-				 (unsigned long long)seq,
-				 (unsigned long long)block, len);
-			rc = -EPROTO;
-			break;
-		}
-		if (last)
-			len = s->len;
-		/* A device holds what it holds: a stream that outgrows it
-		 * fails this target alone. */
-		if (a->stream && a->dst->size < off + len) {
-			snprintf(err, errlen,
-				 "target %s: the stream outgrew it: it holds %llu bytes, the block at offset %llu ends at %llu",
-				 a->dst->spec,
-				 (unsigned long long)a->dst->size,
-				 (unsigned long long)off,
-				 (unsigned long long)(off + len));
-			rc = -ENOSPC;
-			break;
-		}
-		p = &cs.q[(cs.head + cs.count) % r->nslots];
-		*p = (struct pending){ .seq = seq, .block = block, .off = off,
-				       .hash = s->hash, .slot = slot,
-				       .len = len };
-		zero = s->flags & RC_SLOT_ZERO;
-		if (!slot_data_ok(r, slot, seq, data, len, p->hash, zero)) {
-			snprintf(err, errlen,
-				 "checksum mismatch in ring slot %u (block at offset %llu): not written",
-				 slot, (unsigned long long)off);
-			rc = -EBADMSG;
-			break;
-		}
-		cs.count++;
-		if (block == 0 && block0) {
-			/* Written last: see rc_consumer_run. */
-			if (!zero)
-				memcpy(block0, data, len);
-			*block0_len = len;
-			*block0_zero = zero;
-		} else if (len == 0) {
-			/* A stream that ended on a block boundary. */
-		} else if (target_holds(off, len, p->hash, r->block_size)) {
-			p->equal = true; /* counted when released */
-		} else if (zero) {
-			rc = write_zero_block(a, len, off, err, errlen);
-		} else if (cs.window) {
-			rc = a->dst->be->write_submit(a->dst, data, len, off);
-			if (rc < 0) {
-				write_failed(a->dst, rc, len, off, err, errlen);
-			} else {
-				p->async = true;
-				cs.nasync++;
-			}
-		} else {
-			rc = write_block(a->dst, data, len, off, err, errlen);
-		}
-		if (rc < 0)
-			break;
-		rc = retire(&cs, cs.window);
-		if (rc < 0)
-			break;
-		if (last) {
-			*stream_end = off + len;
-			break;
-		}
+/* The slot header is input: it must claim exactly the block we wait for.
+ * Only a stream's last block may be short, and only in a ring we know
+ * reads a stream (*last, *len its length). */
+static int check_slot(struct rc_consumer *cs, const struct rc_slot_view *s,
+		      uint64_t seq, uint64_t block, uint32_t *len, bool *last)
+{
+	const struct rc_consumer_args *a = cs->a;
+	struct rc_result *res = a->res;
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+	uint64_t off = block * a->ring->block_size;
+
+	*last = a->stream && (s->flags & RC_SLOT_END);
+	if (s->seq != seq || s->block != block ||
+	    (*last ? s->len > *len : s->len != *len)) {
+		snprintf(err, errlen,
+			 "ring slot %u holds seq %llu block %llu len %u, expected seq %llu block %llu len %u",
+			 rc_seq_slot(seq, a->ring->nslots),
+			 (unsigned long long)s->seq,
+			 (unsigned long long)s->block, s->len,
+			 (unsigned long long)seq, (unsigned long long)block,
+			 *len);
+		return -EPROTO;
 	}
-	if (rc == 0)
-		rc = retire(&cs, 0);
+	if (*last)
+		*len = s->len;
+	/* A device holds what it holds: a stream that outgrows it fails
+	 * this target alone. */
+	if (a->stream && a->dst->size < off + *len) {
+		snprintf(err, errlen,
+			 "target %s: the stream outgrew it: it holds %llu bytes, the block at offset %llu ends at %llu",
+			 a->dst->spec, (unsigned long long)a->dst->size,
+			 (unsigned long long)off,
+			 (unsigned long long)(off + *len));
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Write the block just taken (p, the FIFO's newest), or hold it back
+ * (block 0), or find the target holds it already. */
+static int write_taken(struct rc_consumer *cs, struct rc_pending *p,
+		       const unsigned char *data, bool zero)
+{
+	const struct rc_consumer_args *a = cs->a;
+	struct rc_result *res = a->res;
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+	uint32_t len = p->len;
+	uint64_t off = p->off;
+	int rc = 0;
+
+	if (p->block == 0 && cs->block0) {
+		/* Written last: see rc_consumer_finish. */
+		if (!zero)
+			memcpy(cs->block0, data, len);
+		cs->block0_len = len;
+		cs->block0_zero = zero;
+	} else if (len == 0) {
+		/* A stream that ended on a block boundary. */
+	} else if (target_holds(&cs->eq, off, len, p->hash,
+				a->ring->block_size)) {
+		p->equal = true; /* counted when released */
+	} else if (zero) {
+		rc = write_zero_block(a, len, off, err, errlen);
+	} else if (cs->window) {
+		rc = a->dst->be->write_submit(a->dst, data, len, off);
+		if (rc < 0) {
+			write_failed(a->dst, rc, len, off, err, errlen);
+		} else {
+			p->async = true;
+			cs->nasync++;
+		}
+	} else {
+		rc = write_block(a->dst, data, len, off, err, errlen);
+	}
+	return rc;
+}
+
+/* Copy block k of our pass: 0, 1 when it was a stream's last block,
+ * -EAGAIN (a try found nothing yet), or -errno with the error. */
+static int copy_block(struct rc_consumer *cs)
+{
+	const struct rc_consumer_args *a = cs->a;
+	struct rc_ring *r = a->ring;
+	struct rc_result *res = a->res;
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+	uint64_t seq = a->reg.first + cs->k;
+	struct rc_slot_view s;
+	uint32_t slot = rc_seq_slot(seq, r->nslots);
+	uint64_t block = rc_seq_block(seq, r->nblocks);
+	uint32_t len = rc_block_len(r->image_size, r->block_size, block);
+	uint64_t off = block * r->block_size;
+	struct rc_pending *p;
+	bool zero, last;
+	int rc;
+
+	rc = next_avail(cs, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc_proto_slot_view(r, seq, &s);
+	rc = check_slot(cs, &s, seq, block, &len, &last);
+	if (rc < 0)
+		return rc;
+	p = &cs->q[(cs->head + cs->count) % r->nslots];
+	*p = (struct rc_pending){ .seq = seq, .block = block, .off = off,
+				  .hash = s.hash, .slot = slot, .len = len };
+	zero = s.flags & RC_SLOT_ZERO;
+	if (!slot_data_ok(r, slot, seq, s.data, len, p->hash, zero)) {
+		snprintf(err, errlen,
+			 "checksum mismatch in ring slot %u (block at offset %llu): not written",
+			 slot, (unsigned long long)off);
+		return -EBADMSG;
+	}
+	cs->count++;
+	rc = write_taken(cs, p, s.data, zero);
+	if (rc < 0)
+		return rc;
+	rc = retire(cs, cs->window);
+	if (rc < 0)
+		return rc;
+	if (last) {
+		cs->stream_end = off + len;
+		return 1;
+	}
+	return 0;
+}
+
+int rc_consumer_step(struct rc_consumer *cs)
+{
+	int rc;
+
+	if (cs->k >= cs->a->ring->nblocks)
+		return 0;
+	rc = copy_block(cs);
+	if (rc < 0)
+		return rc;
+	cs->k = rc == 1 ? cs->a->ring->nblocks : cs->k + 1;
+	return cs->k < cs->a->ring->nblocks;
+}
+
+/* The copy's end: the last writes reaped and released. */
+static int copy_end(struct rc_consumer *cs, int rc)
+{
+	const struct rc_consumer_args *a = cs->a;
+	struct rc_ring *r = a->ring;
+	struct rc_result *res = a->res;
+
+	if (rc == 0 && cs->q)
+		rc = retire(cs, 0);
 	/* Evicted while the last writes were in flight: the producer may
 	 * have refilled their slots under them, and no later wait would
 	 * say so. */
 	if (rc == 0 && !rc_proto_served(r, &a->reg)) {
 		rc = rc_proto_check(r, &a->reg);
 		if (rc < 0)
-			ring_error(r, rc, err, errlen);
+			ring_error(r, rc, res->error, sizeof res->error);
 		else
 			rc = 0;
 	}
-	free(cs.q);
+	free(cs->q);
+	cs->q = NULL;
 	return rc;
 }
 
-int rc_consumer_run(const struct rc_consumer_args *a)
+int rc_consumer_start(struct rc_consumer *c, const struct rc_consumer_args *a,
+		      int wait_ms)
 {
 	struct rc_ring *r = a->ring;
 	struct rc_dev *dst = a->dst;
 	struct rc_result *res = a->res;
 	char *err = res->error;
 	size_t errlen = sizeof res->error;
-	uint64_t first, t0 = rc_now_ns();
-	struct rc_image_hashes h = {
+	int rc;
+
+	memset(c, 0, sizeof *c);
+	c->a = a;
+	c->wait_ms = wait_ms;
+	c->t0 = rc_ring_now(r);
+	c->h = (struct rc_image_hashes){
 		.image_size = r->image_size,
 		.block_size = r->block_size,
 		.nblocks = r->nblocks,
 		.hash = a->hashes,
 	};
-	struct behind vb = { 0 };
-	void *block0 = NULL;
-	uint32_t block0_len = 0;
-	bool block0_zero = false;
-	uint64_t stream_end = UINT64_MAX;
-	int rc;
-
+	c->stream_end = UINT64_MAX;
 	res->status = RC_RES_PENDING;
 	/* Our own liveness token and the entry: from now on our death is
 	 * seen, and the entry is ours to leave. */
@@ -619,7 +661,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		res->status = RC_RES_FAILED;
 		return rc;
 	}
-	first = a->reg.first;
+	c->claimed = true;
 	stop_ring = r;
 	stop_reg = &a->reg;
 	rc_io_should_stop = should_stop;
@@ -630,31 +672,33 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		(void)w;
 		close(a->ready_fd);
 	}
-	res->start_block = rc_seq_block(first, r->nblocks);
+	res->start_block = rc_seq_block(a->reg.first, r->nblocks);
 
 	/* Block 0 (partition table, superblock) is written last, once every
 	 * other block is on stable storage: a target interrupted mid-copy
 	 * never looks like a complete image. */
 	if (r->nblocks > 1 && !(dst->caps & RC_CAP_SEQUENTIAL) &&
-	    posix_memalign(&block0, RC_ALIGN, r->block_size)) {
+	    posix_memalign(&c->block0, RC_ALIGN, r->block_size)) {
+		c->block0 = NULL;
 		snprintf(err, errlen, "out of memory for block 0");
-		rc = -ENOMEM;
-	} else {
-		behind_start(&vb, a, &h, first, block0 != NULL);
-		equal_start(a);
-		rc = copy(a, first, block0, &block0_len, &block0_zero, &vb,
-			  &stream_end);
-		behind_stop(&vb);
+		return -ENOMEM;
 	}
-	/* We have read all we need (or failed): free the producer now, not
-	 * after the flush and verification. */
-	rc_proto_leave(r, &a->reg);
-	stop_ring = NULL; /* no longer served: flush and verify go on */
-	/* A producer that died after publishing all we needed leaves the
-	 * ring to the last one out, whatever its copy's outcome. */
-	if (rc_proto_producer_gone(r))
-		last_one_out(r, a->rdv);
-	/* A stream's size is known now: the image is what it held. */
+	behind_start(&c->vb, a, &c->h, a->reg.first, c->block0 != NULL);
+	equal_start(&c->eq, a);
+	return copy_begin(c);
+}
+
+/* A stream's size is known now: the image is what it held. */
+static int settle_stream(struct rc_consumer *c, int rc)
+{
+	const struct rc_consumer_args *a = c->a;
+	struct rc_ring *r = a->ring;
+	struct rc_dev *dst = a->dst;
+	struct rc_result *res = a->res;
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+	uint64_t stream_end = c->stream_end;
+
 	if (rc == 0 && a->stream) {
 		struct stat st;
 
@@ -664,9 +708,9 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 				 (unsigned long long)r->image_size);
 			rc = -EFBIG;
 		} else {
-			h.image_size = stream_end;
-			h.nblocks = (stream_end + r->block_size - 1) /
-				    r->block_size;
+			c->h.image_size = stream_end;
+			c->h.nblocks = (stream_end + r->block_size - 1) /
+				       r->block_size;
 			res->image_bytes = stream_end;
 			/* A file grew as it was written: its size is the
 			 * stream's, even where the stream ended in zeros. */
@@ -684,23 +728,39 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 	} else {
 		res->image_bytes = r->image_size;
 	}
+	return rc;
+}
+
+/* Flush, then write block 0 (held back) and flush again. */
+static int write_block0(struct rc_consumer *c, int rc)
+{
+	const struct rc_consumer_args *a = c->a;
+	struct rc_ring *r = a->ring;
+	struct rc_dev *dst = a->dst;
+	struct rc_result *res = a->res;
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+
 	if (rc == 0) {
 		res->phase = RC_PHASE_FLUSH; /* else still the copy's */
 		rc = flush(dst, err, errlen);
 	}
-	if (rc == 0 && block0 && a->hashes &&
-	    target_holds(0, block0_len, a->hashes[0], r->block_size)) {
-		count_equal(res, block0_len);
-	} else if (rc == 0 && block0 && block0_len) {
-		rc = block0_zero
-			     ? write_zero_block(a, block0_len, 0, err, errlen)
-			     : write_block(dst, block0, block0_len, 0, err,
-					   errlen);
+	if (rc == 0 && c->block0 && a->hashes &&
+	    target_holds(&c->eq, 0, c->block0_len, a->hashes[0],
+			 r->block_size)) {
+		count_equal(res, c->block0_len);
+	} else if (rc == 0 && c->block0 && c->block0_len) {
+		rc = c->block0_zero ? write_zero_block(a, c->block0_len, 0,
+						       err, errlen)
+				    : write_block(dst, c->block0,
+						  c->block0_len, 0, err,
+						  errlen);
 		if (rc == 0)
 			rc = flush(dst, err, errlen);
 	}
-	free(block0);
-	equal_stop();
+	free(c->block0);
+	c->block0 = NULL;
+	equal_stop(&c->eq);
 	/* Interrupted while flushing: the user asked to stop, so the
 	 * read-back (minutes on a large disk) is not started. */
 	if (rc == 0 && rc_interrupted) {
@@ -708,10 +768,22 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 			 "interrupted while flushing: not read back, not reported complete");
 		rc = -EINTR;
 	}
+	return rc;
+}
 
-	if (rc == 0 && a->hashes && h.nblocks == 0) {
+/* Read the target back (or say why not), and the image's digest. */
+static int read_back(struct rc_consumer *c, int rc)
+{
+	const struct rc_consumer_args *a = c->a;
+	struct rc_dev *dst = a->dst;
+	struct rc_result *res = a->res;
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+	struct rc_image_hashes *h = &c->h;
+
+	if (rc == 0 && a->hashes && h->nblocks == 0) {
 		/* An empty stream: nothing to read back but the size. */
-		rc_digest(&h, res->digest);
+		rc_digest(h, res->digest);
 		rc_strlcpy(res->how, "size", sizeof res->how);
 		if (still_the_target(dst, 0, err, errlen) == 0)
 			res->verified = dst->be->open_readback != NULL;
@@ -720,13 +792,13 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		res->unverifiable = !dst->be->open_readback;
 	} else if (rc == 0 && a->hashes) {
 		if (a->verify && dst->be->open_readback) {
-			struct rc_verified pre = { vb.have, vb.got };
+			struct rc_verified pre = { c->vb.have, c->vb.got };
 			struct rc_verify_out v;
 			int vr;
 
 			res->phase = RC_PHASE_VERIFY;
 			rc_verify_progress = &res->bytes_verified;
-			vr = rc_verify_dev(dst, &h, vb.have ? &pre : NULL,
+			vr = rc_verify_dev(dst, h, c->vb.have ? &pre : NULL,
 					   &v);
 			rc_verify_progress = NULL;
 			rc_strlcpy(res->how, v.how, sizeof res->how);
@@ -745,7 +817,7 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 			} else {
 				rc_strlcpy(res->digest, v.digest,
 					   sizeof res->digest);
-				vr = still_the_target(dst, h.image_size, err,
+				vr = still_the_target(dst, h->image_size, err,
 						      errlen);
 				if (vr > 0)
 					res->status = RC_RES_MISMATCH;
@@ -758,11 +830,22 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 			/* --no-verify, or a sink such as null: that holds
 			 * nothing to read back: the digest as copied. */
 			res->unverifiable = !dst->be->open_readback;
-			rc_digest(&h, res->digest);
+			rc_digest(h, res->digest);
 			rc_strlcpy(res->how, "none", sizeof res->how);
 		}
 	}
-	behind_free(&vb);
+	return rc;
+}
+
+/* Close the target and say what happened. */
+static int close_target(struct rc_consumer *c, int rc)
+{
+	const struct rc_consumer_args *a = c->a;
+	struct rc_dev *dst = a->dst;
+	struct rc_result *res = a->res;
+	char *err = res->error;
+	size_t errlen = sizeof res->error;
+
 	if (rc == 0) {
 		rc = rc_dev_close(dst);
 		if (rc < 0)
@@ -780,8 +863,46 @@ int rc_consumer_run(const struct rc_consumer_args *a)
 		rc = -EINTR;
 	}
 	res->interrupted = rc < 0 && rc_interrupted;
-	res->ns = rc_now_ns() - t0;
+	res->ns = rc_ring_now(a->ring) - c->t0;
 	if (res->status != RC_RES_MISMATCH)
 		res->status = rc == 0 ? RC_RES_OK : RC_RES_FAILED;
 	return rc;
+}
+
+int rc_consumer_finish(struct rc_consumer *c, int rc)
+{
+	const struct rc_consumer_args *a = c->a;
+	struct rc_ring *r = a->ring;
+
+	rc = copy_end(c, rc);
+	behind_stop(&c->vb);
+	/* We have read all we need (or failed): free the producer now, not
+	 * after the flush and verification. */
+	rc_proto_leave(r, &a->reg);
+	stop_ring = NULL; /* no longer served: flush and verify go on */
+	/* A producer that died after publishing all we needed leaves the
+	 * ring to the last one out, whatever its copy's outcome. */
+	if (rc_proto_producer_gone(r))
+		last_one_out(r, a->rdv);
+	rc = settle_stream(c, rc);
+	rc = write_block0(c, rc);
+	rc = read_back(c, rc);
+	behind_free(&c->vb);
+	return close_target(c, rc);
+}
+
+/* The binary runs the steps the schedule test runs: claim, copy block by
+ * block, then finish (leave, a stream's size, block 0, read back,
+ * close). */
+int rc_consumer_run(const struct rc_consumer_args *a)
+{
+	struct rc_consumer c;
+	int rc = rc_consumer_start(&c, a, -1);
+
+	if (!c.claimed)
+		return rc;
+	if (rc == 0)
+		while ((rc = rc_consumer_step(&c)) > 0)
+			;
+	return rc_consumer_finish(&c, rc);
 }

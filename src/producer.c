@@ -23,27 +23,9 @@
 
 #include "ringcopy/core.h"
 #include "ringcopy/ringproto.h"
+#include "ringcopy/steps.h"
 #include "ringcopy/util.h"
 #include "ringcopy/verify.h"
-
-#define WAIT_MS 500 /* how long a wait goes before checking on its peers */
-
-struct producer {
-	struct rc_ring *r;
-	struct rc_dev *src;
-	struct rc_proto_prod pp;
-	uint64_t rate_t0, rate_bytes;
-	/* The hash of every block the first time it was read, to catch a
-	 * source that changes between passes (NULL if out of memory). */
-	uint64_t *first_hash;
-	uint8_t *seen; /* bitmap of blocks read at least once */
-	struct rc_holes holes; /* the source's holes are not read */
-	int map_fd;             /* --rescue map file, or -1 */
-	uint64_t idle_since;    /* when the last consumer left (--linger) */
-	uint64_t bad_off, bad_len; /* the bad range being extended */
-	bool aborted;           /* the ring stopped making sense */
-	bool ended;             /* a stream's last block is published */
-};
 
 static void set_counter(uint64_t *p, uint64_t v)
 {
@@ -60,7 +42,7 @@ static bool all_zero(const unsigned char *p, size_t len)
 	return memcmp(p, z, 16) == 0 && memcmp(p, p + 16, len - 16) == 0;
 }
 
-static void throttle(struct producer *p, uint32_t len)
+static void throttle(struct rc_producer *p, uint32_t len)
 {
 	uint64_t rate = p->r->rate, due, now;
 	struct timespec ts;
@@ -68,11 +50,11 @@ static void throttle(struct producer *p, uint32_t len)
 	if (!rate)
 		return;
 	if (!p->rate_t0)
-		p->rate_t0 = rc_now_ns();
+		p->rate_t0 = rc_ring_now(p->r);
 	/* The time by which the bytes read so far were due. */
 	due = p->rate_t0 +
 	      (uint64_t)((double)p->rate_bytes * 1e9 / (double)rate);
-	now = rc_now_ns();
+	now = rc_ring_now(p->r);
 	/* A producer that waited (idle between joiners: serve, a station;
 	 * held by a slow target) does not make up for the time in a burst:
 	 * more than 100 ms behind, the rate counts from now. */
@@ -92,7 +74,7 @@ static void throttle(struct producer *p, uint32_t len)
 
 /* A ring that stopped making sense: every process on it wakes and
  * reports why. */
-static void abort_ring(struct producer *p)
+static void abort_ring(struct rc_producer *p)
 {
 	if (p->aborted)
 		return;
@@ -100,30 +82,40 @@ static void abort_ring(struct producer *p)
 	rc_proto_abort(p->r, p->r->why);
 }
 
-/* Fail the ring: every consumer reports err; then wait for them to go. */
-static void fail_ring(struct producer *p, int err, uint64_t off,
+/* Fail the ring: every consumer reports err; then wait for them to go
+ * (RC_PH_FAILING, the steps after the fill that failed). */
+static void fail_ring(struct rc_producer *p, int err, uint64_t off,
 		      const char *msg)
 {
 	struct rc_ring *r = p->r;
-	int active;
 
 	if (rc_proto_fail(r, err, off, msg) < 0) {
 		abort_ring(p);
+		p->phase = RC_PH_DONE;
 		return;
 	}
 	p->pp.sel.nwait = p->pp.sel.nneed = 0;
-	while ((active = rc_proto_evict(r, &p->pp, 0)) > 0)
-		if (rc_proto_wait_table(r, RC_PROTO_WAIT_MS) < 0)
-			break;
+	p->phase = RC_PH_FAILING;
+}
+
+/* A failed ring: drop the dead until nobody is active. */
+static void failing_step(struct rc_producer *p)
+{
+	struct rc_ring *r = p->r;
+	int active = rc_proto_evict(r, &p->pp, 0);
+
+	if (active > 0 && rc_proto_wait_table(r, p->wait_ms) == 0)
+		return; /* again */
 	if (active < 0 && active != -EIDRM)
 		abort_ring(p);
+	p->phase = RC_PH_DONE;
 }
 
 /* The marker written over unreadable sectors (--rescue): documented in
  * ringcopy(1), so that a user can find them in a copy. */
 static const char rescue_marker[16] = "RINGCOPY-BADSECT";
 
-static void map_flush(struct producer *p)
+static void map_flush(struct rc_producer *p)
 {
 	struct rc_ring_hdr *h = p->r->hdr;
 
@@ -140,7 +132,7 @@ static void map_flush(struct producer *p)
 /* Read what can be read of a failing block, sector by sector; fill the
  * rest with the marker and note it in the map.  The ranges of a later pass
  * are not noted again. */
-static int rescue_block(struct producer *p, uint64_t off, uint32_t len,
+static int rescue_block(struct rc_producer *p, uint64_t off, uint32_t len,
 			unsigned char *data, bool first_pass)
 {
 	struct rc_ring_hdr *h = p->r->hdr;
@@ -172,7 +164,7 @@ static int rescue_block(struct producer *p, uint64_t off, uint32_t len,
 
 /* Read block into data, or learn it is a hole: 0, or -1 with the ring
  * failed. */
-static int read_block(struct producer *p, uint64_t off, uint32_t *lenp,
+static int read_block(struct rc_producer *p, uint64_t off, uint32_t *lenp,
 		      unsigned char *data, bool *hole)
 {
 	uint32_t len = *lenp;
@@ -248,7 +240,7 @@ static int read_block(struct producer *p, uint64_t off, uint32_t *lenp,
 /* A block read again on a later pass must hash as it did the first time:
  * consumers past their wrap would otherwise complete with a mix of two
  * versions of the image.  0, or -1 with the ring failed. */
-static int check_stable(struct producer *p, uint64_t block, uint64_t hash,
+static int check_stable(struct rc_producer *p, uint64_t block, uint64_t hash,
 			uint64_t off)
 {
 	uint8_t bit = (uint8_t)(1u << (block % 8));
@@ -272,7 +264,7 @@ static int check_stable(struct producer *p, uint64_t block, uint64_t hash,
 
 /* --expect: a block enters the ring only if it is the golden image's.
  * 0, or -1 with the ring failed. */
-static int check_expected(struct producer *p, uint64_t block, uint64_t hash,
+static int check_expected(struct rc_producer *p, uint64_t block, uint64_t hash,
 			  uint64_t off)
 {
 	char msg[RC_ERRMSG_MAX];
@@ -291,7 +283,7 @@ static int check_expected(struct producer *p, uint64_t block, uint64_t hash,
  * registers meanwhile only restarts the reading ahead at a later read, and
  * an entry overwritten by another process can only shorten or lengthen a
  * read that stays inside the image. */
-static void read_ahead_hint(struct producer *p, uint64_t n, uint64_t block)
+static void read_ahead_hint(struct rc_producer *p, uint64_t n, uint64_t block)
 {
 	const struct rc_ring *r = p->r;
 	uint64_t need = rc_proto_need_ahead(p->r, n), end = r->nblocks, off;
@@ -307,7 +299,7 @@ static void read_ahead_hint(struct producer *p, uint64_t n, uint64_t block)
 static int fill_slot(void *arg, uint64_t n, unsigned char *data,
 		     struct rc_fill *f)
 {
-	struct producer *p = arg;
+	struct rc_producer *p = arg;
 	struct rc_ring *r = p->r;
 	struct rc_ring_hdr *h = r->hdr;
 	uint64_t block = rc_seq_block(n, r->nblocks);
@@ -338,6 +330,8 @@ static int fill_slot(void *arg, uint64_t n, unsigned char *data,
 	return 0;
 }
 
+/* Static: a signal handler sets it, and a handler has no argument to be
+ * given the producer's state. */
 static volatile sig_atomic_t terminated;
 
 static void on_term(int sig)
@@ -349,7 +343,7 @@ static void on_term(int sig)
 
 /* How many more milliseconds an idle producer waits for a joiner:
  * INT64_MAX forever, 0 not at all. */
-static int64_t linger_left(struct producer *p)
+static int64_t linger_left(struct rc_producer *p)
 {
 	uint32_t ms = p->r->linger_ms;
 	uint64_t idle;
@@ -360,100 +354,163 @@ static int64_t linger_left(struct producer *p)
 		return INT64_MAX;
 	if (!p->idle_since)
 		return ms;
-	idle = (rc_now_ns() - p->idle_since) / 1000000u;
+	idle = (rc_ring_now(p->r) - p->idle_since) / 1000000u;
 	return idle < ms ? (int64_t)(ms - idle) : 0;
 }
 
-/* Take the credits of step n, evicting the dead and the stalled while we
- * wait.  0, or -1 when the ring is gone or broken. */
-static int take_credits(struct producer *p)
+/* The end of a step that went wrong: a ring removed (EIDRM) is gone,
+ * anything else stopped making sense. */
+static void step_failed(struct rc_producer *p, int rc)
+{
+	if (rc != -EIDRM)
+		abort_ring(p);
+	p->phase = RC_PH_DONE;
+}
+
+/* Take the credits of step n, evicting the dead and the stalled between
+ * tries; with them, fill and publish slot n (PRODUCE). */
+static void credits_step(struct rc_producer *p)
 {
 	struct rc_ring *r = p->r;
-	int rc;
+	int rc = rc_proto_take_credits(r, &p->pp, p->wait_ms);
 
-	for (;;) {
-		rc = rc_proto_take_credits(r, &p->pp, RC_PROTO_WAIT_MS);
-		if (rc == 0)
-			return 0;
-		if (rc != -EAGAIN)
-			break;
+	if (rc == -EAGAIN) {
 		/* Slow or dead consumers: drop the dead and the stalled,
 		 * and wait again for the rest. */
 		rc = rc_proto_evict(r, &p->pp, r->stall_ms);
-		if (rc < 0)
-			break;
+		if (rc >= 0)
+			return; /* again */
 	}
-	if (rc != -EIDRM)
-		abort_ring(p);
-	return -1;
+	if (rc < 0) {
+		step_failed(p, rc);
+		return;
+	}
+	p->phase = RC_PH_SELECT;
+	/* Those who needed n may be gone meanwhile: then it is a skip. */
+	if (p->step == RC_STEP_SKIP || !p->pp.sel.nneed)
+		return;
+	/* The fill and its publication are one verb: it owns the slot's
+	 * seq and the order of its stores. */
+	rc = rc_proto_fill(r, &p->pp, fill_slot, p);
+	if (rc == -ECANCELED) {
+		/* fill_slot failed the ring (RC_PH_FAILING), or aborted. */
+		if (p->phase == RC_PH_SELECT)
+			p->phase = RC_PH_DONE;
+	} else if (rc < 0) {
+		step_failed(p, rc);
+	}
 }
 
-/* The main loop; returns when nobody is left to serve or the ring fails. */
-static void serve(struct producer *p)
+/* Select step n and do what it asks short of taking credits: close, idle
+ * (waiting for a joiner, the linger or SIGTERM), drain, or go on to the
+ * credits. */
+static void select_step(struct rc_producer *p)
 {
 	struct rc_ring *r = p->r;
-	int64_t left;
-	int step, rc;
+	int64_t left = linger_left(p);
+	int step = rc_proto_select(r, &p->pp, left == 0), rc;
 
-	for (;;) {
-		left = linger_left(p);
-		step = rc_proto_select(r, &p->pp, left == 0);
-		switch (step) {
-		case RC_STEP_CLOSED:
+	switch (step) {
+	case RC_STEP_CLOSED:
+		p->phase = RC_PH_DONE;
+		return;
+	case RC_STEP_IDLE:
+		/* Nothing is read and no CPU is used until a joiner rings,
+		 * the linger ends or SIGTERM. */
+		if (!p->idle_since) {
+			p->idle_since = rc_ring_now(r);
 			return;
-		case RC_STEP_IDLE:
-			/* Nothing is read and no CPU is used until a joiner
-			 * rings, the linger ends or SIGTERM. */
-			if (!p->idle_since) {
-				p->idle_since = rc_now_ns();
-				continue;
-			}
-			/* In slices: a SIGTERM between the look at the
-			 * flag and the wait would otherwise be lost. */
-			rc = rc_proto_wait_table(r, left > RC_PROTO_WAIT_MS
-							    ? RC_PROTO_WAIT_MS
-							    : (int)left);
-			break;
-		case RC_STEP_DRAIN:
-			/* Everyone has what it needs and is finishing. */
-			p->idle_since = 0;
-			rc = rc_proto_wait_table(r, RC_PROTO_WAIT_MS);
+		}
+		/* In slices: a SIGTERM between the look at the flag and the
+		 * wait would otherwise be lost. */
+		rc = rc_proto_wait_table(r, left > p->wait_ms ? p->wait_ms
+							       : (int)left);
+		break;
+	case RC_STEP_DRAIN:
+		/* Everyone has what it needs and is finishing. */
+		p->idle_since = 0;
+		rc = rc_proto_wait_table(r, p->wait_ms);
+		if (rc == 0)
+			rc = rc_proto_evict(r, &p->pp, 0);
+		break;
+	case RC_STEP_PRODUCE:
+	case RC_STEP_SKIP:
+		p->idle_since = 0;
+		if (p->ended) {
+			/* A stream has no more: its consumers leave once
+			 * they have its last block. */
+			rc = rc_proto_wait_table(r, p->wait_ms);
 			if (rc == 0)
-				rc = rc_proto_evict(r, &p->pp, 0);
-			break;
-		case RC_STEP_PRODUCE:
-		case RC_STEP_SKIP:
-			p->idle_since = 0;
-			if (p->ended) {
-				/* A stream has no more: its consumers leave
-				 * once they have its last block. */
-				rc = rc_proto_wait_table(r, RC_PROTO_WAIT_MS);
-				if (rc == 0)
-					rc = rc_proto_evict(r, &p->pp, r->stall_ms);
-				break;
-			}
-			if (take_credits(p) < 0)
-				return;
-			/* Those who needed n may be gone meanwhile: then
-			 * it is a skip. */
-			if (step == RC_STEP_SKIP || !p->pp.sel.nneed)
-				continue;
-			/* The fill and its publication are one verb: it
-			 * owns the slot's seq and the order of its stores. */
-			rc = rc_proto_fill(r, &p->pp, fill_slot, p);
-			if (rc == -ECANCELED)
-				return; /* fill_slot failed the ring */
-			break;
-		default:
-			rc = step;
+				rc = rc_proto_evict(r, &p->pp, r->stall_ms);
 			break;
 		}
-		if (rc < 0) {
-			if (rc != -EIDRM)
-				abort_ring(p);
-			return;
-		}
+		p->step = step;
+		p->phase = RC_PH_CREDITS;
+		return;
+	default:
+		rc = step;
+		break;
 	}
+	if (rc < 0)
+		step_failed(p, rc);
+}
+
+int rc_producer_step(struct rc_producer *p)
+{
+	switch (p->phase) {
+	case RC_PH_SELECT:
+		select_step(p);
+		break;
+	case RC_PH_CREDITS:
+		credits_step(p);
+		break;
+	case RC_PH_FAILING:
+		failing_step(p);
+		break;
+	case RC_PH_DONE:
+		break;
+	}
+	return p->phase != RC_PH_DONE;
+}
+
+void rc_producer_init(struct rc_producer *p, struct rc_ring *r,
+		      struct rc_dev *src, int map_fd)
+{
+	memset(p, 0, sizeof *p);
+	p->r = r;
+	p->src = src;
+	p->map_fd = map_fd;
+	p->wait_ms = RC_PROTO_WAIT_MS;
+	p->phase = RC_PH_SELECT;
+	rc_holes_init(&p->holes);
+}
+
+void rc_producer_tables(struct rc_producer *p)
+{
+	struct rc_ring *r = p->r;
+
+	/* A stream is read once: no second pass to compare. */
+	p->first_hash = r->stream ? NULL
+				  : malloc(r->nblocks * sizeof *p->first_hash);
+	p->seen = r->stream ? NULL : calloc(r->nblocks / 8 + 1, 1);
+	if (!p->first_hash || !p->seen) {
+		free(p->first_hash);
+		free(p->seen);
+		p->first_hash = NULL;
+		p->seen = NULL;
+	}
+}
+
+void rc_producer_finish(struct rc_producer *p)
+{
+	map_flush(p);
+	if (p->map_fd >= 0)
+		close(p->map_fd);
+	p->map_fd = -1;
+	free(p->first_hash);
+	free(p->seen);
+	p->first_hash = NULL;
+	p->seen = NULL;
 }
 
 /* The producer: writes one byte to ready_fd once it serves the ring, then
@@ -465,13 +522,13 @@ static void producer_main(struct rc_ring *r, struct rc_dev *src,
 static void producer_main(struct rc_ring *r, struct rc_dev *src,
 			  const struct rc_rdv *rdv, int ready_fd, int map_fd)
 {
-	struct producer p = { .r = r, .src = src, .map_fd = map_fd };
+	struct rc_producer p;
 	/* The run directory stays open: the rendezvous file is removed
 	 * through it, never by its path. */
 	int keep[4] = { src->fd, ready_fd, map_fd, rdv->dirfd };
 	int fd;
 
-	rc_holes_init(&p.holes);
+	rc_producer_init(&p, r, src, map_fd);
 	setsid();
 	{
 		struct sigaction sa;
@@ -498,22 +555,11 @@ static void producer_main(struct rc_ring *r, struct rc_dev *src,
 		_exit(1);
 	close(ready_fd);
 
-	/* A stream is read once: no second pass to compare. */
-	p.first_hash = r->stream ? NULL
-				 : malloc(r->nblocks * sizeof *p.first_hash);
-	p.seen = r->stream ? NULL : calloc(r->nblocks / 8 + 1, 1);
-	if (!p.first_hash || !p.seen) {
-		free(p.first_hash);
-		free(p.seen);
-		p.first_hash = NULL;
-		p.seen = NULL;
-	}
-	serve(&p);
-	map_flush(&p);
-	if (p.map_fd >= 0)
-		close(p.map_fd);
-	free(p.first_hash);
-	free(p.seen);
+	rc_producer_tables(&p);
+	/* The binary runs the steps the schedule test runs. */
+	while (rc_producer_step(&p))
+		;
+	rc_producer_finish(&p);
 
 	{
 		int shmid = r->shmid, semid = r->semid;

@@ -360,6 +360,11 @@ bool rc_ring_left(const struct rc_ring *r)
 	return r->semid >= 0 && semctl(r->semid, 0, IPC_STAT, arg) == 0;
 }
 
+uint64_t rc_ring_now(const struct rc_ring *r)
+{
+	return r->now_ns ? r->now_ns() : rc_now_ns();
+}
+
 void rc_ring_remove(struct rc_ring *r)
 {
 	rc_ring_detach(r);

@@ -718,7 +718,7 @@ static uint32_t prune(struct rc_ring *r, uint32_t *set, uint32_t n)
 int rc_proto_evict(struct rc_ring *r, struct rc_proto_prod *p,
 		   uint32_t stall_ms)
 {
-	uint64_t now = rc_now_ns(), limit = (uint64_t)stall_ms * 1000000u;
+	uint64_t now = rc_ring_now(r), limit = (uint64_t)stall_ms * 1000000u;
 	uint32_t i, k, active = 0;
 	int rc = rc_proto_lock_intr(r, false);
 

@@ -5,9 +5,10 @@
  * "select" is a Promela keyword), take_credits, evict, fill and fail
  * (-DFAIL) for the producer; register, abandon and hand_off for the
  * registrant; claim, wait_block, release and leave for a consumer
- * (tests/model/check-verbs.sh lists the C's verbs against them).  doc/model.md says
- * what the model proves and what it leaves out.  tests/model/run-model.sh
- * [small|big|bug] runs it; by hand:
+ * (tests/model/check-verbs.sh lists the C's verbs against them).
+ * doc/design.md ("The model and what it proves", "The proof protects the
+ * code") says what the model proves and what it leaves out.
+ * tests/model/run-model.sh [small|big|bug] runs it; by hand:
  *
  *   spin -a -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 ringproto.pml
  *   gcc -O2 -DSAFETY -o pan pan.c && ./pan -m1000000

@@ -229,6 +229,10 @@ struct rc_ring {
 	/* Who this process is to the protocol: 0 is getpid().  The schedule
 	 * test gives each actor (registrant, consumer) its own. */
 	pid_t self;
+	/* The clock of the protocol's timeouts (stall eviction, the
+	 * producer's linger and rate): NULL is rc_now_ns(), CLOCK_MONOTONIC,
+	 * what the tool uses.  The schedule test sets a simulated one. */
+	uint64_t (*now_ns)(void);
 	/* The producer as last seen under LOCK (rc_proto_claim). */
 	pid_t producer_pid;
 	uint64_t producer_start;
@@ -264,6 +268,8 @@ void rc_ring_detach(struct rc_ring *r);
  * was left behind (its producer killed). */
 bool rc_ring_left(const struct rc_ring *r);
 void rc_ring_remove(struct rc_ring *r);
+/* The ring's clock (r->now_ns, else CLOCK_MONOTONIC), in ns. */
+uint64_t rc_ring_now(const struct rc_ring *r);
 
 static inline unsigned char *rc_slot_data(const struct rc_ring *r,
 					  uint32_t slot)

@@ -39,7 +39,7 @@ fi
 # A mutant that hangs the protocol is killed by the timeout: a test
 # that passes takes seconds.
 export PROTOCOL_TIMEOUT=${PROTOCOL_TIMEOUT:-60}
-progs="ringcopy tests/unit/test-ringproto tests/unit/test-ring tests/unit/test-consumer tests/unit/test-ringproto-sched"
+progs="ringcopy tests/unit/test-ringproto tests/unit/test-ring tests/unit/test-consumer tests/unit/test-ringproto-sched tests/unit/test-ringsteps"
 
 status=0
 table=()

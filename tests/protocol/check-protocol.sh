@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # make check-protocol: every test that protects the ring protocol, in a
 # few minutes (at most 240 s on a quiet two-core machine):
-#   - the protocol's unit tests (test-ringproto, test-ring, test-consumer)
-#     and the schedule test (test-ringproto-sched);
+#   - the protocol's unit tests (test-ringproto, test-ring, test-consumer),
+#     the schedule test of the verbs (test-ringproto-sched) and the one of
+#     the producer's and consumers' own steps (test-ringsteps);
 #   - the SPIN model's small configurations (tests/model/run-model.sh:
 #     small, stall with reused entries, and the old jump it must catch);
 #   - the functional tests of joins, tails, stalls and killed processes,
@@ -44,7 +45,7 @@ export top_srcdir top_builddir RINGCOPY
 # finds in the first thousands, the regression case is always run).
 export RINGPROTO_SCHEDULES=${RINGPROTO_SCHEDULES:-30000}
 
-unit=(test-ringproto test-ring test-consumer test-ringproto-sched)
+unit=(test-ringproto test-ring test-consumer test-ringproto-sched test-ringsteps)
 func=(test-protocol-small test-join-tail test-producer-killed
       test-consumer-killed test-stall test-status-killed test-join-late
       test-join-staggered test-join-teardown test-invocation-killed)
