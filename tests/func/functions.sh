@@ -237,27 +237,57 @@ expect_status() {
 
 same() { cmp "$1" "$2" || fail "$2 differs from $1"; }
 
+# ring_of SUFFIX: from one `status --json', the ring whose consumers
+# include the target named ...SUFFIX (literally: dots and slashes are
+# plain characters): sets ring_pid (its producer) and ring_done (that
+# consumer's blocks_done); false where there is none.  Bash only, no
+# process but the status itself: a loaded machine forks slowly.
+ring_of() {
+	local all line
+	ring_pid= ring_done=
+	all=$("$RINGCOPY" status --json 2> /dev/null) || return 1
+	all=${all//\"source\": /$'\n'}
+	while IFS= read -r line; do
+		[[ $line =~ \"target\":\ \"[^\"]*"$1"\",\ [^}]*\"blocks_done\":\ ([0-9]+) ]] ||
+			continue
+		ring_done=${BASH_REMATCH[1]}
+		[[ $line =~ \"producer_pid\":\ ([0-9]+) ]] || continue
+		ring_pid=${BASH_REMATCH[1]}
+		return 0
+	done <<< "$all"
+	return 1
+}
+
 # stop_at_block SUFFIX N: wait until the consumer of the target whose name
 # ends with SUFFIX has done N blocks, then stop its ring's producer
 # (SIGSTOP: the copy cannot end meanwhile) and print the producer's pid
 # (the caller continues it, and registers that with on_exit: this runs in
 # a command substitution).
+# Made, not hoped for (issue 27): once the ring has been seen, its
+# producer is stopped while each poll looks and runs only between polls,
+# so a poll slowed by a loaded machine slows the copy with it and can
+# never miss block N, however short the copy.  The budget counts the
+# producer's running time (the sleeps): 20 s, as before.
 # Cheap on purpose (no python in the loop): tests run side by side.
 stop_at_block() {
-	local i line done pid
+	local i pid=
 	for (( i = 0; i < $(slow 20) * 5; i++ )); do
-		# One ring per line: its producer, then each consumer.
-		line=$("$RINGCOPY" status --json 2> /dev/null |
-			sed 's/"source": /\n/g' | grep -F -- "$1\"" | head -n 1)
-		pid=$(sed -n 's/.*"producer_pid": \([0-9]*\).*/\1/p' <<< "$line")
-		done=$(sed 's/.*"target": "[^"]*'"$1"'", [^}]*"blocks_done": \([0-9]*\).*/\1/' <<< "$line")
-		if [ -n "$pid" ] && [[ $done =~ ^[0-9]+$ ]] && [ "$done" -ge "$2" ]; then
-			kill -STOP "$pid" || return 1
-			echo "$pid"
-			return 0
+		if [ -n "$pid" ]; then
+			kill -STOP "$pid" 2> /dev/null || return 1
+			if ring_of "$1" && [ "$ring_pid" = "$pid" ] &&
+				[ "$ring_done" -ge "$2" ]; then
+				echo "$pid"
+				return 0
+			fi
+			kill -CONT "$pid"
+		elif ring_of "$1"; then
+			# Seen: from now on it is stopped while we look.
+			pid=$ring_pid
+			continue
 		fi
 		sleep 0.2
 	done
+	[ -n "$pid" ] && kill -CONT "$pid" 2> /dev/null
 	return 1
 }
 
