@@ -64,6 +64,15 @@
 #define OPTS_MAX     64
 #define PAIRS_MAX    64
 #define XFER_BUF     (256 * 1024)
+/* Once an upstream streams (BATCH_AFTER bytes in), its answers are read
+ * BATCH_LOWAT bytes at a time (SO_RCVLOWAT), not packet by packet as they
+ * trickle in from a shaped link: every system call of the relay, and of
+ * QEMU behind it, costs CPU (doc/design.md, the relay chain's CPU).  A
+ * tail below it (the stream paused) is read once nothing has come for
+ * BATCH_STALL_MS (fill_poll). */
+#define BATCH_LOWAT     (256 * 1024)
+#define BATCH_AFTER     (1024 * 1024)
+#define BATCH_STALL_MS  20
 #define NBD_PORT     "10809"
 /* How long QEMU keeps a request waiting for an upstream connection: the
  * relay finds the next upstream well within it. */
@@ -87,6 +96,8 @@ struct pair {
 	uint64_t since;                 /* b's connect began (ns) */
 	uint64_t last_rx;               /* b answered last (ns) */
 	bool owed;                      /* sent to b since it last answered */
+	bool batch;                     /* b is TCP with SO_RCVLOWAT */
+	uint64_t got;                   /* bytes b sent, before batch */
 };
 
 struct relay {
@@ -519,6 +530,16 @@ static int connect_to(const struct endpoint *e, bool *pending)
 	return fd;
 }
 
+/* Is fd a Unix socket (no SO_RCVLOWAT batching there)? */
+static bool is_unix_sock(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof ss;
+
+	return getsockname(fd, (struct sockaddr *)&ss, &l) == 0 &&
+	       ss.ss_family == AF_UNIX;
+}
+
 static void pair_close(struct relay *rl, int i)
 {
 	struct pair *p = &rl->pairs[i];
@@ -549,6 +570,18 @@ static void upstream_failed(struct relay *rl, int i, const char *how)
 	pair_close(rl, i);
 }
 
+/* Pair p's b, a TCP upstream, wakes the relay BATCH_LOWAT bytes at a
+ * time. */
+static void batch_set(struct pair *p)
+{
+	int lowat = BATCH_LOWAT;
+
+	if (!is_unix_sock(p->b) &&
+	    setsockopt(p->b, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+		       sizeof lowat) == 0)
+		p->batch = true;
+}
+
 /* Connect pair p's b to the current upstream; false when it cannot be
  * tried now (the next attempt is made by the loop). */
 static bool upstream_connect(struct relay *rl, struct pair *p)
@@ -569,6 +602,8 @@ static bool upstream_connect(struct relay *rl, struct pair *p)
 		rl->cur_since = now;
 	}
 	p->b = connect_to(&rl->up[rl->cur], &p->connecting);
+	p->batch = false;
+	p->got = 0;
 	p->since = now;
 	p->last_rx = now;
 	/* An NBD server speaks first: one that says nothing for
@@ -973,156 +1008,215 @@ static void remove_dir(struct relay *rl)
 		rc_err("relay: cannot remove %s: %s", rl->dir, strerror(errno));
 }
 
+/* Start the copy once the daemon exports: 1 when the relay must end (the
+ * copy cannot start, or the daemon never exported). */
+static int copy_when_ready(struct relay *rl, const sigset_t *old,
+			   uint64_t started, uint64_t now)
+{
+	struct stat st;
+
+	if (rl->copy || rl->copy_done || rl->stopping)
+		return 0;
+	if (stat(rl->exp_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		rl->copy = start_copy(rl, old);
+		if (rl->copy >= 0)
+			return 0;
+		rc_err("relay: cannot start the copy: %s", strerror(errno));
+		rl->copy = 0;
+		rl->copy_status = RC_EXIT_FAILED;
+		return 1;
+	}
+	if (now - started <= (uint64_t)(rl->timeout_ms + 20000) * 1000000)
+		return 0;
+	rc_err("relay: qemu-storage-daemon did not export the overlay in %u s: no upstream of %s answered",
+	       rl->timeout_ms / 1000 + 20, rl->up[0].text);
+	say_log(rl);
+	rl->copy_status = RC_EXIT_FAILED;
+	return 1;
+}
+
+/* Connections still to make, and an upstream that owes an answer for too
+ * long is dead. */
+static void check_pairs(struct relay *rl, uint64_t now)
+{
+	uint64_t lim = (uint64_t)rl->timeout_ms * 1000000;
+	int i;
+
+	for (i = 0; i < rl->npairs; i++) {
+		struct pair *p = &rl->pairs[i];
+
+		if (!p->up) {
+			if (p->b < 0 && now - p->since >= 200000000ULL)
+				export_connect(rl, p);
+			continue;
+		}
+		if (p->b < 0 && now - p->since >= 200000000ULL) {
+			upstream_connect(rl, p);
+		} else if (p->b >= 0 && p->connecting &&
+			   now - p->since > lim) {
+			close(p->b);
+			p->b = -1;
+			p->since = now;
+		} else if (p->b >= 0 && p->owed && now - p->last_rx > lim) {
+			upstream_failed(rl, i, "has not answered for --connect-timeout");
+			i--;
+		}
+	}
+}
+
+/* May pair p's upstream hold bytes below SO_RCVLOWAT, which poll does not
+ * report?  They are read once nothing came for BATCH_STALL_MS; the poll
+ * waits that long at most while an answer is owed or was arriving in the
+ * last second, else its usual 100 ms. */
+static bool batch_wait(const struct pair *p)
+{
+	return p->batch && p->b >= 0 && !p->connecting && !p->len[1];
+}
+
+/* The descriptors to poll (the signalfd, the two listening sockets, then
+ * a and b of each pair); the poll's timeout in *ms. */
+static int fill_poll(struct relay *rl, struct pollfd *pfd, uint64_t now,
+		     int *ms)
+{
+	int i, n = 0;
+
+	*ms = 100;
+	pfd[n++] = (struct pollfd){ .fd = rl->sigfd, .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = rl->lfd, .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = rl->upfd, .events = POLLIN };
+	for (i = 0; i < rl->npairs; i++) {
+		struct pair *p = &rl->pairs[i];
+
+		pfd[n].fd = p->a;
+		pfd[n].events = (p->len[0] ? 0 : POLLIN) |
+				(p->len[1] ? POLLOUT : 0);
+		if (p->b < 0 || p->connecting)
+			pfd[n].events &= ~POLLIN;
+		n++;
+		pfd[n].fd = p->b;
+		pfd[n].events = p->connecting ? POLLOUT
+			: (p->len[1] ? 0 : POLLIN) | (p->len[0] ? POLLOUT : 0);
+		n++;
+		if (batch_wait(p) &&
+		    (p->owed || now - p->last_rx < 1000000000ULL))
+			*ms = BATCH_STALL_MS;
+	}
+	return n;
+}
+
+/* SIGTERM, SIGINT, SIGHUP: stop; SIGCHLD: reap. */
+static void read_signals(struct relay *rl)
+{
+	struct signalfd_siginfo si;
+
+	while (read(rl->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD)
+			continue;
+		if (!rl->stopping)
+			rc_msg("relay: signal %d: stopping", (int)si.ssi_signo);
+		rl->stopping = true;
+		if (!rl->copy_done && !rl->copy)
+			rl->copy_status = RC_EXIT_FAILED;
+	}
+	reap(rl);
+}
+
+/* b's non-blocking connect() is over: made, or to try again. */
+static void connect_done(struct relay *rl, struct pair *p)
+{
+	int err = 0;
+	socklen_t l = sizeof err;
+
+	getsockopt(p->b, SOL_SOCKET, SO_ERROR, &err, &l);
+	if (err) {
+		close(p->b);
+		p->b = -1;
+		p->since = rc_now_ns();
+		return;
+	}
+	p->connecting = false;
+	p->last_rx = rc_now_ns();
+	if (p->up)
+		rl->cur_since = 0;
+}
+
+/* Forward what pair i's poll found, both ways. */
+static void serve_pair(struct relay *rl, int i, struct pollfd *pa,
+		       struct pollfd *pb, uint64_t polled)
+{
+	struct pair *p = &rl->pairs[i];
+	uint64_t moved = 0, back = 0, now;
+	int which = -1;
+
+	if (p->b < 0) {
+		if (pa->revents & (POLLHUP | POLLERR))
+			pair_close(rl, i);
+		return;
+	}
+	if (p->connecting) {
+		if (pb->revents)
+			connect_done(rl, p);
+		return;
+	}
+	/* Below SO_RCVLOWAT poll says nothing: a stalled stream's tail is
+	 * read anyway. */
+	if (batch_wait(p) && !(pb->revents & POLLIN) &&
+	    polled - p->last_rx >= BATCH_STALL_MS * 1000000ULL)
+		pb->revents |= POLLIN;
+	if (pump(p, 0, pa->revents, pb->revents, &which, &moved) < 0 ||
+	    pump(p, 1, pb->revents, pa->revents, &which, &back) < 0) {
+		if (p->up && which == 1)
+			upstream_failed(rl, i, "closed the connection");
+		else
+			pair_close(rl, i);
+		return;
+	}
+	now = rc_now_ns();
+	if (p->up) {
+		if (moved)
+			p->owed = true;
+		if (back) {
+			p->owed = false;
+			p->last_rx = now;
+			rl->bytes_up += back;
+			if (!p->batch && (p->got += back) >= BATCH_AFTER)
+				batch_set(p);
+		}
+	} else if (moved || back) {
+		rl->idle_since = now;
+		rl->bytes_down += back;
+	}
+}
+
 static int loop(struct relay *rl, const sigset_t *old)
 {
 	struct pollfd pfd[3 + 2 * PAIRS_MAX];
 	uint64_t started = rc_now_ns(), now;
-	struct stat st;
-	int i, n;
+	int i, n, ms;
 
 	for (;;) {
 		now = rc_now_ns();
-		if (!rl->copy && !rl->copy_done && !rl->stopping) {
-			if (stat(rl->exp_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
-				rl->copy = start_copy(rl, old);
-				if (rl->copy < 0) {
-					rc_err("relay: cannot start the copy: %s",
-					       strerror(errno));
-					rl->copy = 0;
-					rl->copy_status = RC_EXIT_FAILED;
-					return 0;
-				}
-			} else if (now - started >
-				   (uint64_t)(rl->timeout_ms + 20000) * 1000000) {
-				rc_err("relay: qemu-storage-daemon did not export the overlay in %u s: no upstream of %s answered",
-				       rl->timeout_ms / 1000 + 20,
-				       rl->up[0].text);
-				say_log(rl);
-				rl->copy_status = RC_EXIT_FAILED;
-				return 0;
-			}
-		}
+		if (copy_when_ready(rl, old, started, now))
+			return 0;
 		if (rl->stopping)
 			return 0;
 		if (rl->copy_done &&
 		    now - rl->idle_since >= (uint64_t)rl->linger_ms * 1000000)
 			return 0;
-		/* An upstream that owes an answer for too long is dead. */
-		for (i = 0; i < rl->npairs; i++) {
-			struct pair *p = &rl->pairs[i];
-			uint64_t lim = (uint64_t)rl->timeout_ms * 1000000;
-
-			if (!p->up) {
-				if (p->b < 0 && now - p->since >= 200000000ULL)
-					export_connect(rl, p);
-				continue;
-			}
-			if (p->b < 0 && now - p->since >= 200000000ULL) {
-				upstream_connect(rl, p);
-			} else if (p->b >= 0 && p->connecting &&
-				   now - p->since > lim) {
-				close(p->b);
-				p->b = -1;
-				p->since = now;
-			} else if (p->b >= 0 && p->owed &&
-				   now - p->last_rx > lim) {
-				upstream_failed(rl, i, "has not answered for --connect-timeout");
-				i--;
-			}
-		}
-		n = 0;
-		pfd[n++] = (struct pollfd){ .fd = rl->sigfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = rl->lfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = rl->upfd, .events = POLLIN };
-		for (i = 0; i < rl->npairs; i++) {
-			struct pair *p = &rl->pairs[i];
-
-			pfd[n].fd = p->a;
-			pfd[n].events = (p->len[0] ? 0 : POLLIN) |
-					(p->len[1] ? POLLOUT : 0);
-			if (p->b < 0 || p->connecting)
-				pfd[n].events &= ~POLLIN;
-			n++;
-			pfd[n].fd = p->b;
-			pfd[n].events = p->connecting ? POLLOUT
-				: (p->len[1] ? 0 : POLLIN) |
-				  (p->len[0] ? POLLOUT : 0);
-			n++;
-		}
-		if (poll(pfd, n, 100) < 0 && errno != EINTR)
+		check_pairs(rl, now);
+		n = fill_poll(rl, pfd, now, &ms);
+		if (poll(pfd, n, ms) < 0 && errno != EINTR)
 			return -1;
-		if (pfd[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			while (read(rl->sigfd, &si, sizeof si) ==
-			       (ssize_t)sizeof si) {
-				if (si.ssi_signo == SIGCHLD)
-					continue;
-				if (!rl->stopping)
-					rc_msg("relay: signal %d: stopping",
-					       (int)si.ssi_signo);
-				rl->stopping = true;
-				if (!rl->copy_done && !rl->copy)
-					rl->copy_status = RC_EXIT_FAILED;
-			}
-			reap(rl);
-		}
+		if (pfd[0].revents & POLLIN)
+			read_signals(rl);
 		/* The pairs first: accepting moves them. */
 		for (i = rl->npairs - 1; i >= 0; i--) {
-			struct pair *p = &rl->pairs[i];
-			struct pollfd *pa = &pfd[3 + 2 * i], *pb = pa + 1;
-			uint64_t moved = 0, back = 0;
-			int which = -1;
+			struct pollfd *pa = &pfd[3 + 2 * i];
 
-			if (pa->fd != p->a || pb->fd != p->b)
-				continue; /* made this round */
-			if (p->b < 0) {
-				if (pa->revents & (POLLHUP | POLLERR))
-					pair_close(rl, i);
-				continue;
-			}
-			if (p->connecting) {
-				int err = 0;
-				socklen_t l = sizeof err;
-
-				if (!pb->revents)
-					continue;
-				getsockopt(p->b, SOL_SOCKET, SO_ERROR, &err, &l);
-				if (err) {
-					close(p->b);
-					p->b = -1;
-					p->since = rc_now_ns();
-					continue;
-				}
-				p->connecting = false;
-				p->last_rx = rc_now_ns();
-				if (p->up)
-					rl->cur_since = 0;
-				continue;
-			}
-			if (pump(p, 0, pa->revents, pb->revents, &which,
-				 &moved) < 0 ||
-			    pump(p, 1, pb->revents, pa->revents, &which,
-				 &back) < 0) {
-				if (p->up && which == 1)
-					upstream_failed(rl, i, "closed the connection");
-				else
-					pair_close(rl, i);
-				continue;
-			}
-			now = rc_now_ns();
-			if (p->up) {
-				if (moved)
-					p->owed = true;
-				if (back) {
-					p->owed = false;
-					p->last_rx = now;
-					rl->bytes_up += back;
-				}
-			} else if (moved || back) {
-				rl->idle_since = now;
-				rl->bytes_down += back;
-			}
+			/* A pair made this round was not polled. */
+			if (pa->fd == rl->pairs[i].a &&
+			    pa[1].fd == rl->pairs[i].b)
+				serve_pair(rl, i, pa, pa + 1, now);
 		}
 		if (pfd[1].revents & POLLIN)
 			accept_on(rl, rl->lfd, false);
