@@ -1490,13 +1490,93 @@ out:
 	return make_overlay(rl);
 }
 
+/* The private directory (made by us alone, 0700, never one that is there
+ * already), its paths, and the socket QEMU's NBD client connects to. */
+static int make_private(struct relay *rl)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct endpoint e;
+	char err[400];
+
+	if (!tmp || *tmp != '/')
+		tmp = "/var/tmp";
+	snprintf(rl->dir, sizeof rl->dir, "%s/ringcopy-relay.XXXXXX", tmp);
+	if (strlen(tmp) > 80 || !mkdtemp(rl->dir)) {
+		rc_err("relay: cannot make a private directory in %s: %s",
+		       tmp, strlen(tmp) > 80 ? "its path is too long for the sockets" : strerror(errno));
+		rl->dir[0] = 0;
+		return -1;
+	}
+	snprintf(rl->overlay, sizeof rl->overlay, "%s/overlay.qcow2", rl->dir);
+	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
+	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
+	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
+	snprintf(rl->seed_sock, sizeof rl->seed_sock, "%s/seed.sock", rl->dir);
+	unix_endpoint(&e, rl->up_sock);
+	rl->upfd = listen_on(&e, err, sizeof err);
+	if (rl->upfd < 0) {
+		rc_err("relay: cannot listen on %s: %s", rl->up_sock, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* SIGCHLD, SIGTERM, SIGINT and SIGHUP through a signalfd (the old mask in
+ * *old, for the children). */
+static int take_signals(struct relay *rl, sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, old);
+	signal(SIGPIPE, SIG_IGN);
+	rl->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (rl->sigfd < 0) {
+		rc_err("relay: signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The overlay (seeded with --skip-equal), the daemon, the copy and the
+ * forwarding until the end: the copy's status. */
+static int relay_run(struct relay *rl, const sigset_t *old)
+{
+	if (make_overlay(rl) < 0 ||
+	    (rl->skip_equal && seed_overlay(rl, old) < 0))
+		return RC_EXIT_FAILED;
+	if (rl->stopping)
+		return RC_EXIT_FAILED;
+	rl->qsd = start_qsd(rl, old);
+	if (rl->qsd < 0) {
+		rc_err("relay: cannot start qemu-storage-daemon: %s",
+		       strerror(errno));
+		rl->qsd = 0;
+		return RC_EXIT_FAILED;
+	}
+	rc_msg("relay: %s relays %s (then %d more) to %s",
+	       rl->dir, rl->up[0].text, rl->nup - 1, rl->listen.text);
+	rl->copy_status = RC_EXIT_FAILED;
+	if (loop(rl, old) < 0)
+		rc_err("relay: poll: %s", strerror(errno));
+	rl->stopping = true;
+	if (!rc_quiet)
+		rc_msg("relay: %s: %llu bytes from upstream, %llu bytes to downstream",
+		       rl->listen.text, (unsigned long long)rl->bytes_up,
+		       (unsigned long long)rl->bytes_down);
+	return rl->copy_status;
+}
+
 int rc_cmd_relay(int argc, char **argv)
 {
 	struct relay *rl;
 	struct rc_image_hashes m = { 0 };
-	const char *tmp = getenv("TMPDIR");
 	char err[400];
-	sigset_t set, old;
+	sigset_t old;
 	int rc, status;
 
 	rl = calloc(1, sizeof *rl);
@@ -1531,78 +1611,10 @@ int rc_cmd_relay(int argc, char **argv)
 		return rc;
 	}
 	rl->listen_made = rl->listen.unix_sock;
-
-	/* The private directory: made by us alone (0700), never one that
-	 * is there already. */
-	if (!tmp || *tmp != '/')
-		tmp = "/var/tmp";
-	snprintf(rl->dir, sizeof rl->dir, "%s/ringcopy-relay.XXXXXX", tmp);
-	if (strlen(tmp) > 80 || !mkdtemp(rl->dir)) {
-		rc_err("relay: cannot make a private directory in %s: %s",
-		       tmp, strlen(tmp) > 80 ? "its path is too long for the sockets" : strerror(errno));
-		rl->dir[0] = 0;
+	if (make_private(rl) < 0 || take_signals(rl, &old) < 0)
 		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	snprintf(rl->overlay, sizeof rl->overlay, "%s/overlay.qcow2", rl->dir);
-	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
-	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
-	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
-	snprintf(rl->seed_sock, sizeof rl->seed_sock, "%s/seed.sock", rl->dir);
-	{
-		struct endpoint e;
-
-		unix_endpoint(&e, rl->up_sock);
-		rl->upfd = listen_on(&e, err, sizeof err);
-		if (rl->upfd < 0) {
-			rc_err("relay: cannot listen on %s: %s", rl->up_sock, err);
-			status = RC_EXIT_FAILED;
-			goto out;
-		}
-	}
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, &old);
-	signal(SIGPIPE, SIG_IGN);
-	rl->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (rl->sigfd < 0) {
-		rc_err("relay: signalfd: %s", strerror(errno));
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	if (make_overlay(rl) < 0 ||
-	    (rl->skip_equal && seed_overlay(rl, &old) < 0)) {
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	if (rl->stopping) {
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	rl->qsd = start_qsd(rl, &old);
-	if (rl->qsd < 0) {
-		rc_err("relay: cannot start qemu-storage-daemon: %s",
-		       strerror(errno));
-		rl->qsd = 0;
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	rc_msg("relay: %s relays %s (then %d more) to %s",
-	       rl->dir, rl->up[0].text, rl->nup - 1, rl->listen.text);
-	rl->copy_status = RC_EXIT_FAILED;
-	if (loop(rl, &old) < 0)
-		rc_err("relay: poll: %s", strerror(errno));
-	rl->stopping = true;
-	status = rl->copy_status;
-	if (!rc_quiet)
-		rc_msg("relay: %s: %llu bytes from upstream, %llu bytes to downstream",
-		       rl->listen.text, (unsigned long long)rl->bytes_up,
-		       (unsigned long long)rl->bytes_down);
-out:
+	else
+		status = relay_run(rl, &old);
 	rl->stopping = true;
 	stop_children(rl);
 	if (rl->copy_done)
