@@ -98,6 +98,12 @@ struct pair {
 	bool owed;                      /* sent to b since it last answered */
 	bool batch;                     /* b is TCP with SO_RCVLOWAT */
 	uint64_t got;                   /* bytes b sent, before batch */
+	bool copy;                      /* a is the node's own copy */
+	uint64_t exact;                 /* the size b's handshake is to say */
+	int hs;                         /* where b's handshake is (hs_scan) */
+	uint32_t hs_n, hs_len;
+	bool hs_info;
+	unsigned char hs_hdr[20];
 };
 
 struct relay {
@@ -118,8 +124,8 @@ struct relay {
 
 	char dir[256];                  /* private directory */
 	char overlay[300], up_sock[300], exp_sock[300], log[300];
-	char seed_sock[300];
-	int lfd, upfd, sigfd;
+	char seed_sock[300], exact_sock[300];
+	int lfd, upfd, sigfd, cfd;      /* cfd: the copy's, exact_sock */
 	struct pair pairs[PAIRS_MAX];
 	int npairs;
 	pid_t qsd, copy;
@@ -637,6 +643,74 @@ static struct pair *pair_new(struct relay *rl, int a, bool up)
 	return p;
 }
 
+/* The server's side of an NBD handshake (fixed newstyle), as far as the
+ * size of the export: the greeting, then option replies, until the
+ * acknowledgement of NBD_OPT_GO starts the transmission. */
+enum { HS_GREET, HS_HDR, HS_DATA, HS_DONE };
+#define NBD_REP_MAGIC 0x0003e889045565a9ULL
+#define NBD_OPT_GO    7
+#define NBD_REP_ACK   1
+#define NBD_REP_INFO  3
+
+static uint32_t be32(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	       (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The len bytes at buf come from pair p's server (its b): an
+ * NBD_INFO_EXPORT reply's size is replaced by p->exact as it passes.  An
+ * answer to NBD_OPT_EXPORT_NAME (no reply header; neither QEMU nor libnbd
+ * send that option to a fixed-newstyle server) is passed as it is. */
+static void hs_scan(struct pair *p, unsigned char *buf, size_t len)
+{
+	static const unsigned char magic[8] = {
+		NBD_REP_MAGIC >> 56 & 0xff, NBD_REP_MAGIC >> 48 & 0xff,
+		NBD_REP_MAGIC >> 40 & 0xff, NBD_REP_MAGIC >> 32 & 0xff,
+		NBD_REP_MAGIC >> 24 & 0xff, NBD_REP_MAGIC >> 16 & 0xff,
+		NBD_REP_MAGIC >> 8 & 0xff, NBD_REP_MAGIC & 0xff,
+	};
+	size_t i;
+
+	for (i = 0; i < len && p->hs != HS_DONE; i++) {
+		switch (p->hs) {
+		case HS_GREET: /* "NBDMAGIC", "IHAVEOPT", 2 bytes of flags */
+			if (++p->hs_n == 18) {
+				p->hs = HS_HDR;
+				p->hs_n = 0;
+			}
+			break;
+		case HS_HDR: /* magic, option, reply type, length */
+			p->hs_hdr[p->hs_n++] = buf[i];
+			if (p->hs_n == 8 && memcmp(p->hs_hdr, magic, 8))
+				p->hs = HS_DONE;
+			if (p->hs_n < 20)
+				break;
+			p->hs_len = be32(p->hs_hdr + 16);
+			p->hs_info = be32(p->hs_hdr + 12) == NBD_REP_INFO &&
+				     p->hs_len == 12;
+			p->hs_n = 0;
+			if (be32(p->hs_hdr + 12) == NBD_REP_ACK &&
+			    be32(p->hs_hdr + 8) == NBD_OPT_GO)
+				p->hs = HS_DONE;
+			else if (p->hs_len)
+				p->hs = HS_DATA;
+			break;
+		case HS_DATA: /* NBD_INFO_EXPORT: 0 (2 bytes), size, flags */
+			if (p->hs_n < 2 && buf[i])
+				p->hs_info = false;
+			if (p->hs_info && p->hs_n >= 2 && p->hs_n < 10)
+				buf[i] = (unsigned char)(p->exact >>
+							 (8 * (9 - p->hs_n)));
+			if (++p->hs_n == p->hs_len) {
+				p->hs = HS_HDR;
+				p->hs_n = 0;
+			}
+			break;
+		}
+	}
+}
+
 /* Connect downstream pair p to the daemon's export: a node that asks
  * before the daemon exports (it is still opening its upstream) waits,
  * the loop tries again. */
@@ -647,9 +721,14 @@ static void export_connect(struct relay *rl, struct pair *p)
 	unix_endpoint(&e, rl->exp_sock);
 	p->b = connect_to(&e, &p->connecting);
 	p->since = rc_now_ns();
+	/* QEMU exports whole 512-byte sectors: the image's own size is
+	 * said instead, as the origin says it. */
+	p->exact = rl->image_size % 512 ? rl->image_size : 0;
+	p->hs = HS_GREET;
+	p->hs_n = 0;
 }
 
-static void accept_on(struct relay *rl, int lfd, bool up)
+static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 {
 	struct pair *p;
 	int fd;
@@ -664,7 +743,9 @@ static void accept_on(struct relay *rl, int lfd, bool up)
 			continue;
 		}
 		export_connect(rl, p);
-		rl->idle_since = rc_now_ns();
+		p->copy = copy;
+		if (!copy)
+			rl->idle_since = rc_now_ns();
 	}
 }
 
@@ -686,6 +767,9 @@ static int pump(struct pair *p, int dir, short rev, short wev, int *which,
 			p->off[dir] = 0;
 			p->len[dir] = (size_t)r;
 			*moved += (uint64_t)r;
+			if (dir && p->exact && p->hs != HS_DONE)
+				hs_scan(p, (unsigned char *)p->buf[dir],
+					(size_t)r);
 		}
 	}
 	(void)wev; /* the sockets do not block: try whenever there is data */
@@ -862,8 +946,9 @@ static pid_t start_copy(struct relay *rl, const sigset_t *old)
 	pid_t self = getpid(), pid;
 	int argc = 0, i;
 
+	/* Through the relay when the export is longer than the image. */
 	snprintf(src, sizeof src, "nbd+unix:///%s?socket=%s", rl->export,
-		 rl->exp_sock);
+		 rl->cfd >= 0 ? rl->exact_sock : rl->exp_sock);
 	argv[argc++] = "ringcopy";
 	for (i = 0; i < rl->ncopt; i++)
 		argv[argc++] = rl->copt[i];
@@ -884,6 +969,8 @@ static pid_t start_copy(struct relay *rl, const sigset_t *old)
 	close(rl->lfd);
 	close(rl->upfd);
 	close(rl->sigfd);
+	if (rl->cfd >= 0)
+		close(rl->cfd);
 	for (i = 0; i < rl->npairs; i++) {
 		close(rl->pairs[i].a);
 		if (rl->pairs[i].b >= 0)
@@ -1004,6 +1091,7 @@ static void remove_dir(struct relay *rl)
 	unlink(rl->exp_sock);
 	unlink(rl->log);
 	unlink(rl->seed_sock);
+	unlink(rl->exact_sock);
 	if (rmdir(rl->dir) < 0)
 		rc_err("relay: cannot remove %s: %s", rl->dir, strerror(errno));
 }
@@ -1073,7 +1161,7 @@ static bool batch_wait(const struct pair *p)
 	return p->batch && p->b >= 0 && !p->connecting && !p->len[1];
 }
 
-/* The descriptors to poll (the signalfd, the two listening sockets, then
+/* The descriptors to poll (the signalfd, the three listening sockets, then
  * a and b of each pair); the poll's timeout in *ms. */
 static int fill_poll(struct relay *rl, struct pollfd *pfd, uint64_t now,
 		     int *ms)
@@ -1084,6 +1172,7 @@ static int fill_poll(struct relay *rl, struct pollfd *pfd, uint64_t now,
 	pfd[n++] = (struct pollfd){ .fd = rl->sigfd, .events = POLLIN };
 	pfd[n++] = (struct pollfd){ .fd = rl->lfd, .events = POLLIN };
 	pfd[n++] = (struct pollfd){ .fd = rl->upfd, .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = rl->cfd, .events = POLLIN };
 	for (i = 0; i < rl->npairs; i++) {
 		struct pair *p = &rl->pairs[i];
 
@@ -1182,7 +1271,7 @@ static void serve_pair(struct relay *rl, int i, struct pollfd *pa,
 			if (!p->batch && (p->got += back) >= BATCH_AFTER)
 				batch_set(p);
 		}
-	} else if (moved || back) {
+	} else if ((moved || back) && !p->copy) {
 		rl->idle_since = now;
 		rl->bytes_down += back;
 	}
@@ -1190,7 +1279,7 @@ static void serve_pair(struct relay *rl, int i, struct pollfd *pa,
 
 static int loop(struct relay *rl, const sigset_t *old)
 {
-	struct pollfd pfd[3 + 2 * PAIRS_MAX];
+	struct pollfd pfd[4 + 2 * PAIRS_MAX];
 	uint64_t started = rc_now_ns(), now;
 	int i, n, ms;
 
@@ -1211,7 +1300,7 @@ static int loop(struct relay *rl, const sigset_t *old)
 			read_signals(rl);
 		/* The pairs first: accepting moves them. */
 		for (i = rl->npairs - 1; i >= 0; i--) {
-			struct pollfd *pa = &pfd[3 + 2 * i];
+			struct pollfd *pa = &pfd[4 + 2 * i];
 
 			/* A pair made this round was not polled. */
 			if (pa->fd == rl->pairs[i].a &&
@@ -1219,9 +1308,11 @@ static int loop(struct relay *rl, const sigset_t *old)
 				serve_pair(rl, i, pa, pa + 1, now);
 		}
 		if (pfd[1].revents & POLLIN)
-			accept_on(rl, rl->lfd, false);
+			accept_on(rl, rl->lfd, false, false);
 		if (pfd[2].revents & POLLIN)
-			accept_on(rl, rl->upfd, true);
+			accept_on(rl, rl->upfd, true, false);
+		if (pfd[3].revents & POLLIN)
+			accept_on(rl, rl->cfd, false, true);
 	}
 }
 
@@ -1512,10 +1603,22 @@ static int make_private(struct relay *rl)
 	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
 	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
 	snprintf(rl->seed_sock, sizeof rl->seed_sock, "%s/seed.sock", rl->dir);
+	snprintf(rl->exact_sock, sizeof rl->exact_sock, "%s/exact.sock",
+		 rl->dir);
 	unix_endpoint(&e, rl->up_sock);
 	rl->upfd = listen_on(&e, err, sizeof err);
 	if (rl->upfd < 0) {
 		rc_err("relay: cannot listen on %s: %s", rl->up_sock, err);
+		return -1;
+	}
+	if (!(rl->image_size % 512))
+		return 0;
+	/* An image that ends inside a sector: the copy reads it through
+	 * the relay, which says the image's own size (hs_scan). */
+	unix_endpoint(&e, rl->exact_sock);
+	rl->cfd = listen_on(&e, err, sizeof err);
+	if (rl->cfd < 0) {
+		rc_err("relay: cannot listen on %s: %s", rl->exact_sock, err);
 		return -1;
 	}
 	return 0;
@@ -1584,7 +1687,7 @@ int rc_cmd_relay(int argc, char **argv)
 		rc_err("relay: out of memory");
 		return RC_EXIT_FAILED;
 	}
-	rl->lfd = rl->upfd = rl->sigfd = -1;
+	rl->lfd = rl->upfd = rl->sigfd = rl->cfd = -1;
 	rc = parse_relay(argc, argv, rl);
 	if (rc >= 0) {
 		free(rl);
@@ -1627,6 +1730,8 @@ int rc_cmd_relay(int argc, char **argv)
 		close(rl->upfd);
 	if (rl->sigfd >= 0)
 		close(rl->sigfd);
+	if (rl->cfd >= 0)
+		close(rl->cfd);
 	remove_dir(rl);
 	free(rl);
 	return status;
