@@ -95,5 +95,6 @@ awk '{u[$3] += $4; s[$3] += $5; t[$2] += $4 + $5; nn[$2] = 1}
 		for (r in u) printf "  %-6s user %6.2f sys %6.2f  per node %.2f\n", r, u[r], s[r], (u[r] + s[r]) / length(nn)
 		printf "  nodes:"; for (k = 1; k in t; k++) printf " %.2f", t[k]; printf "\n"
 	}' "$work/cpu"
+sed "s/^/    /" "$work/cpu"
 echo "  origin nbdkit $o s; softirq (machine-wide) $(( s1 - s0 )) ticks; wall $(echo "$t1 - $t0" | bc) s"
 exit $bad
