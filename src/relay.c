@@ -73,7 +73,6 @@
 #define BATCH_LOWAT     (256 * 1024)
 #define BATCH_AFTER     (1024 * 1024)
 #define BATCH_STALL_MS  20
-#define RELAY_SNDBUF    (2 * XFER_BUF)
 #define NBD_PORT     "10809"
 /* How long QEMU keeps a request waiting for an upstream connection: the
  * relay finds the next upstream well within it. */
@@ -729,19 +728,6 @@ static void export_connect(struct relay *rl, struct pair *p)
 	p->hs_n = 0;
 }
 
-/* A Unix socket the relay writes bulk into (QEMU's upstream connection,
- * the copy's): a Unix socket queues at most its writer's SO_SNDBUF
- * (212992 bytes by default), so a 256 KiB buffer went in two writes, each
- * waking the reader, and QEMU woke for every piece: asking for
- * RELAY_SNDBUF (the kernel caps it at net.core.wmem_max and doubles it)
- * halved a node's CPU (doc/design.md, the relay chain's CPU). */
-static void big_sndbuf(int fd)
-{
-	int v = RELAY_SNDBUF;
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
-}
-
 static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 {
 	struct pair *p;
@@ -752,8 +738,6 @@ static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 		p = pair_new(rl, fd, up);
 		if (!p)
 			continue;
-		if (up || copy)
-			big_sndbuf(fd);
 		if (up) {
 			upstream_connect(rl, p);
 			continue;
