@@ -65,6 +65,15 @@
 #define OPTS_MAX     64
 #define PAIRS_MAX    64
 #define XFER_BUF     (256 * 1024)
+/* Once an upstream streams (BATCH_AFTER bytes in), its answers are read
+ * BATCH_LOWAT bytes at a time (SO_RCVLOWAT), not packet by packet as they
+ * trickle in from a shaped link: every system call of the relay, and of
+ * QEMU behind it, costs CPU (doc/design.md, the relay chain's CPU).  A
+ * tail below it (the stream paused) is read once nothing has come for
+ * BATCH_STALL_MS (fill_poll). */
+#define BATCH_LOWAT     (256 * 1024)
+#define BATCH_AFTER     (1024 * 1024)
+#define BATCH_STALL_MS  20
 #define NBD_PORT     "10809"
 /* How long QEMU keeps a request waiting for an upstream connection: the
  * relay finds the next upstream well within it. */
@@ -88,6 +97,14 @@ struct pair {
 	uint64_t since;                 /* b's connect began (ns) */
 	uint64_t last_rx;               /* b answered last (ns) */
 	bool owed;                      /* sent to b since it last answered */
+	bool batch;                     /* b is TCP with SO_RCVLOWAT */
+	uint64_t got;                   /* bytes b sent, before batch */
+	bool copy;                      /* a is the node's own copy */
+	uint64_t exact;                 /* the size b's handshake is to say */
+	int hs;                         /* where b's handshake is (hs_scan) */
+	uint32_t hs_n, hs_len;
+	bool hs_info;
+	unsigned char hs_hdr[20];
 };
 
 struct relay {
@@ -108,8 +125,8 @@ struct relay {
 
 	char dir[256];                  /* private directory */
 	char overlay[300], up_sock[300], exp_sock[300], log[300];
-	char seed_sock[300];
-	int lfd, upfd, sigfd;
+	char seed_sock[300], exact_sock[300];
+	int lfd, upfd, sigfd, cfd;      /* cfd: the copy's, exact_sock */
 	struct pair pairs[PAIRS_MAX];
 	int npairs;
 	pid_t qsd, copy;
@@ -460,6 +477,16 @@ static int connect_to(const struct endpoint *e, bool *pending)
 	return fd;
 }
 
+/* Is fd a Unix socket (no SO_RCVLOWAT batching there)? */
+static bool is_unix_sock(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof ss;
+
+	return getsockname(fd, (struct sockaddr *)&ss, &l) == 0 &&
+	       ss.ss_family == AF_UNIX;
+}
+
 static void pair_close(struct relay *rl, int i)
 {
 	struct pair *p = &rl->pairs[i];
@@ -490,6 +517,18 @@ static void upstream_failed(struct relay *rl, int i, const char *how)
 	pair_close(rl, i);
 }
 
+/* Pair p's b, a TCP upstream, wakes the relay BATCH_LOWAT bytes at a
+ * time. */
+static void batch_set(struct pair *p)
+{
+	int lowat = BATCH_LOWAT;
+
+	if (!is_unix_sock(p->b) &&
+	    setsockopt(p->b, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+		       sizeof lowat) == 0)
+		p->batch = true;
+}
+
 /* Connect pair p's b to the current upstream; false when it cannot be
  * tried now (the next attempt is made by the loop). */
 static bool upstream_connect(struct relay *rl, struct pair *p)
@@ -510,6 +549,8 @@ static bool upstream_connect(struct relay *rl, struct pair *p)
 		rl->cur_since = now;
 	}
 	p->b = connect_to(&rl->up[rl->cur], &p->connecting);
+	p->batch = false;
+	p->got = 0;
 	p->since = now;
 	p->last_rx = now;
 	/* An NBD server speaks first: one that says nothing for
@@ -543,6 +584,74 @@ static struct pair *pair_new(struct relay *rl, int a, bool up)
 	return p;
 }
 
+/* The server's side of an NBD handshake (fixed newstyle), as far as the
+ * size of the export: the greeting, then option replies, until the
+ * acknowledgement of NBD_OPT_GO starts the transmission. */
+enum { HS_GREET, HS_HDR, HS_DATA, HS_DONE };
+#define NBD_REP_MAGIC 0x0003e889045565a9ULL
+#define NBD_OPT_GO    7
+#define NBD_REP_ACK   1
+#define NBD_REP_INFO  3
+
+static uint32_t be32(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	       (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The len bytes at buf come from pair p's server (its b): an
+ * NBD_INFO_EXPORT reply's size is replaced by p->exact as it passes.  An
+ * answer to NBD_OPT_EXPORT_NAME (no reply header; neither QEMU nor libnbd
+ * send that option to a fixed-newstyle server) is passed as it is. */
+static void hs_scan(struct pair *p, unsigned char *buf, size_t len)
+{
+	static const unsigned char magic[8] = {
+		NBD_REP_MAGIC >> 56 & 0xff, NBD_REP_MAGIC >> 48 & 0xff,
+		NBD_REP_MAGIC >> 40 & 0xff, NBD_REP_MAGIC >> 32 & 0xff,
+		NBD_REP_MAGIC >> 24 & 0xff, NBD_REP_MAGIC >> 16 & 0xff,
+		NBD_REP_MAGIC >> 8 & 0xff, NBD_REP_MAGIC & 0xff,
+	};
+	size_t i;
+
+	for (i = 0; i < len && p->hs != HS_DONE; i++) {
+		switch (p->hs) {
+		case HS_GREET: /* "NBDMAGIC", "IHAVEOPT", 2 bytes of flags */
+			if (++p->hs_n == 18) {
+				p->hs = HS_HDR;
+				p->hs_n = 0;
+			}
+			break;
+		case HS_HDR: /* magic, option, reply type, length */
+			p->hs_hdr[p->hs_n++] = buf[i];
+			if (p->hs_n == 8 && memcmp(p->hs_hdr, magic, 8))
+				p->hs = HS_DONE;
+			if (p->hs_n < 20)
+				break;
+			p->hs_len = be32(p->hs_hdr + 16);
+			p->hs_info = be32(p->hs_hdr + 12) == NBD_REP_INFO &&
+				     p->hs_len == 12;
+			p->hs_n = 0;
+			if (be32(p->hs_hdr + 12) == NBD_REP_ACK &&
+			    be32(p->hs_hdr + 8) == NBD_OPT_GO)
+				p->hs = HS_DONE;
+			else if (p->hs_len)
+				p->hs = HS_DATA;
+			break;
+		case HS_DATA: /* NBD_INFO_EXPORT: 0 (2 bytes), size, flags */
+			if (p->hs_n < 2 && buf[i])
+				p->hs_info = false;
+			if (p->hs_info && p->hs_n >= 2 && p->hs_n < 10)
+				buf[i] = (unsigned char)(p->exact >>
+							 (8 * (9 - p->hs_n)));
+			if (++p->hs_n == p->hs_len) {
+				p->hs = HS_HDR;
+				p->hs_n = 0;
+			}
+			break;
+		}
+	}
+}
+
 /* Connect downstream pair p to the daemon's export: a node that asks
  * before the daemon exports (it is still opening its upstream) waits,
  * the loop tries again. */
@@ -553,9 +662,14 @@ static void export_connect(struct relay *rl, struct pair *p)
 	unix_endpoint(&e, rl->exp_sock);
 	p->b = connect_to(&e, &p->connecting);
 	p->since = rc_now_ns();
+	/* QEMU exports whole 512-byte sectors: the image's own size is
+	 * said instead, as the origin says it. */
+	p->exact = rl->image_size % 512 ? rl->image_size : 0;
+	p->hs = HS_GREET;
+	p->hs_n = 0;
 }
 
-static void accept_on(struct relay *rl, int lfd, bool up)
+static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 {
 	struct pair *p;
 	int fd;
@@ -570,7 +684,9 @@ static void accept_on(struct relay *rl, int lfd, bool up)
 			continue;
 		}
 		export_connect(rl, p);
-		rl->idle_since = rc_now_ns();
+		p->copy = copy;
+		if (!copy)
+			rl->idle_since = rc_now_ns();
 	}
 }
 
@@ -592,6 +708,9 @@ static int pump(struct pair *p, int dir, short rev, short wev, int *which,
 			p->off[dir] = 0;
 			p->len[dir] = (size_t)r;
 			*moved += (uint64_t)r;
+			if (dir && p->exact && p->hs != HS_DONE)
+				hs_scan(p, (unsigned char *)p->buf[dir],
+					(size_t)r);
 		}
 	}
 	(void)wev; /* the sockets do not block: try whenever there is data */
@@ -768,8 +887,9 @@ static pid_t start_copy(struct relay *rl, const sigset_t *old)
 	pid_t self = getpid(), pid;
 	int argc = 0, i;
 
+	/* Through the relay when the export is longer than the image. */
 	snprintf(src, sizeof src, "nbd+unix:///%s?socket=%s", rl->export,
-		 rl->exp_sock);
+		 rl->cfd >= 0 ? rl->exact_sock : rl->exp_sock);
 	argv[argc++] = "ringcopy";
 	for (i = 0; i < rl->ncopt; i++)
 		argv[argc++] = rl->copt[i];
@@ -790,6 +910,8 @@ static pid_t start_copy(struct relay *rl, const sigset_t *old)
 	close(rl->lfd);
 	close(rl->upfd);
 	close(rl->sigfd);
+	if (rl->cfd >= 0)
+		close(rl->cfd);
 	for (i = 0; i < rl->npairs; i++) {
 		close(rl->pairs[i].a);
 		if (rl->pairs[i].b >= 0)
@@ -910,165 +1032,228 @@ static void remove_dir(struct relay *rl)
 	unlink(rl->exp_sock);
 	unlink(rl->log);
 	unlink(rl->seed_sock);
+	unlink(rl->exact_sock);
 	if (rmdir(rl->dir) < 0)
 		rc_err("relay: cannot remove %s: %s", rl->dir, strerror(errno));
 }
 
+/* Start the copy once the daemon exports: 1 when the relay must end (the
+ * copy cannot start, or the daemon never exported). */
+static int copy_when_ready(struct relay *rl, const sigset_t *old,
+			   uint64_t started, uint64_t now)
+{
+	struct stat st;
+
+	if (rl->copy || rl->copy_done || rl->stopping)
+		return 0;
+	if (stat(rl->exp_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		rl->copy = start_copy(rl, old);
+		if (rl->copy >= 0)
+			return 0;
+		rc_err("relay: cannot start the copy: %s", strerror(errno));
+		rl->copy = 0;
+		rl->copy_status = RC_EXIT_FAILED;
+		return 1;
+	}
+	if (now - started <= (uint64_t)(rl->timeout_ms + 20000) * 1000000)
+		return 0;
+	rc_err("relay: qemu-storage-daemon did not export the overlay in %u s: no upstream of %s answered",
+	       rl->timeout_ms / 1000 + 20, rl->up[0].text);
+	say_log(rl);
+	rl->copy_status = RC_EXIT_FAILED;
+	return 1;
+}
+
+/* Connections still to make, and an upstream that owes an answer for too
+ * long is dead. */
+static void check_pairs(struct relay *rl, uint64_t now)
+{
+	uint64_t lim = (uint64_t)rl->timeout_ms * 1000000;
+	int i;
+
+	for (i = 0; i < rl->npairs; i++) {
+		struct pair *p = &rl->pairs[i];
+
+		if (!p->up) {
+			if (p->b < 0 && now - p->since >= 200000000ULL)
+				export_connect(rl, p);
+			continue;
+		}
+		if (p->b < 0 && now - p->since >= 200000000ULL) {
+			upstream_connect(rl, p);
+		} else if (p->b >= 0 && p->connecting &&
+			   now - p->since > lim) {
+			close(p->b);
+			p->b = -1;
+			p->since = now;
+		} else if (p->b >= 0 && p->owed && now - p->last_rx > lim) {
+			upstream_failed(rl, i, "has not answered for --connect-timeout");
+			i--;
+		}
+	}
+}
+
+/* May pair p's upstream hold bytes below SO_RCVLOWAT, which poll does not
+ * report?  They are read once nothing came for BATCH_STALL_MS; the poll
+ * waits that long at most while an answer is owed or was arriving in the
+ * last second, else its usual 100 ms. */
+static bool batch_wait(const struct pair *p)
+{
+	return p->batch && p->b >= 0 && !p->connecting && !p->len[1];
+}
+
+/* The descriptors to poll (the signalfd, the three listening sockets, then
+ * a and b of each pair); the poll's timeout in *ms. */
+static int fill_poll(struct relay *rl, struct pollfd *pfd, uint64_t now,
+		     int *ms)
+{
+	int i, n = 0;
+
+	*ms = 100;
+	pfd[n++] = (struct pollfd){ .fd = rl->sigfd, .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = rl->lfd, .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = rl->upfd, .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = rl->cfd, .events = POLLIN };
+	for (i = 0; i < rl->npairs; i++) {
+		struct pair *p = &rl->pairs[i];
+
+		pfd[n].fd = p->a;
+		pfd[n].events = (p->len[0] ? 0 : POLLIN) |
+				(p->len[1] ? POLLOUT : 0);
+		if (p->b < 0 || p->connecting)
+			pfd[n].events &= ~POLLIN;
+		n++;
+		pfd[n].fd = p->b;
+		pfd[n].events = p->connecting ? POLLOUT
+			: (p->len[1] ? 0 : POLLIN) | (p->len[0] ? POLLOUT : 0);
+		n++;
+		if (batch_wait(p) &&
+		    (p->owed || now - p->last_rx < 1000000000ULL))
+			*ms = BATCH_STALL_MS;
+	}
+	return n;
+}
+
+/* SIGTERM, SIGINT, SIGHUP: stop; SIGCHLD: reap. */
+static void read_signals(struct relay *rl)
+{
+	struct signalfd_siginfo si;
+
+	while (read(rl->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD)
+			continue;
+		if (!rl->stopping)
+			rc_msg("relay: signal %d: stopping", (int)si.ssi_signo);
+		rl->stopping = true;
+		if (!rl->copy_done && !rl->copy)
+			rl->copy_status = RC_EXIT_FAILED;
+	}
+	reap(rl);
+}
+
+/* b's non-blocking connect() is over: made, or to try again. */
+static void connect_done(struct relay *rl, struct pair *p)
+{
+	int err = 0;
+	socklen_t l = sizeof err;
+
+	getsockopt(p->b, SOL_SOCKET, SO_ERROR, &err, &l);
+	if (err) {
+		close(p->b);
+		p->b = -1;
+		p->since = rc_now_ns();
+		return;
+	}
+	p->connecting = false;
+	p->last_rx = rc_now_ns();
+	if (p->up)
+		rl->cur_since = 0;
+}
+
+/* Forward what pair i's poll found, both ways. */
+static void serve_pair(struct relay *rl, int i, struct pollfd *pa,
+		       struct pollfd *pb, uint64_t polled)
+{
+	struct pair *p = &rl->pairs[i];
+	uint64_t moved = 0, back = 0, now;
+	int which = -1;
+
+	if (p->b < 0) {
+		if (pa->revents & (POLLHUP | POLLERR))
+			pair_close(rl, i);
+		return;
+	}
+	if (p->connecting) {
+		if (pb->revents)
+			connect_done(rl, p);
+		return;
+	}
+	/* Below SO_RCVLOWAT poll says nothing: a stalled stream's tail is
+	 * read anyway. */
+	if (batch_wait(p) && !(pb->revents & POLLIN) &&
+	    polled - p->last_rx >= BATCH_STALL_MS * 1000000ULL)
+		pb->revents |= POLLIN;
+	if (pump(p, 0, pa->revents, pb->revents, &which, &moved) < 0 ||
+	    pump(p, 1, pb->revents, pa->revents, &which, &back) < 0) {
+		if (p->up && which == 1)
+			upstream_failed(rl, i, "closed the connection");
+		else
+			pair_close(rl, i);
+		return;
+	}
+	now = rc_now_ns();
+	if (p->up) {
+		if (moved)
+			p->owed = true;
+		if (back) {
+			p->owed = false;
+			p->last_rx = now;
+			rl->bytes_up += back;
+			if (!p->batch && (p->got += back) >= BATCH_AFTER)
+				batch_set(p);
+		}
+	} else if ((moved || back) && !p->copy) {
+		rl->idle_since = now;
+		rl->bytes_down += back;
+	}
+}
+
 static int loop(struct relay *rl, const sigset_t *old)
 {
-	struct pollfd pfd[3 + 2 * PAIRS_MAX];
+	struct pollfd pfd[4 + 2 * PAIRS_MAX];
 	uint64_t started = rc_now_ns(), now;
-	struct stat st;
-	int i, n;
+	int i, n, ms;
 
 	for (;;) {
 		now = rc_now_ns();
-		if (!rl->copy && !rl->copy_done && !rl->stopping) {
-			if (stat(rl->exp_sock, &st) == 0 && S_ISSOCK(st.st_mode)) {
-				rl->copy = start_copy(rl, old);
-				if (rl->copy < 0) {
-					rc_err("relay: cannot start the copy: %s",
-					       strerror(errno));
-					rl->copy = 0;
-					rl->copy_status = RC_EXIT_FAILED;
-					return 0;
-				}
-			} else if (now - started >
-				   (uint64_t)(rl->timeout_ms + 20000) * 1000000) {
-				rc_err("relay: qemu-storage-daemon did not export the overlay in %u s: no upstream of %s answered",
-				       rl->timeout_ms / 1000 + 20,
-				       rl->up[0].text);
-				say_log(rl);
-				rl->copy_status = RC_EXIT_FAILED;
-				return 0;
-			}
-		}
+		if (copy_when_ready(rl, old, started, now))
+			return 0;
 		if (rl->stopping)
 			return 0;
 		if (rl->copy_done &&
 		    now - rl->idle_since >= (uint64_t)rl->linger_ms * 1000000)
 			return 0;
-		/* An upstream that owes an answer for too long is dead. */
-		for (i = 0; i < rl->npairs; i++) {
-			struct pair *p = &rl->pairs[i];
-			uint64_t lim = (uint64_t)rl->timeout_ms * 1000000;
-
-			if (!p->up) {
-				if (p->b < 0 && now - p->since >= 200000000ULL)
-					export_connect(rl, p);
-				continue;
-			}
-			if (p->b < 0 && now - p->since >= 200000000ULL) {
-				upstream_connect(rl, p);
-			} else if (p->b >= 0 && p->connecting &&
-				   now - p->since > lim) {
-				close(p->b);
-				p->b = -1;
-				p->since = now;
-			} else if (p->b >= 0 && p->owed &&
-				   now - p->last_rx > lim) {
-				upstream_failed(rl, i, "has not answered for --connect-timeout");
-				i--;
-			}
-		}
-		n = 0;
-		pfd[n++] = (struct pollfd){ .fd = rl->sigfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = rl->lfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = rl->upfd, .events = POLLIN };
-		for (i = 0; i < rl->npairs; i++) {
-			struct pair *p = &rl->pairs[i];
-
-			pfd[n].fd = p->a;
-			pfd[n].events = (p->len[0] ? 0 : POLLIN) |
-					(p->len[1] ? POLLOUT : 0);
-			if (p->b < 0 || p->connecting)
-				pfd[n].events &= ~POLLIN;
-			n++;
-			pfd[n].fd = p->b;
-			pfd[n].events = p->connecting ? POLLOUT
-				: (p->len[1] ? 0 : POLLIN) |
-				  (p->len[0] ? POLLOUT : 0);
-			n++;
-		}
-		if (poll(pfd, n, 100) < 0 && errno != EINTR)
+		check_pairs(rl, now);
+		n = fill_poll(rl, pfd, now, &ms);
+		if (poll(pfd, n, ms) < 0 && errno != EINTR)
 			return -1;
-		if (pfd[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			while (read(rl->sigfd, &si, sizeof si) ==
-			       (ssize_t)sizeof si) {
-				if (si.ssi_signo == SIGCHLD)
-					continue;
-				if (!rl->stopping)
-					rc_msg("relay: signal %d: stopping",
-					       (int)si.ssi_signo);
-				rl->stopping = true;
-				if (!rl->copy_done && !rl->copy)
-					rl->copy_status = RC_EXIT_FAILED;
-			}
-			reap(rl);
-		}
+		if (pfd[0].revents & POLLIN)
+			read_signals(rl);
 		/* The pairs first: accepting moves them. */
 		for (i = rl->npairs - 1; i >= 0; i--) {
-			struct pair *p = &rl->pairs[i];
-			struct pollfd *pa = &pfd[3 + 2 * i], *pb = pa + 1;
-			uint64_t moved = 0, back = 0;
-			int which = -1;
+			struct pollfd *pa = &pfd[4 + 2 * i];
 
-			if (pa->fd != p->a || pb->fd != p->b)
-				continue; /* made this round */
-			if (p->b < 0) {
-				if (pa->revents & (POLLHUP | POLLERR))
-					pair_close(rl, i);
-				continue;
-			}
-			if (p->connecting) {
-				int err = 0;
-				socklen_t l = sizeof err;
-
-				if (!pb->revents)
-					continue;
-				getsockopt(p->b, SOL_SOCKET, SO_ERROR, &err, &l);
-				if (err) {
-					close(p->b);
-					p->b = -1;
-					p->since = rc_now_ns();
-					continue;
-				}
-				p->connecting = false;
-				p->last_rx = rc_now_ns();
-				if (p->up)
-					rl->cur_since = 0;
-				continue;
-			}
-			if (pump(p, 0, pa->revents, pb->revents, &which,
-				 &moved) < 0 ||
-			    pump(p, 1, pb->revents, pa->revents, &which,
-				 &back) < 0) {
-				if (p->up && which == 1)
-					upstream_failed(rl, i, "closed the connection");
-				else
-					pair_close(rl, i);
-				continue;
-			}
-			now = rc_now_ns();
-			if (p->up) {
-				if (moved)
-					p->owed = true;
-				if (back) {
-					p->owed = false;
-					p->last_rx = now;
-					rl->bytes_up += back;
-				}
-			} else if (moved || back) {
-				rl->idle_since = now;
-				rl->bytes_down += back;
-			}
+			/* A pair made this round was not polled. */
+			if (pa->fd == rl->pairs[i].a &&
+			    pa[1].fd == rl->pairs[i].b)
+				serve_pair(rl, i, pa, pa + 1, now);
 		}
 		if (pfd[1].revents & POLLIN)
-			accept_on(rl, rl->lfd, false);
+			accept_on(rl, rl->lfd, false, false);
 		if (pfd[2].revents & POLLIN)
-			accept_on(rl, rl->upfd, true);
+			accept_on(rl, rl->upfd, true, false);
+		if (pfd[3].revents & POLLIN)
+			accept_on(rl, rl->cfd, false, true);
 	}
 }
 
@@ -1337,13 +1522,105 @@ out:
 	return make_overlay(rl);
 }
 
+/* The private directory (made by us alone, 0700, never one that is there
+ * already), its paths, and the socket QEMU's NBD client connects to. */
+static int make_private(struct relay *rl)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct endpoint e;
+	char err[400];
+
+	if (!tmp || *tmp != '/')
+		tmp = "/var/tmp";
+	snprintf(rl->dir, sizeof rl->dir, "%s/ringcopy-relay.XXXXXX", tmp);
+	if (strlen(tmp) > 80 || !mkdtemp(rl->dir)) {
+		rc_err("relay: cannot make a private directory in %s: %s",
+		       tmp, strlen(tmp) > 80 ? "its path is too long for the sockets" : strerror(errno));
+		rl->dir[0] = 0;
+		return -1;
+	}
+	snprintf(rl->overlay, sizeof rl->overlay, "%s/overlay.qcow2", rl->dir);
+	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
+	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
+	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
+	snprintf(rl->seed_sock, sizeof rl->seed_sock, "%s/seed.sock", rl->dir);
+	snprintf(rl->exact_sock, sizeof rl->exact_sock, "%s/exact.sock",
+		 rl->dir);
+	unix_endpoint(&e, rl->up_sock);
+	rl->upfd = listen_on(&e, err, sizeof err);
+	if (rl->upfd < 0) {
+		rc_err("relay: cannot listen on %s: %s", rl->up_sock, err);
+		return -1;
+	}
+	if (!(rl->image_size % 512))
+		return 0;
+	/* An image that ends inside a sector: the copy reads it through
+	 * the relay, which says the image's own size (hs_scan). */
+	unix_endpoint(&e, rl->exact_sock);
+	rl->cfd = listen_on(&e, err, sizeof err);
+	if (rl->cfd < 0) {
+		rc_err("relay: cannot listen on %s: %s", rl->exact_sock, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* SIGCHLD, SIGTERM, SIGINT and SIGHUP through a signalfd (the old mask in
+ * *old, for the children). */
+static int take_signals(struct relay *rl, sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, old);
+	signal(SIGPIPE, SIG_IGN);
+	rl->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (rl->sigfd < 0) {
+		rc_err("relay: signalfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The overlay (seeded with --skip-equal), the daemon, the copy and the
+ * forwarding until the end: the copy's status. */
+static int relay_run(struct relay *rl, const sigset_t *old)
+{
+	if (make_overlay(rl) < 0 ||
+	    (rl->skip_equal && seed_overlay(rl, old) < 0))
+		return RC_EXIT_FAILED;
+	if (rl->stopping)
+		return RC_EXIT_FAILED;
+	rl->qsd = start_qsd(rl, old);
+	if (rl->qsd < 0) {
+		rc_err("relay: cannot start qemu-storage-daemon: %s",
+		       strerror(errno));
+		rl->qsd = 0;
+		return RC_EXIT_FAILED;
+	}
+	rc_msg("relay: %s relays %s (then %d more) to %s",
+	       rl->dir, rl->up[0].text, rl->nup - 1, rl->listen.text);
+	rl->copy_status = RC_EXIT_FAILED;
+	if (loop(rl, old) < 0)
+		rc_err("relay: poll: %s", strerror(errno));
+	rl->stopping = true;
+	if (!rc_quiet)
+		rc_msg("relay: %s: %llu bytes from upstream, %llu bytes to downstream",
+		       rl->listen.text, (unsigned long long)rl->bytes_up,
+		       (unsigned long long)rl->bytes_down);
+	return rl->copy_status;
+}
+
 int rc_cmd_relay(int argc, char **argv)
 {
 	struct relay *rl;
 	struct rc_image_hashes m = { 0 };
-	const char *tmp = getenv("TMPDIR");
 	char err[400];
-	sigset_t set, old;
+	sigset_t old;
 	int rc, status;
 
 	rl = calloc(1, sizeof *rl);
@@ -1351,7 +1628,7 @@ int rc_cmd_relay(int argc, char **argv)
 		rc_err("relay: out of memory");
 		return RC_EXIT_FAILED;
 	}
-	rl->lfd = rl->upfd = rl->sigfd = -1;
+	rl->lfd = rl->upfd = rl->sigfd = rl->cfd = -1;
 	rc = parse_relay(argc, argv, rl);
 	if (rc >= 0) {
 		free(rl);
@@ -1378,78 +1655,10 @@ int rc_cmd_relay(int argc, char **argv)
 		return rc;
 	}
 	rl->listen_made = rl->listen.unix_sock;
-
-	/* The private directory: made by us alone (0700), never one that
-	 * is there already. */
-	if (!tmp || *tmp != '/')
-		tmp = "/var/tmp";
-	snprintf(rl->dir, sizeof rl->dir, "%s/ringcopy-relay.XXXXXX", tmp);
-	if (strlen(tmp) > 80 || !mkdtemp(rl->dir)) {
-		rc_err("relay: cannot make a private directory in %s: %s",
-		       tmp, strlen(tmp) > 80 ? "its path is too long for the sockets" : strerror(errno));
-		rl->dir[0] = 0;
+	if (make_private(rl) < 0 || take_signals(rl, &old) < 0)
 		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	snprintf(rl->overlay, sizeof rl->overlay, "%s/overlay.qcow2", rl->dir);
-	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
-	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
-	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
-	snprintf(rl->seed_sock, sizeof rl->seed_sock, "%s/seed.sock", rl->dir);
-	{
-		struct endpoint e;
-
-		unix_endpoint(&e, rl->up_sock);
-		rl->upfd = listen_on(&e, err, sizeof err);
-		if (rl->upfd < 0) {
-			rc_err("relay: cannot listen on %s: %s", rl->up_sock, err);
-			status = RC_EXIT_FAILED;
-			goto out;
-		}
-	}
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, &old);
-	signal(SIGPIPE, SIG_IGN);
-	rl->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (rl->sigfd < 0) {
-		rc_err("relay: signalfd: %s", strerror(errno));
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	if (make_overlay(rl) < 0 ||
-	    (rl->skip_equal && seed_overlay(rl, &old) < 0)) {
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	if (rl->stopping) {
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	rl->qsd = start_qsd(rl, &old);
-	if (rl->qsd < 0) {
-		rc_err("relay: cannot start qemu-storage-daemon: %s",
-		       strerror(errno));
-		rl->qsd = 0;
-		status = RC_EXIT_FAILED;
-		goto out;
-	}
-	rc_msg("relay: %s relays %s (then %d more) to %s",
-	       rl->dir, rl->up[0].text, rl->nup - 1, rl->listen.text);
-	rl->copy_status = RC_EXIT_FAILED;
-	if (loop(rl, &old) < 0)
-		rc_err("relay: poll: %s", strerror(errno));
-	rl->stopping = true;
-	status = rl->copy_status;
-	if (!rc_quiet)
-		rc_msg("relay: %s: %llu bytes from upstream, %llu bytes to downstream",
-		       rl->listen.text, (unsigned long long)rl->bytes_up,
-		       (unsigned long long)rl->bytes_down);
-out:
+	else
+		status = relay_run(rl, &old);
 	rl->stopping = true;
 	stop_children(rl);
 	if (rl->copy_done)
@@ -1462,6 +1671,8 @@ out:
 		close(rl->upfd);
 	if (rl->sigfd >= 0)
 		close(rl->sigfd);
+	if (rl->cfd >= 0)
+		close(rl->cfd);
 	remove_dir(rl);
 	free(rl);
 	return status;

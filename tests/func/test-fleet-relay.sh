@@ -12,6 +12,9 @@
 #  - A machine dies: every process of node 2 is killed at about 30% of its
 #    copy; nodes 1, 3 and 4 still exit 0 with both disks proved (node 3
 #    re-points to node 1, node 4 rides through).
+#  - An image whose size is not a multiple of 512 (QEMU exports whole
+#    sectors): a chain of two on Unix sockets copies exactly the image,
+#    both disks proved, the second node reading the first one's export.
 #  - Refusals (exit 2, nothing started): no --expect, --start-at random,
 #    a malformed --upstream, upstreams naming different exports.
 source "$top_srcdir/tests/func/functions.sh"
@@ -116,8 +119,42 @@ grep -q "upstream nbd://192.0.2.12/ closed the connection; QEMU reconnects throu
 	fail "node 3 did not re-point to node 1: $(cat "$tmp/n3.err")"
 # At once: not after waiting --connect-timeout on the dead node.
 grep -q "did not answer" "$tmp/n3.err" && fail "node 3 waited for the dead node: $(cat "$tmp/n3.err")"
-rm -rf "$tmp/run2" # the dead machine's
+# The dead machine's run and private directories.
+rm -rf "$tmp/run2" "$tmp/priv"/ringcopy-relay.*
 sent=$(origin_sent)
 echo "node 2 killed: the origin sent $sent bytes (image $size)"
 fleet_down
+
+# 3. An image that ends inside a sector: 3 MiB and 1000 bytes, a chain of
+# two on Unix sockets (no network needed).
+odd=$((3 * mb + 1000))
+head -c "$odd" "$tmp/golden.img" > "$tmp/odd.img"
+expect_status 0 ringcopy -q --manifest "$tmp/odd.mf" "$tmp/odd.img" null:
+nbdkit -r -U "$tmp/odd.sock" -P "$tmp/odd.pid" file "$tmp/odd.img" || fail "nbdkit"
+on_exit 'kill "$(cat "$tmp/odd.pid")"'
+mkdir -p -m 700 "$tmp/run2"
+RINGCOPY_RUNDIR=$tmp/run1 "$RINGCOPY" relay --listen "$tmp/r1.sock" --linger 3 \
+	--upstream "nbd+unix:///?socket=$tmp/odd.sock" --expect "$tmp/odd.mf" \
+	"$tmp/o1.a" "$tmp/o1.b" 2> "$tmp/o1.err" &
+p1=$!
+for (( i = 0; i < 100; i++ )); do [ -S "$tmp/r1.sock" ] && break; sleep 0.05; done
+RINGCOPY_RUNDIR=$tmp/run2 "$RINGCOPY" relay --listen "$tmp/r2.sock" --linger 0 \
+	--upstream "nbd+unix:///?socket=$tmp/r1.sock,nbd+unix:///?socket=$tmp/odd.sock" \
+	--expect "$tmp/odd.mf" "$tmp/o2.a" "$tmp/o2.b" 2> "$tmp/o2.err"
+st2=$?
+wait "$p1"
+st1=$?
+for k in 1 2; do
+	eval "s=\$st$k"
+	[ "$s" -eq 0 ] || fail "odd size, node $k exited $s: $(cat "$tmp/o$k.err")"
+	same "$tmp/odd.img" "$tmp/o$k.a"
+	same "$tmp/odd.img" "$tmp/o$k.b"
+	[ "$(grep -c "^ok .* $odd bytes .* verified" "$tmp/o$k.err")" -eq 2 ] ||
+		fail "odd size, node $k: $(cat "$tmp/o$k.err")"
+done
+# Node 2 read node 1's export (the size said through node 1's relay).
+down=$(sed -n 's/.*upstream, \([0-9]*\) bytes to downstream.*/\1/p' "$tmp/o1.err")
+[ "${down:-0}" -ge "$odd" ] || fail "odd size: node 1 sent ${down:-no} bytes downstream: $(cat "$tmp/o1.err" "$tmp/o2.err")"
+[ -z "$(ls -A "$tmp/priv")" ] || fail "private directories left: $(ls "$tmp/priv")"
+echo "an image of $odd bytes: a chain of two, both nodes exact"
 exit 0
