@@ -30,7 +30,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 #define IN_SIZE (256u << 10)
 
@@ -49,8 +49,8 @@ static const char *const fmt_name[] = { "raw", "xz", "gzip", "bzip2",
 #define LZ4L_BOUND ((size_t)LZ4_COMPRESSBOUND(LZ4L_BLOCK))
 
 struct decode_dev {
-	struct rc_dev dev;     /* first */
-	struct rc_dev *inner;  /* the compressed bytes */
+	struct rc_dev dev;     /* first; dev.inner holds the compressed
+				* bytes */
 	enum fmt fmt;
 	unsigned char *in;
 	size_t in_len, in_pos; /* buffered input, and how much is used */
@@ -250,9 +250,9 @@ static int refill(struct decode_dev *d)
 
 	if (d->in_pos < d->in_len || d->in_eof)
 		return 0;
-	n = read_inner(d->inner, d->in, IN_SIZE, d->in_off);
+	n = read_inner(d->dev.inner, d->in, IN_SIZE, d->in_off);
 	if (n < 0) {
-		rc_dev_describe(d->inner, strerror((int)-n), d->err,
+		rc_dev_describe(d->dev.inner, strerror((int)-n), d->err,
 				sizeof d->err);
 		return (int)n;
 	}
@@ -276,10 +276,10 @@ static int fill(struct decode_dev *d, size_t n)
 		memmove(d->in, d->in + d->in_pos, left);
 		d->in_pos = 0;
 		d->in_len = left;
-		got = read_inner(d->inner, d->in + left, IN_SIZE - left,
+		got = read_inner(d->dev.inner, d->in + left, IN_SIZE - left,
 				 d->in_off);
 		if (got < 0) {
-			rc_dev_describe(d->inner, strerror((int)-got), d->err,
+			rc_dev_describe(d->dev.inner, strerror((int)-got), d->err,
 					sizeof d->err);
 			return (int)got;
 		}
@@ -635,8 +635,8 @@ static ssize_t decode_into(struct decode_dev *d, unsigned char *buf,
 /* Back to the first byte, where the source can be read again. */
 static int rewind_to_start(struct decode_dev *d)
 {
-	if (!(d->inner->caps & RC_CAP_SEEKABLE) ||
-	    (d->inner->caps & RC_CAP_SEQUENTIAL))
+	if (!(d->dev.inner->caps & RC_CAP_SEEKABLE) ||
+	    (d->dev.inner->caps & RC_CAP_SEQUENTIAL))
 		return -ESPIPE;
 	d->in_len = d->in_pos = 0;
 	d->in_off = 0;
@@ -684,9 +684,6 @@ static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
 	ssize_t n;
 	int rc;
 
-	/* The compressed bytes are read in order to their end: where the
-	 * producer lets us read ahead, the layer below may too. */
-	d->inner->ra_end = dev->ra_end ? d->inner->size : 0;
 	/* Backwards only to the start (the wrap), where the source can be
 	 * read again; forwards by decoding what is skipped. */
 	if (d->size != RC_SIZE_UNKNOWN && off >= d->size)
@@ -729,7 +726,7 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 {
 	lzma_stream s = LZMA_STREAM_INIT;
 	lzma_index *idx = NULL;
-	uint64_t at = 0, total = d->inner->size;
+	uint64_t at = 0, total = d->dev.inner->size;
 	unsigned char *buf = malloc(IN_SIZE);
 	lzma_ret r;
 	int rc = -EINVAL;
@@ -740,7 +737,7 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 		return -ENOMEM;
 	}
 	for (;;) {
-		ssize_t n = read_inner(d->inner, buf, IN_SIZE, at);
+		ssize_t n = read_inner(d->dev.inner, buf, IN_SIZE, at);
 
 		if (n <= 0)
 			break;
@@ -770,7 +767,7 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 static int decode_identity(struct rc_dev *dev, struct rc_source_id *id)
 {
 	struct decode_dev *d = (struct decode_dev *)dev;
-	int rc = rc_dev_identity(d->inner, id);
+	int rc = rc_dev_identity(d->dev.inner, id);
 
 	/* Never the ring of its compressed bytes: its decoded image when
 	 * its size is known (read again at the wrap), else read once,
@@ -797,53 +794,33 @@ static int decode_close(struct rc_dev *dev)
 	free(d->l.out);
 	LZ4F_freeDecompressionContext(d->lz4);
 	ZSTD_freeDCtx(d->zstd);
-	rc = rc_dev_close(d->inner);
+	rc = rc_dev_close(d->dev.inner);
 	free(d->in);
 	free(d);
 	return rc;
 }
 
-static int decode_open(const char *path, int mode, struct rc_dev **out)
+/* The compressed bytes are read in order to their end: where the producer
+ * lets us read ahead, the device below may read all of them ahead. */
+static void decode_prefetch(struct rc_dev *dev, uint64_t off, uint64_t len)
 {
-	(void)path;
-	(void)mode;
-	(void)out;
-	return -EOPNOTSUPP; /* only through rc_decode_wrap */
+	rc_dev_prefetch(dev->inner, 0, off + len ? dev->inner->size : 0);
 }
 
-const struct rc_backend rc_decode_backend = {
+/* A layer the core stacks over a source (rc_source_open, through
+ * rc_decode_wrap), never opened by a spec: not in the table, so it has no
+ * open(). */
+static const struct rc_backend decode_layer = {
 	.version = RC_BACKEND_VERSION,
 	.name = "decode",
-	.caps = RC_CAP_SEQUENTIAL | RC_CAP_SOURCE,
-	.open = decode_open,
+	.caps = RC_CAP_SEQUENTIAL | RC_CAP_SOURCE | RC_CAP_DECODES,
 	.pread = decode_pread,
 	.close = decode_close,
 	.describe_error = decode_describe,
 	.identity = decode_identity,
+	.prefetch = decode_prefetch,
 	.unknown_size = "it is compressed, and its uncompressed size is known only at its end",
 };
-
-int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
-		   const char **format)
-{
-	const char *path;
-	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, out);
-
-	*format = NULL;
-	/* A compressed image is read decompressed, whatever carries it,
-	 * unless raw or an explicit prefix (file:x.xz) asks for its bytes;
-	 * a disk is an image as it is; zstd files decode themselves. */
-	if (rc < 0 || raw ||
-	    ((*out)->caps & (RC_CAP_BLOCKDEV | RC_CAP_DECODES)) ||
-	    !rc_backend_for(spec, RC_OPEN_SOURCE, &path) || path != spec)
-		return rc;
-	rc = rc_decode_wrap(out, format);
-	if (rc < 0) {
-		rc_dev_close(*out);
-		*out = NULL;
-	}
-	return rc;
-}
 
 int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 {
@@ -888,7 +865,7 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 		free(d);
 		return -ENOMEM;
 	}
-	d->inner = src;
+	d->dev.inner = src; /* read from (xz_size) before rc_dev_init */
 	d->fmt = fmt;
 	if (fmt != F_PENDING && start_decoder(d) < 0) {
 		free(d->in);
@@ -906,7 +883,8 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 	 * end would never be checked; read it as a stream, to its end. */
 	if (d->size == 0)
 		d->size = RC_SIZE_UNKNOWN;
-	rc_dev_init(&d->dev, &rc_decode_backend, src->path, src->fd, d->size);
+	rc_dev_init(&d->dev, &decode_layer, src->path, src->fd, d->size);
+	d->dev.inner = src; /* rc_dev_init cleared it */
 	if (once)
 		d->dev.unknown_size = src->unknown_size; /* a pipe's words */
 	d->dev.spec = src->spec; /* shown as named; freed with the inner */

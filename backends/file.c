@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 struct file_dev {
 	struct rc_dev dev; /* first: the core sees only this */
@@ -59,7 +59,8 @@ static int parent_writable(const char *path)
 	return rc;
 }
 
-static int file_open(const char *path, int mode, struct rc_dev **out)
+static int file_open(const char *path, int mode, struct rc_dev **out,
+		     char *why, size_t whylen)
 {
 	struct file_dev *f;
 	struct stat st;
@@ -169,6 +170,19 @@ static int file_prepare(struct rc_dev *dev, uint64_t size)
 		dev->size = size;
 		f->fresh = 1;
 	}
+	return 0;
+}
+
+/* A stream ended: a file grew as it was written, so its size is the
+ * stream's, even where the stream ended in zeros (a disk keeps its own). */
+static int file_finish(struct rc_dev *dev, uint64_t size)
+{
+	struct file_dev *f = (struct file_dev *)dev;
+
+	if (f->is_blk || dev->fd < 0)
+		return 0;
+	if (ftruncate(dev->fd, (off_t)size) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -311,6 +325,8 @@ static int file_open_readback(struct rc_dev *dev, struct rc_dev **out,
 		return -ENOMEM;
 	}
 	rc_dev_init(&r->dev, &rc_file_backend, dev->path, fd, dev->size);
+	if (!strcmp(*how, "direct"))
+		r->dev.caps |= RC_CAP_DIRECT; /* reads past the page cache */
 	r->is_blk = f->is_blk;
 	r->dev.spec = NULL;
 	rc = 0;
@@ -337,6 +353,7 @@ const struct rc_backend rc_file_backend = {
 	.probe = file_probe,
 	.open = file_open,
 	.prepare = file_prepare,
+	.finish = file_finish,
 	.pread = file_pread,
 	.pwrite = file_pwrite,
 	.zero = file_zero,

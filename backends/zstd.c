@@ -29,7 +29,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 struct zstd_dev {
 	struct rc_dev dev; /* first */
@@ -50,11 +50,19 @@ struct zstd_dev {
 	int level;
 };
 
-static int zstd_level = 3; /* --compress-level, set by the CLI */
+static int zstd_level = 3; /* --compress-level, through zstd_config() */
 
-void rc_zstd_set_level(int level)
+/* The options this backend owns: the compression level of a target. */
+static int zstd_config(const char *key, const char *value)
 {
-	zstd_level = level;
+	unsigned long n;
+
+	if (strcmp(key, "compress-level") != 0)
+		return -ENOENT;
+	if (rc_config_count(value, 1, 19, &n) < 0)
+		return -EINVAL;
+	zstd_level = (int)n;
+	return 0;
 }
 
 static int frames_size(const unsigned char *p, size_t len, uint64_t *size,
@@ -187,7 +195,8 @@ static int open_source(struct zstd_dev *z, const char *path)
 
 static int zstd_close(struct rc_dev *dev);
 
-static int zstd_open(const char *path, int mode, struct rc_dev **out)
+static int zstd_open(const char *path, int mode, struct rc_dev **out,
+		     char *why, size_t whylen)
 {
 	struct zstd_dev *z = calloc(1, sizeof *z);
 	int rc = 0, fd;
@@ -201,8 +210,7 @@ static int zstd_open(const char *path, int mode, struct rc_dev **out)
 	if (mode == RC_OPEN_SOURCE) {
 		rc = open_source(z, path);
 		if (rc < 0) {
-			snprintf(rc_backend_detail, sizeof rc_backend_detail,
-				 "%s", z->err);
+			snprintf(why, whylen, "%s", z->err);
 			zstd_close(&z->dev);
 			return rc;
 		}
@@ -483,13 +491,14 @@ static int zstd_open_readback(struct rc_dev *dev, struct rc_dev **out,
 {
 	struct zstd_dev *z;
 	struct stat a, b;
+	char why[sizeof z->err];
 	int rc;
 
 	/* Past the page cache where the filesystem lets us, then through
 	 * the decompressor: what a user restoring the image would get. */
 	if (dev->fd >= 0)
 		posix_fadvise(dev->fd, 0, 0, POSIX_FADV_DONTNEED);
-	rc = zstd_open(dev->path, RC_OPEN_SOURCE, out);
+	rc = zstd_open(dev->path, RC_OPEN_SOURCE, out, why, sizeof why);
 	if (rc < 0)
 		return rc;
 	z = (struct zstd_dev *)*out;
@@ -539,5 +548,6 @@ const struct rc_backend rc_zstd_backend = {
 	.open_readback = zstd_open_readback,
 	.describe_error = zstd_describe,
 	.identity = zstd_identity,
+	.config = zstd_config,
 	.unknown_size = "its zstd frames do not say how large the image is (made with --no-content-size, or streamed)",
 };

@@ -241,7 +241,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (rc_parse_count(optarg, 1, 19, &n) < 0)
 				return rc_usage_error(NULL, "--compress-level '%s': want 1 to 19",
 						   optarg);
-			rc_zstd_set_level((int)n);
+			rc_backend_config("compress-level", optarg);
 			break;
 		case OPT_PROGRESS:
 			o->progress_set = true;
@@ -291,7 +291,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (rc_parse_count(optarg, 1, 86400, &n) < 0)
 				return rc_usage_error(NULL, "--connect-timeout '%s': want seconds from 1 to 86400",
 						   optarg);
-			rc_nbd_set_connect_timeout(n * 1000u);
+			rc_backend_config("connect-timeout", optarg);
 			break;
 		case OPT_FOREGROUND:
 			if (!o->serve)
@@ -830,15 +830,15 @@ static int step_parse(struct invocation *inv)
 static int step_open_source(struct invocation *inv)
 {
 	const char *spec = inv->argv[optind], *format;
+	char detail[256];
 	int rc;
 
-	rc_backend_detail[0] = '\0';
-	rc = rc_source_open(spec, inv->o.raw, &inv->src, &format);
+	rc = rc_source_open(spec, inv->o.raw, &inv->src, &format, detail,
+			    sizeof detail);
 	if (rc < 0) {
 		snprintf(inv->err, sizeof inv->err, "source %s refused: %s%s",
 			 spec,
-			 rc_backend_detail[0] ? rc_backend_detail
-					      : strerror(-rc),
+			 detail[0] ? detail : strerror(-rc),
 			 rc == -EOPNOTSUPP ? " (this backend cannot be read)"
 					   : "");
 		return refuse(inv);
@@ -1051,7 +1051,8 @@ static void *image_block0(struct invocation *inv, size_t *len)
 	    !(S_ISREG(inv->src_st.st_mode) || S_ISBLK(inv->src_st.st_mode)))
 		return NULL;
 	rlen = (*len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
-	if (rc_source_open(inv->argv[optind], inv->o.raw, &d, &format) < 0)
+	if (rc_source_open(inv->argv[optind], inv->o.raw, &d, &format, NULL,
+			   0) < 0)
 		return NULL;
 	if (posix_memalign(&buf, RC_ALIGN, rlen) ||
 	    rc_dev_pread(d, buf, *len, 0) != (ssize_t)*len) {

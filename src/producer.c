@@ -299,7 +299,9 @@ static void read_ahead_hint(struct producer *p, uint64_t n, uint64_t block)
 	if (need < end - block)
 		end = block + need;
 	off = end * r->block_size;
-	p->src->ra_end = off < r->image_size ? off : r->image_size;
+	off = off < r->image_size ? off : r->image_size;
+	rc_dev_prefetch(p->src, block * r->block_size,
+			off - block * r->block_size);
 }
 
 /* Read block n into the slot's buffer (rc_proto_fill's filler): 0, or -1

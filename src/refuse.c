@@ -637,7 +637,7 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 	struct stat *st = seen.st, dir;
 	bool *have = seen.have;
 	char (*where)[PATH_MAX] = seen.where;
-	char why[PATH_MAX], holds[160];
+	char why[PATH_MAX], holds[160], detail[256];
 	struct stack src;
 	int i, j, rc;
 
@@ -722,13 +722,13 @@ int rc_open_targets(const struct rc_target_req *req, struct rc_dev **dst,
 				 req->specs[i], why);
 			return -EBUSY;
 		}
-		rc = rc_dev_open(spec, RC_OPEN_TARGET, &dst[i]);
+		rc = rc_dev_open(spec, RC_OPEN_TARGET, &dst[i], detail,
+				 sizeof detail);
 		if (rc < 0) {
 			snprintf(err, errlen, "target %s refused: %s%s",
 				 req->specs[i],
-				 rc_backend_detail[0] ? rc_backend_detail
-						      : strerror(-rc),
-				 rc_backend_detail[0] ? "" : open_hint(rc));
+				 detail[0] ? detail : strerror(-rc),
+				 detail[0] ? "" : open_hint(rc));
 			return rc;
 		}
 		/* Opened by name again: it must be what was checked, or a

@@ -287,7 +287,7 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 int rc_cmd_status(int argc, char **argv)
 {
 	char dir[PATH_MAX - 300], path[PATH_MAX], err[512], want[64] = "";
-	char name[256];
+	char name[256], detail[256] = "";
 	const char *source = NULL;
 	struct dirent **names = NULL;
 	bool json = false, first = true;
@@ -331,7 +331,8 @@ int rc_cmd_status(int argc, char **argv)
 		} else {
 			const char *format;
 
-			rc = rc_source_open(source, false, &dev, &format);
+			rc = rc_source_open(source, false, &dev, &format,
+					    detail, sizeof detail);
 			if (rc == 0)
 				rc = rc_dev_identity(dev, &id);
 			rc_dev_close(dev);
@@ -340,8 +341,7 @@ int rc_cmd_status(int argc, char **argv)
 			rc = rc_rdv_name(&id, want, sizeof want);
 		if (rc < 0) {
 			rc_err("status: source %s: %s", source,
-			       rc_backend_detail[0] ? rc_backend_detail
-						    : strerror(-rc));
+			       detail[0] ? detail : strerror(-rc));
 			return RC_EXIT_REFUSED;
 		}
 	}

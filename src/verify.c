@@ -494,7 +494,7 @@ int rc_cmd_verify(int argc, char **argv)
 					   : stat(argv[i], &st)) == 0 &&
 		    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
 			continue;
-		if (rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev) == 0) {
+		if (rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev, NULL, 0) == 0) {
 			if (dev->size != UINT64_MAX && dev->size > largest)
 				largest = dev->size;
 			rc_dev_close(dev);
@@ -511,7 +511,7 @@ int rc_cmd_verify(int argc, char **argv)
 	for (i = 2; i < argc; i++) {
 		struct rc_verify_out v;
 		struct rc_dev *dev;
-		int rc = rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev);
+		int rc = rc_dev_open(argv[i], RC_OPEN_SOURCE, &dev, NULL, 0);
 
 		if (rc < 0) {
 			rc_err("verify: target %s: %s", argv[i], strerror(-rc));

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "ringcopy/backend.h"
+#include "../../backends/internal.h"
 
 #include "tmpdir.h"
 
@@ -74,7 +75,7 @@ static void test_file_roundtrip(void **state)
 		buf[i] = (char)(i * 7);
 	snprintf(path, sizeof path, "%s/t.img", base);
 	/* Opening a missing target does not create it. */
-	assert_int_equal(rc_dev_open(path, RC_OPEN_TARGET, &t), 0);
+	assert_int_equal(rc_dev_open(path, RC_OPEN_TARGET, &t, NULL, 0), 0);
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(t->be->prepare(t, sizeof buf), 0);
 	assert_int_equal(access(path, F_OK), 0);
@@ -83,7 +84,7 @@ static void test_file_roundtrip(void **state)
 	assert_int_equal(rc_dev_flush(t), 0);
 	assert_int_equal(rc_dev_close(t), 0);
 
-	assert_int_equal(rc_dev_open(path, RC_OPEN_SOURCE, &s), 0);
+	assert_int_equal(rc_dev_open(path, RC_OPEN_SOURCE, &s, NULL, 0), 0);
 	assert_true(s->size == sizeof buf);
 	assert_int_equal(rc_dev_pread(s, back, sizeof back, 0),
 			 (ssize_t)sizeof back);
@@ -98,19 +99,19 @@ static void test_file_refusals(void **state)
 	char path[PATH_MAX], link[PATH_MAX];
 	struct rc_dev *d;
 
-	assert_int_equal(rc_dev_open(base, RC_OPEN_SOURCE, &d), -EISDIR);
+	assert_int_equal(rc_dev_open(base, RC_OPEN_SOURCE, &d, NULL, 0), -EISDIR);
 	snprintf(path, sizeof path, "%s/missing", base);
-	assert_int_equal(rc_dev_open(path, RC_OPEN_SOURCE, &d), -ENOENT);
+	assert_int_equal(rc_dev_open(path, RC_OPEN_SOURCE, &d, NULL, 0), -ENOENT);
 	snprintf(path, sizeof path, "%s/nodir/x.img", base);
-	assert_int_equal(rc_dev_open(path, RC_OPEN_TARGET, &d), -ENOENT);
+	assert_int_equal(rc_dev_open(path, RC_OPEN_TARGET, &d, NULL, 0), -ENOENT);
 	/* A symlink as target is never followed. */
 	snprintf(path, sizeof path, "%s/real", base);
 	assert_int_equal(close(open(path, O_CREAT | O_WRONLY, 0600)), 0);
 	snprintf(link, sizeof link, "%s/link", base);
 	assert_int_equal(symlink(path, link), 0);
-	assert_int_equal(rc_dev_open(link, RC_OPEN_TARGET, &d), -ELOOP);
+	assert_int_equal(rc_dev_open(link, RC_OPEN_TARGET, &d, NULL, 0), -ELOOP);
 	/* null: cannot be a source. */
-	assert_int_equal(rc_dev_open("null:", RC_OPEN_SOURCE, &d),
+	assert_int_equal(rc_dev_open("null:", RC_OPEN_SOURCE, &d, NULL, 0),
 			 -EOPNOTSUPP);
 }
 
@@ -119,7 +120,7 @@ static void test_null(void **state)
 	struct rc_dev *d;
 	char buf[16] = { 0 };
 
-	assert_int_equal(rc_dev_open("null:", RC_OPEN_TARGET, &d), 0);
+	assert_int_equal(rc_dev_open("null:", RC_OPEN_TARGET, &d, NULL, 0), 0);
 	assert_true(d->size == UINT64_MAX);
 	assert_int_equal(rc_dev_pwrite(d, buf, sizeof buf, 1ull << 50),
 			 (ssize_t)sizeof buf);
