@@ -446,136 +446,189 @@ static int next_stream(struct decode_dev *d)
 	}
 }
 
+/* One decoding step of each format: from in[0..avail) (the unused input)
+ * into out[0..cap): *used input bytes taken, *made bytes made,
+ * *stream_end when a stream (an xz stream, a gzip member, a bzip2 stream,
+ * an lz4 or zstd frame) ended.  0, or -EBADMSG with d->err said (the
+ * input taken counted first, so the offset is where the error is). */
+struct step_io {
+	const unsigned char *in;
+	size_t avail, used;
+	unsigned char *out;
+	size_t cap, made;
+	bool stream_end;
+};
+
+static int step_xz(struct decode_dev *d, struct step_io *io)
+{
+	lzma_ret r;
+
+	d->s.x.next_in = io->in;
+	d->s.x.avail_in = io->avail;
+	d->s.x.next_out = io->out;
+	d->s.x.avail_out = io->cap;
+	r = lzma_code(&d->s.x, d->in_eof && io->avail == 0 ? LZMA_FINISH
+							   : LZMA_RUN);
+	io->used = io->avail - d->s.x.avail_in;
+	io->made = io->cap - d->s.x.avail_out;
+	if (r == LZMA_STREAM_END) {
+		io->stream_end = true;
+	} else if (r == LZMA_BUF_ERROR && d->in_eof && !io->avail) {
+		d->in_pos += io->used;
+		return truncated(d);
+	} else if (r != LZMA_OK) {
+		d->in_pos += io->used;
+		return corrupt(d, r == LZMA_DATA_ERROR ? "data error"
+				  : r == LZMA_UNSUPPORTED_CHECK ? "its integrity check is of a kind this liblzma cannot verify"
+				  : r == LZMA_FORMAT_ERROR ? "not xz data"
+				  : r == LZMA_MEM_ERROR ? "out of memory"
+				  : "decoder error");
+	}
+	return 0;
+}
+
+static int step_gzip(struct decode_dev *d, struct step_io *io)
+{
+	int r;
+
+	d->s.g.next_in = (unsigned char *)io->in;
+	d->s.g.avail_in = (uInt)io->avail;
+	d->s.g.next_out = io->out;
+	d->s.g.avail_out = (uInt)io->cap;
+	r = inflate(&d->s.g, Z_NO_FLUSH);
+	io->used = io->avail - d->s.g.avail_in;
+	io->made = io->cap - d->s.g.avail_out;
+	if (r == Z_STREAM_END) {
+		io->stream_end = true;
+	} else if (r == Z_BUF_ERROR && !io->avail && d->in_eof) {
+		return truncated(d);
+	} else if (r != Z_OK && r != Z_BUF_ERROR) {
+		d->in_pos += io->used;
+		if (d->s.g.msg && strstr(d->s.g.msg, "check"))
+			return check_failed(d, d->s.g.msg);
+		return corrupt(d, d->s.g.msg ? d->s.g.msg : "inflate error");
+	}
+	return 0;
+}
+
+static int step_bzip2(struct decode_dev *d, struct step_io *io)
+{
+	int r;
+
+	d->s.b.next_in = (char *)io->in;
+	d->s.b.avail_in = (unsigned)io->avail;
+	d->s.b.next_out = (char *)io->out;
+	d->s.b.avail_out = (unsigned)io->cap;
+	r = BZ2_bzDecompress(&d->s.b);
+	io->used = io->avail - d->s.b.avail_in;
+	io->made = io->cap - d->s.b.avail_out;
+	if (r == BZ_STREAM_END) {
+		io->stream_end = true;
+	} else if (r != BZ_OK) {
+		d->in_pos += io->used;
+		return corrupt(d, r == BZ_DATA_ERROR ? "data error"
+				  : r == BZ_DATA_ERROR_MAGIC ? "not bzip2 data"
+				  : "decoder error");
+	} else if (!io->avail && !io->made && d->in_eof) {
+		return truncated(d);
+	}
+	return 0;
+}
+
+static int step_lz4(struct decode_dev *d, struct step_io *io)
+{
+	size_t o = io->cap, i = io->avail, r;
+
+	r = LZ4F_decompress(d->lz4, io->out, &o, io->in, &i, NULL);
+	io->used = i;
+	io->made = o;
+	if (LZ4F_isError(r)) {
+		d->in_pos += io->used;
+		if (strstr(LZ4F_getErrorName(r), "hecksum"))
+			return check_failed(d, LZ4F_getErrorName(r));
+		return corrupt(d, LZ4F_getErrorName(r));
+	}
+	/* 0: a frame is complete; frames may follow. */
+	io->stream_end = r == 0;
+	if (r && !io->avail && !o && d->in_eof)
+		return truncated(d);
+	return 0;
+}
+
+static int step_zstd(struct decode_dev *d, struct step_io *io)
+{
+	ZSTD_inBuffer ib = { io->in, io->avail, 0 };
+	ZSTD_outBuffer ob = { io->out, io->cap, 0 };
+	size_t r = ZSTD_decompressStream(d->zstd, &ob, &ib);
+
+	io->used = ib.pos;
+	io->made = ob.pos;
+	if (ZSTD_isError(r)) {
+		d->in_pos += io->used;
+		if (ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong)
+			return check_failed(d, ZSTD_getErrorName(r));
+		return corrupt(d, ZSTD_getErrorName(r));
+	}
+	io->stream_end = r == 0;
+	if (r && !io->avail && !ob.pos && d->in_eof)
+		return truncated(d);
+	return 0;
+}
+
+/* Not compressed (a pass-through over a source read once): copied. */
+static int step_raw(struct decode_dev *d, struct step_io *io)
+{
+	size_t n = io->avail < io->cap ? io->avail : io->cap;
+
+	(void)d;
+	memcpy(io->out, io->in, n);
+	io->used = io->made = n;
+	io->stream_end = true;
+	return 0;
+}
+
 /* One decoding step into out[0..cap): *made bytes; *stream_end when a
  * stream (gzip member, bzip2 stream) ended.  0 or -EBADMSG. */
 static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 		size_t *made, bool *stream_end)
 {
-	const unsigned char *in = d->in + d->in_pos;
-	size_t avail = d->in_len - d->in_pos, used = 0;
+	struct step_io io = {
+		.in = d->in + d->in_pos,
+		.avail = d->in_len - d->in_pos,
+		.out = out,
+		.cap = cap,
+	};
+	int rc;
 
 	*made = 0;
 	*stream_end = false;
 	switch (d->fmt) {
-	case F_XZ: {
-		lzma_ret r;
-
-		d->s.x.next_in = in;
-		d->s.x.avail_in = avail;
-		d->s.x.next_out = out;
-		d->s.x.avail_out = cap;
-		r = lzma_code(&d->s.x, d->in_eof && avail == 0 ? LZMA_FINISH
-							     : LZMA_RUN);
-		used = avail - d->s.x.avail_in;
-		*made = cap - d->s.x.avail_out;
-		if (r == LZMA_STREAM_END) {
-			*stream_end = true;
-		} else if (r == LZMA_BUF_ERROR && d->in_eof && !avail) {
-			d->in_pos += used;
-			return truncated(d);
-		} else if (r != LZMA_OK) {
-			d->in_pos += used;
-			return corrupt(d, r == LZMA_DATA_ERROR ? "data error"
-					  : r == LZMA_UNSUPPORTED_CHECK ? "its integrity check is of a kind this liblzma cannot verify"
-					  : r == LZMA_FORMAT_ERROR ? "not xz data"
-					  : r == LZMA_MEM_ERROR ? "out of memory"
-					  : "decoder error");
-		}
+	case F_XZ:
+		rc = step_xz(d, &io);
 		break;
-	}
-	case F_GZIP: {
-		int r;
-
-		d->s.g.next_in = (unsigned char *)in;
-		d->s.g.avail_in = (uInt)avail;
-		d->s.g.next_out = out;
-		d->s.g.avail_out = (uInt)cap;
-		r = inflate(&d->s.g, Z_NO_FLUSH);
-		used = avail - d->s.g.avail_in;
-		*made = cap - d->s.g.avail_out;
-		if (r == Z_STREAM_END) {
-			*stream_end = true;
-		} else if (r == Z_BUF_ERROR && !avail && d->in_eof) {
-			return truncated(d);
-		} else if (r != Z_OK && r != Z_BUF_ERROR) {
-			d->in_pos += used;
-			if (d->s.g.msg && strstr(d->s.g.msg, "check"))
-				return check_failed(d, d->s.g.msg);
-			return corrupt(d, d->s.g.msg ? d->s.g.msg
-						      : "inflate error");
-		}
+	case F_GZIP:
+		rc = step_gzip(d, &io);
 		break;
-	}
-	case F_BZIP2: {
-		int r;
-
-		d->s.b.next_in = (char *)in;
-		d->s.b.avail_in = (unsigned)avail;
-		d->s.b.next_out = (char *)out;
-		d->s.b.avail_out = (unsigned)cap;
-		r = BZ2_bzDecompress(&d->s.b);
-		used = avail - d->s.b.avail_in;
-		*made = cap - d->s.b.avail_out;
-		if (r == BZ_STREAM_END) {
-			*stream_end = true;
-		} else if (r != BZ_OK) {
-			d->in_pos += used;
-			return corrupt(d, r == BZ_DATA_ERROR ? "data error"
-					  : r == BZ_DATA_ERROR_MAGIC ? "not bzip2 data"
-					  : "decoder error");
-		} else if (!avail && !*made && d->in_eof) {
-			return truncated(d);
-		}
+	case F_BZIP2:
+		rc = step_bzip2(d, &io);
 		break;
-	}
-	case F_LZ4: {
-		size_t o = cap, i = avail, r;
-
-		r = LZ4F_decompress(d->lz4, out, &o, in, &i, NULL);
-		used = i;
-		*made = o;
-		if (LZ4F_isError(r)) {
-			d->in_pos += used;
-			if (strstr(LZ4F_getErrorName(r), "hecksum"))
-				return check_failed(d, LZ4F_getErrorName(r));
-			return corrupt(d, LZ4F_getErrorName(r));
-		}
-		/* 0: a frame is complete; frames may follow. */
-		*stream_end = r == 0;
-		if (r && !avail && !o && d->in_eof)
-			return truncated(d);
+	case F_LZ4:
+		rc = step_lz4(d, &io);
 		break;
-	}
-	case F_ZSTD: {
-		ZSTD_inBuffer ib = { in, avail, 0 };
-		ZSTD_outBuffer ob = { out, cap, 0 };
-		size_t r = ZSTD_decompressStream(d->zstd, &ob, &ib);
-
-		used = ib.pos;
-		*made = ob.pos;
-		if (ZSTD_isError(r)) {
-			d->in_pos += used;
-			if (ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong)
-				return check_failed(d, ZSTD_getErrorName(r));
-			return corrupt(d, ZSTD_getErrorName(r));
-		}
-		*stream_end = r == 0;
-		if (r && !avail && !ob.pos && d->in_eof)
-			return truncated(d);
+	case F_ZSTD:
+		rc = step_zstd(d, &io);
 		break;
-	}
 	case F_LZ4L:
 		return lz4l_step(d, out, cap, made);
-	default: {
-		size_t n = avail < cap ? avail : cap;
-
-		memcpy(out, in, n);
-		used = *made = n;
-		*stream_end = true;
+	default:
+		rc = step_raw(d, &io);
 		break;
 	}
-	}
-	d->in_pos += used;
+	if (rc < 0)
+		return rc;
+	*made = io.made;
+	*stream_end = io.stream_end;
+	d->in_pos += io.used;
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/fs.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -293,12 +294,14 @@ static int file_open_readback(struct rc_dev *dev, struct rc_dev **out,
 {
 	struct file_dev *f = (struct file_dev *)dev, *r;
 	struct stat a, b;
+	bool direct = true;
 	int fd, rc;
 
 	*how = "direct";
 	fd = open(dev->path, O_RDONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC |
 				     O_NOCTTY);
 	if (fd < 0 && errno == EINVAL) {
+		direct = false;
 		/* No O_DIRECT here (tmpfs, some FUSE): the data was fsynced
 		 * by the writer; drop the cached pages so the reads come
 		 * from the storage where the filesystem allows it. */
@@ -325,7 +328,7 @@ static int file_open_readback(struct rc_dev *dev, struct rc_dev **out,
 		return -ENOMEM;
 	}
 	rc_dev_init(&r->dev, &rc_file_backend, dev->path, fd, dev->size);
-	if (!strcmp(*how, "direct"))
+	if (direct)
 		r->dev.caps |= RC_CAP_DIRECT; /* reads past the page cache */
 	r->is_blk = f->is_blk;
 	r->dev.spec = NULL;
