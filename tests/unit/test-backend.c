@@ -128,6 +128,97 @@ static void test_null(void **state)
 	assert_int_equal(rc_dev_close(d), 0);
 }
 
+/* Options go to the backend that owns them, by key (issue 26). */
+static void test_config(void **state)
+{
+	assert_int_equal(rc_backend_config("compress-level", "5"), 0);
+	assert_int_equal(rc_backend_config("compress-level", "20"), -EINVAL);
+	assert_int_equal(rc_backend_config("compress-level", "x"), -EINVAL);
+	assert_int_equal(rc_backend_config("no-such-option", "1"), -ENOENT);
+#ifdef HAVE_LIBNBD
+	assert_int_equal(rc_backend_config("connect-timeout", "10"), 0);
+	assert_int_equal(rc_backend_config("connect-timeout", "0"), -EINVAL);
+#endif
+	assert_int_equal(rc_backend_config("compress-level", "3"), 0);
+}
+
+/* fault: is a layer: its options are refused before the spec below it is
+ * opened; the device below is dev->inner and gets what the layer forwards;
+ * the layer's faults are its own. */
+static void test_fault_layer(void **state)
+{
+	char path[PATH_MAX], spec[PATH_MAX + 64], buf[4096] = { 1 };
+	struct rc_dev *t, *s;
+
+	snprintf(spec, sizeof spec, "fault:bogus=1:%s/missing", base);
+	assert_int_equal(rc_dev_open(spec, RC_OPEN_SOURCE, &s, NULL, 0),
+			 -EINVAL);
+	snprintf(spec, sizeof spec, "fault:read-fail=1:%s/missing", base);
+	assert_int_equal(rc_dev_open(spec, RC_OPEN_SOURCE, &s, NULL, 0),
+			 -ENOENT);
+	assert_int_equal(rc_dev_open("fault::x", RC_OPEN_SOURCE, &s, NULL, 0),
+			 -EINVAL);
+
+	snprintf(path, sizeof path, "%s/layer.img", base);
+	snprintf(spec, sizeof spec, "fault:flush-fail:%s", path);
+	assert_int_equal(rc_dev_open(spec, RC_OPEN_TARGET, &t, NULL, 0), 0);
+	assert_non_null(t->inner);
+	assert_ptr_equal(t->inner->be, &rc_file_backend);
+	/* prepare() is forwarded: the file below is created and sized. */
+	assert_int_equal(t->be->prepare(t, sizeof buf), 0);
+	assert_true(t->fd == t->inner->fd && t->fd >= 0);
+	assert_true(t->size == sizeof buf);
+	assert_int_equal(rc_dev_pwrite(t, buf, sizeof buf, 0),
+			 (ssize_t)sizeof buf);
+	assert_int_equal(rc_dev_flush(t), -EIO);
+	assert_int_equal(rc_dev_close(t), 0);
+
+	snprintf(spec, sizeof spec, "fault:read-fail=2:%s", path);
+	assert_int_equal(rc_dev_open(spec, RC_OPEN_SOURCE, &s, NULL, 0), 0);
+	assert_int_equal(rc_dev_pread(s, buf, 512, 0), 512);
+	assert_int_equal(rc_dev_pread(s, buf, 512, 512), -EIO);
+	assert_int_equal(rc_dev_close(s), 0);
+}
+
+/* A stream's file target is cut to the stream's size by finish(). */
+static void test_finish(void **state)
+{
+	char path[PATH_MAX], buf[8192] = { 0 };
+	struct rc_dev *t;
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/stream.img", base);
+	assert_int_equal(rc_dev_open(path, RC_OPEN_TARGET, &t, NULL, 0), 0);
+	assert_int_equal(t->be->prepare(t, RC_SIZE_UNKNOWN), 0);
+	assert_int_equal(rc_dev_pwrite(t, buf, sizeof buf, 0),
+			 (ssize_t)sizeof buf);
+	assert_int_equal(rc_dev_finish(t, 5000), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size == 5000);
+	assert_int_equal(rc_dev_close(t), 0);
+	/* null: has nothing to cut. */
+	assert_int_equal(rc_dev_open("null:", RC_OPEN_TARGET, &t, NULL, 0), 0);
+	assert_int_equal(rc_dev_finish(t, 5000), 0);
+	assert_int_equal(rc_dev_close(t), 0);
+}
+
+/* A backend's words for a failed open come back in the caller's buffer. */
+static void test_open_detail(void **state)
+{
+	char path[PATH_MAX], why[256] = "stale";
+	struct rc_dev *t;
+
+	snprintf(path, sizeof path, "%s/fifo", base);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(rc_dev_open(path, RC_OPEN_TARGET, &t, why,
+				     sizeof why), -ENXIO);
+	assert_string_equal(why, "a FIFO with no reader");
+	snprintf(path, sizeof path, "%s/missing", base);
+	assert_int_equal(rc_dev_open(path, RC_OPEN_SOURCE, &t, why,
+				     sizeof why), -ENOENT);
+	assert_string_equal(why, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +228,10 @@ int main(void)
 		cmocka_unit_test(test_file_roundtrip),
 		cmocka_unit_test(test_file_refusals),
 		cmocka_unit_test(test_null),
+		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_fault_layer),
+		cmocka_unit_test(test_finish),
+		cmocka_unit_test(test_open_detail),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
