@@ -21,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <bzlib.h>
 #include <lz4.h>
@@ -74,6 +77,8 @@ struct decode_dev {
 		bool have_size; /* in_want is known */
 	} l;
 	uint64_t size;         /* uncompressed, or RC_SIZE_UNKNOWN */
+	bool named;            /* read as zstd because it was named so
+				* (zstd:, a zstd target's read-back) */
 	char err[240];
 };
 
@@ -700,12 +705,19 @@ static int rewind_to_start(struct decode_dev *d)
 
 /* An xz file of known size (its index's): the data decoded is what the
  * index says, no more, and the file ends where its last stream does. */
+/* What says the size: xz's index, zstd's frames. */
+static const char *size_says(const struct decode_dev *d)
+{
+	return d->fmt == F_XZ ? "its index says" : "its frames say";
+}
+
 static int short_of_index(struct decode_dev *d)
 {
 	snprintf(d->err, sizeof d->err,
-		 "xz data ends at compressed offset %" PRIu64
-		 " after %" PRIu64 " bytes, but its index says %" PRIu64,
-		 consumed(d), d->out_pos, d->size);
+		 "%s data ends at compressed offset %" PRIu64
+		 " after %" PRIu64 " bytes, but %s %" PRIu64,
+		 fmt_name[d->fmt], consumed(d), d->out_pos, size_says(d),
+		 d->size);
 	return -EBADMSG;
 }
 
@@ -720,9 +732,10 @@ static int check_end(struct decode_dev *d)
 			return (int)n;
 		if (n > 0) {
 			snprintf(d->err, sizeof d->err,
-				 "xz data holds more than the %" PRIu64
-				 " bytes its index says (more at compressed offset %" PRIu64 ")",
-				 d->size, consumed(d));
+				 "%s data holds more than the %" PRIu64
+				 " bytes %s (more at compressed offset %" PRIu64 ")",
+				 fmt_name[d->fmt], d->size, size_says(d),
+				 consumed(d));
 			return -EBADMSG;
 		}
 	}
@@ -817,6 +830,90 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 	return rc;
 }
 
+/* Sum the frames' content sizes; UINT64_MAX when a frame does not say. */
+static int frames_size(const unsigned char *p, size_t len, uint64_t *size,
+		       char *err, size_t errlen)
+{
+	size_t off = 0;
+	uint64_t total = 0;
+
+	while (off < len) {
+		unsigned long long c = ZSTD_getFrameContentSize(p + off,
+								len - off);
+		size_t fl = ZSTD_findFrameCompressedSize(p + off, len - off);
+
+		if (c == ZSTD_CONTENTSIZE_UNKNOWN) {
+			*size = UINT64_MAX; /* --size must say */
+			return 0;
+		}
+		if (ZSTD_isError(fl) &&
+		    ZSTD_getErrorCode(fl) == ZSTD_error_srcSize_wrong) {
+			snprintf(err, errlen,
+				 "zstd data truncated: the frame at compressed offset %zu is cut short by the end of the file at %zu",
+				 off, len);
+			return -EBADMSG;
+		}
+		if (ZSTD_isError(fl) || c == ZSTD_CONTENTSIZE_ERROR) {
+			snprintf(err, errlen,
+				 "zstd data corrupt: no valid zstd frame at compressed offset %zu: %s",
+				 off, ZSTD_isError(fl) ? ZSTD_getErrorName(fl)
+						       : "bad frame header");
+			return -EBADMSG;
+		}
+		total += c; /* skippable frames count 0 */
+		off += fl;
+	}
+	*size = total;
+	return 0;
+}
+
+/* Whether the first frame past any skippable frames (pzstd writes one
+ * first; at most 64 are looked past) is a zstd frame: only then do the
+ * frames say the size. */
+static bool zstd_first(const unsigned char *p, size_t len)
+{
+	uint64_t at = 0;
+	int k;
+
+	for (k = 0; k < 64 && at + 4 <= len; k++) {
+		if (at + 8 <= len && skippable(p + at, 8)) {
+			at += 8 + le32(p + at + 4);
+			continue;
+		}
+		return !memcmp(p + at, "\x28\xb5\x2f\xfd", 4);
+	}
+	return false;
+}
+
+/* The uncompressed size of a zstd file from its frames' headers, the way
+ * xz_size() reads the index: the file mapped, each frame's content size
+ * summed and its compressed size walked (its block headers; nothing is
+ * decompressed).  A frame that does not say leaves the size unknown (a
+ * stream).  0, or -EBADMSG with the offset of a damaged or truncated
+ * frame in d->err (refused when opened, before anything is written);
+ * -EINVAL for what is not a non-empty regular file when named zstd. */
+static int zstd_size(struct decode_dev *d, uint64_t *size)
+{
+	struct rc_dev *inner = d->dev.inner;
+	struct stat st;
+	void *map;
+	int rc = 0;
+
+	*size = RC_SIZE_UNKNOWN;
+	if (inner->fd < 0 || fstat(inner->fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_size == 0)
+		return d->named ? -EINVAL : 0;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+		   inner->fd, 0);
+	if (map == MAP_FAILED)
+		return d->named ? -errno : 0;
+	if (d->named || zstd_first(map, (size_t)st.st_size))
+		rc = frames_size(map, (size_t)st.st_size, size, d->err,
+				 sizeof d->err);
+	munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
 static int decode_identity(struct rc_dev *dev, struct rc_source_id *id)
 {
 	struct decode_dev *d = (struct decode_dev *)dev;
@@ -826,7 +923,8 @@ static int decode_identity(struct rc_dev *dev, struct rc_source_id *id)
 	 * its size is known (read again at the wrap), else read once,
 	 * never joined. */
 	if (rc == 0 && d->fmt != F_RAW)
-		id->kind = d->size != RC_SIZE_UNKNOWN && id->kind == RC_SRC_FILE
+		id->kind = (d->size != RC_SIZE_UNKNOWN || d->named) &&
+					   id->kind == RC_SRC_FILE
 				   ? RC_SRC_DECODED
 				   : RC_SRC_PIPE;
 	return rc;
@@ -875,11 +973,14 @@ static const struct rc_backend decode_layer = {
 	.unknown_size = "it is compressed, and its uncompressed size is known only at its end",
 };
 
-int rc_decode_wrap(struct rc_dev **srcp, const char **format)
+static int stack_decoder(struct rc_dev **srcp, enum fmt fmt, bool named,
+			 const char **format, char *why, size_t whylen);
+
+int rc_decode_wrap(struct rc_dev **srcp, const char **format, char *why,
+		   size_t whylen)
 {
 	struct rc_dev *src = *srcp;
 	bool once = src->caps & RC_CAP_SEQUENTIAL;
-	struct decode_dev *d;
 	unsigned char *m = NULL;
 	enum fmt fmt = F_PENDING;
 	ssize_t n;
@@ -913,6 +1014,26 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 		if (fmt == F_RAW)
 			return 0; /* plain bytes: as they were */
 	}
+	return stack_decoder(srcp, fmt, false, format, why, whylen);
+}
+
+int rc_decode_zstd(struct rc_dev **srcp, char *why, size_t whylen)
+{
+	const char *format;
+
+	return stack_decoder(srcp, F_ZSTD, true, &format, why, whylen);
+}
+
+/* The layer over *srcp, decoding fmt (F_PENDING: looked at when first
+ * read). */
+static int stack_decoder(struct rc_dev **srcp, enum fmt fmt, bool named,
+			 const char **format, char *why, size_t whylen)
+{
+	struct rc_dev *src = *srcp;
+	bool once = src->caps & RC_CAP_SEQUENTIAL;
+	struct decode_dev *d;
+	int rc = 0;
+
 	d = calloc(1, sizeof *d);
 	if (!d || !(d->in = malloc(IN_SIZE))) {
 		free(d);
@@ -920,6 +1041,7 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 	}
 	d->dev.inner = src; /* read from (xz_size) before rc_dev_init */
 	d->fmt = fmt;
+	d->named = named;
 	if (fmt != F_PENDING && start_decoder(d) < 0) {
 		free(d->in);
 		free(d);
@@ -934,21 +1056,38 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 		d->size = RC_SIZE_UNKNOWN;
 	/* An index that says nothing: no block would ever be read, so the
 	 * end would never be checked; read it as a stream, to its end. */
-	if (d->size == 0)
+	if (fmt == F_XZ && d->size == 0)
 		d->size = RC_SIZE_UNKNOWN;
+	/* A zstd file says its size in its frames (what the zstd backend
+	 * read it for, before issue 26): an image, read again at the wrap;
+	 * damaged frames are refused now, with their offset. */
+	if (fmt == F_ZSTD && !once)
+		rc = zstd_size(d, &d->size);
+	if (rc < 0) {
+		snprintf(why, whylen, "%s", d->err);
+		end_decoder(d);
+		ZSTD_freeDCtx(d->zstd);
+		free(d->in);
+		free(d);
+		return rc;
+	}
 	rc_dev_init(&d->dev, &decode_layer, src->path, src->fd, d->size);
 	d->dev.inner = src; /* rc_dev_init cleared it */
 	if (once)
 		d->dev.unknown_size = src->unknown_size; /* a pipe's words */
+	if (named)
+		d->dev.unknown_size = "its zstd frames do not say how large the image is (made with --no-content-size, or streamed)";
 	d->dev.spec = src->spec; /* shown as named; freed with the inner */
-	src->spec = strdup(src->spec);
-	if (!src->spec) {
+	src->spec = src->spec ? strdup(src->spec) : NULL;
+	if (d->dev.spec && !src->spec) {
 		src->spec = d->dev.spec;
 		d->dev.spec = NULL;
 		decode_close(&d->dev);
 		return -ENOMEM;
 	}
-	if (fmt != F_PENDING)
+	/* A zstd file whose frames say its size was read by the zstd
+	 * backend, which said nothing of it: still said nothing. */
+	if (fmt != F_PENDING && !(fmt == F_ZSTD && d->size != RC_SIZE_UNKNOWN))
 		*format = fmt_name[fmt];
 	*srcp = &d->dev;
 	return 0;

@@ -22,7 +22,14 @@ extern const struct rc_backend rc_nbd_backend;
  * over one that cannot be read twice (its first bytes were read to look);
  * otherwise *srcp is left as it was (*format NULL).  The layer owns the
  * source from then on.  0, or -errno from reading the source. */
-int rc_decode_wrap(struct rc_dev **srcp, const char **format);
+int rc_decode_wrap(struct rc_dev **srcp, const char **format, char *why,
+		   size_t whylen);
+/* The decode layer over src read as zstd whatever its first bytes (named
+ * zstd: a `zstd:' source, a zstd target's read-back): its size from its
+ * frames when they say it; its identity its decoded image even when they
+ * do not (--size must then give it).  0, or -errno with why said; the
+ * caller still owns src on failure. */
+int rc_decode_zstd(struct rc_dev **srcp, char *why, size_t whylen);
 
 /* Fill a new device of be (backends/dev.c). */
 int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,

@@ -37,7 +37,10 @@ int rc_backend_check(const struct rc_backend *be)
 	if (!be || be->version != RC_BACKEND_VERSION || !be->name ||
 	    !be->open || !be->close)
 		return -EINVAL;
-	if ((be->caps & RC_CAP_SOURCE) && !be->pread)
+	/* A backend that decodes may open its sources as the decode layer's
+	 * devices (zstd:), whose pread reads them. */
+	if ((be->caps & RC_CAP_SOURCE) && !be->pread &&
+	    !(be->caps & RC_CAP_DECODES))
 		return -EINVAL;
 	if ((be->caps & RC_CAP_TARGET) && (!be->pwrite || !be->flush))
 		return -EINVAL;
@@ -180,6 +183,7 @@ int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
 		   const char **format, char *why, size_t whylen)
 {
 	const char *path;
+	char scratch[256];
 	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, out, why, whylen);
 
 	*format = NULL;
@@ -191,7 +195,11 @@ int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
 	    ((*out)->caps & (RC_CAP_BLOCKDEV | RC_CAP_DECODES)) ||
 	    !rc_backend_for(spec, RC_OPEN_SOURCE, &path) || path != spec)
 		return rc;
-	rc = rc_decode_wrap(out, format);
+	if (!why || !whylen) {
+		why = scratch;
+		whylen = sizeof scratch;
+	}
+	rc = rc_decode_wrap(out, format, why, whylen);
 	if (rc < 0) {
 		rc_dev_close(*out);
 		*out = NULL;
