@@ -9,9 +9,15 @@
  * keeps the layer as a pass-through (its first bytes are in the buffer);
  * one that can be read again is returned as it was.  Reading is in order;
  * offset 0 again restarts decoding where the source can be read again
- * (the wrap to block 0 of a late joiner, were one allowed).  The
- * uncompressed size is not known in advance: the image is read to its
- * end, as a stream.  Errors name the compressed offset.
+ * (the wrap to block 0 of a late joiner).  The uncompressed size is
+ * known in advance only from an xz file's index or a zstd file's frame
+ * headers (xz_size, zstd_size: this is the one zstd decoder; the zstd
+ * backend only writes); otherwise the image is read to its end, as a
+ * stream.  Errors name the compressed offset.
+ *
+ * A layer (dev.inner is the device below), stacked by the core
+ * (rc_source_open) or by the zstd backend for `zstd:' (rc_decode_zstd),
+ * never opened by a spec: it has no open() and is not in the table.
  */
 #include "config.h"
 

@@ -263,10 +263,6 @@ int rc_next_open_readback(struct rc_dev *dev, struct rc_dev **out,
 	return inner->be->open_readback(inner, out, how);
 }
 
-void rc_next_prefetch(struct rc_dev *dev, uint64_t off, uint64_t len)
-{
-	rc_dev_prefetch(dev->inner, off, len);
-}
 
 void rc_dev_describe(struct rc_dev *dev, const char *fallback, char *buf,
 		     size_t len)

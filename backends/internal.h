@@ -52,6 +52,5 @@ int rc_next_prepare(struct rc_dev *dev, uint64_t size);
 int rc_next_finish(struct rc_dev *dev, uint64_t size);
 int rc_next_open_readback(struct rc_dev *dev, struct rc_dev **out,
 			  const char **how);
-void rc_next_prefetch(struct rc_dev *dev, uint64_t off, uint64_t len);
 
 #endif
