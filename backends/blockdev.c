@@ -22,7 +22,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 struct blockdev_dev {
 	struct rc_dev dev;  /* first */
@@ -59,7 +59,8 @@ static bool offloads_zeroes(dev_t rdev)
 	return v > 0;
 }
 
-static int blockdev_open(const char *path, int mode, struct rc_dev **out)
+static int blockdev_open(const char *path, int mode, struct rc_dev **out,
+			 char *why, size_t whylen)
 {
 	struct blockdev_dev *b;
 	struct stat st;

@@ -9,9 +9,15 @@
  * keeps the layer as a pass-through (its first bytes are in the buffer);
  * one that can be read again is returned as it was.  Reading is in order;
  * offset 0 again restarts decoding where the source can be read again
- * (the wrap to block 0 of a late joiner, were one allowed).  The
- * uncompressed size is not known in advance: the image is read to its
- * end, as a stream.  Errors name the compressed offset.
+ * (the wrap to block 0 of a late joiner).  The uncompressed size is
+ * known in advance only from an xz file's index or a zstd file's frame
+ * headers (xz_size, zstd_size: this is the one zstd decoder; the zstd
+ * backend only writes); otherwise the image is read to its end, as a
+ * stream.  Errors name the compressed offset.
+ *
+ * A layer (dev.inner is the device below), stacked by the core
+ * (rc_source_open) or by the zstd backend for `zstd:' (rc_decode_zstd),
+ * never opened by a spec: it has no open() and is not in the table.
  */
 #include "config.h"
 
@@ -21,6 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <bzlib.h>
 #include <lz4.h>
@@ -30,7 +39,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 #define IN_SIZE (256u << 10)
 
@@ -49,8 +58,8 @@ static const char *const fmt_name[] = { "raw", "xz", "gzip", "bzip2",
 #define LZ4L_BOUND ((size_t)LZ4_COMPRESSBOUND(LZ4L_BLOCK))
 
 struct decode_dev {
-	struct rc_dev dev;     /* first */
-	struct rc_dev *inner;  /* the compressed bytes */
+	struct rc_dev dev;     /* first; dev.inner holds the compressed
+				* bytes */
 	enum fmt fmt;
 	unsigned char *in;
 	size_t in_len, in_pos; /* buffered input, and how much is used */
@@ -74,6 +83,8 @@ struct decode_dev {
 		bool have_size; /* in_want is known */
 	} l;
 	uint64_t size;         /* uncompressed, or RC_SIZE_UNKNOWN */
+	bool named;            /* read as zstd because it was named so
+				* (zstd:, a zstd target's read-back) */
 	char err[240];
 };
 
@@ -250,9 +261,9 @@ static int refill(struct decode_dev *d)
 
 	if (d->in_pos < d->in_len || d->in_eof)
 		return 0;
-	n = read_inner(d->inner, d->in, IN_SIZE, d->in_off);
+	n = read_inner(d->dev.inner, d->in, IN_SIZE, d->in_off);
 	if (n < 0) {
-		rc_dev_describe(d->inner, strerror((int)-n), d->err,
+		rc_dev_describe(d->dev.inner, strerror((int)-n), d->err,
 				sizeof d->err);
 		return (int)n;
 	}
@@ -276,10 +287,10 @@ static int fill(struct decode_dev *d, size_t n)
 		memmove(d->in, d->in + d->in_pos, left);
 		d->in_pos = 0;
 		d->in_len = left;
-		got = read_inner(d->inner, d->in + left, IN_SIZE - left,
+		got = read_inner(d->dev.inner, d->in + left, IN_SIZE - left,
 				 d->in_off);
 		if (got < 0) {
-			rc_dev_describe(d->inner, strerror((int)-got), d->err,
+			rc_dev_describe(d->dev.inner, strerror((int)-got), d->err,
 					sizeof d->err);
 			return (int)got;
 		}
@@ -446,136 +457,189 @@ static int next_stream(struct decode_dev *d)
 	}
 }
 
+/* One decoding step of each format: from in[0..avail) (the unused input)
+ * into out[0..cap): *used input bytes taken, *made bytes made,
+ * *stream_end when a stream (an xz stream, a gzip member, a bzip2 stream,
+ * an lz4 or zstd frame) ended.  0, or -EBADMSG with d->err said (the
+ * input taken counted first, so the offset is where the error is). */
+struct step_io {
+	const unsigned char *in;
+	size_t avail, used;
+	unsigned char *out;
+	size_t cap, made;
+	bool stream_end;
+};
+
+static int step_xz(struct decode_dev *d, struct step_io *io)
+{
+	lzma_ret r;
+
+	d->s.x.next_in = io->in;
+	d->s.x.avail_in = io->avail;
+	d->s.x.next_out = io->out;
+	d->s.x.avail_out = io->cap;
+	r = lzma_code(&d->s.x, d->in_eof && io->avail == 0 ? LZMA_FINISH
+							   : LZMA_RUN);
+	io->used = io->avail - d->s.x.avail_in;
+	io->made = io->cap - d->s.x.avail_out;
+	if (r == LZMA_STREAM_END) {
+		io->stream_end = true;
+	} else if (r == LZMA_BUF_ERROR && d->in_eof && !io->avail) {
+		d->in_pos += io->used;
+		return truncated(d);
+	} else if (r != LZMA_OK) {
+		d->in_pos += io->used;
+		return corrupt(d, r == LZMA_DATA_ERROR ? "data error"
+				  : r == LZMA_UNSUPPORTED_CHECK ? "its integrity check is of a kind this liblzma cannot verify"
+				  : r == LZMA_FORMAT_ERROR ? "not xz data"
+				  : r == LZMA_MEM_ERROR ? "out of memory"
+				  : "decoder error");
+	}
+	return 0;
+}
+
+static int step_gzip(struct decode_dev *d, struct step_io *io)
+{
+	int r;
+
+	d->s.g.next_in = (unsigned char *)io->in;
+	d->s.g.avail_in = (uInt)io->avail;
+	d->s.g.next_out = io->out;
+	d->s.g.avail_out = (uInt)io->cap;
+	r = inflate(&d->s.g, Z_NO_FLUSH);
+	io->used = io->avail - d->s.g.avail_in;
+	io->made = io->cap - d->s.g.avail_out;
+	if (r == Z_STREAM_END) {
+		io->stream_end = true;
+	} else if (r == Z_BUF_ERROR && !io->avail && d->in_eof) {
+		return truncated(d);
+	} else if (r != Z_OK && r != Z_BUF_ERROR) {
+		d->in_pos += io->used;
+		if (d->s.g.msg && strstr(d->s.g.msg, "check"))
+			return check_failed(d, d->s.g.msg);
+		return corrupt(d, d->s.g.msg ? d->s.g.msg : "inflate error");
+	}
+	return 0;
+}
+
+static int step_bzip2(struct decode_dev *d, struct step_io *io)
+{
+	int r;
+
+	d->s.b.next_in = (char *)io->in;
+	d->s.b.avail_in = (unsigned)io->avail;
+	d->s.b.next_out = (char *)io->out;
+	d->s.b.avail_out = (unsigned)io->cap;
+	r = BZ2_bzDecompress(&d->s.b);
+	io->used = io->avail - d->s.b.avail_in;
+	io->made = io->cap - d->s.b.avail_out;
+	if (r == BZ_STREAM_END) {
+		io->stream_end = true;
+	} else if (r != BZ_OK) {
+		d->in_pos += io->used;
+		return corrupt(d, r == BZ_DATA_ERROR ? "data error"
+				  : r == BZ_DATA_ERROR_MAGIC ? "not bzip2 data"
+				  : "decoder error");
+	} else if (!io->avail && !io->made && d->in_eof) {
+		return truncated(d);
+	}
+	return 0;
+}
+
+static int step_lz4(struct decode_dev *d, struct step_io *io)
+{
+	size_t o = io->cap, i = io->avail, r;
+
+	r = LZ4F_decompress(d->lz4, io->out, &o, io->in, &i, NULL);
+	io->used = i;
+	io->made = o;
+	if (LZ4F_isError(r)) {
+		d->in_pos += io->used;
+		if (strstr(LZ4F_getErrorName(r), "hecksum"))
+			return check_failed(d, LZ4F_getErrorName(r));
+		return corrupt(d, LZ4F_getErrorName(r));
+	}
+	/* 0: a frame is complete; frames may follow. */
+	io->stream_end = r == 0;
+	if (r && !io->avail && !o && d->in_eof)
+		return truncated(d);
+	return 0;
+}
+
+static int step_zstd(struct decode_dev *d, struct step_io *io)
+{
+	ZSTD_inBuffer ib = { io->in, io->avail, 0 };
+	ZSTD_outBuffer ob = { io->out, io->cap, 0 };
+	size_t r = ZSTD_decompressStream(d->zstd, &ob, &ib);
+
+	io->used = ib.pos;
+	io->made = ob.pos;
+	if (ZSTD_isError(r)) {
+		d->in_pos += io->used;
+		if (ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong)
+			return check_failed(d, ZSTD_getErrorName(r));
+		return corrupt(d, ZSTD_getErrorName(r));
+	}
+	io->stream_end = r == 0;
+	if (r && !io->avail && !ob.pos && d->in_eof)
+		return truncated(d);
+	return 0;
+}
+
+/* Not compressed (a pass-through over a source read once): copied. */
+static int step_raw(struct decode_dev *d, struct step_io *io)
+{
+	size_t n = io->avail < io->cap ? io->avail : io->cap;
+
+	(void)d;
+	memcpy(io->out, io->in, n);
+	io->used = io->made = n;
+	io->stream_end = true;
+	return 0;
+}
+
 /* One decoding step into out[0..cap): *made bytes; *stream_end when a
  * stream (gzip member, bzip2 stream) ended.  0 or -EBADMSG. */
 static int step(struct decode_dev *d, unsigned char *out, size_t cap,
 		size_t *made, bool *stream_end)
 {
-	const unsigned char *in = d->in + d->in_pos;
-	size_t avail = d->in_len - d->in_pos, used = 0;
+	struct step_io io = {
+		.in = d->in + d->in_pos,
+		.avail = d->in_len - d->in_pos,
+		.out = out,
+		.cap = cap,
+	};
+	int rc;
 
 	*made = 0;
 	*stream_end = false;
 	switch (d->fmt) {
-	case F_XZ: {
-		lzma_ret r;
-
-		d->s.x.next_in = in;
-		d->s.x.avail_in = avail;
-		d->s.x.next_out = out;
-		d->s.x.avail_out = cap;
-		r = lzma_code(&d->s.x, d->in_eof && avail == 0 ? LZMA_FINISH
-							     : LZMA_RUN);
-		used = avail - d->s.x.avail_in;
-		*made = cap - d->s.x.avail_out;
-		if (r == LZMA_STREAM_END) {
-			*stream_end = true;
-		} else if (r == LZMA_BUF_ERROR && d->in_eof && !avail) {
-			d->in_pos += used;
-			return truncated(d);
-		} else if (r != LZMA_OK) {
-			d->in_pos += used;
-			return corrupt(d, r == LZMA_DATA_ERROR ? "data error"
-					  : r == LZMA_UNSUPPORTED_CHECK ? "its integrity check is of a kind this liblzma cannot verify"
-					  : r == LZMA_FORMAT_ERROR ? "not xz data"
-					  : r == LZMA_MEM_ERROR ? "out of memory"
-					  : "decoder error");
-		}
+	case F_XZ:
+		rc = step_xz(d, &io);
 		break;
-	}
-	case F_GZIP: {
-		int r;
-
-		d->s.g.next_in = (unsigned char *)in;
-		d->s.g.avail_in = (uInt)avail;
-		d->s.g.next_out = out;
-		d->s.g.avail_out = (uInt)cap;
-		r = inflate(&d->s.g, Z_NO_FLUSH);
-		used = avail - d->s.g.avail_in;
-		*made = cap - d->s.g.avail_out;
-		if (r == Z_STREAM_END) {
-			*stream_end = true;
-		} else if (r == Z_BUF_ERROR && !avail && d->in_eof) {
-			return truncated(d);
-		} else if (r != Z_OK && r != Z_BUF_ERROR) {
-			d->in_pos += used;
-			if (d->s.g.msg && strstr(d->s.g.msg, "check"))
-				return check_failed(d, d->s.g.msg);
-			return corrupt(d, d->s.g.msg ? d->s.g.msg
-						      : "inflate error");
-		}
+	case F_GZIP:
+		rc = step_gzip(d, &io);
 		break;
-	}
-	case F_BZIP2: {
-		int r;
-
-		d->s.b.next_in = (char *)in;
-		d->s.b.avail_in = (unsigned)avail;
-		d->s.b.next_out = (char *)out;
-		d->s.b.avail_out = (unsigned)cap;
-		r = BZ2_bzDecompress(&d->s.b);
-		used = avail - d->s.b.avail_in;
-		*made = cap - d->s.b.avail_out;
-		if (r == BZ_STREAM_END) {
-			*stream_end = true;
-		} else if (r != BZ_OK) {
-			d->in_pos += used;
-			return corrupt(d, r == BZ_DATA_ERROR ? "data error"
-					  : r == BZ_DATA_ERROR_MAGIC ? "not bzip2 data"
-					  : "decoder error");
-		} else if (!avail && !*made && d->in_eof) {
-			return truncated(d);
-		}
+	case F_BZIP2:
+		rc = step_bzip2(d, &io);
 		break;
-	}
-	case F_LZ4: {
-		size_t o = cap, i = avail, r;
-
-		r = LZ4F_decompress(d->lz4, out, &o, in, &i, NULL);
-		used = i;
-		*made = o;
-		if (LZ4F_isError(r)) {
-			d->in_pos += used;
-			if (strstr(LZ4F_getErrorName(r), "hecksum"))
-				return check_failed(d, LZ4F_getErrorName(r));
-			return corrupt(d, LZ4F_getErrorName(r));
-		}
-		/* 0: a frame is complete; frames may follow. */
-		*stream_end = r == 0;
-		if (r && !avail && !o && d->in_eof)
-			return truncated(d);
+	case F_LZ4:
+		rc = step_lz4(d, &io);
 		break;
-	}
-	case F_ZSTD: {
-		ZSTD_inBuffer ib = { in, avail, 0 };
-		ZSTD_outBuffer ob = { out, cap, 0 };
-		size_t r = ZSTD_decompressStream(d->zstd, &ob, &ib);
-
-		used = ib.pos;
-		*made = ob.pos;
-		if (ZSTD_isError(r)) {
-			d->in_pos += used;
-			if (ZSTD_getErrorCode(r) == ZSTD_error_checksum_wrong)
-				return check_failed(d, ZSTD_getErrorName(r));
-			return corrupt(d, ZSTD_getErrorName(r));
-		}
-		*stream_end = r == 0;
-		if (r && !avail && !ob.pos && d->in_eof)
-			return truncated(d);
+	case F_ZSTD:
+		rc = step_zstd(d, &io);
 		break;
-	}
 	case F_LZ4L:
 		return lz4l_step(d, out, cap, made);
-	default: {
-		size_t n = avail < cap ? avail : cap;
-
-		memcpy(out, in, n);
-		used = *made = n;
-		*stream_end = true;
+	default:
+		rc = step_raw(d, &io);
 		break;
 	}
-	}
-	d->in_pos += used;
+	if (rc < 0)
+		return rc;
+	*made = io.made;
+	*stream_end = io.stream_end;
+	d->in_pos += io.used;
 	return 0;
 }
 
@@ -635,8 +699,8 @@ static ssize_t decode_into(struct decode_dev *d, unsigned char *buf,
 /* Back to the first byte, where the source can be read again. */
 static int rewind_to_start(struct decode_dev *d)
 {
-	if (!(d->inner->caps & RC_CAP_SEEKABLE) ||
-	    (d->inner->caps & RC_CAP_SEQUENTIAL))
+	if (!(d->dev.inner->caps & RC_CAP_SEEKABLE) ||
+	    (d->dev.inner->caps & RC_CAP_SEQUENTIAL))
 		return -ESPIPE;
 	d->in_len = d->in_pos = 0;
 	d->in_off = 0;
@@ -647,12 +711,19 @@ static int rewind_to_start(struct decode_dev *d)
 
 /* An xz file of known size (its index's): the data decoded is what the
  * index says, no more, and the file ends where its last stream does. */
+/* What says the size: xz's index, zstd's frames. */
+static const char *size_says(const struct decode_dev *d)
+{
+	return d->fmt == F_XZ ? "its index says" : "its frames say";
+}
+
 static int short_of_index(struct decode_dev *d)
 {
 	snprintf(d->err, sizeof d->err,
-		 "xz data ends at compressed offset %" PRIu64
-		 " after %" PRIu64 " bytes, but its index says %" PRIu64,
-		 consumed(d), d->out_pos, d->size);
+		 "%s data ends at compressed offset %" PRIu64
+		 " after %" PRIu64 " bytes, but %s %" PRIu64,
+		 fmt_name[d->fmt], consumed(d), d->out_pos, size_says(d),
+		 d->size);
 	return -EBADMSG;
 }
 
@@ -667,9 +738,10 @@ static int check_end(struct decode_dev *d)
 			return (int)n;
 		if (n > 0) {
 			snprintf(d->err, sizeof d->err,
-				 "xz data holds more than the %" PRIu64
-				 " bytes its index says (more at compressed offset %" PRIu64 ")",
-				 d->size, consumed(d));
+				 "%s data holds more than the %" PRIu64
+				 " bytes %s (more at compressed offset %" PRIu64 ")",
+				 fmt_name[d->fmt], d->size, size_says(d),
+				 consumed(d));
 			return -EBADMSG;
 		}
 	}
@@ -684,9 +756,6 @@ static ssize_t decode_pread(struct rc_dev *dev, void *buf, size_t len,
 	ssize_t n;
 	int rc;
 
-	/* The compressed bytes are read in order to their end: where the
-	 * producer lets us read ahead, the layer below may too. */
-	d->inner->ra_end = dev->ra_end ? d->inner->size : 0;
 	/* Backwards only to the start (the wrap), where the source can be
 	 * read again; forwards by decoding what is skipped. */
 	if (d->size != RC_SIZE_UNKNOWN && off >= d->size)
@@ -729,7 +798,7 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 {
 	lzma_stream s = LZMA_STREAM_INIT;
 	lzma_index *idx = NULL;
-	uint64_t at = 0, total = d->inner->size;
+	uint64_t at = 0, total = d->dev.inner->size;
 	unsigned char *buf = malloc(IN_SIZE);
 	lzma_ret r;
 	int rc = -EINVAL;
@@ -740,7 +809,7 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 		return -ENOMEM;
 	}
 	for (;;) {
-		ssize_t n = read_inner(d->inner, buf, IN_SIZE, at);
+		ssize_t n = read_inner(d->dev.inner, buf, IN_SIZE, at);
 
 		if (n <= 0)
 			break;
@@ -767,16 +836,101 @@ static int xz_size(struct decode_dev *d, uint64_t *size)
 	return rc;
 }
 
+/* Sum the frames' content sizes; UINT64_MAX when a frame does not say. */
+static int frames_size(const unsigned char *p, size_t len, uint64_t *size,
+		       char *err, size_t errlen)
+{
+	size_t off = 0;
+	uint64_t total = 0;
+
+	while (off < len) {
+		unsigned long long c = ZSTD_getFrameContentSize(p + off,
+								len - off);
+		size_t fl = ZSTD_findFrameCompressedSize(p + off, len - off);
+
+		if (c == ZSTD_CONTENTSIZE_UNKNOWN) {
+			*size = UINT64_MAX; /* --size must say */
+			return 0;
+		}
+		if (ZSTD_isError(fl) &&
+		    ZSTD_getErrorCode(fl) == ZSTD_error_srcSize_wrong) {
+			snprintf(err, errlen,
+				 "zstd data truncated: the frame at compressed offset %zu is cut short by the end of the file at %zu",
+				 off, len);
+			return -EBADMSG;
+		}
+		if (ZSTD_isError(fl) || c == ZSTD_CONTENTSIZE_ERROR) {
+			snprintf(err, errlen,
+				 "zstd data corrupt: no valid zstd frame at compressed offset %zu: %s",
+				 off, ZSTD_isError(fl) ? ZSTD_getErrorName(fl)
+						       : "bad frame header");
+			return -EBADMSG;
+		}
+		total += c; /* skippable frames count 0 */
+		off += fl;
+	}
+	*size = total;
+	return 0;
+}
+
+/* Whether the first frame past any skippable frames (pzstd writes one
+ * first; at most 64 are looked past) is a zstd frame: only then do the
+ * frames say the size. */
+static bool zstd_first(const unsigned char *p, size_t len)
+{
+	uint64_t at = 0;
+	int k;
+
+	for (k = 0; k < 64 && at + 4 <= len; k++) {
+		if (at + 8 <= len && skippable(p + at, 8)) {
+			at += 8 + le32(p + at + 4);
+			continue;
+		}
+		return !memcmp(p + at, "\x28\xb5\x2f\xfd", 4);
+	}
+	return false;
+}
+
+/* The uncompressed size of a zstd file from its frames' headers, the way
+ * xz_size() reads the index: the file mapped, each frame's content size
+ * summed and its compressed size walked (its block headers; nothing is
+ * decompressed).  A frame that does not say leaves the size unknown (a
+ * stream).  0, or -EBADMSG with the offset of a damaged or truncated
+ * frame in d->err (refused when opened, before anything is written);
+ * -EINVAL for what is not a non-empty regular file when named zstd. */
+static int zstd_size(struct decode_dev *d, uint64_t *size)
+{
+	struct rc_dev *inner = d->dev.inner;
+	struct stat st;
+	void *map;
+	int rc = 0;
+
+	*size = RC_SIZE_UNKNOWN;
+	if (inner->fd < 0 || fstat(inner->fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_size == 0)
+		return d->named ? -EINVAL : 0;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+		   inner->fd, 0);
+	if (map == MAP_FAILED)
+		return d->named ? -errno : 0;
+	if (d->named || zstd_first(map, (size_t)st.st_size))
+		rc = frames_size(map, (size_t)st.st_size, size, d->err,
+				 sizeof d->err);
+	munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
 static int decode_identity(struct rc_dev *dev, struct rc_source_id *id)
 {
 	struct decode_dev *d = (struct decode_dev *)dev;
-	int rc = rc_dev_identity(d->inner, id);
+	int rc = rc_dev_identity(d->dev.inner, id);
 
 	/* Never the ring of its compressed bytes: its decoded image when
 	 * its size is known (read again at the wrap), else read once,
 	 * never joined. */
 	if (rc == 0 && d->fmt != F_RAW)
-		id->kind = d->size != RC_SIZE_UNKNOWN && id->kind == RC_SRC_FILE
+		id->kind = (d->size != RC_SIZE_UNKNOWN || d->named) &&
+					   id->kind == RC_SRC_FILE
 				   ? RC_SRC_DECODED
 				   : RC_SRC_PIPE;
 	return rc;
@@ -797,59 +951,42 @@ static int decode_close(struct rc_dev *dev)
 	free(d->l.out);
 	LZ4F_freeDecompressionContext(d->lz4);
 	ZSTD_freeDCtx(d->zstd);
-	rc = rc_dev_close(d->inner);
+	rc = rc_dev_close(d->dev.inner);
 	free(d->in);
 	free(d);
 	return rc;
 }
 
-static int decode_open(const char *path, int mode, struct rc_dev **out)
+/* The compressed bytes are read in order to their end: where the producer
+ * lets us read ahead, the device below may read all of them ahead. */
+static void decode_prefetch(struct rc_dev *dev, uint64_t off, uint64_t len)
 {
-	(void)path;
-	(void)mode;
-	(void)out;
-	return -EOPNOTSUPP; /* only through rc_decode_wrap */
+	rc_dev_prefetch(dev->inner, 0, off + len ? dev->inner->size : 0);
 }
 
-const struct rc_backend rc_decode_backend = {
+/* A layer the core stacks over a source (rc_source_open, through
+ * rc_decode_wrap), never opened by a spec: not in the table, so it has no
+ * open(). */
+static const struct rc_backend decode_layer = {
 	.version = RC_BACKEND_VERSION,
 	.name = "decode",
-	.caps = RC_CAP_SEQUENTIAL | RC_CAP_SOURCE,
-	.open = decode_open,
+	.caps = RC_CAP_SEQUENTIAL | RC_CAP_SOURCE | RC_CAP_DECODES,
 	.pread = decode_pread,
 	.close = decode_close,
 	.describe_error = decode_describe,
 	.identity = decode_identity,
+	.prefetch = decode_prefetch,
 	.unknown_size = "it is compressed, and its uncompressed size is known only at its end",
 };
 
-int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
-		   const char **format)
-{
-	const char *path;
-	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, out);
+static int stack_decoder(struct rc_dev **srcp, enum fmt fmt, bool named,
+			 const char **format, char *why, size_t whylen);
 
-	*format = NULL;
-	/* A compressed image is read decompressed, whatever carries it,
-	 * unless raw or an explicit prefix (file:x.xz) asks for its bytes;
-	 * a disk is an image as it is; zstd files decode themselves. */
-	if (rc < 0 || raw ||
-	    ((*out)->caps & (RC_CAP_BLOCKDEV | RC_CAP_DECODES)) ||
-	    !rc_backend_for(spec, RC_OPEN_SOURCE, &path) || path != spec)
-		return rc;
-	rc = rc_decode_wrap(out, format);
-	if (rc < 0) {
-		rc_dev_close(*out);
-		*out = NULL;
-	}
-	return rc;
-}
-
-int rc_decode_wrap(struct rc_dev **srcp, const char **format)
+int rc_decode_wrap(struct rc_dev **srcp, const char **format, char *why,
+		   size_t whylen)
 {
 	struct rc_dev *src = *srcp;
 	bool once = src->caps & RC_CAP_SEQUENTIAL;
-	struct decode_dev *d;
 	unsigned char *m = NULL;
 	enum fmt fmt = F_PENDING;
 	ssize_t n;
@@ -883,13 +1020,34 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 		if (fmt == F_RAW)
 			return 0; /* plain bytes: as they were */
 	}
+	return stack_decoder(srcp, fmt, false, format, why, whylen);
+}
+
+int rc_decode_zstd(struct rc_dev **srcp, char *why, size_t whylen)
+{
+	const char *format;
+
+	return stack_decoder(srcp, F_ZSTD, true, &format, why, whylen);
+}
+
+/* The layer over *srcp, decoding fmt (F_PENDING: looked at when first
+ * read). */
+static int stack_decoder(struct rc_dev **srcp, enum fmt fmt, bool named,
+			 const char **format, char *why, size_t whylen)
+{
+	struct rc_dev *src = *srcp;
+	bool once = src->caps & RC_CAP_SEQUENTIAL;
+	struct decode_dev *d;
+	int rc = 0;
+
 	d = calloc(1, sizeof *d);
 	if (!d || !(d->in = malloc(IN_SIZE))) {
 		free(d);
 		return -ENOMEM;
 	}
-	d->inner = src;
+	d->dev.inner = src; /* read from (xz_size) before rc_dev_init */
 	d->fmt = fmt;
+	d->named = named;
 	if (fmt != F_PENDING && start_decoder(d) < 0) {
 		free(d->in);
 		free(d);
@@ -904,20 +1062,38 @@ int rc_decode_wrap(struct rc_dev **srcp, const char **format)
 		d->size = RC_SIZE_UNKNOWN;
 	/* An index that says nothing: no block would ever be read, so the
 	 * end would never be checked; read it as a stream, to its end. */
-	if (d->size == 0)
+	if (fmt == F_XZ && d->size == 0)
 		d->size = RC_SIZE_UNKNOWN;
-	rc_dev_init(&d->dev, &rc_decode_backend, src->path, src->fd, d->size);
+	/* A zstd file says its size in its frames (what the zstd backend
+	 * read it for, before issue 26): an image, read again at the wrap;
+	 * damaged frames are refused now, with their offset. */
+	if (fmt == F_ZSTD && !once)
+		rc = zstd_size(d, &d->size);
+	if (rc < 0) {
+		snprintf(why, whylen, "%s", d->err);
+		end_decoder(d);
+		ZSTD_freeDCtx(d->zstd);
+		free(d->in);
+		free(d);
+		return rc;
+	}
+	rc_dev_init(&d->dev, &decode_layer, src->path, src->fd, d->size);
+	d->dev.inner = src; /* rc_dev_init cleared it */
 	if (once)
 		d->dev.unknown_size = src->unknown_size; /* a pipe's words */
+	if (named)
+		d->dev.unknown_size = "its zstd frames do not say how large the image is (made with --no-content-size, or streamed)";
 	d->dev.spec = src->spec; /* shown as named; freed with the inner */
-	src->spec = strdup(src->spec);
-	if (!src->spec) {
+	src->spec = src->spec ? strdup(src->spec) : NULL;
+	if (d->dev.spec && !src->spec) {
 		src->spec = d->dev.spec;
 		d->dev.spec = NULL;
 		decode_close(&d->dev);
 		return -ENOMEM;
 	}
-	if (fmt != F_PENDING)
+	/* A zstd file whose frames say its size was read by the zstd
+	 * backend, which said nothing of it: still said nothing. */
+	if (fmt != F_PENDING && !(fmt == F_ZSTD && d->size != RC_SIZE_UNKNOWN))
 		*format = fmt_name[fmt];
 	*srcp = &d->dev;
 	return 0;

@@ -14,7 +14,9 @@
  *                   ENXIO, EINVAL
  *
  * For the test suite, and for users debugging how a setup behaves when a
- * disk fails.  Everything else is passed to the wrapped device.
+ * disk fails.  A layer (nbdkit's filters): the core opens SPEC below it
+ * (fault_stack); what it does not change goes to that device through the
+ * rc_next_* forwarders.
  */
 #include "config.h"
 
@@ -25,11 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 struct fault_dev {
-	struct rc_dev dev; /* first */
-	struct rc_dev *inner;
+	struct rc_dev dev; /* first; dev.inner is the wrapped device */
 	uint64_t read_fail, write_fail; /* 0 = never */
 	uint64_t read_at, write_at, corrupt_at; /* UINT64_MAX = never */
 	uint64_t nreads, nwrites;
@@ -95,17 +96,14 @@ static int parse_opts(struct fault_dev *f, char *opts)
 	return 0;
 }
 
-static int fault_open(const char *path, int mode, struct rc_dev **out)
+/* The options (path holds only them): the device below comes later. */
+static int fault_open(const char *path, int mode, struct rc_dev **out,
+		      char *why, size_t whylen)
 {
-	const char *colon = strchr(path, ':');
-	struct fault_dev *f;
-	char *opts;
+	struct fault_dev *f = calloc(1, sizeof *f);
+	char *opts = strdup(path);
 	int rc;
 
-	if (!colon || colon == path || !colon[1])
-		return -EINVAL;
-	f = calloc(1, sizeof *f);
-	opts = strndup(path, (size_t)(colon - path));
 	if (!f || !opts) {
 		free(f);
 		free(opts);
@@ -115,30 +113,22 @@ static int fault_open(const char *path, int mode, struct rc_dev **out)
 	f->err = EIO;
 	rc = parse_opts(f, opts);
 	free(opts);
-	if (rc == 0)
-		rc = rc_dev_open(colon + 1, mode, &f->inner);
 	if (rc < 0) {
 		free(f);
 		return rc;
 	}
-	rc_dev_init(&f->dev, &rc_fault_backend, path, f->inner->fd,
-		    f->inner->size);
-	f->dev.caps = f->inner->caps;
+	rc_dev_init(&f->dev, &rc_fault_backend, path, -1, 0);
 	*out = &f->dev;
 	return 0;
 }
 
-static int fault_prepare(struct rc_dev *dev, uint64_t size)
+/* The wrapped device as it is: its descriptor, size and capabilities. */
+static int fault_stack(struct rc_dev *dev, struct rc_dev *inner)
 {
-	struct fault_dev *f = (struct fault_dev *)dev;
-	int rc;
-
-	f->inner->flags = dev->flags;
-	rc = f->inner->be->prepare ? f->inner->be->prepare(f->inner, size) : 0;
-
-	dev->fd = f->inner->fd;
-	dev->size = f->inner->size;
-	return rc;
+	dev->fd = inner->fd;
+	dev->size = inner->size;
+	dev->caps = inner->caps;
+	return 0;
 }
 
 /* A fault-injecting source is a ring of its own: it neither joins nor is
@@ -171,7 +161,7 @@ static ssize_t fault_pread(struct rc_dev *dev, void *buf, size_t len,
 		return -f->err;
 	if (f->short_io && len > 1)
 		len /= 2;
-	return f->inner->be->pread(f->inner, buf, len, off);
+	return dev->inner->be->pread(dev->inner, buf, len, off);
 }
 
 static ssize_t fault_pwrite(struct rc_dev *dev, const void *buf, size_t len,
@@ -192,11 +182,11 @@ static ssize_t fault_pwrite(struct rc_dev *dev, const void *buf, size_t len,
 			return -ENOMEM;
 		memcpy(copy, buf, len);
 		copy[f->corrupt_at - off] ^= 0x01;
-		rc = f->inner->be->pwrite(f->inner, copy, len, off);
+		rc = dev->inner->be->pwrite(dev->inner, copy, len, off);
 		free(copy);
 		return rc;
 	}
-	return f->inner->be->pwrite(f->inner, buf, len, off);
+	return dev->inner->be->pwrite(dev->inner, buf, len, off);
 }
 
 static int fault_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
@@ -205,7 +195,7 @@ static int fault_zero(struct rc_dev *dev, uint64_t off, uint64_t len)
 
 	if (covers(f->write_at, len, off))
 		return -f->err;
-	return rc_dev_zero(f->inner, off, len);
+	return rc_dev_zero(dev->inner, off, len);
 }
 
 static int fault_flush(struct rc_dev *dev)
@@ -214,27 +204,15 @@ static int fault_flush(struct rc_dev *dev)
 
 	if (f->flush_fail)
 		return -f->err;
-	return rc_dev_flush(f->inner);
+	return rc_dev_flush(dev->inner);
 }
 
 static int fault_close(struct rc_dev *dev)
 {
-	struct fault_dev *f = (struct fault_dev *)dev;
-	int rc = rc_dev_close(f->inner);
+	int rc = rc_dev_close(dev->inner);
 
-	free(f);
+	free(dev);
 	return rc;
-}
-
-static int fault_open_readback(struct rc_dev *dev, struct rc_dev **out,
-			       const char **how)
-{
-	struct fault_dev *f = (struct fault_dev *)dev;
-
-	/* The wrapped device, as it really is: injected faults stop here. */
-	if (!f->inner->be->open_readback)
-		return -EOPNOTSUPP;
-	return f->inner->be->open_readback(f->inner, out, how);
 }
 
 const struct rc_backend rc_fault_backend = {
@@ -243,12 +221,21 @@ const struct rc_backend rc_fault_backend = {
 	.prefix = "fault:",
 	.caps = RC_CAP_SEEKABLE | RC_CAP_SOURCE | RC_CAP_TARGET,
 	.open = fault_open,
-	.prepare = fault_prepare,
+	.stack = fault_stack,
+	/* Forwarded as they are: the read-back is the wrapped device as
+	 * it really is (injected faults stop there). */
+	.prepare = rc_next_prepare,
+	.finish = rc_next_finish,
+	.open_readback = rc_next_open_readback,
+	/* Its own: the faults, and a ring of its own. */
 	.pread = fault_pread,
 	.pwrite = fault_pwrite,
 	.zero = fault_zero,
 	.flush = fault_flush,
 	.close = fault_close,
-	.open_readback = fault_open_readback,
 	.identity = fault_identity,
+	/* Not forwarded, on purpose: extents (a fault: source reads every
+	 * block, holes too, so read-at= can hit one), describe_error (an
+	 * injected error has no backend words) and prefetch (the reads the
+	 * faults count are the ones asked for, none ahead). */
 };

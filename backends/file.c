@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/fs.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -20,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 struct file_dev {
 	struct rc_dev dev; /* first: the core sees only this */
@@ -59,7 +60,8 @@ static int parent_writable(const char *path)
 	return rc;
 }
 
-static int file_open(const char *path, int mode, struct rc_dev **out)
+static int file_open(const char *path, int mode, struct rc_dev **out,
+		     char *why, size_t whylen)
 {
 	struct file_dev *f;
 	struct stat st;
@@ -172,6 +174,19 @@ static int file_prepare(struct rc_dev *dev, uint64_t size)
 	return 0;
 }
 
+/* A stream ended: a file grew as it was written, so its size is the
+ * stream's, even where the stream ended in zeros (a disk keeps its own). */
+static int file_finish(struct rc_dev *dev, uint64_t size)
+{
+	struct file_dev *f = (struct file_dev *)dev;
+
+	if (f->is_blk || dev->fd < 0)
+		return 0;
+	if (ftruncate(dev->fd, (off_t)size) < 0)
+		return -errno;
+	return 0;
+}
+
 static ssize_t file_pread(struct rc_dev *dev, void *buf, size_t len,
 			  uint64_t off)
 {
@@ -279,12 +294,14 @@ static int file_open_readback(struct rc_dev *dev, struct rc_dev **out,
 {
 	struct file_dev *f = (struct file_dev *)dev, *r;
 	struct stat a, b;
+	bool direct = true;
 	int fd, rc;
 
 	*how = "direct";
 	fd = open(dev->path, O_RDONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC |
 				     O_NOCTTY);
 	if (fd < 0 && errno == EINVAL) {
+		direct = false;
 		/* No O_DIRECT here (tmpfs, some FUSE): the data was fsynced
 		 * by the writer; drop the cached pages so the reads come
 		 * from the storage where the filesystem allows it. */
@@ -311,6 +328,8 @@ static int file_open_readback(struct rc_dev *dev, struct rc_dev **out,
 		return -ENOMEM;
 	}
 	rc_dev_init(&r->dev, &rc_file_backend, dev->path, fd, dev->size);
+	if (direct)
+		r->dev.caps |= RC_CAP_DIRECT; /* reads past the page cache */
 	r->is_blk = f->is_blk;
 	r->dev.spec = NULL;
 	rc = 0;
@@ -337,6 +356,7 @@ const struct rc_backend rc_file_backend = {
 	.probe = file_probe,
 	.open = file_open,
 	.prepare = file_prepare,
+	.finish = file_finish,
 	.pread = file_pread,
 	.pwrite = file_pwrite,
 	.zero = file_zero,

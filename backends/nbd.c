@@ -24,7 +24,7 @@
 
 #include <xxhash.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 #include "ringcopy/ring.h"
 #include "ringcopy/util.h"
 
@@ -89,13 +89,24 @@ struct nbd_dev {
 	unsigned rhead, rcount, rdepth;
 	uint64_t last_end;    /* where the last read ended */
 	uint64_t ra_next;     /* the next offset to ask for ahead */
+	uint64_t ra_end;      /* prefetch(): reads ahead stop here (0: the
+			       * producer never said, so never ahead) */
 };
 
 static unsigned connect_ms = NBD_CONNECT_MS;
 
-void rc_nbd_set_connect_timeout(unsigned ms)
+/* The options this backend owns: how long a connection may take to
+ * become ready, in seconds. */
+static int nbd_config(const char *key, const char *value)
 {
-	connect_ms = ms;
+	unsigned long n;
+
+	if (strcmp(key, "connect-timeout") != 0)
+		return -ENOENT;
+	if (rc_config_count(value, 1, 86400, &n) < 0)
+		return -EINVAL;
+	connect_ms = (unsigned)n * 1000u;
+	return 0;
 }
 
 /* libnbd failed: keep its message for describe_error(), and return its
@@ -161,7 +172,8 @@ fail:
 	return libnbd_error(n, ECONNREFUSED);
 }
 
-static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
+static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out,
+			char *why, size_t whylen)
 {
 	struct nbd_dev *n = calloc(1, sizeof *n);
 	int64_t size;
@@ -196,8 +208,7 @@ static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
 		rc = -EROFS;
 	}
 	if (rc < 0) {
-		snprintf(rc_backend_detail, sizeof rc_backend_detail, "%s",
-			 n->err);
+		snprintf(why, whylen, "%s", n->err);
 		nbd_close(n->h);
 		free(n);
 		return rc;
@@ -434,12 +445,12 @@ static int ra_fill(struct nbd_dev *n, size_t len)
 		depth = n->rdepth;
 	if (depth < 2)
 		depth = 2;
-	while (n->rcount < depth && n->ra_next < n->dev.ra_end &&
+	while (n->rcount < depth && n->ra_next < n->ra_end &&
 	       n->ra_next < n->dev.size) {
 		struct nbd_rblock *b =
 			&n->ra[(n->rhead + n->rcount) % NBD_RA_MAX];
-		uint64_t end = n->dev.ra_end < n->dev.size ? n->dev.ra_end
-							    : n->dev.size;
+		uint64_t end = n->ra_end < n->dev.size ? n->ra_end
+							: n->dev.size;
 		size_t l = end - n->ra_next < len ? (size_t)(end - n->ra_next)
 						  : len;
 		int rc;
@@ -463,7 +474,7 @@ static int ra_fill(struct nbd_dev *n, size_t len)
 
 /* A read: from the read-ahead FIFO when it was foreseen, else directly.
  * Two reads in a row start the read-ahead; a read elsewhere drops it.
- * Only where the producer said how far (dev.ra_end): never in the
+ * Only where the producer said how far (prefetch()): never in the
  * invocation before it forks, nor in a read-back.  Failing to read ahead
  * only stops reading ahead. */
 static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
@@ -474,7 +485,7 @@ static ssize_t nbd_dev_pread(struct rc_dev *dev, void *buf, size_t len,
 	 * in a buffer given to another block. */
 	bool in_order = off == n->last_end && off > 0 && n->rdepth &&
 			len >= NBD_RA_MIN && !n->failed &&
-			off + len <= dev->ra_end && off + len <= dev->size;
+			off + len <= n->ra_end && off + len <= dev->size;
 
 	if (n->rcount && (n->ra[n->rhead].io.off != off ||
 			  n->ra[n->rhead].io.len != len)) {
@@ -667,10 +678,19 @@ static int nbd_dev_open_readback(struct rc_dev *dev, struct rc_dev **out,
 				 const char **how)
 {
 	/* A new connection: what the server has, after our flush. */
-	int rc = nbd_dev_open(dev->path, RC_OPEN_SOURCE, out);
+	char why[256];
+	int rc = nbd_dev_open(dev->path, RC_OPEN_SOURCE, out, why, sizeof why);
 
 	*how = "nbd";
 	return rc;
+}
+
+/* How far the producer will read in order: reads ahead stay inside it. */
+static void nbd_dev_prefetch(struct rc_dev *dev, uint64_t off, uint64_t len)
+{
+	struct nbd_dev *n = (struct nbd_dev *)dev;
+
+	n->ra_end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
 }
 
 static int nbd_dev_describe(struct rc_dev *dev, char *buf, size_t len)
@@ -710,14 +730,16 @@ const struct rc_backend rc_nbd_backend = {
 	.write_reap = nbd_dev_write_reap,
 	.max_in_flight = NBD_WMAX,
 	.identity = nbd_dev_identity,
+	.config = nbd_config,
+	.prefetch = nbd_dev_prefetch,
 };
 
 #else /* !HAVE_LIBNBD: the kmod habit, a stub that says why */
 
-static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out)
+static int nbd_dev_open(const char *uri, int mode, struct rc_dev **out,
+			char *why, size_t whylen)
 {
-	snprintf(rc_backend_detail, sizeof rc_backend_detail,
-		 "this ringcopy was built without libnbd");
+	snprintf(why, whylen, "this ringcopy was built without libnbd");
 	return -ENOSYS;
 }
 

@@ -10,9 +10,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
-static int null_open(const char *path, int mode, struct rc_dev **out)
+static int null_open(const char *path, int mode, struct rc_dev **out,
+		     char *why, size_t whylen)
 {
 	struct rc_dev *dev;
 

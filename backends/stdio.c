@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ringcopy/backend.h"
+#include "internal.h"
 
 struct stdio_dev {
 	struct rc_dev dev; /* first */
@@ -33,7 +33,8 @@ static int stdio_probe(const char *path, int mode)
 		       : 0;
 }
 
-static int stdio_open(const char *path, int mode, struct rc_dev **out)
+static int stdio_open(const char *path, int mode, struct rc_dev **out,
+		      char *why, size_t whylen)
 {
 	struct stdio_dev *s;
 	struct stat st;
@@ -51,7 +52,7 @@ static int stdio_open(const char *path, int mode, struct rc_dev **out)
 		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW |
 					O_NONBLOCK);
 		if (fd < 0 && errno == ENXIO) {
-			snprintf(rc_backend_detail, sizeof rc_backend_detail,
+			snprintf(why, whylen,
 				 "a FIFO with no reader");
 			return -ENXIO;
 		}
@@ -67,7 +68,7 @@ static int stdio_open(const char *path, int mode, struct rc_dev **out)
 		 * character device, not a file swapped in meanwhile. */
 		if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
 			close(fd);
-			snprintf(rc_backend_detail, sizeof rc_backend_detail,
+			snprintf(why, whylen,
 				 "it changed while it was examined (now not a FIFO or character device)");
 			return -EINVAL;
 		}

@@ -180,7 +180,7 @@ static void behind_start(struct rc_behind *vb, const struct rc_consumer_args *a,
 	    posix_memalign(&vb->buf, RC_ALIGN, h->block_size) ||
 	    !(dst->caps & RC_CAP_BLOCKDEV) ||
 	    dst->be->open_readback(dst, &vb->rd, &how) < 0 ||
-	    strcmp(how, "direct") != 0)
+	    !(vb->rd->caps & RC_CAP_DIRECT))
 		behind_free(vb);
 }
 
@@ -700,8 +700,6 @@ static int settle_stream(struct rc_consumer *c, int rc)
 	uint64_t stream_end = c->stream_end;
 
 	if (rc == 0 && a->stream) {
-		struct stat st;
-
 		if (stream_end == UINT64_MAX) {
 			snprintf(err, errlen,
 				 "the stream holds more than %llu bytes, the most this block size allows: give --size, or a larger --block-size",
@@ -712,12 +710,10 @@ static int settle_stream(struct rc_consumer *c, int rc)
 			c->h.nblocks = (stream_end + r->block_size - 1) /
 				       r->block_size;
 			res->image_bytes = stream_end;
-			/* A file grew as it was written: its size is the
-			 * stream's, even where the stream ended in zeros. */
-			if (dst->fd >= 0 && !(dst->caps & RC_CAP_SEQUENTIAL) &&
-			    fstat(dst->fd, &st) == 0 && S_ISREG(st.st_mode) &&
-			    ftruncate(dst->fd, (off_t)stream_end) < 0) {
-				rc = -errno;
+			/* A file grew as it was written: its backend cuts
+			 * it to the stream's size. */
+			rc = rc_dev_finish(dst, stream_end);
+			if (rc < 0) {
 				snprintf(err, errlen,
 					 "target %s: truncate to %llu bytes: %s",
 					 dst->spec,

@@ -161,15 +161,15 @@ static int step_parse(struct invocation *inv)
 static int step_open_source(struct invocation *inv)
 {
 	const char *spec = inv->argv[optind], *format;
+	char detail[256];
 	int rc;
 
-	rc_backend_detail[0] = '\0';
-	rc = rc_source_open(spec, inv->o.raw, &inv->src, &format);
+	rc = rc_source_open(spec, inv->o.raw, &inv->src, &format, detail,
+			    sizeof detail);
 	if (rc < 0) {
 		snprintf(inv->err, sizeof inv->err, "source %s refused: %s%s",
 			 spec,
-			 rc_backend_detail[0] ? rc_backend_detail
-					      : strerror(-rc),
+			 detail[0] ? detail : strerror(-rc),
 			 rc == -EOPNOTSUPP ? " (this backend cannot be read)"
 					   : "");
 		return rc_inv_refuse(inv);
@@ -320,7 +320,8 @@ static void *image_block0(struct invocation *inv, size_t *len)
 	    !(S_ISREG(inv->src_st.st_mode) || S_ISBLK(inv->src_st.st_mode)))
 		return NULL;
 	rlen = (*len + RC_ALIGN - 1) / RC_ALIGN * RC_ALIGN;
-	if (rc_source_open(inv->argv[optind], inv->o.raw, &d, &format) < 0)
+	if (rc_source_open(inv->argv[optind], inv->o.raw, &d, &format, NULL,
+			   0) < 0)
 		return NULL;
 	if (posix_memalign(&buf, RC_ALIGN, rlen) ||
 	    rc_dev_pread(d, buf, *len, 0) != (ssize_t)*len) {

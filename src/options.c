@@ -149,7 +149,7 @@ static int set_level(struct rc_opts *o, const char *arg)
 	if (rc_parse_count(arg, 1, 19, &n) < 0)
 		return rc_usage_error(NULL, "--compress-level '%s': want 1 to 19",
 				      arg);
-	rc_zstd_set_level((int)n);
+	rc_backend_config("compress-level", arg);
 	return GO;
 }
 
@@ -235,7 +235,7 @@ static int set_connect_timeout(struct rc_opts *o, const char *arg)
 	if (rc_opt_seconds(NULL, &rc_options[RC_OPT_CONNECT_TIMEOUT], arg,
 			   &ms))
 		return RC_EXIT_REFUSED;
-	rc_nbd_set_connect_timeout(ms);
+	rc_backend_config("connect-timeout", arg);
 	return GO;
 }
 

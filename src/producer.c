@@ -291,7 +291,9 @@ static void read_ahead_hint(struct rc_producer *p, uint64_t n, uint64_t block)
 	if (need < end - block)
 		end = block + need;
 	off = end * r->block_size;
-	p->src->ra_end = off < r->image_size ? off : r->image_size;
+	off = off < r->image_size ? off : r->image_size;
+	rc_dev_prefetch(p->src, block * r->block_size,
+			off - block * r->block_size);
 }
 
 /* Read block n into the slot's buffer (rc_proto_fill's filler): 0, or -1
@@ -580,11 +582,6 @@ int rc_producer_spawn(struct rc_ring *r, struct rc_dev *src,
 	char c;
 	ssize_t n;
 
-	/* Test hook: die where a crash leaves a ring without a producer
-	 * (tests/func/test-stale.sh); never set in production. */
-	if (getenv("RINGCOPY_TEST_HOOK") &&
-	    !strcmp(getenv("RINGCOPY_TEST_HOOK"), "creator-dies"))
-		_exit(RC_EXIT_FAILED);
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -errno;

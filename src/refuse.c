@@ -825,6 +825,7 @@ static int open_target(const struct rc_target_req *req,
 		       size_t errlen)
 {
 	const char *spec = req->specs[i];
+	char detail[256];
 	int rc;
 
 	*owned = NULL;
@@ -835,12 +836,11 @@ static int open_target(const struct rc_target_req *req,
 	rc = check_named(req, src, seen, i, spec, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = rc_dev_open(spec, RC_OPEN_TARGET, dst);
+	rc = rc_dev_open(spec, RC_OPEN_TARGET, dst, detail, sizeof detail);
 	if (rc < 0) {
 		snprintf(err, errlen, "target %s refused: %s%s", req->specs[i],
-			 rc_backend_detail[0] ? rc_backend_detail
-					      : strerror(-rc),
-			 rc_backend_detail[0] ? "" : open_hint(rc));
+			 detail[0] ? detail : strerror(-rc),
+			 detail[0] ? "" : open_hint(rc));
 		return rc;
 	}
 	rc = check_opened(&seen->t[i], req->specs[i], *dst, err, errlen);

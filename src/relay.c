@@ -1278,7 +1278,7 @@ static int seed_open(struct relay *rl, struct seed_disk *d)
 
 		memset(s, 0, sizeof *s);
 		s->spec = rl->targets[i];
-		if (rc_dev_open(s->spec, RC_OPEN_SOURCE, &s->dev) < 0)
+		if (rc_dev_open(s->spec, RC_OPEN_SOURCE, &s->dev, NULL, 0) < 0)
 			continue;
 		if (!(s->dev->caps & RC_CAP_SEEKABLE) ||
 		    (s->dev->caps & (RC_CAP_NOWHERE | RC_CAP_DECODES)) ||
@@ -1488,7 +1488,7 @@ static int seed_overlay(struct relay *rl, const sigset_t *old)
 	pid = seed_daemon(rl, old);
 	snprintf(uri, sizeof uri, "nbd+unix:///seed?socket=%s", rl->seed_sock);
 	why = "qemu-storage-daemon did not export it";
-	if (pid < 0 || rc_dev_open(uri, RC_OPEN_TARGET, &ov) < 0)
+	if (pid < 0 || rc_dev_open(uri, RC_OPEN_TARGET, &ov, NULL, 0) < 0)
 		goto out;
 	why = "a write to it failed";
 	rc = seed_blocks(rl, &h, d, nd, ov, bufs, &held);

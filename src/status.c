@@ -291,6 +291,7 @@ static int source_ring(const char *source, char *want, size_t len)
 	struct rc_source_id id;
 	struct rc_dev *dev = NULL;
 	struct stat st;
+	char detail[256] = "";
 	int fd = -1, rc;
 
 	/* The ring a copy of SOURCE would meet, as the copy finds it
@@ -307,7 +308,8 @@ static int source_ring(const char *source, char *want, size_t len)
 	} else {
 		const char *format;
 
-		rc = rc_source_open(source, false, &dev, &format);
+		rc = rc_source_open(source, false, &dev, &format, detail,
+				    sizeof detail);
 		if (rc == 0)
 			rc = rc_dev_identity(dev, &id);
 		rc_dev_close(dev);
@@ -316,8 +318,7 @@ static int source_ring(const char *source, char *want, size_t len)
 		rc = rc_rdv_name(&id, want, len);
 	if (rc < 0)
 		rc_err("status: source %s: %s", source,
-		       rc_backend_detail[0] ? rc_backend_detail
-					    : strerror(-rc));
+		       detail[0] ? detail : strerror(-rc));
 	return rc;
 }
 

@@ -525,7 +525,7 @@ static uint64_t largest_target(int ntargets, char **targets)
 					      : stat(targets[i], &st)) == 0 &&
 		    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
 			continue;
-		if (rc_dev_open(targets[i], RC_OPEN_SOURCE, &dev) == 0) {
+		if (rc_dev_open(targets[i], RC_OPEN_SOURCE, &dev, NULL, 0) == 0) {
 			if (dev->size != UINT64_MAX && dev->size > largest)
 				largest = dev->size;
 			rc_dev_close(dev);
@@ -543,7 +543,7 @@ static int verify_target(const char *spec, const struct rc_image_hashes *h,
 	struct rc_verify_out v;
 	struct rc_dev *dev;
 	char err[512];
-	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, &dev);
+	int rc = rc_dev_open(spec, RC_OPEN_SOURCE, &dev, NULL, 0);
 
 	if (rc < 0) {
 		rc_err("verify: target %s: %s", spec, strerror(-rc));

@@ -2,7 +2,7 @@
 /* ringcopy - backend interface.
  *
  * A backend is one `const struct rc_backend' with designated initialisers,
- * listed in the static array of backends/registry.c.  This header is the
+ * listed in the static array of backends/table.c.  This header is the
  * only contract between the core and the backends: fields are only ever
  * appended, and `version' is checked when the registry is loaded, so a
  * backend built against an older layout is refused rather than misread.
@@ -19,22 +19,33 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define RC_BACKEND_VERSION 4
+#define RC_BACKEND_VERSION 5
 
 /* Capability bits of a backend (and of an open device). */
 #define RC_CAP_SEEKABLE   (1u << 0) /* pread/pwrite at any offset */
 #define RC_CAP_SEQUENTIAL (1u << 1) /* offsets must only grow */
 #define RC_CAP_SPARSE     (1u << 2) /* extents() reports holes */
 #define RC_CAP_ZERO       (1u << 3) /* zero() is cheaper than writing */
-#define RC_CAP_DIRECT     (1u << 4) /* opened O_DIRECT: aligned I/O only */
-#define RC_CAP_BLOCKDEV   (1u << 5) /* a block device */
+#define RC_CAP_DIRECT     (1u << 4) /* opened O_DIRECT: aligned I/O only,
+				     * and reads come from the storage, not
+				     * the page cache (a read-back that may
+				     * run while the target is written) */
+#define RC_CAP_BLOCKDEV   (1u << 5) /* fd and path name a kernel block
+				     * device: its ioctls (BLKROGET,
+				     * BLKGETSIZE64) and libblkid apply, and
+				     * what it holds may be smaller than it
+				     * (file: and dev: both set it) */
 #define RC_CAP_SOURCE     (1u << 6) /* may be opened as a source */
 #define RC_CAP_TARGET     (1u << 7) /* may be opened as a target */
 #define RC_CAP_FIXED      (1u << 8) /* its size is fixed (a disk, an
 				     * export): it must hold the image, and
 				     * what it holds is probed */
-#define RC_CAP_DECODES    (1u << 10) /* reads an image out of a compressed
-				     * file (zstd): never decoded again */
+#define RC_CAP_DECODES    (1u << 10) /* what pread() returns is already
+				     * decoded out of what the object holds
+				     * (zstd, the decode layer): never
+				     * decoded again, and its bytes are not
+				     * the object's (no reading it as a
+				     * seed) */
 #define RC_CAP_NOWHERE    (1u << 9) /* writes to nothing (null:): no path,
 				     * no identity, nothing to read back;
 				     * may be named any number of times */
@@ -77,10 +88,10 @@ struct rc_dev {
 	const char *unknown_size;    /* why its size may be unknown (the
 				      * backend's unknown_size, or a layer's
 				      * own words) */
-	uint64_t ra_end;             /* set by the producer before each
-				      * read: a backend that reads ahead
-				      * stops at this offset (0: it never
-				      * reads ahead) */
+	struct rc_dev *inner;        /* a layer's device below it (nbdkit's
+				      * next): what the layer does not
+				      * change it forwards there; NULL for
+				      * a backend's own device */
 };
 
 /* Set on a target before prepare(): keep what it holds (--skip-equal reads
@@ -101,8 +112,12 @@ struct rc_backend {
 	 * not at all, higher wins.  May be NULL (prefix only). */
 	int (*probe)(const char *path, int mode);
 	/* Open path (prefix stripped) in mode; on success *out holds a new
-	 * device whose size is known.  A target is not truncated here. */
-	int (*open)(const char *path, int mode, struct rc_dev **out);
+	 * device whose size is known.  A target is not truncated here.  On
+	 * failure the backend may put its own words into why[0..whylen)
+	 * (always a buffer; "" when it has none to add).  A layer (stack
+	 * set) gets only its options here. */
+	int (*open)(const char *path, int mode, struct rc_dev **out,
+		    char *why, size_t whylen);
 	/* Prepare a target to receive an image of `size' bytes (create or
 	 * truncate a file), or of a size known only at its end
 	 * (RC_SIZE_UNKNOWN: a stream; the core cuts a regular file to the
@@ -158,24 +173,57 @@ struct rc_backend {
 	/* Version 4: why open() may leave a source's size RC_SIZE_UNKNOWN,
 	 * said when --size is then required.  NULL: it never does. */
 	const char *unknown_size;
+	/* Version 5 (issue 26).  An option of the invocation that this
+	 * backend owns (nbdkit's .config): 0 when taken, -ENOENT when the
+	 * key is not this backend's, -EINVAL when the value is not valid.
+	 * Called for every backend by rc_backend_config().  May be NULL. */
+	int (*config)(const char *key, const char *value);
+	/* Version 5: a layer over another device (nbdkit's filters): its
+	 * spec is PREFIX OPTIONS:SPEC.  The core opens the layer with
+	 * OPTIONS (open()), then SPEC, and hands that device here as inner
+	 * (stored in dev->inner; the layer takes what it needs of it: fd,
+	 * size, caps).  The layer owns inner from then on.  NULL: not a
+	 * layer. */
+	int (*stack)(struct rc_dev *dev, struct rc_dev *inner);
+	/* Version 5: a stream has ended and the image is `size' bytes: a
+	 * target that grew as it was written is cut to it (nbdcopy's
+	 * truncate).  Called once, after the last write, before flush().
+	 * NULL: nothing to do (a disk, a pipe, a compressed file). */
+	int (*finish)(struct rc_dev *dev, uint64_t size);
+	/* Version 5: advice, before a read at off, that [off, off+len) will
+	 * be read in order (nbdkit's .cache): a backend that reads ahead may
+	 * ask for that much and no more.  len 0: read nothing ahead.  Never
+	 * called in a read-back, nor before the producer forks.  NULL: it
+	 * never reads ahead. */
+	void (*prefetch)(struct rc_dev *dev, uint64_t off, uint64_t len);
 };
-
-/* Detail of the last failed open, when a backend has one ("" if not): the
- * caller of rc_dev_open reports it with its own message. */
-extern char rc_backend_detail[256];
 
 /* The unknown size of a source that does not say (a pipe, a .zst made
  * with --no-content-size): --size must give it. */
 #define RC_SIZE_UNKNOWN UINT64_MAX
 
-/* Registry (backends/registry.c). */
+/* The table of backends (backends/table.c). */
 const struct rc_backend *const *rc_backends(void);
 int rc_backend_check(const struct rc_backend *be);
 const struct rc_backend *rc_backend_for(const char *spec, int mode,
 					 const char **path);
-int rc_dev_open(const char *spec, int mode, struct rc_dev **out);
+/* Hand an option of the invocation (its long name without dashes, and its
+ * value as given) to every backend: 0 when one took it, -ENOENT when none
+ * owns it, -EINVAL when its owner refused the value. */
+int rc_backend_config(const char *key, const char *value);
+/* Open spec in mode.  why (may be NULL) receives the backend's detail of
+ * a failure ("" when it has none): the caller reports it with its own
+ * message. */
+int rc_dev_open(const char *spec, int mode, struct rc_dev **out, char *why,
+		size_t whylen);
+/* Open spec as a source the way a copy reads it: through its backend,
+ * then decompressed when its content is compressed (the decode layer),
+ * unless raw, an explicit prefix, a disk or a device that decodes.
+ * *format names the compression, or NULL; why as for rc_dev_open. */
+int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
+		   const char **format, char *why, size_t whylen);
 
-/* Range-checked wrappers used by the core. */
+/* Range-checked wrappers used by the core (backends/dev.c). */
 ssize_t rc_dev_pread(struct rc_dev *dev, void *buf, size_t len, uint64_t off);
 ssize_t rc_dev_pwrite(struct rc_dev *dev, const void *buf, size_t len,
 		      uint64_t off);
@@ -195,6 +243,10 @@ void rc_holes_init(struct rc_holes *c);
 int rc_is_hole(struct rc_dev *dev, struct rc_holes *c, uint64_t off,
 	       uint64_t len);
 int rc_dev_flush(struct rc_dev *dev);
+/* A stream ended at size bytes (the backend's finish(), if any). */
+int rc_dev_finish(struct rc_dev *dev, uint64_t size);
+/* Advice that [off, off+len) will be read in order (prefetch()). */
+void rc_dev_prefetch(struct rc_dev *dev, uint64_t off, uint64_t len);
 int rc_dev_close(struct rc_dev *dev);
 /* The backend's own words for its last error (a server's answer, a
  * codec's offsets) into buf, else fallback. */
@@ -206,42 +258,5 @@ void rc_dev_describe(struct rc_dev *dev, const char *fallback, char *buf,
 int rc_source_identity(int fd, struct rc_source_id *id);
 /* The identity of an open source, through its backend. */
 int rc_dev_identity(struct rc_dev *dev, struct rc_source_id *id);
-
-/* Backend helpers shared by backends (backends/registry.c). */
-/* Make a new file's name durable: fsync the directory that holds path
- * (what a created target's flush does once, so that a target reported ok
- * survives a crash by name as well as by content). */
-int rc_fsync_parent(const char *path);
-/* describe_error() of a backend that keeps its last error as a string:
- * copies err into buf, or -ENOENT when it is empty. */
-int rc_describe_from(const char *err, char *buf, size_t len);
-int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
-		const char *path, int fd, uint64_t size);
-
-extern const struct rc_backend rc_file_backend;
-extern const struct rc_backend rc_null_backend;
-extern const struct rc_backend rc_fault_backend;
-extern const struct rc_backend rc_blockdev_backend;
-extern const struct rc_backend rc_zstd_backend;
-extern const struct rc_backend rc_stdio_backend;
-extern const struct rc_backend rc_nbd_backend;
-extern const struct rc_backend rc_decode_backend;
-/* Put a decompressing layer over an open source whose first bytes are an
- * xz, gzip, bzip2, lz4 or zstd stream (*format names it), or a
- * pass-through over one that cannot be read twice (its first bytes were
- * read to look); otherwise *srcp is left as it was (*format NULL).
- * 0, or -errno from reading the source. */
-int rc_decode_wrap(struct rc_dev **srcp, const char **format);
-/* Open spec as a source the way a copy reads it: through its backend,
- * then decompressed when its content is compressed (rc_decode_wrap),
- * unless raw, an explicit prefix, a disk or a backend that decodes.
- * *format names the compression, or NULL. */
-int rc_source_open(const char *spec, bool raw, struct rc_dev **out,
-		   const char **format);
-/* The zstd target's compression level (--compress-level). */
-void rc_zstd_set_level(int level);
-/* How long an NBD connection may take to become ready
- * (--connect-timeout; 10 s by default). */
-void rc_nbd_set_connect_timeout(unsigned ms);
 
 #endif

@@ -63,7 +63,7 @@ static void make_ring(struct fixture *f, const char *name)
 	assert_int_equal(f->reg.idx, 0);
 	assert_true(f->reg.first == 0);
 	snprintf(f->path, sizeof f->path, "%s/%s", base, name);
-	assert_int_equal(rc_dev_open(f->path, RC_OPEN_TARGET, &f->dst), 0);
+	assert_int_equal(rc_dev_open(f->path, RC_OPEN_TARGET, &f->dst, NULL, 0), 0);
 	assert_int_equal(f->dst->be->prepare(f->dst, NB * BS), 0);
 }
 

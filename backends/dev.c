@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* ringcopy - the backend registry and the range-checked wrappers.
- *
- * One ordered static array (the libblkid habit): an explicit prefix picks a
- * backend; otherwise each backend's probe scores the spec and the highest
- * score wins, earlier entries winning ties.
+/* ringcopy - an open device: the range-checked rc_dev_* wrappers the core
+ * calls, the helpers the backends build their devices with, and a layer's
+ * forwarders.  Nothing here names a backend (backends/table.c does): the
+ * backends call in here, never the other way, so the object call graph has
+ * no cycle.
  */
 #include "config.h"
 
@@ -16,40 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ringcopy/backend.h"
-
-char rc_backend_detail[256];
-
-static const struct rc_backend *const backends[] = {
-	&rc_null_backend,
-	&rc_fault_backend,
-	&rc_stdio_backend,
-	&rc_nbd_backend,
-	&rc_zstd_backend,
-	&rc_blockdev_backend,
-	&rc_file_backend,
-	NULL,
-};
-
-const struct rc_backend *const *rc_backends(void)
-{
-	return backends;
-}
-
-int rc_backend_check(const struct rc_backend *be)
-{
-	if (!be || be->version != RC_BACKEND_VERSION || !be->name ||
-	    !be->open || !be->close)
-		return -EINVAL;
-	if ((be->caps & RC_CAP_SOURCE) && !be->pread)
-		return -EINVAL;
-	if ((be->caps & RC_CAP_TARGET) && (!be->pwrite || !be->flush))
-		return -EINVAL;
-	if (!be->write_submit != !be->write_reap ||
-	    (be->write_submit && !be->max_in_flight))
-		return -EINVAL;
-	return 0;
-}
+#include "internal.h"
 
 int rc_source_identity(int fd, struct rc_source_id *id)
 {
@@ -108,43 +75,6 @@ int rc_dev_identity(struct rc_dev *dev, struct rc_source_id *id)
 	return rc_source_identity(dev->fd, id);
 }
 
-const struct rc_backend *rc_backend_for(const char *spec, int mode,
-					 const char **path)
-{
-	const struct rc_backend *best = NULL;
-	int best_score = 0;
-	size_t i;
-
-	for (i = 0; backends[i]; i++) {
-		const struct rc_backend *be = backends[i];
-		size_t n;
-
-		if (rc_backend_check(be) < 0)
-			continue;
-		if (!be->prefix)
-			continue;
-		n = strlen(be->prefix);
-		if (strncmp(spec, be->prefix, n) == 0) {
-			*path = spec + n;
-			return be;
-		}
-	}
-	for (i = 0; backends[i]; i++) {
-		const struct rc_backend *be = backends[i];
-		int score;
-
-		if (rc_backend_check(be) < 0 || !be->probe)
-			continue;
-		score = be->probe(spec, mode);
-		if (score > best_score) {
-			best = be;
-			best_score = score;
-		}
-	}
-	*path = spec;
-	return best;
-}
-
 int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 		const char *path, int fd, uint64_t size)
 {
@@ -157,36 +87,21 @@ int rc_dev_init(struct rc_dev *dev, const struct rc_backend *be,
 	dev->sector = 512;
 	dev->flags = 0;
 	dev->unknown_size = be->unknown_size;
+	dev->inner = NULL;
 	return 0;
 }
 
-int rc_dev_open(const char *spec, int mode, struct rc_dev **out)
+int rc_config_count(const char *value, unsigned long lo, unsigned long hi,
+		    unsigned long *out)
 {
-	const struct rc_backend *be;
-	const char *path;
-	struct rc_dev *dev = NULL;
-	char *copy;
-	int rc;
+	char *end;
 
-	*out = NULL;
-	rc_backend_detail[0] = '\0';
-	be = rc_backend_for(spec, mode, &path);
-	if (!be)
-		return -ENOENT;
-	if (!(be->caps & (mode == RC_OPEN_SOURCE ? RC_CAP_SOURCE
-						 : RC_CAP_TARGET)))
-		return -EOPNOTSUPP;
-	copy = strdup(spec);
-	if (!copy)
-		return -ENOMEM;
-	/* path points into the caller's spec: repoint it into our copy. */
-	rc = be->open(copy + (path - spec), mode, &dev);
-	if (rc < 0) {
-		free(copy);
-		return rc;
-	}
-	dev->spec = copy;
-	*out = dev;
+	if (!value || *value < '0' || *value > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(value, &end, 10);
+	if (errno || *end || *out < lo || *out > hi)
+		return -EINVAL;
 	return 0;
 }
 
@@ -308,6 +223,46 @@ int rc_dev_flush(struct rc_dev *dev)
 {
 	return dev->be->flush ? dev->be->flush(dev) : 0;
 }
+
+int rc_dev_finish(struct rc_dev *dev, uint64_t size)
+{
+	return dev->be->finish ? dev->be->finish(dev, size) : 0;
+}
+
+void rc_dev_prefetch(struct rc_dev *dev, uint64_t off, uint64_t len)
+{
+	if (dev->be->prefetch)
+		dev->be->prefetch(dev, off, len);
+}
+
+int rc_next_prepare(struct rc_dev *dev, uint64_t size)
+{
+	struct rc_dev *inner = dev->inner;
+	int rc;
+
+	inner->flags = dev->flags;
+	rc = inner->be->prepare ? inner->be->prepare(inner, size) : 0;
+	/* A file created or resized below: the layer shows what it is. */
+	dev->fd = inner->fd;
+	dev->size = inner->size;
+	return rc;
+}
+
+int rc_next_finish(struct rc_dev *dev, uint64_t size)
+{
+	return rc_dev_finish(dev->inner, size);
+}
+
+int rc_next_open_readback(struct rc_dev *dev, struct rc_dev **out,
+			  const char **how)
+{
+	struct rc_dev *inner = dev->inner;
+
+	if (!inner->be->open_readback)
+		return -EOPNOTSUPP;
+	return inner->be->open_readback(inner, out, how);
+}
+
 
 void rc_dev_describe(struct rc_dev *dev, const char *fallback, char *buf,
 		     size_t len)
