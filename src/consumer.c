@@ -208,8 +208,10 @@ static void behind_step(struct rc_behind *vb, uint64_t released,
 	 * target no longer changes; here data blocks are simply read. */
 	if (b == 0 || vb->h->hash[b] == rc_zero_hash(len))
 		return;
-	if (rc_readback_block(vb->rd, NULL, vb->buf, vb->h, b, spec,
-			      &vb->got[b], err, sizeof err) < 0)
+	const struct rc_readback rb = { vb->rd, NULL, vb->buf, vb->h, spec,
+					err, sizeof err };
+
+	if (rc_readback_hash(&rb, b, &vb->got[b]) < 0)
 		behind_stop(vb);
 	else {
 		vb->have[b] = 1;

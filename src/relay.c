@@ -1422,9 +1422,12 @@ static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
 		for (i = 0; i < nd; i++) {
 			if (!d[i].dev || off + len > d[i].dev->size)
 				continue;
-			if (rc_readback_block(d[i].rd, NULL, bufs[next], h, b,
-					      d[i].spec, &hash, err,
-					      sizeof err) < 0) {
+			const struct rc_readback rb = {
+				d[i].rd, NULL, bufs[next], h, d[i].spec, err,
+				sizeof err
+			};
+
+			if (rc_readback_hash(&rb, b, &hash) < 0) {
 				rc_msg("relay: seeding: %s; the copy rewrites what it cannot read",
 				       err);
 				seed_close(&d[i], 1);

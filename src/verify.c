@@ -408,16 +408,6 @@ int rc_readback_hash(const struct rc_readback *rb, uint64_t b,
 	return 0;
 }
 
-int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
-		      const struct rc_image_hashes *h, uint64_t b,
-		      const char *spec, uint64_t *hash, char *err,
-		      size_t errlen)
-{
-	const struct rc_readback rb = { rd, holes, buf, h, spec, err, errlen };
-
-	return rc_readback_hash(&rb, b, hash);
-}
-
 uint64_t *rc_verify_progress;
 
 int rc_verify_dev(struct rc_dev *dev, const struct rc_image_hashes *h,

@@ -89,12 +89,6 @@ struct rc_readback {
  * it cannot be read. */
 int rc_readback_hash(const struct rc_readback *rb, uint64_t b,
 		     uint64_t *hash);
-/* rc_readback_hash with the parts of its struct one by one: kept for
- * consumer.c and relay.c until they call rc_readback_hash (issue 26). */
-int rc_readback_block(struct rc_dev *rd, struct rc_holes *holes, void *buf,
-		      const struct rc_image_hashes *h, uint64_t b,
-		      const char *spec, uint64_t *hash, char *err,
-		      size_t errlen);
 /* "offsets 0, 1048576 and 2 more" for messages. */
 void rc_verify_describe(const struct rc_verify_out *v, char *buf,
 			size_t len);
