@@ -22,8 +22,9 @@ fi
 # that test-many repeats; test-linger's serve runs in test-station), the fleet
 # network (its NBD source path runs in test-expect and test-nbd), and the
 # tests that do not run ringcopy's code (the man page, the SPIN model, the
-# license lines); the run directory raced by another user (every test
-# opens the run directory under valgrind), the station's aliases
+# license lines, the structure check, the bash completion); the run
+# directory raced by another user (every test opens the run directory
+# under valgrind), the station's aliases
 # (test-station and test-loop-alias run both halves under valgrind) and a
 # target swapped under strace (strace and valgrind do not stack); and,
 # for the suite's time, status (test-status-killed runs it under
@@ -38,6 +39,7 @@ if [ "${RINGCOPY_VALGRIND:-0}" = 1 ]; then
 	*/test-dry-run.sh|*/test-identity.sh|*/test-join-staggered.sh|\
 	*/test-join-teardown.sh|*/test-many.sh|*/test-linger.sh|\
 	*/test-fleet.sh|*/test-man.sh|*/test-model.sh|*/test-license.sh|\
+	*/test-structure.sh|*/test-completion.sh|\
 	*/test-rundir-race.sh|*/test-station-alias.sh|*/test-target-swapped.sh|\
 	*/test-status.sh|*/test-protocol-small.sh|*/test-resume-disk.sh)
 		echo "SKIP: not under valgrind: its code paths run under valgrind in other tests (tests/run-test.sh)"
