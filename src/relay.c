@@ -1461,7 +1461,8 @@ static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
  * so that copy-on-read fetches from upstream only the others.  Nothing
  * read here is trusted beyond that: the copy proves every target as
  * before.  Seeding is a saving, never a condition: when it cannot be done
- * the overlay is made again empty and the copy fetches every block.
+ * the overlay is made again empty and every block read through this node
+ * (the copy's: only what the disks lack) comes from upstream.
  * -1 only when the overlay cannot be made again. */
 static int seed_overlay(struct relay *rl, const sigset_t *old)
 {
@@ -1527,7 +1528,7 @@ out:
 			       (unsigned long long)(h.nblocks - held));
 		return 0;
 	}
-	rc_err("relay: could not seed the overlay from the node's disks (%s): the copy fetches every block from upstream",
+	rc_err("relay: could not seed the overlay from the node's disks (%s): every block read through this node comes from upstream (the copy reads only what the disks lack)",
 	       why);
 	unlink(rl->overlay);
 	return make_overlay(rl);

@@ -123,6 +123,15 @@ int rc_step_scan(struct invocation *inv)
 		return NEXT;
 	}
 	scan_all(inv, bytes);
+	if (rc_interrupted) {
+		/* Nothing registered, nothing written: stop here. */
+		snprintf(inv->err, sizeof inv->err,
+			 "interrupted while the targets were compared with %s: nothing was written",
+			 inv->o.expect);
+		rc_inv_refuse(inv);
+		inv->status = RC_EXIT_FAILED;
+		return END;
+	}
 	for (i = 0; i < inv->n; i++) {
 		if (!inv->held[i])
 			continue;
