@@ -52,9 +52,14 @@ static void scan_target(struct invocation *inv, int i, uint8_t *held)
 	void *buf = NULL;
 	uint64_t b, hash;
 
-	if (posix_memalign(&buf, RC_ALIGN, m->block_size) ||
-	    dst->be->open_readback(dst, &rd, &how) < 0)
+	if (posix_memalign(&buf, RC_ALIGN, m->block_size)) {
+		buf = NULL;
 		_exit(1);
+	}
+	if (dst->be->open_readback(dst, &rd, &how) < 0) {
+		free(buf);
+		_exit(1);
+	}
 	const struct rc_readback rb = { rd, NULL, buf, m, dst->spec, err,
 					sizeof err };
 
@@ -70,6 +75,7 @@ static void scan_target(struct invocation *inv, int i, uint8_t *held)
 			held[b / 8] |= (uint8_t)(1u << (b % 8));
 	}
 	rc_dev_close(rd);
+	free(buf);
 	_exit(rc_interrupted ? 1 : 0);
 }
 
