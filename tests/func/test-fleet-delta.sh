@@ -100,6 +100,7 @@ fleet_down
 # Seeding that cannot be done: said, and the copy reads from upstream only
 # what its disk lacks (its producer skips the rest).
 nbdkit -r -U "$tmp/o.sock" -P "$tmp/o.pid" file "$tmp/new.img" || fail "nbdkit"
+on_exit "kill \$(cat $tmp/o.pid) 2>/dev/null"
 mkdir "$tmp/fakebin"
 cat > "$tmp/fakebin/qemu-storage-daemon" << EOF2
 #!/bin/sh
