@@ -28,6 +28,9 @@
 #                 each relay runs with --skip-equal, seeding its overlay
 #                 from its own disks (compare with relay-chain's full
 #                 rollout at the same node counts)
+#   relay-noseed  relay-delta with --no-seed: no seeding; each node's copy
+#                 reads from its QEMU only the blocks its disks lack
+#                 (producer skip), which QEMU fetches from upstream once
 #   relay-kill    the same chain, every process of node 2 killed when its
 #                 first disk holds 30% of the image (a machine that dies;
 #                 3 nodes or more): the other nodes' times
@@ -65,7 +68,7 @@ for c in nbdkit opentracker mktorrent aria2c tc ip; do
 	command -v "$c" > /dev/null || { echo "bench: needs $c" >&2; exit 77; }
 done
 case " $modes " in
-*" relay-chain "*|*" relay-kill "*|*" relay-delta "*)
+*" relay-chain "*|*" relay-kill "*|*" relay-delta "*|*" relay-noseed "*)
 	for c in qemu-img qemu-storage-daemon unshare; do
 		command -v "$c" > /dev/null || { echo "bench: relay-chain needs $c" >&2; exit 77; }
 	done ;;
@@ -92,7 +95,7 @@ chmod 755 "$work/done.sh"
 # relay-delta's old image: every 20th 1 MiB block of the golden one
 # differs (5%).
 case " $modes " in
-*" relay-delta "*)
+*" relay-delta "*|*" relay-noseed "*)
 	cp "$work/golden.img" "$work/old.img"
 	for (( b = 0; b < size_mib; b += 20 )); do
 		dd if=/dev/urandom of="$work/old.img" bs=1M seek=$b count=1 conv=notrunc status=none
@@ -110,7 +113,7 @@ run() {
 	chmod 755 "$fleet_dir"
 	fleet_up "$n" "$rate"
 	# The old image on every disk, before the clock starts.
-	if [ "$mode" = relay-delta ]; then
+	if [ "$mode" = relay-delta ] || [ "$mode" = relay-noseed ]; then
 		for (( i = 1; i <= n; i++ )); do
 			cp "$work/old.img" "$work/d$i.a"
 			cp "$work/old.img" "$work/d$i.b"
@@ -139,7 +142,8 @@ run() {
 	fi
 	cpu0=$(cpu_ticks)
 	for (( i = 1; i <= n; i++ )); do
-		[ "$mode" = relay-delta ] || rm -f "$work/d$i.a" "$work/d$i.b"
+		[ "$mode" = relay-delta ] || [ "$mode" = relay-noseed ] ||
+			rm -f "$work/d$i.a" "$work/d$i.b"
 		if [ "$mode" = swarm-engine ]; then
 			# It goes on seeding once done, as nbdkit does: the
 			# hook marks the moment its download completed.
@@ -163,11 +167,12 @@ run() {
 			rm -f "$work/n$i.out"
 			delta=()
 			[ "$mode" = relay-delta ] && delta=(--skip-equal)
+			[ "$mode" = relay-noseed ] && delta=(--skip-equal --no-seed)
 			mkdir -p -m 700 "$work/run$i"
 			# Each node a machine: its network, IPC and run
 			# directory; its overlay in the work directory.
 			ip netns exec "$(fleet_ns "n$i")" env RINGCOPY_RUNDIR="$work/run$i" TMPDIR="$work" \
-				unshare --ipc "$rc" relay -q --json --linger 5 --listen "192.0.2.$((10 + i))" \
+				unshare --ipc "$rc" relay --json --linger 5 --listen "192.0.2.$((10 + i))" \
 				--upstream "$ups" --expect "$work/golden.mf" "${delta[@]}" \
 				"$work/d$i.a" "$work/d$i.b" > "$work/n$i.out" 2> "$work/n$i.err" &
 		elif [ "$mode" = swarm-nbdcopy ]; then
@@ -227,6 +232,12 @@ run() {
 		copies=$(awk -v size=$((size_mib * 1048576)) '$1 == "read:" { u = $7; sub(/,$/, "", u)
 			m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
 			if (m > 0) printf ", origin sent %.2f copies", $6 * m / size }' "$fleet_dir/o.stats")
+	fi
+	if [ "${mode%-*}" = relay ]; then
+		# What the node that received most took from its upstream
+		# (the relay's own count).
+		copies+=$(for (( i = 1; i <= n; i++ )); do cat "$work/n$i.err"; done 2> /dev/null | sed -n 's/.*: \([0-9]*\) bytes from upstream.*/\1/p' |
+			sort -n | tail -n 1 | awk -v size=$((size_mib * 1048576)) '{ printf ", a node received at most %.2f copies", $1 / size }')
 	fi
 	fleet_down
 	[ "$bad" -eq 0 ] || return 1

@@ -314,6 +314,15 @@ static bool target_holds(const struct rc_equal *eq, uint64_t off,
 	return n >= (ssize_t)len && rc_block_hash(eq->buf, len) == hash;
 }
 
+/* Did our own scan find the target holds block b as our manifest has it
+ * (hash)? */
+static bool held_here(const struct rc_consumer_args *a, uint64_t b,
+		      uint64_t hash)
+{
+	return a->held && a->expect && (a->held[b / 8] & (1u << (b % 8))) &&
+	       a->expect[b] == hash;
+}
+
 static void count_equal(struct rc_result *res, uint32_t len)
 {
 	set_counter(&res->skipped_bytes, res->skipped_bytes + len);
@@ -527,6 +536,8 @@ static int write_taken(struct rc_consumer *cs, struct rc_pending *p,
 		cs->block0_zero = zero;
 	} else if (len == 0) {
 		/* A stream that ended on a block boundary. */
+	} else if (cs->eq.rd && held_here(a, p->block, p->hash)) {
+		p->equal = true; /* our scan read it before we registered */
 	} else if (target_holds(&cs->eq, off, len, p->hash,
 				a->ring->block_size)) {
 		p->equal = true; /* counted when released */
@@ -544,6 +555,32 @@ static int write_taken(struct rc_consumer *cs, struct rc_pending *p,
 		rc = write_block(a->dst, data, len, off, err, errlen);
 	}
 	return rc;
+}
+
+/* A HELD slot (p, the FIFO's next): the producer read nothing, because
+ * every consumer of the block said it holds it.  Shared memory is input:
+ * only our own scan and our own manifest let us take it; anything else
+ * fails this target, and nothing is written for it. */
+static int take_held(struct rc_consumer *cs, struct rc_pending *p)
+{
+	const struct rc_consumer_args *a = cs->a;
+	struct rc_result *res = a->res;
+
+	if (!held_here(a, p->block, p->hash)) {
+		snprintf(res->error, sizeof res->error,
+			 "target %s: the producer did not read block %llu (offset %llu), saying every consumer holds it, but this target was not found to hold it: not written",
+			 a->dst->spec, (unsigned long long)p->block,
+			 (unsigned long long)p->off);
+		return -EPROTO;
+	}
+	cs->count++;
+	if (p->block == 0 && cs->block0) {
+		cs->block0_len = p->len;
+		cs->block0_held = true; /* counted at the end */
+	} else {
+		p->equal = true; /* counted when released */
+	}
+	return retire(cs, cs->window);
 }
 
 /* Copy block k of our pass: 0, 1 when it was a stream's last block,
@@ -576,6 +613,8 @@ static int copy_block(struct rc_consumer *cs)
 	*p = (struct rc_pending){ .seq = seq, .block = block, .off = off,
 				  .hash = s.hash, .slot = slot, .len = len };
 	zero = s.flags & RC_SLOT_ZERO;
+	if (s.flags & RC_SLOT_HELD)
+		return take_held(cs, p);
 	if (!slot_data_ok(r, slot, seq, s.data, len, p->hash, zero)) {
 		snprintf(err, errlen,
 			 "checksum mismatch in ring slot %u (block at offset %llu): not written",
@@ -743,9 +782,10 @@ static int write_block0(struct rc_consumer *c, int rc)
 		res->phase = RC_PHASE_FLUSH; /* else still the copy's */
 		rc = flush(dst, err, errlen);
 	}
-	if (rc == 0 && c->block0 && a->hashes &&
-	    target_holds(&c->eq, 0, c->block0_len, a->hashes[0],
-			 r->block_size)) {
+	if (rc == 0 && c->block0 && (c->block0_held ||
+	    (a->hashes && target_holds(&c->eq, 0, c->block0_len, a->hashes[0],
+					r->block_size)))) {
+		/* Held: the read-back below has the last word. */
 		count_equal(res, c->block0_len);
 	} else if (rc == 0 && c->block0 && c->block0_len) {
 		rc = c->block0_zero ? write_zero_block(a, c->block0_len, 0,

@@ -91,6 +91,11 @@ int rc_dry_run(const struct rc_opts *o, const struct rc_join_req *req,
 			       ? ", would start at the next pass's block 0"
 			       : "");
 	}
+	/* Cheap: said, not scanned (the scan reads every target). */
+	if (o->expect && o->skip_equal && image && pk.live)
+		printf("would compare each target that can be read with the manifest first, and take from the running copy what it lacks (its producer skips reads only if it was started with --expect)\n");
+	else if (o->expect && o->skip_equal && image)
+		printf("would compare each target that can be read with the manifest first, and read from the source only the blocks some target lacks (a source read at any offset)\n");
 	printf("dry run: nothing was written or registered\n");
 	return RC_EXIT_OK;
 }

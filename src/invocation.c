@@ -718,6 +718,8 @@ static void cleanup(struct invocation *inv)
 	free(inv->expect.hash);
 	if (inv->hashes)
 		munmap(inv->hashes, inv->hashes_len);
+	if (inv->held_map)
+		munmap(inv->held_map, inv->held_len);
 	if (inv->res && inv->res != MAP_FAILED)
 		munmap(inv->res, sizeof *inv->res * (size_t)(inv->n ? inv->n : 1));
 	if (inv->j)
@@ -742,6 +744,7 @@ int rc_cmd_run(int argc, char **argv, struct rc_run *run)
 		{ "open source", step_open_source },
 		{ "describe", step_describe },
 		{ "refuse", step_refuse },
+		{ "scan", rc_step_scan },
 		{ "elect", step_elect },
 		{ "serve", rc_step_serve },
 		{ "prepare", step_prepare },

@@ -337,6 +337,7 @@ const struct rc_option rc_options[RC_OPT_COUNT] = {
 	[RC_OPT_MATCH] = { "--match", 0, REQ, NULL, NULL, ST, 0 },
 	[RC_OPT_LISTEN] = { "--listen", 0, REQ, NULL, NULL, RL, 0 },
 	[RC_OPT_UPSTREAM] = { "--upstream", 0, REQ, NULL, NULL, RL, 0 },
+	[RC_OPT_NO_SEED] = { "--no-seed", 0, NO, NULL, NULL, RL, 0 },
 	/* The station's children inherit its quiet; the relay's copy is
 	 * told. */
 	[RC_OPT_QUIET] = { "--quiet", 'q', NO, set_quiet, NULL, C | ST | RL,

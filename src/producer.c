@@ -290,6 +290,16 @@ static void read_ahead_hint(struct rc_producer *p, uint64_t n, uint64_t block)
 
 	if (need < end - block)
 		end = block + need;
+	/* Skipping consumers only: not past the next block they all hold
+	 * (read without the lock: a bit set meanwhile only ends it later). */
+	if (p->pp.skipping)
+		for (off = block + 1; off < end; off++)
+			if (!(__atomic_load_n(&r->need[off / 64],
+					      __ATOMIC_RELAXED) &
+			      (UINT64_C(1) << (off % 64)))) {
+				end = off;
+				break;
+			}
 	off = end * r->block_size;
 	off = off < r->image_size ? off : r->image_size;
 	rc_dev_prefetch(p->src, block * r->block_size,
@@ -329,6 +339,27 @@ static int fill_slot(void *arg, uint64_t n, unsigned char *data,
 		set_counter(&h->zero_blocks, h->zero_blocks + 1);
 	if (block == r->nblocks - 1)
 		set_counter(&h->passes, h->passes + 1);
+	return 0;
+}
+
+/* Publish block n without reading it (rc_proto_fill's filler when select
+ * found every consumer of n holds it): its length, and the manifest's
+ * hash, which each consumer compares with its own manifest and its own
+ * scan of its target.  No data: the slot's buffer is left as it was. */
+static int held_slot(void *arg, uint64_t n, unsigned char *data,
+		     struct rc_fill *f)
+{
+	struct rc_producer *p = arg;
+	struct rc_ring *r = p->r;
+	uint64_t block = rc_seq_block(n, r->nblocks);
+
+	(void)data;
+	f->len = rc_block_len(r->image_size, r->block_size, block);
+	f->flags = RC_SLOT_HELD;
+	f->hash = r->expect[block];
+	set_counter(&r->hdr->blocks_held, r->hdr->blocks_held + 1);
+	if (block == r->nblocks - 1)
+		set_counter(&r->hdr->passes, r->hdr->passes + 1);
 	return 0;
 }
 
@@ -393,7 +424,7 @@ static void credits_step(struct rc_producer *p)
 		return;
 	/* The fill and its publication are one verb: it owns the slot's
 	 * seq and the order of its stores. */
-	rc = rc_proto_fill(r, &p->pp, fill_slot, p);
+	rc = rc_proto_fill(r, &p->pp, p->pp.held ? held_slot : fill_slot, p);
 	if (rc == -ECANCELED) {
 		/* fill_slot failed the ring (RC_PH_FAILING), or aborted. */
 		if (p->phase == RC_PH_SELECT)

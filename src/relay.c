@@ -133,6 +133,9 @@ struct relay {
 	int copy_status;
 	bool copy_done, stopping, listen_made;
 	bool skip_equal;                /* seed the overlay from TARGETs */
+	bool no_seed;                   /* --no-seed: do not (every node
+					 * holds the old image: the copy
+					 * reads only what its disks lack) */
 	uint32_t cluster;               /* the overlay's, when not qcow2's */
 	uint64_t idle_since;            /* downstream's last byte (ns) */
 	uint64_t bytes_up, bytes_down;
@@ -308,6 +311,8 @@ static void usage_relay(FILE *f)
 	      "     --compress-level, --progress, --json  the copy's, as for a copy\n"
 	      "     --skip-equal       also: seed the relay with the blocks the\n"
 	      "                        TARGETs hold as MANIFEST says (a delta)\n"
+	      "     --no-seed          with --skip-equal: do not seed (every\n"
+	      "                        node holds the old image)\n"
 	      " -q, --quiet            print only errors\n"
 	      "See ringcopy(1), RELAY.\n",
 	      f);
@@ -370,6 +375,9 @@ static int relay_option(struct relay *rl, const struct rc_option *e,
 	case RC_OPT_SKIP_EQUAL:
 		rl->skip_equal = true;
 		break;
+	case RC_OPT_NO_SEED: /* the relay's own */
+		rl->no_seed = true;
+		return 0;
 	case RC_OPT_QUIET:
 		rc_quiet = true;
 		break;
@@ -1453,7 +1461,8 @@ static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
  * so that copy-on-read fetches from upstream only the others.  Nothing
  * read here is trusted beyond that: the copy proves every target as
  * before.  Seeding is a saving, never a condition: when it cannot be done
- * the overlay is made again empty and the copy fetches every block.
+ * the overlay is made again empty and every block read through this node
+ * (the copy's: only what the disks lack) comes from upstream.
  * -1 only when the overlay cannot be made again. */
 static int seed_overlay(struct relay *rl, const sigset_t *old)
 {
@@ -1519,7 +1528,7 @@ out:
 			       (unsigned long long)(h.nblocks - held));
 		return 0;
 	}
-	rc_err("relay: could not seed the overlay from the node's disks (%s): the copy fetches every block from upstream",
+	rc_err("relay: could not seed the overlay from the node's disks (%s): every block read through this node comes from upstream (the copy reads only what the disks lack)",
 	       why);
 	unlink(rl->overlay);
 	return make_overlay(rl);
@@ -1594,7 +1603,7 @@ static int take_signals(struct relay *rl, sigset_t *old)
 static int relay_run(struct relay *rl, const sigset_t *old)
 {
 	if (make_overlay(rl) < 0 ||
-	    (rl->skip_equal && seed_overlay(rl, old) < 0))
+	    (rl->skip_equal && !rl->no_seed && seed_overlay(rl, old) < 0))
 		return RC_EXIT_FAILED;
 	if (rl->stopping)
 		return RC_EXIT_FAILED;

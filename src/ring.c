@@ -124,11 +124,16 @@ int rc_ring_validate(const struct rc_ring_hdr *h, uint64_t seg_size,
 	else if (h->state < RC_RING_STARTING || h->state > RC_RING_FAILED)
 		w = "bad ring state";
 	else if (rc_ring_layout(h->block_size, h->nslots, h->ncons, &l) < 0 ||
-		 l.seg_size != seg_size)
+		 h->need_bytes > seg_size ||
+		 l.seg_size != seg_size - h->need_bytes)
 		w = "geometry does not fit the segment";
 	else if (h->ctab_off != l.ctab_off || h->shdr_off != l.shdr_off ||
 		 h->data_off != l.data_off)
 		w = "offsets outside the expected layout";
+	else if (h->need_bytes ? h->need_bytes != RC_NEED_BYTES(h->nblocks) ||
+					 h->need_off != l.seg_size
+			       : h->need_off != 0)
+		w = "needed bitmap outside the expected layout";
 	if (why)
 		*why = w;
 	return w ? -EINVAL : 0;
@@ -154,6 +159,8 @@ static void ring_bind(struct rc_ring *r)
 	r->ctab = (struct rc_cons_ent *)((char *)r->base + h->ctab_off);
 	r->shdr = (struct rc_slot_hdr *)((char *)r->base + h->shdr_off);
 	r->data = (unsigned char *)r->base + h->data_off;
+	r->need = h->need_bytes ? (uint64_t *)((char *)r->base + h->need_off)
+				: NULL;
 }
 
 static const char *shm_hint(int e)
@@ -191,7 +198,7 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 	struct rc_layout l;
 	unsigned short *vals;
 	union rc_semun arg;
-	uint64_t nblocks, nslots;
+	uint64_t nblocks, nslots, need;
 	int nsems, e;
 
 	memset(r, 0, sizeof *r);
@@ -201,6 +208,10 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 		snprintf(err, errlen, "invalid ring geometry");
 		return -EINVAL;
 	}
+	/* The needed bitmap is the segment's tail (8-byte aligned: the data
+	 * before it is whole blocks). */
+	need = p->need_map ? RC_NEED_BYTES(nblocks) : 0;
+	l.seg_size += need;
 	r->shmid = shmget(IPC_PRIVATE, l.seg_size, IPC_CREAT | IPC_EXCL | 0600);
 	if (r->shmid < 0) {
 		e = errno;
@@ -259,6 +270,8 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 	h->ctab_off = l.ctab_off;
 	h->shdr_off = l.shdr_off;
 	h->data_off = l.data_off;
+	h->need_off = need ? l.seg_size - need : 0;
+	h->need_bytes = need;
 	h->state = RC_RING_STARTING;
 	h->rate = p->rate;
 	h->stall_ms = p->stall_ms;

@@ -132,7 +132,8 @@ int rc_proto_header_sane(struct rc_ring *r)
 	    h->block_size != r->block_size || h->nslots != r->nslots ||
 	    h->ncons != r->ncons || h->nblocks != r->nblocks ||
 	    h->image_size != r->image_size || h->seg_size != r->size ||
-	    (unsigned char *)r->base + h->data_off != r->data)
+	    (unsigned char *)r->base + h->data_off != r->data ||
+	    h->need_bytes != (r->need ? RC_NEED_BYTES(r->nblocks) : 0))
 		return why(r, -EPROTO,
 			   "its header was overwritten: the shared memory no longer describes the ring it was");
 	if (state < RC_RING_STARTING || state > RC_RING_FAILED)
@@ -225,9 +226,32 @@ static int post(struct rc_ring *r, int idx, uint32_t count, const char *what)
 
 /* ---- the registrant ------------------------------------------------------ */
 
+/* A skipping consumer's blocks: every block its target lacks (held[b]
+ * clear) is needed from now on (LOCK held, before the entry is ACTIVE:
+ * the producer's next select sees both the bits and the flag).  The bits
+ * are never cleared: a block needed by nobody any more is read anyway,
+ * which is safe; a block skipped that someone lacks would not be. */
+static void need_lacking(struct rc_ring *r, const uint8_t *held)
+{
+	uint64_t b;
+
+	for (b = 0; b < r->nblocks; b++)
+		if (!(held[b / 8] & (1u << (b % 8))))
+			r->need[b / 64] |= UINT64_C(1) << (b % 64);
+}
+
 int rc_proto_register(struct rc_ring *r, uint32_t n, const char *const *names,
 		      const bool *sequential, struct rc_reg *out,
 		      uint64_t *read_before)
+{
+	return rc_proto_register_held(r, n, names, sequential, NULL, out,
+				      read_before);
+}
+
+int rc_proto_register_held(struct rc_ring *r, uint32_t n,
+			   const char *const *names, const bool *sequential,
+			   const uint8_t *const *held, struct rc_reg *out,
+			   uint64_t *read_before)
 {
 	struct sembuf ops[RC_CONS_MAX];
 	uint64_t next = r->hdr->next_seq, pstart = rc_proc_start(getpid());
@@ -272,6 +296,12 @@ int rc_proto_register(struct rc_ring *r, uint32_t n, const char *const *names,
 				       : next;
 		c->start_ns = rc_now_ns();
 		rc_strlcpy(c->target, names[k], sizeof c->target);
+		/* Without a bitmap in the ring, or a held map of its own, a
+		 * consumer needs every block. */
+		if (r->need && held && held[k]) {
+			need_lacking(r, held[k]);
+			c->skips = 1;
+		}
 		out[k].gen = gen;
 		out[k].first = c->first_seq;
 		out[k].owner = self(r);
@@ -622,6 +652,25 @@ static int table_sane(struct rc_ring *r, uint64_t n)
 	return 0;
 }
 
+/* Is block n held by every consumer it is published to (LOCK held, the
+ * need set fixed)?  Only when the producer has the manifest (its hash
+ * goes into the slot), every member skips, and no registration so far
+ * lacks the block.  A consumer registering later starts past n. */
+static void need_held(struct rc_ring *r, struct rc_proto_prod *p)
+{
+	uint64_t b = rc_seq_block(p->n, r->nblocks);
+	uint32_t k;
+
+	p->held = p->skipping = false;
+	if (!r->need || !r->expect || r->stream)
+		return;
+	for (k = 0; k < p->sel.nneed; k++)
+		if (!r->ctab[p->sel.need[k]].skips)
+			return;
+	p->skipping = true;
+	p->held = !(r->need[b / 64] & (UINT64_C(1) << (b % 64)));
+}
+
 int rc_proto_select(struct rc_ring *r, struct rc_proto_prod *p,
 		    bool close_if_idle)
 {
@@ -658,6 +707,7 @@ int rc_proto_select(struct rc_ring *r, struct rc_proto_prod *p,
 		}
 		if (p->sel.nneed) {
 			rc = RC_STEP_PRODUCE;
+			need_held(r, p);
 		} else if (p->sel.nwait) {
 			/* A consumer still reading its tail may need what
 			 * slot n holds: step, do not jump over it. */

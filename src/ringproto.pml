@@ -25,6 +25,20 @@
  *   DIERS    bit mask: consumer c may die (SIGKILL)             (default 31)
  *   STALL    the producer may also evict a stalled consumer (EVICTED)
  *   FAIL     the producer may fail the ring (a source read error)
+ *   HOLD     producer skip (--skip-equal with --expect): consumers whose
+ *            targets hold blocks register with a held mask (HELDMASK):
+ *            they OR the blocks they lack into the ring's needed bitmap
+ *            and are marked as skipping; at select the producer publishes
+ *            n HELD (reads nothing) when every member of NEED skips and
+ *            n's block is not needed.  Consumer 0 holds every block but
+ *            block 1, consumer 1 (a late joiner) scans nothing: it needs
+ *            every one; consumer 2 (sequential) holds all but block 0,
+ *            consumer 3 skips but holds none, consumer 4 holds all.
+ *            Checked: no consumer ever takes a HELD slot for a block it
+ *            lacks (property 5).
+ *   HOLD_NOFLAG  with HOLD, the broken producer that trusts the bitmap
+ *            alone (ignores that a consumer without a scan skips
+ *            nothing): SPIN finds a late joiner taking a HELD slot.
  *   OLD_JUMP the old producer: when nobody needs n and someone starts
  *            later it jumps there, even when a consumer's tail is in the
  *            way (no SKIP).  SPIN finds the overwrite with it and nothing
@@ -57,6 +71,8 @@
  *      the ring), and a producer idling with nobody registered (end_idle:
  *      a linger forever).
  *   4. FREE[i] never passes NSLOTS + 1 (SEMVMX headroom, ring.h).
+ *   5. (HOLD) a consumer takes a HELD slot only for a block its target
+ *      holds.
  *
  * Atomicity: a LOCK section is one atomic/d_step (the mutex makes it one
  * for everybody else).  A semop on several semaphores is one step too (all
@@ -119,6 +135,7 @@ typedef Ent {
 	byte gen;
 	byte first;
 	bit claimed; /* its consumer holds its own token (rc_proto_claim) */
+	bit skips;   /* HOLD: its target holds every block not needed */
 };
 
 /* ---- shared: the segment and the semaphore set ---- */
@@ -132,6 +149,17 @@ byte sem_alive[MAXENT];  /* ALIVE[i]: the registrant's token, then the
 			  * consumer's: both for a moment (claim to
 			  * hand-off) */
 bit sem_join = 0;        /* JOIN doorbell */
+#ifdef HOLD
+#define ALLBLOCKS ((1 << NBLOCKS) - 1)
+/* What consumer id's target holds (its scan before registering), and
+ * whether it scanned (skips) at all. */
+#define HELDMASK(id) (id == 0 -> (ALLBLOCKS & ~2) : \
+		      (id == 2 -> (ALLBLOCKS & ~1) : \
+		       (id == 4 -> ALLBLOCKS : 0)))
+#define SCANS(id) (id != 1)
+byte need_bits = 0;      /* the needed bitmap: never cleared */
+bit slot_held[NSLOTS];   /* the slot's HELD flag */
+#endif
 
 /* ---- ghosts: for the assertions only ---- */
 byte g_rel[MAXENT];      /* blocks the entry's owner released */
@@ -163,6 +191,7 @@ ltl progress { <> (g_ended == NCONS && (g_pgone || g_pidle)) }
  * fewer states. */
 #define FREE_ENTRY(k) \
 	tab[k].state = E_FREE; tab[k].first = 0; tab[k].claimed = 0; \
+	tab[k].skips = 0; \
 	sem_avail[k] = 0; sem_free[k] = 0; g_rel[k] = 0; g_pub[k] = 0
 
 /* The window predicates are the C's own (include/ringcopy/ringwin.h,
@@ -233,6 +262,24 @@ inline proto_select() /* rc_proto_select: "select" is a Promela keyword */
 			fi
 		:: nneed > 0 ->
 			next_seq = n + 1;
+#ifdef HOLD
+			/* Held: every member of NEED skips and nobody
+			 * registered so far lacks n's block. */
+			heldn = !((need_bits >> (n % NBLOCKS)) & 1);
+			i = 0;
+			do
+			:: i < NENT ->
+#ifndef HOLD_NOFLAG
+				if
+				:: need[i] && !tab[i].skips -> heldn = 0
+				:: else
+				fi;
+#endif
+				i++
+			:: else -> break
+			od;
+			i = 0;
+#endif
 			step = PRODUCE
 #ifdef OLD_JUMP
 		/* The bug: the tail of a consumer still reading is not
@@ -341,6 +388,10 @@ inline fill()
 		printf("P: fill slot %d (held %d) with %d\n",
 		       n % NSLOTS, slot[n % NSLOTS], n);
 		check_overwrite(n % NSLOTS);
+#ifdef HOLD
+		slot_held[n % NSLOTS] = heldn;
+		heldn = 0;
+#endif
 		slot[n % NSLOTS] = n
 	};
 	d_step {
@@ -418,6 +469,9 @@ proctype Producer()
 {
 	byte n, later, o, i, nact, nneed, nwait;
 	mtype step;
+#ifdef HOLD
+	bit heldn; /* select's decision: publish n HELD */
+#endif
 	bit need[MAXENT], wait[MAXENT];
 
 	do
@@ -494,6 +548,18 @@ inline register()
 				tab[e].first = next_seq
 			fi;
 			myfirst = tab[e].first;
+#ifdef HOLD
+			/* Before the entry is ACTIVE, in the same section:
+			 * the blocks its target lacks are needed from now
+			 * on, and it skips. */
+			tab[e].skips = SCANS(id);
+			if
+			:: SCANS(id) ->
+				need_bits = need_bits |
+					    (ALLBLOCKS & ~HELDMASK(id))
+			:: else
+			fi;
+#endif
 			tab[e].state = E_ACTIVE;
 			tab[e].claimed = 0;
 			printf("C%d: register entry %d, first %d\n", id, e,
@@ -660,6 +726,14 @@ proctype Consumer(byte id; bit sequential; bit can_leave; bit can_die)
 		       myfirst + k);
 		if
 		:: slot[(myfirst + k) % NSLOTS] == myfirst + k
+#ifdef HOLD
+			/* Property 5: a HELD slot only for a block our
+			 * target holds (the C fails the target otherwise;
+			 * the model proves it never has to). */
+			assert(!slot_held[(myfirst + k) % NSLOTS] ||
+			       (SCANS(id) &&
+			       ((HELDMASK(id) >> ((myfirst + k) % NBLOCKS)) & 1)))
+#endif
 		:: else ->
 			/* Only an evicted consumer may find it refilled: it
 			 * fails its target. */

@@ -465,9 +465,9 @@ static int register_targets(struct rc_ring *r, const struct rc_join_req *req,
 			    struct rc_join *out, char *err, size_t errlen)
 {
 	uint32_t k;
-	int rc = rc_proto_register(r, req->ntargets, req->targets,
-				   req->sequential, out->reg,
-				   &out->read_before);
+	int rc = rc_proto_register_held(r, req->ntargets, req->targets,
+					req->sequential, req->held, out->reg,
+					&out->read_before);
 
 	if (rc < 0) {
 		rc_strlcpy(err, r->why, errlen);
@@ -791,6 +791,7 @@ int rc_elect(const struct rc_join_req *req, struct rc_join *out, char *err,
 	p.rescue = req->rescue;
 	p.linger_ms = req->linger_ms;
 	p.start_block = req->start_block;
+	p.need_map = req->need_map;
 	/* The source as status shows it: absolute where it is a path. */
 	if (!req->source || !realpath(req->source->path, src_abs))
 		rc_strlcpy(src_abs, req->source ? req->source->spec : "",

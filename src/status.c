@@ -208,6 +208,9 @@ static void print_text(const struct snap *sn, const char *holds)
 		       h->producer_pid, ring_state(sn), ring_pass(h),
 		       h->next_seq % h->nblocks, h->nblocks, h->bytes_read,
 		       h->nslots, h->block_size);
+	if (h->blocks_held)
+		printf("  %" PRIu64 " blocks not read: every consumer held them (--skip-equal)\n",
+		       h->blocks_held);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
 		pid_t station;
@@ -261,8 +264,9 @@ static void print_json(const struct snap *sn, const char *holds, bool first)
 		printf("\"blocks\": null");
 	else
 		printf("\"blocks\": %" PRIu64, h->nblocks);
-	printf(", \"source_bytes_read\": %" PRIu64 ", \"consumers\": [",
-	       h->bytes_read);
+	printf(", \"source_bytes_read\": %" PRIu64
+	       ", \"blocks_not_read\": %" PRIu64 ", \"consumers\": [",
+	       h->bytes_read, h->blocks_held);
 	for (i = 0; i < sn->ncons; i++) {
 		const struct rc_cons_ent *c = &sn->c[i];
 		pid_t station;

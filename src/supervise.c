@@ -115,6 +115,7 @@ static void consumer_child(struct crew *c, int i, pid_t parent, int ready_fd)
 		.ready_fd = ready_fd, .hashes = inv->hashes,
 		.verify = inv->o.verify, .sparse = inv->o.sparse,
 		.skip_equal = inv->o.skip_equal,
+		.held = inv->held[i], .expect = inv->expect.hash,
 		.stream = j->ring.stream,
 		.rdv = &j->rdv,
 	};

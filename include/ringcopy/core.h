@@ -60,6 +60,11 @@ struct rc_join_req {
 	bool rescue;                /* --rescue: fill unreadable sectors */
 	int map_fd;                 /* --rescue map file, or -1 */
 	uint64_t start_block;       /* --start-at of a new ring */
+	/* Producer skip (--skip-equal with --expect, a source read at any
+	 * offset): a new ring gets a needed bitmap; per target, the blocks
+	 * its target was found to hold (NULL: it needs every block). */
+	bool need_map;
+	const uint8_t *const *held;
 };
 
 struct rc_join {
@@ -168,6 +173,12 @@ struct rc_consumer_args {
 	bool verify;           /* read the target back when complete */
 	int sparse;            /* enum rc_sparse */
 	bool skip_equal;       /* read each block first, write if it differs */
+	/* --skip-equal with --expect: the blocks our target was found to
+	 * hold before we registered (a bitmap, NULL: none), and the
+	 * manifest they were compared with.  A HELD slot is taken only for
+	 * a block held here whose manifest hash is the slot's. */
+	const uint8_t *held;
+	const uint64_t *expect;
 	bool stream;           /* the ring reads a stream of unknown size */
 	const struct rc_rdv *rdv; /* for the last one out of a dead ring */
 };

@@ -43,6 +43,11 @@ struct invocation {
 	struct rc_result *res;            /* shared with the consumers */
 	uint64_t *hashes;                 /* block hashes, shared */
 	size_t hashes_len;
+	/* --skip-equal with --expect: per target, the blocks found to hold
+	 * the manifest's (NULL: none), in one shared map (scan.c). */
+	uint8_t *held[RC_TARGETS_MAX];
+	uint8_t *held_map;
+	size_t held_len;
 	struct rc_progress prog;
 	uint64_t bytes_read;
 	int status;                       /* the exit status so far */
@@ -66,6 +71,9 @@ int rc_load_expect(struct invocation *inv);
 void rc_check_expected(struct invocation *inv);
 int rc_write_manifest(const char *path, struct rc_ring *r, uint64_t *hashes,
 		      struct rc_result *res, int n);
+
+/* scan.c: what each target holds already, before it registers. */
+int rc_step_scan(struct invocation *inv);
 
 /* resources.c: stop with a refusal (nothing was written): END; what the
  * invocation asks of the machine. */

@@ -19,7 +19,7 @@
 #include "ringcopy/ringwin.h"
 
 #define RC_RING_MAGIC   UINT64_C(0x3159504f43474e52) /* "RNGCOPY1" */
-#define RC_RING_VERSION 3
+#define RC_RING_VERSION 4
 
 #define RC_BLOCK_MIN     4096u
 #define RC_BLOCK_MAX     (64u << 20)
@@ -97,7 +97,19 @@ struct rc_ring_hdr {
 	uint32_t pad1;
 	uint64_t started_ns;  /* CLOCK_MONOTONIC when the ring was created */
 	char src_name[RC_NAME_MAX]; /* source spec, for `status' */
+	/* Layout 4: the "needed" bitmap (producer skip, --skip-equal with
+	 * --expect).  One bit per block, set by a registrant (under LOCK,
+	 * before its entry is ACTIVE) for every block one of its skipping
+	 * consumers lacks; never cleared while the ring lives.  need_bytes
+	 * 0: the ring has none (its producer has no manifest, or reads a
+	 * source in order) and no block is ever skipped. */
+	uint64_t need_off;    /* offset of the bitmap: the segment's tail */
+	uint64_t need_bytes;  /* 0, or RC_NEED_BYTES(nblocks) */
+	uint64_t blocks_held; /* blocks published HELD (not read), by the
+			       * producer only */
 };
+/* Bytes of a needed bitmap for nblocks blocks (whole 64-bit words). */
+#define RC_NEED_BYTES(nblocks) (((uint64_t)(nblocks) + 63) / 64 * 8)
 
 struct rc_cons_ent {
 	uint32_t state;         /* enum rc_cons_state, under LOCK */
@@ -111,7 +123,9 @@ struct rc_cons_ent {
 	uint64_t gen;           /* registrations of this entry so far: tells
 				 * one registration from the next (layout 3) */
 	uint32_t claimed;       /* 1 once its consumer holds its own token */
-	uint32_t pad;
+	uint32_t skips;         /* 1: its target holds every block whose
+				 * needed bit is clear (layout 4); 0: it
+				 * needs every block */
 };
 
 /* Slot flags. */
@@ -119,6 +133,9 @@ struct rc_cons_ent {
 #define RC_SLOT_END  (1u << 1) /* a stream's last block: len may be short
 				* (0 when the stream ended on a block
 				* boundary); nothing follows */
+#define RC_SLOT_HELD (1u << 2) /* not read: every consumer it was
+				* published to holds the block already;
+				* no data, hash is the manifest's */
 
 struct rc_slot_hdr {
 	uint64_t seq;   /* sequence number whose block the slot holds */
@@ -133,7 +150,7 @@ struct rc_slot_hdr {
 };
 #define RC_SEQ_NONE UINT64_MAX
 
-_Static_assert(sizeof(struct rc_ring_hdr) == 728, "ring header layout");
+_Static_assert(sizeof(struct rc_ring_hdr) == 752, "ring header layout");
 _Static_assert(sizeof(struct rc_cons_ent) == 320, "consumer entry layout");
 _Static_assert(sizeof(struct rc_slot_hdr) == 40, "slot header layout");
 _Static_assert(offsetof(struct rc_ring_hdr, next_seq) == 120,
@@ -210,6 +227,9 @@ struct rc_ring {
 	struct rc_cons_ent *ctab;
 	struct rc_slot_hdr *shdr;
 	unsigned char *data;
+	/* The needed bitmap (layout 4), nblocks bits in the segment; NULL:
+	 * the ring has none, nothing is ever published HELD. */
+	uint64_t *need;
 	/* Copies of the validated geometry and settings: never re-read
 	 * from the segment. */
 	uint32_t block_size, nslots, ncons;
@@ -253,6 +273,10 @@ struct rc_ring_params {
 	uint32_t linger_ms;
 	const char *src_name;
 	uint64_t start_block; /* --start-at: the first pass starts here */
+	/* A needed bitmap in the segment: the producer has the manifest
+	 * (--expect) and reads the source at any offset, so it may publish
+	 * a block every consumer holds without reading it. */
+	bool need_map;
 };
 
 /* The block and slot counts a ring of these parameters gets. */

@@ -98,6 +98,16 @@ int rc_proto_snapshot(struct rc_ring *r, struct rc_ring_hdr *h,
 int rc_proto_register(struct rc_ring *r, uint32_t n, const char *const *names,
 		      const bool *sequential, struct rc_reg *out,
 		      uint64_t *read_before);
+/* The same, with a held map per entry (held NULL, or held[k] NULL: it
+ * needs every block): a consumer whose target was found to hold blocks
+ * (--skip-equal with --expect, compared before it registers) sets the
+ * ring's needed bit of every block it lacks and is marked as skipping, in
+ * the same LOCK section, before it is ACTIVE.  A ring without a needed
+ * bitmap ignores held. */
+int rc_proto_register_held(struct rc_ring *r, uint32_t n,
+			   const char *const *names, const bool *sequential,
+			   const uint8_t *const *held, struct rc_reg *out,
+			   uint64_t *read_before);
 /* Hand off: the consumer holds its own token now; drop the registrant's. */
 void rc_proto_hand_off(struct rc_ring *r, const struct rc_reg *e);
 /* Give up an entry whose consumer never claimed it (it could not be
@@ -182,6 +192,9 @@ struct rc_proto_prod {
 			       * checked against it */
 	uint64_t n;           /* the sequence number of the current step */
 	struct rc_select sel; /* need and wait sets for n */
+	bool skipping;        /* every member of the need set skips */
+	bool held;            /* ... and none lacks block n: publish it
+			       * HELD, read nothing (decided at select) */
 	struct sembuf ops[RC_CONS_MAX];
 	struct {
 		uint64_t gen, done, since_ns;

@@ -97,6 +97,7 @@ struct rc_consumer {
 	void *block0;      /* block 0, written last; NULL: in its turn */
 	uint32_t block0_len;
 	bool block0_zero;
+	bool block0_held;  /* published HELD: the target holds it */
 	uint64_t stream_end; /* UINT64_MAX until a stream's end is seen */
 	/* The copy: blocks taken, not yet released (a FIFO of nslots). */
 	struct rc_pending *q;

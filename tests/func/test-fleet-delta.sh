@@ -17,8 +17,10 @@
 #    failed rollout (it seeds from what it already wrote) and its second
 #    has a block the manifest does not know (never seeded: rewritten).
 #  - Seeding is a saving, never a condition (one node on Unix sockets): a
-#    seeding daemon that does not start, and targets that cannot be read
-#    yet, leave the copy fetching every block, exit 0, disks proved.
+#    seeding daemon that does not start leaves the copy reading from
+#    upstream only the blocks its disk lacks (producer skip, issue 25 item
+#    3), and so does --no-seed; targets that cannot be read yet fetch
+#    every block; exit 0, disks proved.
 source "$top_srcdir/tests/func/functions.sh"
 source "$top_srcdir/tests/fleet/net.sh"
 
@@ -95,8 +97,10 @@ sent=$(origin_sent)
 echo "delta rollout of 4 nodes: the origin sent $sent bytes (image $size)"
 fleet_down
 
-# Seeding that cannot be done: said, and the copy fetches every block.
+# Seeding that cannot be done: said, and the copy reads from upstream only
+# what its disk lacks (its producer skips the rest).
 nbdkit -r -U "$tmp/o.sock" -P "$tmp/o.pid" file "$tmp/new.img" || fail "nbdkit"
+on_exit "kill \$(cat $tmp/o.pid) 2>/dev/null"
 mkdir "$tmp/fakebin"
 cat > "$tmp/fakebin/qemu-storage-daemon" << EOF2
 #!/bin/sh
@@ -109,10 +113,21 @@ PATH=$tmp/fakebin:$PATH expect_status 0 "$RINGCOPY" relay --listen "$tmp/l.sock"
 	--upstream "nbd+unix:///?socket=$tmp/o.sock" --expect "$tmp/new.mf" --skip-equal \
 	--linger 0 "$tmp/l.a" 2> "$tmp/l.err"
 same "$tmp/new.img" "$tmp/l.a"
-grep -q "could not seed the overlay from the node's disks (qemu-storage-daemon did not export it): the copy fetches every block" "$tmp/l.err" ||
+grep -q "could not seed the overlay from the node's disks (qemu-storage-daemon did not export it): every block read through this node comes from upstream" "$tmp/l.err" ||
 	fail "a failed seeding: $(cat "$tmp/l.err")"
 up=$(sed -n 's/.*: \([0-9]*\) bytes from upstream.*/\1/p' "$tmp/l.err")
-[ "${up:-0}" -ge "$size" ] || fail "a failed seeding: $up bytes from upstream: $(cat "$tmp/l.err")"
+[ -n "$up" ] && [ "$up" -le $((size / 10)) ] || fail "a failed seeding: ${up:-no} bytes from upstream: $(cat "$tmp/l.err")"
+# --no-seed: no seeding at all; the same bytes from upstream.
+cp "$tmp/old.img" "$tmp/l.b"
+expect_status 0 "$RINGCOPY" relay --listen "$tmp/l.sock" \
+	--upstream "nbd+unix:///?socket=$tmp/o.sock" --expect "$tmp/new.mf" --skip-equal \
+	--no-seed --linger 0 "$tmp/l.b" 2> "$tmp/l.err"
+same "$tmp/new.img" "$tmp/l.b"
+grep -q "seed" "$tmp/l.err" && fail "--no-seed seeded: $(cat "$tmp/l.err")"
+grep -q "holds 38 of the 40 blocks" "$tmp/l.err" || fail "--no-seed: no scan: $(cat "$tmp/l.err")"
+up=$(sed -n 's/.*: \([0-9]*\) bytes from upstream.*/\1/p' "$tmp/l.err")
+[ -n "$up" ] && [ "$up" -le $((size / 10)) ] || fail "--no-seed: ${up:-no} bytes from upstream: $(cat "$tmp/l.err")"
+echo "a failed seeding and --no-seed: $up bytes from upstream (image $size)"
 expect_status 0 "$RINGCOPY" relay --listen "$tmp/l.sock" \
 	--upstream "nbd+unix:///?socket=$tmp/o.sock" --expect "$tmp/new.mf" --skip-equal \
 	--linger 0 "$tmp/l.new" 2> "$tmp/l.err"

@@ -14,7 +14,9 @@
 #        than table entries, source failure, stall eviction, and the old
 #        jump on a larger ring; minutes and up to ~2.5 GB of memory.
 # bug    (also --expect-bug) the old producer (-DOLD_JUMP): the model must
-#        find the overwrite, or it proves nothing.  The first error stops
+#        find the overwrite, or it proves nothing; and a producer skipping
+#        reads on the needed bitmap alone (-DHOLD_NOFLAG): it must find a
+#        late joiner taking a HELD slot for a block it lacks.  The first error stops
 #        pan, so this is cheap.
 #
 # Extra -D arguments go to every spin run.  Each run is a safety search
@@ -124,6 +126,16 @@ check() {
 		fi
 		echo "ok: $name: errors: 0"
 		;;
+	held)
+		# Property 5's assertion names slot_held.
+		if [ "$errs" = 0 ] || ! grep -q 'assertion violated.*slot_held' "$dir/pan.out"; then
+			grep '^pan:' "$dir/pan.out"
+			echo "FAIL: $name: a HELD slot taken for a block the consumer lacks was not found: the model proves nothing"
+			status=1
+			return
+		fi
+		echo "ok: $name: the HELD slot of a block the late joiner lacks is found"
+		;;
 	overwrite)
 		# The assertion of check_overwrite names g_rel; any other
 		# error would be the model's, not the bug it must show.
@@ -154,6 +166,10 @@ small)
 	# And 2, a sequential joiner; everyone runs to the end.
 	check small-seq ok -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 -DLEAVERS=0 \
 		-DDIERS=0
+	# Producer skip: consumer 0 holds all blocks but one, the late
+	# joiner 1 needs every one; either may be abandoned, leave or die.
+	check small-hold ok -DHOLD -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=2 -DLEAVERS=1 \
+		-DDIERS=2
 	;;
 stall-reuse)
 	# Stall eviction with entries reused: two consumers on one entry, so
@@ -172,6 +188,10 @@ bug)
 	# Nobody leaves early or dies: the victim is alive and reading.
 	check old-jump overwrite -DOLD_JUMP -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 \
 		-DLEAVERS=0 -DDIERS=0
+	# A producer that trusts the needed bitmap alone publishes HELD to
+	# a late joiner that scanned nothing.
+	check hold-noflag held -DHOLD -DHOLD_NOFLAG -DNSLOTS=2 -DNBLOCKS=3 \
+		-DNCONS=2 -DLEAVERS=0 -DDIERS=0
 	;;
 big)
 	: "${PAN_HASH:=26}" # 2^26 hash slots: up to ~40M states
@@ -193,6 +213,12 @@ big)
 	check big-stall ok -DSTALL -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=2 \
 		-DLEAVERS=1 -DDIERS=2
 	check big-stall3 ok -DSTALL -DNSLOTS=2 -DNBLOCKS=2 -DNCONS=3 \
+		-DLEAVERS=0 -DDIERS=0
+	# Producer skip with a sequential joiner holding all but block 0,
+	# and with 4 consumers (one skips holding nothing) on 3 entries.
+	check big-hold3 ok -DHOLD -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=3 -DLEAVERS=1 \
+		-DDIERS=2
+	check big-hold4 ok -DHOLD -DNSLOTS=2 -DNBLOCKS=3 -DNCONS=4 -DNENT=3 \
 		-DLEAVERS=0 -DDIERS=0
 	check big-old-jump overwrite -DOLD_JUMP -DNSLOTS=3 -DNBLOCKS=4 \
 		-DNCONS=3 -DLEAVERS=0 -DDIERS=0

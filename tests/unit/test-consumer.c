@@ -181,12 +181,86 @@ static void test_wrong_block_refused(void **state)
 	done(&f);
 }
 
+/* Producer skip: a HELD slot (no data) is taken only for a block our own
+ * scan found, with our manifest's hash; otherwise the target fails naming
+ * the block, and nothing is written for it. */
+static int run_held(struct fixture *f, const uint8_t *held,
+		    const uint64_t *expect)
+{
+	struct rc_consumer_args a = {
+		.ring = &f->r, .reg = f->reg, .dst = f->dst, .res = &f->res,
+		.ready_fd = -1, .verify = false, .held = held,
+		.expect = expect,
+	};
+	int rc = rc_consumer_run(&a);
+
+	rc_proto_hand_off(&f->r, &f->reg);
+	return rc;
+}
+
+static void test_held_slot(void **state)
+{
+	struct fixture f;
+	unsigned char buf[BS];
+	uint64_t expect[NB];
+	uint8_t held = 1u << 1; /* our target holds block 1 */
+	uint64_t n;
+	FILE *fp;
+
+	(void)state;
+	for (n = 0; n < NB; n++) {
+		memset(buf, (int)(n + 1), BS);
+		expect[n] = XXH3_64bits(buf, BS);
+	}
+	/* Block 1 HELD, and we hold it: nothing written there. */
+	make_ring(&f, "held.img");
+	fill_all(&f, NB);
+	f.r.shdr[1].flags = RC_SLOT_HELD;
+	memset(rc_slot_data(&f.r, 1), 0xee, BS); /* no data: never read */
+	assert_int_equal(run_held(&f, &held, expect), 0);
+	assert_int_equal(f.res.status, RC_RES_OK);
+	assert_int_equal(f.res.skipped_bytes, BS);
+	fp = fopen(f.path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fread(buf, 1, BS, fp), BS);
+	assert_int_equal(buf[0], 1);
+	assert_int_equal(fread(buf, 1, BS, fp), BS);
+	assert_int_equal(buf[0], 0); /* held: not written */
+	fclose(fp);
+	done(&f);
+	/* Block 2 HELD, which we do not hold: refused, not written. */
+	make_ring(&f, "lacks.img");
+	fill_all(&f, NB);
+	f.r.shdr[2].flags = RC_SLOT_HELD;
+	assert_int_equal(run_held(&f, &held, expect), -EPROTO);
+	assert_int_equal(f.res.status, RC_RES_FAILED);
+	assert_non_null(strstr(f.res.error,
+			       "the producer did not read block 2 (offset 8192), saying every consumer holds it, but this target was not found to hold it: not written"));
+	done(&f);
+	/* Block 1 HELD with another manifest's hash: refused too. */
+	make_ring(&f, "other.img");
+	fill_all(&f, NB);
+	f.r.shdr[1].flags = RC_SLOT_HELD;
+	f.r.shdr[1].hash ^= 1;
+	assert_int_equal(run_held(&f, &held, expect), -EPROTO);
+	assert_non_null(strstr(f.res.error, "did not read block 1"));
+	done(&f);
+	/* Without a scan (no held map) a HELD slot is refused. */
+	make_ring(&f, "noscan.img");
+	fill_all(&f, NB);
+	f.r.shdr[3].flags = RC_SLOT_HELD;
+	assert_int_equal(run(&f), -EPROTO);
+	assert_non_null(strstr(f.res.error, "did not read block 3"));
+	done(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mismatch_refused),
 		cmocka_unit_test(test_check_recorded),
 		cmocka_unit_test(test_wrong_block_refused),
+		cmocka_unit_test(test_held_slot),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -59,6 +59,7 @@ static void test_getopt_arrays(void **state)
 		"start-at", "block-size", "buffer", "rate", "sparse", "force",
 		"no-verify", "stall-timeout", "manifest", "skip-equal",
 		"compress-level", "progress", "json", "quiet", "help",
+		"no-seed",
 	};
 	size_t i;
 
@@ -115,6 +116,7 @@ static void test_every_option_goes_somewhere(void **state)
 		if (e->cmds & RC_CMD_RELAY)
 			assert_true(id == RC_OPT_LISTEN ||
 				    id == RC_OPT_UPSTREAM ||
+				    id == RC_OPT_NO_SEED ||
 				    id == RC_OPT_LINGER || id == RC_OPT_HELP ||
 				    (e->fwd & RC_FWD_RELAY));
 		else

@@ -188,7 +188,25 @@ static void test_validate(void **state)
 	BAD(h->state = 0);
 	BAD(h->state = 99);
 	BAD(h->src_kind = 0);
+	/* The needed bitmap (layout 4): none, or exactly the segment's
+	 * tail of RC_NEED_BYTES(nblocks). */
+	BAD(h->need_off = seg);
+	BAD(h->need_bytes = RC_NEED_BYTES(3));          /* past the segment */
+	BAD(h->need_bytes = 8; h->need_off = seg - 8);  /* inside the data */
 #undef BAD
+	/* A segment with a bitmap of the right size at its tail. */
+	*h = saved;
+	h->need_off = seg;
+	h->need_bytes = RC_NEED_BYTES(3);
+	h->seg_size = seg + h->need_bytes;
+	assert_int_equal(rc_ring_validate(h, seg + h->need_bytes, &why), 0);
+	h->need_off = seg - 8;
+	expect_invalid(h, seg + h->need_bytes);
+	/* A bitmap of another size than the image's blocks. */
+	h->need_off = seg;
+	h->need_bytes = 16;
+	h->seg_size = seg + 16;
+	expect_invalid(h, seg + 16);
 	/* A segment too small for the header it claims. */
 	*h = saved;
 	expect_invalid(h, 16);

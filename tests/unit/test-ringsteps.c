@@ -35,7 +35,16 @@
  *     the blocks published to it and not taken, and the blocks its consumer
  *     holds add up to the ring's slots while its pass runs (no credit made
  *     or lost), never more after;
- *   - the producer ends (the ring closed or failed) and nothing deadlocks.
+ *   - the producer ends (the ring closed or failed) and nothing deadlocks;
+ *   - producer skip (a ring with a needed bitmap and a manifest, a third
+ *     of the schedules that are not streams): consumers registered with
+ *     a random "held" map (their target holds those blocks already, as
+ *     --skip-equal's scan would find), late joiners with none or an empty
+ *     one.  A consumer ends ok only if its target equals the image (each
+ *     block written once, or held and not written), and the producer
+ *     reads no block that every consumer registered so far held when it
+ *     selected it (those that left count: the ring's bits are never
+ *     cleared).
  *
  * RINGSTEPS_SEED (default 1), RINGSTEPS_SCHEDULES (default 6000; 300 under
  * RINGCOPY_VALGRIND=1), RINGSTEPS_ONLY=k (that schedule alone, verbose).
@@ -57,6 +66,7 @@
 #include "ringcopy/ring.h"
 #include "ringcopy/ringproto.h"
 #include "ringcopy/steps.h"
+#include "ringcopy/verify.h"
 
 #define BS 4096u
 #define MAX_NB 6u
@@ -118,7 +128,14 @@ struct src {
 	unsigned fail_read;    /* fails on this read of fail_block */
 	unsigned reads[MAX_NB];
 	bool failed;
+	uint64_t nread;        /* blocks read */
 };
+
+/* Producer skip: at the last select that chose to produce, did every
+ * consumer of seq sel_n hold its block (the test's own view)? */
+static bool sel_allheld;
+static uint64_t sel_n;
+static void skip_read_check(uint64_t b);
 
 static void during_fill(void);
 
@@ -135,6 +152,9 @@ static ssize_t src_pread(struct rc_dev *d, void *buf, size_t len,
 		s->failed = true;
 		return -EIO;
 	}
+	if (off % BS == 0)
+		skip_read_check(b);
+	s->nread++;
 	/* The consumers run while the producer fills a slot. */
 	during_fill();
 	if (off >= s->len)
@@ -234,6 +254,8 @@ struct sc {
 	struct rc_result res;
 	struct tgt *t;
 	uint64_t hashes[MAX_NB];
+	uint8_t held[1];       /* blocks its target holds (MAX_NB bits) */
+	bool holds;            /* registered with held (else: needs all) */
 	int rc;
 };
 
@@ -244,6 +266,11 @@ struct sched {
 	uint64_t nblocks, image;
 	uint32_t nslots, ncons;
 	bool stream;
+	bool skip;             /* a needed bitmap and a manifest */
+	uint64_t expect[MAX_NB];
+	uint8_t lacked;        /* blocks some consumer registered so far
+				* lacked (the ring's bits are never
+				* cleared: a consumer gone still counts) */
 	unsigned n;
 	struct sc c[MAX_SIM];
 };
@@ -252,6 +279,7 @@ static struct sched S;
 static struct {
 	uint64_t schedules, steps, evicted, died, abandoned, failed_src;
 	uint64_t streams, start_at, late, sequential, reused, lingered, slow;
+	uint64_t skip, held_slots, reads, late_blank;
 } st;
 
 static void say(const char *fmt, ...)
@@ -295,14 +323,17 @@ static void do_register(unsigned i)
 		say("c%u refused", i);
 		return;
 	}
-	rc = rc_proto_register(&c->rr, 1, names, &c->sequential, &c->a.reg,
-			       &before);
+	const uint8_t *held[1] = { c->holds ? c->held : NULL };
+
+	rc = rc_proto_register_held(&c->rr, 1, names, &c->sequential, held,
+				    &c->a.reg, &before);
 	rc_proto_unlock(&c->rr);
 	if (rc < 0) {
 		fail("register: %d (%s)", rc, c->rr.why);
 		c->st = C_REFUSED;
 		return;
 	}
+	S.lacked |= c->holds ? (uint8_t)~c->held[0] : 0xff;
 	if (c->a.reg.gen > 1)
 		st.reused++;
 	say("c%u registered: entry %u gen %llu first %llu", i, c->a.reg.idx,
@@ -517,6 +548,17 @@ static void setup_consumer(unsigned i)
 	c->a.hashes = c->hashes;
 	c->a.sparse = RC_SPARSE_NEVER;
 	c->a.stream = S.stream;
+	/* Producer skip: a target that can be read back holds random
+	 * blocks; a late joiner often holds none (blank, or no scan). */
+	c->holds = S.skip && !c->sequential && rnd(4) != 0;
+	if (c->holds && !(!c->at_start && rnd(2)))
+		c->held[0] = (uint8_t)rnd(1u << MAX_NB);
+	else
+		st.late_blank += S.skip && !c->at_start;
+	if (S.skip && rnd(3) == 0)
+		c->held[0] = (uint8_t)((1u << MAX_NB) - 1); /* holds all */
+	c->a.held = c->holds ? c->held : NULL;
+	c->a.expect = S.skip ? S.expect : NULL;
 	st.late += !c->at_start;
 	st.sequential += c->sequential;
 }
@@ -544,6 +586,8 @@ static void setup(uint64_t k)
 	prm.stall_ms = rnd(3) ? 1000 : 0;
 	prm.linger_ms = rnd(3) == 0 ? 200 + rnd(2000) : 0;
 	prm.start_block = startat;
+	S.skip = !S.stream && rnd(3) == 0;
+	prm.need_map = S.skip;
 	if (rc_ring_create(&prm, &S.r, err, sizeof err) < 0) {
 		fprintf(stderr, "rc_ring_create: %s\n", err);
 		exit(99);
@@ -551,6 +595,22 @@ static void setup(uint64_t k)
 	S.r.now_ns = sim_now;
 	S.nslots = S.r.nslots; /* the ring's own rounding */
 	S.r.stream = S.stream;
+	if (S.skip) {
+		/* The manifest: the hash of each block as the source has
+		 * it. */
+		unsigned char blk[BS];
+		uint64_t b;
+		uint32_t j, len;
+
+		for (b = 0; b < S.nblocks; b++) {
+			len = rc_block_len(S.image, BS, b);
+			for (j = 0; j < len; j++)
+				blk[j] = pat(b, j);
+			S.expect[b] = rc_block_hash(blk, len);
+		}
+		S.r.expect = S.expect;
+		st.skip++;
+	}
 	st.streams += S.stream;
 	st.start_at += startat != 0;
 	st.lingered += prm.linger_ms != 0;
@@ -615,11 +675,16 @@ static void check_end(void)
 		}
 		if (c->res.status == RC_RES_OK) {
 			for (b = 0; b < nb; b++)
-				if (c->t->count[b] != 1)
-					fail("c%u reported ok, block %llu written %u times",
+				if (c->t->count[b] != 1 &&
+				    !(c->t->count[b] == 0 && c->holds &&
+				      (c->held[0] >> b) & 1))
+					fail("c%u reported ok, block %llu written %u times%s",
 					     i, (unsigned long long)b,
-					     c->t->count[b]);
-			if (nb > 1 && !c->sequential &&
+					     c->t->count[b],
+					     c->holds && (c->held[0] >> b) & 1
+						     ? " (it held it)"
+						     : " (it did not hold it)");
+			if (nb > 1 && !c->sequential && c->t->count[0] &&
 			    c->t->order[0] != c->t->nwrites)
 				fail("c%u: block 0 not written last", i);
 		} else if (!disturbed) {
@@ -656,6 +721,45 @@ static void teardown(void)
 		}
 		free(S.c[i].t);
 	}
+}
+
+/* The consumer registered in table entry idx now (NULL: none of ours). */
+static struct sc *entry_consumer(uint32_t idx)
+{
+	const struct rc_cons_ent *e = &S.r.ctab[idx];
+	unsigned i;
+
+	for (i = 0; i < S.n; i++)
+		if (S.c[i].st != C_UNBORN && S.c[i].st != C_REFUSED &&
+		    S.c[i].a.reg.idx == idx && S.c[i].a.reg.gen == e->gen)
+			return &S.c[i];
+	return NULL;
+}
+
+/* After a select that chose to produce n: does every consumer it serves
+ * hold n's block (our own view, not the ring's bitmap)? */
+static void note_select(void)
+{
+	uint64_t b = S.p.pp.n % S.nblocks;
+	uint32_t k;
+
+	sel_allheld = S.skip && S.p.pp.sel.nneed > 0 &&
+		      !((S.lacked >> b) & 1);
+	sel_n = S.p.pp.n;
+	for (k = 0; sel_allheld && k < S.p.pp.sel.nneed; k++) {
+		const struct sc *c = entry_consumer(S.p.pp.sel.need[k]);
+
+		if (!c || !c->holds || !((c->held[0] >> b) & 1))
+			sel_allheld = false;
+	}
+}
+
+/* The producer reads block b: not one every consumer of it holds. */
+static void skip_read_check(uint64_t b)
+{
+	if (sel_allheld && b == sel_n % S.nblocks)
+		fail("the producer read block %llu (seq %llu), which every consumer it serves held when it selected it",
+		     (unsigned long long)b, (unsigned long long)sel_n);
 }
 
 /* Is actor x (S.n: the producer) still to run? */
@@ -705,6 +809,9 @@ static void run(uint64_t k)
 
 			rc_producer_step(&S.p);
 			changed = S.p.pp.next != next || (int)S.p.phase != ph;
+			if (ph == RC_PH_SELECT && S.p.phase == RC_PH_CREDITS &&
+			    S.p.step == RC_STEP_PRODUCE)
+				note_select();
 		} else {
 			/* Late joiners join when they are picked. */
 			changed = consumer_step(x);
@@ -733,6 +840,9 @@ static void run(uint64_t k)
 	if (!failures)
 		check_end();
 	st.failed_src += S.src.failed;
+	st.held_slots += S.r.hdr->blocks_held;
+	st.reads += S.src.nread;
+	sel_allheld = false;
 	teardown();
 	st.schedules++;
 }
@@ -769,7 +879,7 @@ int main(void)
 			return 1;
 		}
 	}
-	printf("test-ringsteps: seed %llu, %llu schedules, %llu steps: %llu streams, %llu with --start-at, %llu late joiners (%llu sequential), %llu entries reused, %llu abandoned, %llu died, %llu evicted, %llu source failures, %llu lingered, %llu slow\n",
+	printf("test-ringsteps: seed %llu, %llu schedules, %llu steps: %llu streams, %llu with --start-at, %llu late joiners (%llu sequential), %llu entries reused, %llu abandoned, %llu died, %llu evicted, %llu source failures, %llu lingered, %llu slow; producer skip: %llu schedules, %llu blocks not read (%llu read in all), %llu blank late joiners\n",
 	       (unsigned long long)seed, (unsigned long long)st.schedules,
 	       (unsigned long long)st.steps, (unsigned long long)st.streams,
 	       (unsigned long long)st.start_at, (unsigned long long)st.late,
@@ -779,6 +889,9 @@ int main(void)
 	       (unsigned long long)st.evicted,
 	       (unsigned long long)st.failed_src,
 	       (unsigned long long)st.lingered,
-	       (unsigned long long)st.slow);
+	       (unsigned long long)st.slow, (unsigned long long)st.skip,
+	       (unsigned long long)st.held_slots,
+	       (unsigned long long)st.reads,
+	       (unsigned long long)st.late_blank);
 	return 0;
 }
