@@ -107,7 +107,7 @@ cmp "$tmp/src.img" "$tmp/ok.img" || fail "the copy to an unrelated loop device"
 # whole disk does not look at its partitions' claims).
 bash "$top_srcdir/fixtures/mbr-image.sh" "$tmp/mbr.img" 16M > /dev/null
 pdisk=$(loop_attach "$tmp/mbr.img" -P)
-for (( i = 0; i < 50; i++ )); do [ -b "${pdisk}p1" ] && break; sleep 0.1; done
+for (( i = 0; i < 200; i++ )); do [ -b "${pdisk}p1" ] && break; sleep 0.1; done
 if [ -b "${pdisk}p1" ] && mkfs.ext4 -q "${pdisk}p1" 2> /dev/null; then
 	unmount_private
 	mkdir -p "$tmp/pmnt"
