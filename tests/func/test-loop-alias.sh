@@ -91,9 +91,13 @@ r1=$(loop_attach "$tmp/run.img")
 ringcopy --rate "$(vrate 2M 512K)" "$tmp/run.img" "$tmp/out.img" 2>/dev/null &
 running=$!
 bg_pids+=($running)
-wait_consumers "$running" 1 > /dev/null || fail "no consumer"
+# Held at block 1 meanwhile (stop_at_block), not found by wait_consumers:
+# a loaded machine could end the copy first (issue 27).
+producer=$(stop_at_block out.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 refused "$tmp/run.img" "target $r1 refused: it is the source of a running copy (producer pid" \
 	--force "$tmp/src.img" "$r1"
+kill -CONT "$producer"
 kill_tree "$running"
 wait "$running" 2>/dev/null
 
