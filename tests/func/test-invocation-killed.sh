@@ -37,10 +37,8 @@ strace -f -qq -e trace=kill -e signal=none -o "$tmp/trace" \
 	2> "$tmp/c.err" &
 s=$!
 bg_pids+=("$s")
-# Held at block 1 of d.img until SIGTERM has been sent: d.img's copy is
-# still running then, however loaded the machine is.
-producer=$(stop_at_block d.img 1) || fail "the copy under strace did not reach block 1"
-on_exit "kill -CONT $producer 2>/dev/null"
+# (Not held with stop_at_block: a producer stopped under strace -f left
+# the failing consumer unfinished for minutes, 2 runs in 3 under load.)
 for (( i = 0; i < $(slow 10) * 10; i++ )); do
 	grep -q "^FAILED\|c.img" "$tmp/c.err" 2>/dev/null && break
 	inv=$(pgrep -P "$s" -x ringcopy | head -n 1)
@@ -58,7 +56,6 @@ done
 live=$(pgrep -P "$inv")
 [ "$(wc -w <<< "$live")" -eq 1 ] || fail "expected one live consumer, found: $live"
 kill -TERM "$inv"
-kill -CONT "$producer"
 wait "$s"
 [ -s "$tmp/trace" ] || fail "strace wrote nothing"
 # kill() calls made by the invocation itself.
