@@ -10,12 +10,13 @@ mkimage "$tmp/src.img" 12M
 ringcopy --rate 4M "$tmp/src.img" "$tmp/t.img" 2> /dev/null &
 inv=$!
 bg_pids+=("$inv")
-victim=$(wait_consumers "$inv" 1 | head -n 1)
-[ -n "$victim" ] || fail "no consumer"
 # Killed with blocks 1 and 2 written, the copy held meanwhile (its
-# producer stopped): a loaded machine cannot let it end first.
+# producer stopped): a loaded machine cannot let it end first, nor while
+# the consumer is looked for.
 producer=$(stop_at_block t.img 3) || fail "the copy did not reach block 3"
 on_exit "kill -CONT $producer 2>/dev/null"
+victim=$(wait_consumers "$inv" 1 | head -n 1)
+[ -n "$victim" ] || fail "no consumer"
 kill -KILL "$victim"
 kill -CONT "$producer"
 wait "$inv"

@@ -37,8 +37,9 @@ ringcopy --rate 2M "$src" "$tmp/j1.img" 2>/dev/null &
 bg_pids+=($!)
 wait_ring
 ls "$RINGCOPY_RUNDIR" | grep -q '^blk-7-' || fail "device ring not named from st_rdev"
-sleep 0.7
-expect_status 0 ringcopy --json "$src" "$tmp/j2.img" > "$tmp/j.json" 2>/dev/null
+# Joined past block 0 however loaded the machine (held_join), not after
+# a 0.7 s pause the first copy could outrun (issue 27).
+expect_status 0 held_join j1.img 1 "$tmp/j2.err" ringcopy --json "$src" "$tmp/j2.img" > "$tmp/j.json"
 wait "${bg_pids[0]}" || fail "first device copy"
 same "$tmp/src.img" "$tmp/j1.img"
 same "$tmp/src.img" "$tmp/j2.img"

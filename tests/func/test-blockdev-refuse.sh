@@ -56,7 +56,7 @@ refused "$tmp/src.img" "it is the source" "$src" "$tmp/other.img" "$src"
 # A partition of the source's disk.
 end=$(bash "$top_srcdir/fixtures/mbr-image.sh" "$tmp/mbr.img" 16M)
 disk=$(loop_attach "$tmp/mbr.img" -P)
-for (( i = 0; i < 50; i++ )); do [ -b "${disk}p2" ] && break; sleep 0.1; done
+for (( i = 0; i < 200; i++ )); do [ -b "${disk}p2" ] && break; sleep 0.1; done
 if [ -b "${disk}p2" ]; then
 	refused "$tmp/mbr.img" "on the same disk as the source" --size 1M "$disk" "${disk}p2"
 	refused "$tmp/mbr.img" "on the same disk as the source" "${disk}p1" "$disk"
@@ -75,9 +75,12 @@ refused "$tmp/ro.img" "read-only" "$tmp/src.img" "$ro"
 # It must outlast the refused invocation's start.
 ringcopy --rate "$(vrate 2M 512K)" "$tmp/src.img" "$tmp/busy.img" 2>/dev/null &
 bg_pids+=($!)
-# Wait until it holds the target (its consumer runs), not a guess.
-wait_consumers "${bg_pids[0]}" 1 > /dev/null || fail "no consumer"
+# It holds the target (its consumer has a block) and its producer is
+# held meanwhile, so it cannot end first on a loaded machine (issue 27).
+producer=$(stop_at_block busy.img 1) || fail "the first copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 refused "$tmp/src.img" "target $tmp/busy.img refused: Device or resource busy (in use" \
 	"$tmp/src.img" "$tmp/busy.img"
+kill -CONT "$producer"
 wait "${bg_pids[0]}" || fail "the first copy failed"
 same "$tmp/src.img" "$tmp/busy.img"

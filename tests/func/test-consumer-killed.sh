@@ -12,11 +12,12 @@ ringcopy --json --rate "$(vrate 2M 1M)" --buffer 2M "$tmp/src.img" "$tmp/a.img" 
 	> "$tmp/out.json" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
-victim=$(wait_consumers "$inv" 2 | tail -n 1)
-[ -n "$victim" ] || fail "no consumers found"
-# Mid-copy for sure: the producer is held while the victim is killed.
+# Mid-copy for sure: the producer is held while the victim is found and
+# killed.
 producer=$(stop_at_block a.img 1) || fail "the copy did not reach block 1"
 on_exit "kill -CONT $producer 2>/dev/null"
+victim=$(wait_consumers "$inv" 2 | tail -n 1)
+[ -n "$victim" ] || fail "no consumers found"
 kill -KILL "$victim"
 kill -CONT "$producer"
 wait "$inv"

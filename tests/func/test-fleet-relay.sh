@@ -137,7 +137,7 @@ RINGCOPY_RUNDIR=$tmp/run1 "$RINGCOPY" relay --listen "$tmp/r1.sock" --linger 3 \
 	--upstream "nbd+unix:///?socket=$tmp/odd.sock" --expect "$tmp/odd.mf" \
 	"$tmp/o1.a" "$tmp/o1.b" 2> "$tmp/o1.err" &
 p1=$!
-for (( i = 0; i < 100; i++ )); do [ -S "$tmp/r1.sock" ] && break; sleep 0.05; done
+for (( i = 0; i < $(slow 20) * 20; i++ )); do [ -S "$tmp/r1.sock" ] && break; sleep 0.05; done
 RINGCOPY_RUNDIR=$tmp/run2 "$RINGCOPY" relay --listen "$tmp/r2.sock" --linger 0 \
 	--upstream "nbd+unix:///?socket=$tmp/r1.sock,nbd+unix:///?socket=$tmp/odd.sock" \
 	--expect "$tmp/odd.mf" "$tmp/o2.a" "$tmp/o2.b" 2> "$tmp/o2.err"

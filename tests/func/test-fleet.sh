@@ -88,7 +88,7 @@ PY
 # needs range requests: busybox httpd has them, python's http.server not).
 if command -v busybox > /dev/null && nbdkit curl --dump-plugin > /dev/null 2>&1; then
 	fleet_in o busybox httpd -f -p 192.0.2.1:8080 -h "$tmp/origin" &
-	for (( i = 0; i < 50; i++ )); do
+	for (( i = 0; i < $(slow 20) * 10; i++ )); do
 		fleet_in n4 bash -c 'exec 3<>/dev/tcp/192.0.2.1/8080' 2> /dev/null && break
 		sleep 0.1
 	done

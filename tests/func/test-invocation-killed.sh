@@ -11,9 +11,14 @@ mkimage "$tmp/src.img" 16M
 ringcopy --rate "$(vrate 2M 1M)" "$tmp/src.img" "$tmp/a.img" "$tmp/b.img" 2> "$tmp/a.err" &
 a=$!
 bg_pids+=("$a")
+# The producer held at block 1 meanwhile: the copy cannot end before the
+# invocation is killed, however loaded the machine is (issue 27).
+producer=$(stop_at_block a.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 cons=$(wait_consumers "$a" 2) || fail "no consumers"
 inv=$(pgrep -P "$a" | head -n 1)
 kill -KILL "$inv"
+kill -CONT "$producer"
 for (( i = 0; i < $(slow 5) * 10; i++ )); do
 	left=
 	for p in $cons; do kill -0 "$p" 2>/dev/null && left+=" $p"; done
@@ -32,7 +37,9 @@ strace -f -qq -e trace=kill -e signal=none -o "$tmp/trace" \
 	2> "$tmp/c.err" &
 s=$!
 bg_pids+=("$s")
-for (( i = 0; i < 100; i++ )); do
+# (Not held with stop_at_block: a producer stopped under strace -f left
+# the failing consumer unfinished for minutes, 2 runs in 3 under load.)
+for (( i = 0; i < $(slow 10) * 10; i++ )); do
 	grep -q "^FAILED\|c.img" "$tmp/c.err" 2>/dev/null && break
 	inv=$(pgrep -P "$s" -x ringcopy | head -n 1)
 	[ -n "$inv" ] && [ "$(pgrep -P "$inv" | wc -l)" -eq 1 ] && break

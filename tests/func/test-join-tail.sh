@@ -39,29 +39,33 @@ ringcopy --rate "$(vrate 1M 512K)" -b 64K --buffer 1M --json "$tmp/src.img" "$tm
 	> "$tmp/a.json" 2> "$tmp/a.err" &
 a=$!
 bg_pids+=("$a")
-wait_consumers "$a" 1 > /dev/null || fail "no consumer"
-until_ring 'r["position_block"] >= 8'	# b joins well inside the image
+# b joins well inside the image: a's producer is held at a's block 8
+# until b has joined (a 4 s copy could end first on a loaded machine).
+producer=$(stop_at_block a.img 8) || fail "a did not reach block 8"
+on_exit "kill -CONT $producer 2>/dev/null"
 ringcopy --json "$tmp/src.img" "$tmp/b.img" > "$tmp/b.json" 2> "$tmp/b.err" &
 b=$!
 bg_pids+=("$b")
-bc=$(wait_consumers "$b" 1) || fail "no joiner"
-# (Its consumer can be running before the message is out: wait for it.)
 wait_said "$tmp/b.err" "joined the running copy"
-wait "$a" || fail "a failed: $(cat "$tmp/a.err")"
-same "$tmp/src.img" "$tmp/a.img"
+# b's consumer is found while the producer is still held: b could end
+# while wait_consumers looked (1 run in 3 under load).
+bc=$(wait_consumers "$b" 1) || fail "no joiner"
+kill -CONT "$producer"
 
 # Stop b once at most 14 of its 64 blocks are left (a ring holds 16),
 # and let the producer publish them all and pass the end of b's range.
-# Cheap polls (no python in the loop: b moves on 16 blocks a second).
-for (( i = 0; i < $(slow 20) * 20; i++ )); do
-	done_b=$("$RINGCOPY" status --json 2> /dev/null |
-		sed 's/{"target": /\n/g' | grep -F -- "/b.img\"" |
-		sed -n 's/.*"blocks_done": \([0-9]*\).*/\1/p' | head -n 1)
-	[ -n "$done_b" ] && [ "$done_b" -ge 50 ] && break
-	sleep 0.05
-done
+# Made, not caught (issue 27): the producer is held once b has 50 blocks
+# (b then gets at most the block or two the rate let it read ahead),
+# b is stopped, and the producer goes on.
+producer=$(stop_at_block b.img 50) || fail "b did not reach block 50"
+on_exit "kill -CONT $producer 2>/dev/null"
 kill -STOP $bc
 on_exit "kill -CONT $bc 2>/dev/null"
+ring_of b.img
+done_b=$ring_done
+kill -CONT "$producer"
+wait "$a" || fail "a failed: $(cat "$tmp/a.err")"
+same "$tmp/src.img" "$tmp/a.img"
 [ -n "$done_b" ] && [ "$done_b" -ge 50 ] && [ "$done_b" -lt 64 ] ||
 	fail "b was not stopped in its last blocks (blocks done: ${done_b:-?})"
 # The producer has published every block of b's tail: it is past b's
@@ -73,7 +77,7 @@ ringcopy --json "$tmp/src.img" "$tmp/c.zst" > "$tmp/c.json" 2> "$tmp/c.err" &
 c=$!
 bg_pids+=("$c")
 wait_consumers "$c" 1 > /dev/null || fail "no sequential joiner"
-wait_said "$tmp/c.err" "starts with the next pass"
+grep -q "starts with the next pass" "$tmp/c.err" || fail "c is not sequential: $(cat "$tmp/c.err")"
 # The one wait left: the time the old producer took to jump and refill
 # b's slots (it read 2 or more blocks at once); the right one reads
 # nothing until b reads, and no state of the ring says "never".

@@ -12,6 +12,9 @@ for round in $(seq 1 10); do
 		timeout "$lim" "$BASH" -c "$(declare -f ringcopy); ringcopy -q -b 64K \"\$@\"" _ \
 			"$tmp/src.img" "$tmp/r$round-$k.img" 2> "$tmp/r$round-$k.err" &
 		pids+=($!)
+		# Staggered on purpose, to land around the teardown; any
+		# order is a right one (join or a fresh ring), so a loaded
+		# machine only changes which.
 		sleep 0.0$k
 	done
 	for p in "${pids[@]}"; do

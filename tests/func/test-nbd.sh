@@ -147,8 +147,9 @@ serve kill memory 16M
 ringcopy --rate 2M "$tmp/src.img" "$(uri kill)" "$tmp/k.img" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
-wait_consumers "$inv" 2 > /dev/null || fail "no consumers"
-# Mid-copy for sure: the producer is held while the server dies.
+# Mid-copy for sure: the producer is held while the server dies.  (Not
+# after wait_consumers too: on a loaded machine under valgrind the 4 s
+# copy ended while it looked, and it then looked for minutes.)
 producer=$(stop_at_block k.img 1) || fail "the copy did not reach block 1"
 on_exit "kill -CONT $producer 2>/dev/null"
 kill -KILL "$(cat "$tmp/kill.pid")"

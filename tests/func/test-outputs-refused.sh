@@ -41,8 +41,12 @@ mkdir "$tmp/gone"
 ringcopy --rate "$(vrate 1M 256K)" --manifest "$tmp/gone/m" "$tmp/src.img" "$tmp/b.img" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
-wait_consumers "$inv" 1 > /dev/null || fail "no consumer"
+# Held at block 1 meanwhile (stop_at_block), not found by wait_consumers:
+# a loaded machine could end the copy first (issue 27).
+producer=$(stop_at_block b.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 rmdir "$tmp/gone"
+kill -CONT "$producer"
 wait "$inv"
 [ $? -eq 1 ] || fail "an unwritten manifest exited $?: $(cat "$tmp/err")"
 grep -q "manifest .*gone/m" "$tmp/err" || fail "$(cat "$tmp/err")"
@@ -52,8 +56,9 @@ echo "0 512" > "$tmp/map"
 ringcopy --rate "$(vrate 512K 128K)" "$tmp/src.img" "$tmp/c.img" 2> /dev/null &
 first=$!
 bg_pids+=("$first")
-wait_consumers "$first" 1 > /dev/null || fail "no consumer"
-expect_status 0 ringcopy --rescue "$tmp/map" "$tmp/src.img" "$tmp/d.img" 2> "$tmp/err"
+# Joined while the first copy's producer is held (held_join), not after
+# wait_consumers: a loaded machine could end the copy first (issue 27).
+expect_status 0 held_join c.img 1 "$tmp/err" ringcopy --rescue "$tmp/map" "$tmp/src.img" "$tmp/d.img"
 grep -q "belong to the copy that started it" "$tmp/err" || fail "$(cat "$tmp/err")"
 [ "$(cat "$tmp/map")" = "0 512" ] || fail "the joiner emptied the map"
 wait "$first" || fail "the first copy failed"
@@ -63,8 +68,12 @@ cp "$tmp/src.img" "$tmp/busy.img"
 ringcopy --rate "$(vrate 512K 128K)" "$tmp/busy.img" "$tmp/e.img" 2> /dev/null &
 busy=$!
 bg_pids+=("$busy")
-wait_consumers "$busy" 1 > /dev/null || fail "no consumer"
+# Held at block 1 meanwhile (stop_at_block), not found by wait_consumers:
+# a loaded machine could end the copy first (issue 27).
+producer=$(stop_at_block e.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $producer 2>/dev/null"
 expect_status 2 ringcopy "$tmp/old.img" "$tmp/busy.img" 2> "$tmp/err"
+kill -CONT "$producer"
 grep -q "busy.img refused: it is the source of a running copy" "$tmp/err" || fail "$(cat "$tmp/err")"
 same "$tmp/src.img" "$tmp/busy.img"
 wait "$busy" || fail "the copy of busy.img failed"

@@ -32,7 +32,7 @@ with open(out, "ab") as f:
             break
 PY
 	bg_pids+=($!)
-	for (( i = 0; i < 100; i++ )); do
+	for (( i = 0; i < $(slow 20) * 20; i++ )); do
 		[ -e "$2.bound" ] && return 0
 		sleep 0.05
 	done

@@ -12,9 +12,14 @@ ringcopy -b 4K --buffer 64K --rate "$(vrate 1M 256K)" "$tmp/src.img" \
 	"$tmp/a.img" "$tmp/b.img" "$tmp/c.img" 2> "$tmp/err" &
 inv=$!
 bg_pids+=("$inv")
+# The producer held at block 1 (stopped: alive, so "running") while the
+# consumers are found: an 8 s copy could end first on a loaded machine.
+held=$(stop_at_block a.img 1) || fail "the copy did not reach block 1"
+on_exit "kill -CONT $held 2>/dev/null"
 cons=$(wait_consumers "$inv" 3) || fail "no consumers"
 prod=$(ps -eo pid=,sid=,args= | awk -v t="$tmp/src.img" '$1 == $2 && index($0, t) { print $1 }')
 [ -n "$prod" ] || fail "no producer found"
+[ "$prod" = "$held" ] || fail "status says producer $held, ps says $prod"
 expect_status 0 ringcopy status > "$tmp/s0"
 grep -q "producer pid $prod, running" "$tmp/s0" || fail "before: $(cat "$tmp/s0")"
 kill -STOP $cons

@@ -36,7 +36,7 @@ pid=$!
 bg_pids+=($pid)
 # Swap once the name has been checked: the delayed open is under way
 # when strace has stopped the process in openat of that name.
-for (( i = 0; i < 100; i++ )); do
+for (( i = 0; i < $(slow 10) * 20; i++ )); do
 	grep -q . /proc/$pid/task/*/syscall 2> /dev/null || true
 	for t in $(pgrep -P "$pid") ; do
 		[ "$(awk '{print $1}' /proc/$t/syscall 2> /dev/null)" = 257 ] && break 2
