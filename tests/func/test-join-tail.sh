@@ -77,7 +77,7 @@ ringcopy --json "$tmp/src.img" "$tmp/c.zst" > "$tmp/c.json" 2> "$tmp/c.err" &
 c=$!
 bg_pids+=("$c")
 wait_consumers "$c" 1 > /dev/null || fail "no sequential joiner"
-grep -q "starts with the next pass" "$tmp/c.err" || fail "c is not sequential: $(cat "$tmp/c.err")"
+wait_said "$tmp/c.err" "starts with the next pass"
 # The one wait left: the time the old producer took to jump and refill
 # b's slots (it read 2 or more blocks at once); the right one reads
 # nothing until b reads, and no state of the ring says "never".
