@@ -151,11 +151,5 @@ relay_origin() {
 	fail "the origin does not answer"
 }
 origin_sent() {
-	local i
-	kill "$(cat "$tmp/o.pid")"
-	for (( i = 0; i < 50; i++ )); do [ -s "$tmp/o.stats" ] && break; sleep 0.1; done
-	# "read: 25 ops, 0.04 s, 24.00 MiB, ...": to bytes (to 0.01 of the unit).
-	awk '$1 == "read:" { u = $7; sub(/,$/, "", u)
-		m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
-		if (m > 0) printf "%d\n", $6 * m }' "$tmp/o.stats"
+	nbdkit_reads "$tmp/o.pid" "$tmp/o.stats" | cut -d' ' -f2
 }

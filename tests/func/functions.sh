@@ -303,6 +303,18 @@ stop_at_block() {
 	return 1
 }
 
+# nbdkit_reads PIDFILE STATSFILE: end an nbdkit started with --filter=stats
+# and print "OPS BYTES" of its reads, from the stats it writes as it ends
+# ("read: 25 ops, 0.04 s, 24.00 MiB, ...": bytes to 0.01 of the unit).
+nbdkit_reads() {
+	local i
+	kill "$(cat "$1")"
+	for (( i = 0; i < 50; i++ )); do [ -s "$2" ] && break; sleep 0.1; done
+	awk '$1 == "read:" { u = $7; sub(/,$/, "", u)
+		m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : -1
+		if (m > 0) printf "%d %d\n", $2, $6 * m }' "$2"
+}
+
 # wait_said FILE PATTERN: until FILE holds PATTERN (a message of a
 # command in the background), or fail.
 wait_said() {

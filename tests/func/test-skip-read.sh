@@ -34,26 +34,23 @@ origin() {
 		file "$tmp/new.img" statsfile="$tmp/o.stats" || fail "nbdkit"
 	on_exit "kill \$(cat $tmp/o.pid) 2>/dev/null"
 }
-# The origin's reads once it is stopped: "OPS BYTES" from its stats
-# ("read: 4 ops, 0.00 s, 196.00 KiB, ..."; bytes to 0.01 of the unit).
-origin_read() {
-	local i
-	kill "$(cat "$tmp/o.pid")"
-	for (( i = 0; i < 100; i++ )); do [ -s "$tmp/o.stats" ] && break; sleep 0.05; done
-	awk '$1 == "read:" { u = $7; sub(/,$/, "", u)
-		m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : -1
-		if (m > 0) printf "%d %d\n", $2, $6 * m }' "$tmp/o.stats"
-}
 src="nbd+unix:///?socket=$tmp/o.sock"
+# run N T1 T2: a copy of the origin to T1 and T2 that skips what they
+# hold, its JSON in N.json, its messages in N.err; the origin's reads
+# ("OPS BYTES") in $reads; both targets then hold the new image.
+run() {
+	origin
+	expect_status 0 ringcopy --expect "$tmp/new.mf" --skip-equal --json "$src" \
+		"$2" "$3" > "$tmp/$1.json" 2> "$tmp/$1.err"
+	reads=$(nbdkit_reads "$tmp/o.pid" "$tmp/o.stats")
+	same "$tmp/new.img" "$2"
+	same "$tmp/new.img" "$3"
+}
 
 # 1. Both targets hold the old image: 3 blocks read.
 cp "$tmp/old.img" "$tmp/a1"; cp "$tmp/old.img" "$tmp/a2"
-origin
-expect_status 0 ringcopy --expect "$tmp/new.mf" --skip-equal --json "$src" \
-	"$tmp/a1" "$tmp/a2" > "$tmp/1.json" 2> "$tmp/1.err"
-read -r ops1 sent1 <<< "$(origin_read)"
-same "$tmp/new.img" "$tmp/a1"
-same "$tmp/new.img" "$tmp/a2"
+run 1 "$tmp/a1" "$tmp/a2"
+read -r ops1 sent1 <<< "$reads"
 python3 - "$tmp/1.json" $bs <<'PY' || fail "two old targets: $(cat "$tmp/1.json" "$tmp/1.err")"
 import json, sys
 j, bs = json.load(open(sys.argv[1])), int(sys.argv[2])
@@ -66,12 +63,8 @@ grep -q "holds 61 of the 64 blocks" "$tmp/1.err" || fail "no scan said: $(cat "$
 
 # 2. One old, one blank: the blank one needs every block.
 cp "$tmp/old.img" "$tmp/b1"; : > "$tmp/b2"
-origin
-expect_status 0 ringcopy --expect "$tmp/new.mf" --skip-equal --json "$src" \
-	"$tmp/b1" "$tmp/b2" > "$tmp/2.json" 2> "$tmp/2.err"
-read -r ops2 sent2 <<< "$(origin_read)"
-same "$tmp/new.img" "$tmp/b1"
-same "$tmp/new.img" "$tmp/b2"
+run 2 "$tmp/b1" "$tmp/b2"
+read -r ops2 sent2 <<< "$reads"
 # Besides the producer's reads (one request per block) the invocation
 # probes the source (what it holds: a few KiB at its start), the same in
 # both runs.
