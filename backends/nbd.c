@@ -48,7 +48,7 @@ static int nbd_probe(const char *path, int mode)
 /* Bytes per request: a 1 MiB block is two.  QEMU's NBD server (7.2, as
  * `ringcopy relay' reads it) spends four times the CPU on 1 MiB reads
  * that it spends on 512 KiB ones (doc/design.md, the relay chain). */
-#define NBD_CHUNK (512u * 1024u)
+#define NBD_CHUNK (128u * 1024u)
 #define NBD_RA_MIN (64u * 1024u)  /* smaller blocks are not read ahead */
 #define NBD_CONNECT_MS 10000      /* default connection deadline */
 #define NBD_IO_MS 60000           /* a request with no answer this long */

@@ -309,7 +309,7 @@ done
 		echo
 	done
 	echo
-	echo "Ratio to one node alone (the goal: 8 nodes within 1.3x):"
+	echo "Ratio to one node alone (the goals: 8 nodes within 1.3x for the swarm, issue 17; within 1.2x for the relay chain, issue 25):"
 	echo
 	for mode in $modes; do
 		one=${secs[$mode,1]:-}

@@ -71,7 +71,7 @@
  * QEMU behind it, costs CPU (doc/design.md, the relay chain's CPU).  A
  * tail below it (the stream paused) is read once nothing has come for
  * BATCH_STALL_MS (fill_poll). */
-#define BATCH_LOWAT     (256 * 1024)
+#define BATCH_LOWAT     (64 * 1024)
 #define BATCH_AFTER     (1024 * 1024)
 #define BATCH_STALL_MS  20
 #define NBD_PORT     "10809"
