@@ -18,7 +18,11 @@
 # SysV IPC object, no rendezvous file; on the host, no loop device, mount
 # or cgroup of ours).
 #
-#   scripts/check-units.sh [--deb FILE]
+#   scripts/check-units.sh [--deb FILE] [--root-only]
+#
+# --root-only makes (or finds) the cached root and stops there: CI
+# (scripts/check-all.sh) runs it in the background while the tests run,
+# so that debootstrap's minute is not added to the suite's time.
 #
 # Without --deb the package is built the way scripts/check-deb.sh builds it
 # (make dist, dpkg-buildpackage in a temporary directory; needs a
@@ -44,11 +48,12 @@ fail() {
 }
 say() { echo "check-units: $*"; }
 
-deb=
+deb= root_only=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--deb) deb=$(realpath "${2:?--deb needs a file}"); shift 2 ;;
-	*) echo "usage: $0 [--deb FILE]" >&2; exit 2 ;;
+	--root-only) root_only=1; shift ;;
+	*) echo "usage: $0 [--deb FILE] [--root-only]" >&2; exit 2 ;;
 	esac
 done
 
@@ -242,6 +247,7 @@ else
 fi
 flock -u 9
 exec 9>&-
+[ -z "$root_only" ] || exit 0
 
 # This run's root: an overlay over the cached one (a copy where overlayfs
 # cannot be mounted), so the cache stays as debootstrap left it.

@@ -72,9 +72,13 @@ if command -v pzstd > /dev/null; then
 	same "$tmp/src.img" "$tmp/pz.file"
 	expect_status 0 ringcopy -q - "$tmp/pz.pipe" < "$tmp/img.pz"
 	same "$tmp/src.img" "$tmp/pz.pipe"
-	cp "$tmp/img.pz" "$tmp/pz.zst"
-	expect_status 0 ringcopy -q "$tmp/pz.zst" "$tmp/pz.zst.img"
-	same "$tmp/src.img" "$tmp/pz.zst.img"
+	# Named .zst, the same bytes: found by content, not by name (the
+	# same decoding as above, so not again under valgrind).
+	if plain_only; then
+		cp "$tmp/img.pz" "$tmp/pz.zst"
+		expect_status 0 ringcopy -q "$tmp/pz.zst" "$tmp/pz.zst.img"
+		same "$tmp/src.img" "$tmp/pz.zst.img"
+	fi
 else
 	echo "no pzstd: its case skipped"
 fi
@@ -89,8 +93,12 @@ same "$tmp/src.img" "$tmp/mid.img"
 lz4 -q -l -c "$tmp/src.img" > "$tmp/img.lz4l"
 expect_status 0 ringcopy -q "$tmp/img.lz4l" "$tmp/l.file"
 same "$tmp/src.img" "$tmp/l.file"
-expect_status 0 ringcopy -q - "$tmp/l.pipe" < "$tmp/img.lz4l"
-same "$tmp/src.img" "$tmp/l.pipe"
+# (An lz4 file is decoded as the stream its pipe is: under valgrind,
+# the file only.)
+if plain_only; then
+	expect_status 0 ringcopy -q - "$tmp/l.pipe" < "$tmp/img.lz4l"
+	same "$tmp/src.img" "$tmp/l.pipe"
+fi
 { cat "$tmp/img.lz4l"; lz4 -q -c "$tmp/src.img"; } > "$tmp/mix.lz4"
 cat "$tmp/src.img" "$tmp/src.img" > "$tmp/double.img"
 expect_status 0 ringcopy -q "$tmp/mix.lz4" "$tmp/mix.img"
@@ -100,7 +108,9 @@ fails "lz4 data truncated at compressed offset" "$tmp/cut.lz4l" "$tmp/lc"
 
 # 4. Cut inside the header: decoded, so failed, never copied raw.
 gzip -1 -c "$tmp/src.img" > "$tmp/img.gz"
+# (Under valgrind one cut: the three run the same lines.)
 for n in 3 5 7; do
+	[ "$n" = 3 ] || plain_only || break
 	head -c $n "$tmp/img.gz" > "$tmp/h$n.gz"
 	fails "gzip data truncated at compressed offset $n" "$tmp/h$n.gz" "$tmp/h$n.img"
 	pipe_fails "gzip data truncated" "$tmp/h$n.gz" "$tmp/h$n.pimg"
@@ -160,7 +170,11 @@ b = subprocess.run(["gzip", "-c"], input=os.urandom(5000), capture_output=True).
 open(sys.argv[1], "wb").write(a + bytes(262144 - len(a)) + b)
 PY
 fails "gzip data ends at .*(trailing garbage)" "$tmp/gz0.gz" "$tmp/z1"
-pipe_fails "gzip data ends at .*(trailing garbage)" "$tmp/gz0.gz" "$tmp/z2"
+# (A gzip file is decoded as the stream its pipe is: under valgrind, the
+# file only.)
+if plain_only; then
+	pipe_fails "gzip data ends at .*(trailing garbage)" "$tmp/gz0.gz" "$tmp/z2"
+fi
 # An xz index that says 0 bytes: read as a stream, to its end, and failed.
 head -c 100 "$tmp/src.img" | xz -c --check=crc32 > "$tmp/small.xz"
 python3 "$top_srcdir/tests/tools/xz-index-lie.py" "$tmp/small.xz" "$tmp/zero.xz" 100

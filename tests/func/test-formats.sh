@@ -29,23 +29,29 @@ for ext in xz gz bz2 lz4 zst; do
 		fail "$ext: $(cat "$tmp/$ext.err")"
 	same "$tmp/src.img" "$tmp/$ext.a"
 	same "$tmp/src.img" "$tmp/$ext.b"
-	cat "$tmp/img.$ext" | ringcopy --json - "$tmp/$ext.c" "$tmp/$ext.d" \
-		> "$tmp/$ext.pipe.json" 2> "$tmp/$ext.err" || fail "$ext pipe: $(cat "$tmp/$ext.err")"
-	same "$tmp/src.img" "$tmp/$ext.c"
-	same "$tmp/src.img" "$tmp/$ext.d"
-	python3 - "$tmp/$ext.file.json" "$tmp/$ext.pipe.json" "$isize" <<'PY' || fail "$ext: json"
+	# A gzip, bzip2 or lz4 file is decoded as the stream a pipe of it is
+	# (its size is known only at its end): under valgrind the pipe is
+	# copied for xz and zstd, whose files are decoded by their index.
+	jsons=("$tmp/$ext.file.json")
+	if [ "$ext" = xz ] || [ "$ext" = zst ] || plain_only; then
+		cat "$tmp/img.$ext" | ringcopy --json - "$tmp/$ext.c" "$tmp/$ext.d" \
+			> "$tmp/$ext.pipe.json" 2> "$tmp/$ext.err" || fail "$ext pipe: $(cat "$tmp/$ext.err")"
+		same "$tmp/src.img" "$tmp/$ext.c"
+		same "$tmp/src.img" "$tmp/$ext.d"
+		jsons+=("$tmp/$ext.pipe.json")
+	fi
+	python3 - "$isize" "${jsons[@]}" <<'PY' || fail "$ext: json"
 import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:3])
-for j in (a, b):
-    assert j["image_bytes"] == int(sys.argv[3]), j
+js = [json.load(open(f)) for f in sys.argv[2:]]
+for j in js:
+    assert j["image_bytes"] == int(sys.argv[1]), j
     assert all(t["status"] == "ok" and t["verified"] for t in j["targets"]), j
-assert len({t["digest"] for j in (a, b) for t in j["targets"]}) == 1, (a, b)
+assert len({t["digest"] for j in js for t in j["targets"]}) == 1, js
 PY
 
-	# Under valgrind the error paths of two libraries are enough.
-	if [ "${RINGCOPY_VALGRIND:-0}" = 1 ] && [ "$ext" != xz ] && [ "$ext" != gz ]; then
-		continue
-	fi
+	# Under valgrind the error paths of xz are enough here: gzip's, lz4's
+	# and zstd's run under valgrind in test-decode-framing.
+	[ "$ext" = xz ] || plain_only || continue
 	# Truncated: every target fails, with the compressed offset.
 	size=$(stat -c %s "$tmp/img.$ext")
 	head -c $((size - 20)) "$tmp/img.$ext" > "$tmp/trunc.$ext"
@@ -90,8 +96,12 @@ same "$tmp/img.xz" "$tmp/raw2"
 # its first blocks when decoding restarts from the start at the wrap.  The
 # join point is made, not waited for: the producer is stopped once the
 # first copy has a block, so the joiner finds it past block 0 however
-# loaded the machine is, and continued once the joiner is in.
-ringcopy --rate "$(vrate 1M 256K)" "$tmp/img.xz" "$tmp/j1" 2> "$tmp/j1.err" &
+# loaded the machine is, and continued once the joiner is in.  Small
+# blocks in a ring of two: the first copy cannot take every block while
+# its producer is stopped (the whole image fits in a default ring, and
+# under valgrind at load 20 the copy ended between two polls).
+ring_small=(-b 64K --buffer 128K)
+ringcopy "${ring_small[@]}" --rate "$(vrate 1M 256K)" "$tmp/img.xz" "$tmp/j1" 2> "$tmp/j1.err" &
 bg_pids+=($!)
 producer=$(stop_at_block j1 1) || fail "the first xz copy did not reach block 1"
 on_exit "kill -CONT $producer 2>/dev/null"
@@ -112,7 +122,7 @@ bg_pids=()
 # A gzip file does not say its size reliably: read once to its end, so a
 # later copy is refused rather than given a ring it could not complete.
 command -v gzip > /dev/null || exit 0
-ringcopy --rate "$(vrate 1M 256K)" "$tmp/img.gz" "$tmp/g1" 2> "$tmp/g1.err" &
+ringcopy "${ring_small[@]}" --rate "$(vrate 1M 256K)" "$tmp/img.gz" "$tmp/g1" 2> "$tmp/g1.err" &
 bg_pids+=($!)
 producer=$(stop_at_block g1 1) || fail "the gzip copy did not reach block 1"
 on_exit "kill -CONT $producer 2>/dev/null"
