@@ -23,9 +23,17 @@ count() {
 run() {
 	local t0=$SECONDS
 	echo "== $*"
-	"$@" || status=1
+	"$@" || { status=1; failed_logs; }
 	echo "== $* took $((SECONDS - t0)) s; its slowest tests:"
 	slowest
+}
+# The end of each failed test's log, so that a CI log says why.
+failed_logs() {
+	local trs
+	for trs in $(grep -l '^:test-result: \(FAIL\|ERROR\|XPASS\)' tests/*/*.trs 2>/dev/null); do
+		echo "== ${trs%.trs}.log, its last 30 lines:"
+		tail -n 30 "${trs%.trs}.log" | sed 's/^/   /'
+	done
 }
 # The five slowest tests of the run that just ended (tests/run-test.sh
 # ends each log with its wall time).

@@ -18,14 +18,18 @@ same "$tmp/src.img" "$tmp/dst2.img"
 # directory sync).
 if command -v strace > /dev/null && [ "${RINGCOPY_VALGRIND:-0}" != 1 ]; then
 	mkdir "$tmp/d1" "$tmp/d2"
-	strace -f -qq -e trace=openat,fsync -o "$tmp/strace" \
+	# -ff: one file per process, so no call is split into "unfinished"
+	# and "resumed" halves by another process's line.
+	strace -ff -qq -e trace=openat,fsync -o "$tmp/strace" \
 		"$RINGCOPY" -q "$tmp/src.img" "$tmp/d1/new.img" "$tmp/d2/new.img.zst" 2> /dev/null ||
 		fail "copy to new files under strace"
 	for d in d1 d2; do
-		line=$(grep -F "openat(AT_FDCWD, \"$tmp/$d\", " "$tmp/strace" | grep DIRECTORY | head -n 1)
+		trace=$(grep -lF "openat(AT_FDCWD, \"$tmp/$d\", " "$tmp"/strace.* | head -n 1)
+		[ -n "$trace" ] || fail "the directory $d of a new target was not opened to be synced"
+		line=$(grep -F "openat(AT_FDCWD, \"$tmp/$d\", " "$trace" | grep DIRECTORY | head -n 1)
 		[ -n "$line" ] || fail "the directory $d of a new target was not opened to be synced"
-		pid=${line%% *}
 		fd=${line##*= }
-		grep -Eq "^$pid +fsync\($fd[) ]" "$tmp/strace" || fail "the directory $d of a new target was not fsynced"
+		[[ $fd =~ ^[0-9]+$ ]] || fail "the directory $d's open returned no descriptor: $line"
+		grep -Eq "^fsync\($fd[) ]" "$trace" || fail "the directory $d of a new target was not fsynced"
 	done
 fi
