@@ -21,9 +21,10 @@
  *    goes on (a dead neighbour is not a dead rollout).
  *  - downstream: the relay listens on ADDR and forwards each connection to
  *    the daemon's export, which tells it when downstream went idle.
- * With --skip-equal, the overlay is first seeded with the blocks the
- * TARGETs already hold as the manifest says (seed_overlay), so that only
- * the changed blocks come from upstream (a delta rollout).
+ * With --skip-equal, the relay answers QEMU's upstream reads of the blocks
+ * the TARGETs already hold as the manifest says from the TARGETs
+ * (src/nbdtap.c), so that only the changed blocks come from upstream (a
+ * delta rollout).
  * The node's own copy is a forked `ringcopy' invocation (rc_cmd_run) of
  * the daemon's export to the TARGETs, with --expect: nothing upstream is
  * trusted, every block is proved.  The relay exits once its copy is done
@@ -55,6 +56,7 @@
 #include <unistd.h>
 
 #include "ringcopy/cli.h"
+#include "ringcopy/nbdtap.h"
 #include "ringcopy/core.h"
 #include "ringcopy/options.h"
 #include "ringcopy/ringproto.h"
@@ -105,6 +107,8 @@ struct pair {
 	uint32_t hs_n, hs_len;
 	bool hs_info;
 	unsigned char hs_hdr[20];
+	struct rc_tap *tap;             /* up: reads the disks answer */
+	const char *broke;              /* why b's stream was refused */
 };
 
 struct relay {
@@ -125,18 +129,21 @@ struct relay {
 
 	char dir[256];                  /* private directory */
 	char overlay[300], up_sock[300], exp_sock[300], log[300];
-	char seed_sock[300], exact_sock[300];
+	char exact_sock[300];
 	int lfd, upfd, sigfd, cfd;      /* cfd: the copy's, exact_sock */
 	struct pair pairs[PAIRS_MAX];
 	int npairs;
 	pid_t qsd, copy;
 	int copy_status;
 	bool copy_done, stopping, listen_made;
-	bool skip_equal;                /* seed the overlay from TARGETs */
-	bool no_seed;                   /* --no-seed: do not (every node
-					 * holds the old image: the copy
-					 * reads only what its disks lack) */
-	uint32_t cluster;               /* the overlay's, when not qcow2's */
+	bool skip_equal;                /* the TARGETs answer upstream
+					 * reads of blocks they hold */
+	bool no_seed;                   /* --no-seed: they do not (every
+					 * node holds the old image: the
+					 * copy reads only what its disks
+					 * lack) */
+	struct rc_disks *disks;         /* the TARGETs, read for that */
+	unsigned char *scratch;         /* QEMU's requests, as read */
 	uint64_t idle_since;            /* downstream's last byte (ns) */
 	uint64_t bytes_up, bytes_down;
 };
@@ -309,10 +316,10 @@ static void usage_relay(FILE *f)
 	      " -b, --block-size, --buffer, --rate, --sparse, --force, --no-verify,\n"
 	      "     --stall-timeout, --manifest, --skip-equal, --start-at BLOCK,\n"
 	      "     --compress-level, --progress, --json  the copy's, as for a copy\n"
-	      "     --skip-equal       also: seed the relay with the blocks the\n"
-	      "                        TARGETs hold as MANIFEST says (a delta)\n"
-	      "     --no-seed          with --skip-equal: do not seed (every\n"
-	      "                        node holds the old image)\n"
+	      "     --skip-equal       also: the blocks the TARGETs hold as\n"
+	      "                        MANIFEST says are not asked upstream (a delta)\n"
+	      "     --no-seed          with --skip-equal: only the copy's own reads\n"
+	      "                        skip them (every node holds the old image)\n"
 	      " -q, --quiet            print only errors\n"
 	      "See ringcopy(1), RELAY.\n",
 	      f);
@@ -505,6 +512,10 @@ static void pair_close(struct relay *rl, int i)
 		close(p->b);
 	free(p->buf[0]);
 	free(p->buf[1]);
+	if (p->tap) {
+		rc_tap_free(p->tap);
+		free(p->tap);
+	}
 	rl->pairs[i] = rl->pairs[--rl->npairs];
 }
 
@@ -600,6 +611,7 @@ enum { HS_GREET, HS_HDR, HS_DATA, HS_DONE };
 #define NBD_OPT_GO    7
 #define NBD_REP_ACK   1
 #define NBD_REP_INFO  3
+#define NBD_OPT_STRUCTURED_REPLY 8
 
 static uint32_t be32(const unsigned char *b)
 {
@@ -608,10 +620,12 @@ static uint32_t be32(const unsigned char *b)
 }
 
 /* The len bytes at buf come from pair p's server (its b): an
- * NBD_INFO_EXPORT reply's size is replaced by p->exact as it passes.  An
- * answer to NBD_OPT_EXPORT_NAME (no reply header; neither QEMU nor libnbd
- * send that option to a fixed-newstyle server) is passed as it is. */
-static void hs_scan(struct pair *p, unsigned char *buf, size_t len)
+ * NBD_INFO_EXPORT reply's size is replaced by p->exact (when set) as it
+ * passes, and a tap learns whether replies are structured.  An answer to
+ * NBD_OPT_EXPORT_NAME (no reply header; neither QEMU nor libnbd send that
+ * option to a fixed-newstyle server) is passed as it is.  Returns how
+ * many of the bytes are the handshake's. */
+static size_t hs_scan(struct pair *p, unsigned char *buf, size_t len)
 {
 	static const unsigned char magic[8] = {
 		NBD_REP_MAGIC >> 56 & 0xff, NBD_REP_MAGIC >> 48 & 0xff,
@@ -639,6 +653,9 @@ static void hs_scan(struct pair *p, unsigned char *buf, size_t len)
 			p->hs_info = be32(p->hs_hdr + 12) == NBD_REP_INFO &&
 				     p->hs_len == 12;
 			p->hs_n = 0;
+			if (p->tap && be32(p->hs_hdr + 12) == NBD_REP_ACK &&
+			    be32(p->hs_hdr + 8) == NBD_OPT_STRUCTURED_REPLY)
+				p->tap->structured = true;
 			if (be32(p->hs_hdr + 12) == NBD_REP_ACK &&
 			    be32(p->hs_hdr + 8) == NBD_OPT_GO)
 				p->hs = HS_DONE;
@@ -648,7 +665,8 @@ static void hs_scan(struct pair *p, unsigned char *buf, size_t len)
 		case HS_DATA: /* NBD_INFO_EXPORT: 0 (2 bytes), size, flags */
 			if (p->hs_n < 2 && buf[i])
 				p->hs_info = false;
-			if (p->hs_info && p->hs_n >= 2 && p->hs_n < 10)
+			if (p->hs_info && p->exact && p->hs_n >= 2 &&
+			    p->hs_n < 10)
 				buf[i] = (unsigned char)(p->exact >>
 							 (8 * (9 - p->hs_n)));
 			if (++p->hs_n == p->hs_len) {
@@ -658,6 +676,7 @@ static void hs_scan(struct pair *p, unsigned char *buf, size_t len)
 			break;
 		}
 	}
+	return i;
 }
 
 /* Connect downstream pair p to the daemon's export: a node that asks
@@ -677,6 +696,8 @@ static void export_connect(struct relay *rl, struct pair *p)
 	p->hs_n = 0;
 }
 
+static int tap_new(struct relay *rl, struct pair *p);
+
 static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 {
 	struct pair *p;
@@ -688,6 +709,10 @@ static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 		if (!p)
 			continue;
 		if (up) {
+			if (rl->disks && tap_new(rl, p) < 0) {
+				pair_close(rl, rl->npairs - 1);
+				continue;
+			}
 			upstream_connect(rl, p);
 			continue;
 		}
@@ -698,40 +723,146 @@ static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 	}
 }
 
+/* Upstream pair p reads QEMU's requests: the disks answer what they
+ * hold (hs_scan tells the tap when the handshake ends). */
+static int tap_new(struct relay *rl, struct pair *p)
+{
+	p->tap = malloc(sizeof *p->tap);
+	if (!p->tap || rc_tap_init(p->tap, rl->disks, XFER_BUF) < 0) {
+		free(p->tap);
+		p->tap = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Read what a can send into p->buf[0], through the tap once the
+ * handshake is over: the bytes for b in *moved. */
+static ssize_t read_client(struct relay *rl, struct pair *p,
+			   uint64_t *moved)
+{
+	size_t out;
+	ssize_t r;
+
+	if (!p->tap || p->hs != HS_DONE) {
+		r = read(p->a, p->buf[0], XFER_BUF);
+		if (r > 0) {
+			p->len[0] = (size_t)r;
+			*moved += (uint64_t)r;
+		}
+		return r;
+	}
+	/* Room for a request's header held from the last read. */
+	r = read(p->a, rl->scratch, XFER_BUF - 28);
+	if (r <= 0)
+		return r;
+	if (rc_tap_client(p->tap, rl->scratch, (size_t)r,
+			  (unsigned char *)p->buf[0], &out) < 0) {
+		p->broke = "QEMU sent what is not an NBD request";
+		errno = EPROTO;
+		return -1;
+	}
+	p->len[0] = out;
+	*moved += out;
+	return r;
+}
+
+/* Read what b can send into p->buf[1]: the handshake scanned, the
+ * replies parsed for the tap.  The bytes in *moved. */
+static ssize_t read_server(struct pair *p, uint64_t *moved)
+{
+	size_t from = 0;
+	ssize_t r = read(p->b, p->buf[1], XFER_BUF);
+
+	if (r <= 0)
+		return r;
+	p->len[1] = (size_t)r;
+	*moved += (uint64_t)r;
+	if ((p->exact || p->tap) && p->hs != HS_DONE) {
+		from = hs_scan(p, (unsigned char *)p->buf[1], (size_t)r);
+		if (p->hs != HS_DONE)
+			return r;
+	}
+	if (p->tap && rc_tap_server(p->tap, (unsigned char *)p->buf[1], from,
+				    (size_t)r) < 0) {
+		p->broke = "sent what is not an NBD reply to QEMU's requests";
+		errno = EPROTO;
+		return -1;
+	}
+	return r;
+}
+
+/* Has pair p bytes for a that can go now? */
+static bool client_owed(struct pair *p)
+{
+	return p->len[1] ||
+	       (p->tap && rc_tap_queued(p->tap) &&
+		rc_tap_between(p->tap, p->off[1], p->off[1] + p->len[1]));
+}
+
+/* Write to a what the server sent and what the disks answered, never
+ * one inside the other. */
+static ssize_t write_client(struct pair *p)
+{
+	struct rc_tap *t = p->tap;
+	size_t used = p->off[1] + p->len[1], n;
+	ssize_t r = 0;
+
+	for (;;) {
+		if (t && rc_tap_queued(t) &&
+		    rc_tap_between(t, p->off[1], used)) {
+			r = write(p->a, t->q + t->qoff, rc_tap_queued(t));
+			if (r <= 0)
+				break;
+			t->qoff += (size_t)r;
+			if (t->qoff == t->qlen)
+				t->qoff = t->qlen = 0;
+			continue;
+		}
+		n = t ? rc_tap_span(t, p->off[1], used) : p->len[1];
+		if (!n)
+			break;
+		r = write(p->a, p->buf[1] + p->off[1], n);
+		if (r <= 0)
+			break;
+		p->off[1] += (size_t)r;
+		p->len[1] -= (size_t)r;
+		if ((size_t)r < n)
+			break;
+	}
+	return r;
+}
+
 /* Move what is readable from one side to the other: -1 when a side
  * closed or failed (which one in *which: 0 a, 1 b). */
-static int pump(struct pair *p, int dir, short rev, short wev, int *which,
-		uint64_t *moved)
+static int pump(struct relay *rl, struct pair *p, int dir, short rev,
+		int *which, uint64_t *moved)
 {
-	int from = dir ? p->b : p->a, to = dir ? p->a : p->b;
 	ssize_t r;
 
 	if (p->len[dir] == 0 && (rev & (POLLIN | POLLHUP | POLLERR))) {
-		r = read(from, p->buf[dir], XFER_BUF);
+		r = dir ? read_server(p, moved) : read_client(rl, p, moved);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 			*which = dir;
 			return -1;
 		}
-		if (r > 0) {
+		if (r > 0)
 			p->off[dir] = 0;
-			p->len[dir] = (size_t)r;
-			*moved += (uint64_t)r;
-			if (dir && p->exact && p->hs != HS_DONE)
-				hs_scan(p, (unsigned char *)p->buf[dir],
-					(size_t)r);
-		}
 	}
-	(void)wev; /* the sockets do not block: try whenever there is data */
-	if (p->len[dir]) {
-		r = write(to, p->buf[dir] + p->off[dir], p->len[dir]);
-		if (r < 0 && errno != EAGAIN && errno != EINTR) {
-			*which = !dir;
-			return -1;
-		}
+	/* The sockets do not block: try whenever there is data. */
+	if (dir)
+		r = client_owed(p) ? write_client(p) : 0;
+	else if (p->len[0]) {
+		r = write(p->b, p->buf[0] + p->off[0], p->len[0]);
 		if (r > 0) {
-			p->off[dir] += (size_t)r;
-			p->len[dir] -= (size_t)r;
+			p->off[0] += (size_t)r;
+			p->len[0] -= (size_t)r;
 		}
+	} else
+		r = 0;
+	if (r < 0 && errno != EAGAIN && errno != EINTR) {
+		*which = !dir;
+		return -1;
 	}
 	return 0;
 }
@@ -775,13 +906,9 @@ static int run_wait(char *const argv[])
 
 static int make_overlay(struct relay *rl)
 {
-	char size[32], opt[40];
+	char size[32];
 	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2",
-			 "-o", opt, rl->overlay, size, NULL };
-
-	/* qcow2's default clusters (64 KiB) unless seeding wants smaller. */
-	snprintf(opt, sizeof opt, "cluster_size=%u",
-		 rl->cluster ? rl->cluster : 65536);
+			 rl->overlay, size, NULL };
 
 	/* qcow2 counts 512-byte sectors; a tail past the image is never
 	 * read by the copy. */
@@ -1039,7 +1166,6 @@ static void remove_dir(struct relay *rl)
 	unlink(rl->up_sock);
 	unlink(rl->exp_sock);
 	unlink(rl->log);
-	unlink(rl->seed_sock);
 	unlink(rl->exact_sock);
 	if (rmdir(rl->dir) < 0)
 		rc_err("relay: cannot remove %s: %s", rl->dir, strerror(errno));
@@ -1127,7 +1253,7 @@ static int fill_poll(struct relay *rl, struct pollfd *pfd, uint64_t now,
 
 		pfd[n].fd = p->a;
 		pfd[n].events = (p->len[0] ? 0 : POLLIN) |
-				(p->len[1] ? POLLOUT : 0);
+				(client_owed(p) ? POLLOUT : 0);
 		if (p->b < 0 || p->connecting)
 			pfd[n].events &= ~POLLIN;
 		n++;
@@ -1201,12 +1327,16 @@ static void serve_pair(struct relay *rl, int i, struct pollfd *pa,
 	if (batch_wait(p) && !(pb->revents & POLLIN) &&
 	    polled - p->last_rx >= BATCH_STALL_MS * 1000000ULL)
 		pb->revents |= POLLIN;
-	if (pump(p, 0, pa->revents, pb->revents, &which, &moved) < 0 ||
-	    pump(p, 1, pb->revents, pa->revents, &which, &back) < 0) {
-		if (p->up && which == 1)
-			upstream_failed(rl, i, "closed the connection");
-		else
-			pair_close(rl, i);
+	if (pump(rl, p, 0, pa->revents, &which, &moved) < 0 ||
+	    pump(rl, p, 1, pb->revents, &which, &back) < 0) {
+		if (p->up && which == 1) {
+			upstream_failed(rl, i, p->broke ? p->broke
+						       : "closed the connection");
+			return;
+		}
+		if (p->broke)
+			rc_msg("relay: %s; its connection is closed", p->broke);
+		pair_close(rl, i);
 		return;
 	}
 	now = rc_now_ns();
@@ -1265,275 +1395,6 @@ static int loop(struct relay *rl, const sigset_t *old)
 	}
 }
 
-/* --- seeding the overlay from the node's own disks (--skip-equal) ---- */
-
-/* A TARGET read for seeding: what it holds now. */
-struct seed_disk {
-	struct rc_dev *dev, *rd;        /* rd: read past the page cache */
-	const char *spec;
-};
-
-/* Open the TARGETs that can be read back as they are; a target that is
- * not there yet, cannot be read at any offset or writes to nothing holds
- * nothing to seed from.  Returns how many are open. */
-static int seed_open(struct relay *rl, struct seed_disk *d)
-{
-	const char *how;
-	int i, n = 0;
-
-	for (i = 0; i < rl->ntargets; i++) {
-		struct seed_disk *s = &d[n];
-
-		memset(s, 0, sizeof *s);
-		s->spec = rl->targets[i];
-		if (rc_dev_open(s->spec, RC_OPEN_SOURCE, &s->dev, NULL, 0) < 0)
-			continue;
-		if (!(s->dev->caps & RC_CAP_SEEKABLE) ||
-		    (s->dev->caps & (RC_CAP_NOWHERE | RC_CAP_DECODES)) ||
-		    !s->dev->size || s->dev->size == RC_SIZE_UNKNOWN) {
-			rc_dev_close(s->dev);
-			continue;
-		}
-		if (!s->dev->be->open_readback ||
-		    s->dev->be->open_readback(s->dev, &s->rd, &how) < 0)
-			s->rd = s->dev;
-		n++;
-	}
-	return n;
-}
-
-static void seed_close(struct seed_disk *d, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++) {
-		if (d[i].rd && d[i].rd != d[i].dev)
-			rc_dev_close(d[i].rd);
-		if (d[i].dev)
-			rc_dev_close(d[i].dev);
-	}
-}
-
-/* End the seeding daemon: it writes the overlay's metadata as it quits. */
-static int seed_daemon_end(pid_t pid)
-{
-	uint64_t t0 = rc_now_ns();
-	int status;
-
-	kill(pid, SIGTERM);
-	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if (rc_now_ns() - t0 > 10ULL * 1000000000) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		usleep(20000);
-	}
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-/* A temporary daemon exporting the overlay (no backing file yet) writable
- * on a socket of the private directory only: the world never sees it. */
-static pid_t seed_daemon(struct relay *rl, const sigset_t *old)
-{
-	char ov[700], srv[700], esc[400];
-	char *argv[] = {
-		"qemu-storage-daemon", "--blockdev", ov, "--nbd-server", srv,
-		"--export",
-		"{\"type\":\"nbd\",\"id\":\"seed\",\"node-name\":\"overlay\","
-		"\"name\":\"seed\",\"writable\":true}",
-		NULL,
-	};
-	uint64_t t0 = rc_now_ns();
-	struct stat st;
-	pid_t pid;
-	int status;
-
-	json_esc(esc, sizeof esc, rl->overlay);
-	snprintf(ov, sizeof ov,
-		 "{\"driver\":\"qcow2\",\"node-name\":\"overlay\","
-		 "\"file\":{\"driver\":\"file\",\"filename\":\"%s\"}}", esc);
-	server_arg(srv, sizeof srv, rl->seed_sock);
-	pid = spawn_qsd(rl, argv, old);
-	if (pid < 0)
-		return -1;
-	while (stat(rl->seed_sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			say_log(rl);
-			return -1;
-		}
-		if (rc_now_ns() - t0 > 20ULL * 1000000000) {
-			say_log(rl);
-			seed_daemon_end(pid);
-			return -1;
-		}
-		usleep(20000);
-	}
-	return pid;
-}
-
-/* Was the relay told to stop (SIGTERM, SIGINT, SIGHUP) while seeding? */
-static bool seed_stopped(struct relay *rl)
-{
-	struct signalfd_siginfo si;
-
-	while (read(rl->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
-		if (si.ssi_signo != SIGCHLD) {
-			rc_msg("relay: signal %d: stopping", (int)si.ssi_signo);
-			rl->stopping = true;
-		}
-	return rl->stopping;
-}
-
-/* Blocks written into the overlay at once: reading the disks goes on
- * while the daemon writes. */
-#define SEED_INFLIGHT 8
-
-/* Write len bytes of buf at off into ov, buffers[*next] being buf: in
- * flight with the others when the backend can (*inflight of them). */
-static int seed_write(struct rc_dev *ov, const void *buf, size_t len,
-		      uint64_t off, unsigned *next, unsigned *inflight)
-{
-	int r;
-
-	if (!ov->be->write_submit)
-		return rc_dev_pwrite(ov, buf, len, off) == (ssize_t)len ? 0 : -1;
-	if (ov->be->write_submit(ov, buf, len, off) < 0)
-		return -1;
-	*next = (*next + 1) % SEED_INFLIGHT;
-	/* The next buffer is the oldest in flight: it must be done. */
-	if (++*inflight == SEED_INFLIGHT) {
-		r = ov->be->write_reap(ov, SEED_INFLIGHT - 1);
-		if (r < 0)
-			return -1;
-		*inflight -= (unsigned)r;
-	}
-	return 0;
-}
-
-/* Write into ov every block some disk holds as the manifest says; counts
- * them in *held.  -1 when a write failed. */
-static int seed_blocks(struct relay *rl, const struct rc_image_hashes *h,
-		       struct seed_disk *d, int nd, struct rc_dev *ov,
-		       void *bufs[], uint64_t *held)
-{
-	char err[400];
-	uint64_t b, hash;
-	unsigned next = 0, inflight = 0;
-	int i;
-
-	for (b = 0; b < h->nblocks && !(b % 64 == 0 && seed_stopped(rl));
-	     b++) {
-		uint32_t len = rc_block_len(h->image_size, h->block_size, b);
-		uint64_t off = b * h->block_size;
-
-		for (i = 0; i < nd; i++) {
-			if (!d[i].dev || off + len > d[i].dev->size)
-				continue;
-			const struct rc_readback rb = {
-				d[i].rd, NULL, bufs[next], h, d[i].spec, err,
-				sizeof err
-			};
-
-			if (rc_readback_hash(&rb, b, &hash) < 0) {
-				rc_msg("relay: seeding: %s; the copy rewrites what it cannot read",
-				       err);
-				seed_close(&d[i], 1);
-				memset(&d[i], 0, sizeof d[i]);
-				continue;
-			}
-			if (hash != h->hash[b])
-				continue;
-			if (seed_write(ov, bufs[next], len, off, &next,
-				       &inflight) < 0)
-				return -1;
-			(*held)++;
-			break;
-		}
-	}
-	if (inflight && ov->be->write_reap(ov, 0) < 0)
-		return -1;
-	return 0;
-}
-
-/* --skip-equal: before the chain serves this node, write into the overlay
- * every block one of the node's TARGETs already holds as MANIFEST says,
- * so that copy-on-read fetches from upstream only the others.  Nothing
- * read here is trusted beyond that: the copy proves every target as
- * before.  Seeding is a saving, never a condition: when it cannot be done
- * the overlay is made again empty and every block read through this node
- * (the copy's: only what the disks lack) comes from upstream.
- * -1 only when the overlay cannot be made again. */
-static int seed_overlay(struct relay *rl, const sigset_t *old)
-{
-	struct rc_image_hashes h = { 0 };
-	struct seed_disk d[RC_TARGETS_MAX];
-	struct rc_dev *ov = NULL;
-	char uri[400], err[400];
-	const char *why = "out of memory";
-	uint64_t held = 0, t0 = rc_now_ns();
-	void *bufs[SEED_INFLIGHT] = { NULL };
-	pid_t pid = -1;
-	int nd, i, rc = -1;
-
-	nd = seed_open(rl, d);
-	if (!nd) {
-		rc_msg("relay: no TARGET can be read yet: nothing to seed the overlay with, upstream sends every block");
-		return 0;
-	}
-	if (rc_manifest_read(rl->expect, &h, UINT64_MAX, err, sizeof err) < 0) {
-		why = err;
-		goto out;
-	}
-	for (i = 0; i < SEED_INFLIGHT; i++)
-		if (posix_memalign(&bufs[i], RC_ALIGN, h.block_size))
-			goto out;
-	/* A seeded block must fill whole clusters: the rest of a cluster
-	 * written in part would read as zeros, not from upstream. */
-	if (h.block_size < 65536) {
-		why = "qemu-img could not make it again with smaller clusters";
-		rl->cluster = h.block_size;
-		unlink(rl->overlay);
-		if (make_overlay(rl) < 0)
-			goto out;
-	}
-	pid = seed_daemon(rl, old);
-	snprintf(uri, sizeof uri, "nbd+unix:///seed?socket=%s", rl->seed_sock);
-	why = "qemu-storage-daemon did not export it";
-	if (pid < 0 || rc_dev_open(uri, RC_OPEN_TARGET, &ov, NULL, 0) < 0)
-		goto out;
-	why = "a write to it failed";
-	rc = seed_blocks(rl, &h, d, nd, ov, bufs, &held);
-	if (rc == 0 && rc_dev_flush(ov) < 0)
-		rc = -1;
-out:
-	if (ov && rc_dev_close(ov) < 0)
-		rc = -1;
-	if (pid > 0 && seed_daemon_end(pid) < 0 && rc == 0) {
-		why = "qemu-storage-daemon did not end cleanly";
-		rc = -1;
-	}
-	seed_close(d, nd);
-	unlink(rl->seed_sock);
-	unlink(rl->log);
-	for (i = 0; i < SEED_INFLIGHT; i++)
-		free(bufs[i]);
-	free(h.hash);
-	if (rc == 0) {
-		if (!rc_quiet)
-			rc_msg("relay: seeded the overlay with %llu of %llu blocks the node's disks hold (%.1f s); upstream sends the other %llu",
-			       (unsigned long long)held,
-			       (unsigned long long)h.nblocks,
-			       (rc_now_ns() - t0) / 1e9,
-			       (unsigned long long)(h.nblocks - held));
-		return 0;
-	}
-	rc_err("relay: could not seed the overlay from the node's disks (%s): every block read through this node comes from upstream (the copy reads only what the disks lack)",
-	       why);
-	unlink(rl->overlay);
-	return make_overlay(rl);
-}
-
 /* The private directory (made by us alone, 0700, never one that is there
  * already), its paths, and the socket QEMU's NBD client connects to. */
 static int make_private(struct relay *rl)
@@ -1555,7 +1416,6 @@ static int make_private(struct relay *rl)
 	snprintf(rl->up_sock, sizeof rl->up_sock, "%s/upstream.sock", rl->dir);
 	snprintf(rl->exp_sock, sizeof rl->exp_sock, "%s/export.sock", rl->dir);
 	snprintf(rl->log, sizeof rl->log, "%s/qemu.log", rl->dir);
-	snprintf(rl->seed_sock, sizeof rl->seed_sock, "%s/seed.sock", rl->dir);
 	snprintf(rl->exact_sock, sizeof rl->exact_sock, "%s/exact.sock",
 		 rl->dir);
 	unix_endpoint(&e, rl->up_sock);
@@ -1598,12 +1458,41 @@ static int take_signals(struct relay *rl, sigset_t *old)
 	return 0;
 }
 
-/* The overlay (seeded with --skip-equal), the daemon, the copy and the
- * forwarding until the end: the copy's status. */
+/* --skip-equal: the TARGETs answer QEMU's reads of the blocks they hold
+ * as the manifest says (src/nbdtap.c), so that upstream sends only the
+ * others.  Nothing read there is trusted beyond that: the copy proves
+ * every target as before.  A saving, never a condition: without them
+ * every block read through this node (the copy's: only what its disks
+ * lack) comes from upstream. */
+static int open_disks(struct relay *rl)
+{
+	char err[400];
+	int n;
+
+	rl->scratch = malloc(XFER_BUF);
+	if (!rl->scratch) {
+		rc_err("relay: out of memory");
+		return -1;
+	}
+	rl->disks = rc_disks_open(rl->expect, rl->targets, rl->ntargets, &n,
+				  err, sizeof err);
+	if (!rl->disks) {
+		rc_err("relay: the node's disks cannot answer for upstream (%s): every block read through this node comes from upstream",
+		       err);
+	} else if (!n) {
+		rc_msg("relay: no TARGET can be read yet: upstream sends every block read through this node");
+		rc_disks_close(rl->disks);
+		rl->disks = NULL;
+	}
+	return 0;
+}
+
+/* The overlay, the daemon, the copy and the forwarding until the end: the
+ * copy's status. */
 static int relay_run(struct relay *rl, const sigset_t *old)
 {
 	if (make_overlay(rl) < 0 ||
-	    (rl->skip_equal && !rl->no_seed && seed_overlay(rl, old) < 0))
+	    (rl->skip_equal && !rl->no_seed && open_disks(rl) < 0))
 		return RC_EXIT_FAILED;
 	if (rl->stopping)
 		return RC_EXIT_FAILED;
@@ -1620,7 +1509,12 @@ static int relay_run(struct relay *rl, const sigset_t *old)
 	if (loop(rl, old) < 0)
 		rc_err("relay: poll: %s", strerror(errno));
 	rl->stopping = true;
-	if (!rc_quiet)
+	if (!rc_quiet && rl->disks)
+		rc_msg("relay: %s: %llu bytes from upstream, %llu bytes from the node's disks, %llu bytes to downstream",
+		       rl->listen.text, (unsigned long long)rl->bytes_up,
+		       (unsigned long long)rc_disks_answered(rl->disks),
+		       (unsigned long long)rl->bytes_down);
+	else if (!rc_quiet)
 		rc_msg("relay: %s: %llu bytes from upstream, %llu bytes to downstream",
 		       rl->listen.text, (unsigned long long)rl->bytes_up,
 		       (unsigned long long)rl->bytes_down);
@@ -1686,6 +1580,8 @@ int rc_cmd_relay(int argc, char **argv)
 	if (rl->cfd >= 0)
 		close(rl->cfd);
 	remove_dir(rl);
+	rc_disks_close(rl->disks);
+	free(rl->scratch);
 	free(rl);
 	return status;
 }
