@@ -25,12 +25,12 @@
 #   relay-delta   the same chain, a monthly update: each node's disks hold
 #                 an old image that differs from the golden one in 5% of
 #                 its 1 MiB blocks (written before the clock starts), and
-#                 each relay runs with --skip-equal, seeding its overlay
-#                 from its own disks (compare with relay-chain's full
-#                 rollout at the same node counts)
-#   relay-noseed  relay-delta with --no-seed: no seeding; each node's copy
-#                 reads from its QEMU only the blocks its disks lack
-#                 (producer skip), which QEMU fetches from upstream once
+#                 each relay runs with --skip-equal: its disks answer its
+#                 QEMU's upstream reads of the blocks they hold (compare
+#                 with relay-chain's full rollout at the same node counts)
+#   relay-noseed  relay-delta with --no-seed: the disks answer nothing;
+#                 each node's copy reads from its QEMU only the blocks its
+#                 disks lack (producer skip), which QEMU fetches once
 #   relay-kill    the same chain, every process of node 2 killed when its
 #                 first disk holds 30% of the image (a machine that dies;
 #                 3 nodes or more): the other nodes' times
