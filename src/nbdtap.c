@@ -39,9 +39,9 @@
 #define NBD_CMD_WRITE        1
 #define NBD_REPLY_FLAG_DONE  1
 #define NBD_REPLY_OFFSET_DATA 1
-/* The largest read answered from the disks (QEMU asks at most the
- * server's maximum, 32 MiB). */
-#define TAP_READ_MAX (32u << 20)
+/* The largest read answered from the disks (QEMU's copy-on-read asks
+ * what its reader asks, 128 KiB from a node's copy or the next node). */
+#define TAP_READ_MAX (4u << 20)
 /* Blocks kept after they were read and hashed: the requests of one block
  * come one after another. */
 #define DISK_CACHE 4
@@ -275,6 +275,35 @@ void rc_tap_free(struct rc_tap *t)
 	memset(t, 0, sizeof *t);
 }
 
+/* Room for n more bytes in the queue: the replies already sent dropped
+ * (from the one being written on), the buffer grown by half at least. */
+static bool queue_room(struct rc_tap *t, size_t n)
+{
+	int i;
+
+	if (t->qhead) {
+		memmove(t->q, t->q + t->qhead, t->qlen - t->qhead);
+		for (i = 0; i < t->nq; i++)
+			t->qend[i] -= t->qhead;
+		t->qoff -= t->qhead;
+		t->qlen -= t->qhead;
+		t->qhead = 0;
+	}
+	if (t->qcap - t->qlen < n) {
+		size_t cap = t->qcap + t->qcap / 2;
+		unsigned char *q;
+
+		if (cap < t->qlen + n)
+			cap = t->qlen + n;
+		q = realloc(t->q, cap);
+		if (!q)
+			return false;
+		t->q = q;
+		t->qcap = cap;
+	}
+	return true;
+}
+
 /* Answer a read of len bytes at off from the disks: its reply queued. */
 static bool answer(struct rc_tap *t, uint64_t handle, uint64_t off,
 		   uint32_t len)
@@ -282,19 +311,11 @@ static bool answer(struct rc_tap *t, uint64_t handle, uint64_t off,
 	size_t hdr = t->structured ? 28 : 16;
 	unsigned char *h;
 
-	if (!t->disks || !len || len > TAP_READ_MAX)
+	if (!t->disks || !len || len > TAP_READ_MAX ||
+	    t->nq == RC_TAP_QUEUED ||
+	    rc_tap_queued(t) + hdr + len > RC_TAP_QUEUE_MAX ||
+	    !queue_room(t, hdr + len))
 		return false;
-	if (t->qoff == t->qlen)
-		t->qoff = t->qlen = 0;
-	if (t->qcap - t->qlen < hdr + len) {
-		size_t cap = t->qlen + hdr + len;
-		unsigned char *q = realloc(t->q, cap);
-
-		if (!q)
-			return false;
-		t->q = q;
-		t->qcap = cap;
-	}
 	h = t->q + t->qlen;
 	if (!rc_disks_read(t->disks, off, len, h + hdr))
 		return false;
@@ -312,7 +333,25 @@ static bool answer(struct rc_tap *t, uint64_t handle, uint64_t off,
 		put64(h + 8, handle);
 	}
 	t->qlen += hdr + len;
+	t->qend[t->nq++] = t->qlen;
 	return true;
+}
+
+const unsigned char *rc_tap_next(const struct rc_tap *t, size_t *len)
+{
+	*len = t->nq ? t->qend[0] - t->qoff : 0;
+	return t->q + t->qoff;
+}
+
+void rc_tap_sent(struct rc_tap *t, size_t n)
+{
+	t->qoff += n;
+	if (t->nq && t->qoff == t->qend[0]) {
+		t->qhead = t->qoff;
+		memmove(t->qend, t->qend + 1, --t->nq * sizeof t->qend[0]);
+	}
+	if (t->qoff == t->qlen)
+		t->qoff = t->qlen = t->qhead = 0;
 }
 
 int rc_tap_client(struct rc_tap *t, const unsigned char *in, size_t n,
@@ -439,7 +478,7 @@ int rc_tap_server(struct rc_tap *t, const unsigned char *buf, size_t from,
 
 bool rc_tap_between(struct rc_tap *t, size_t off, size_t used)
 {
-	if (t->qoff)
+	if (t->qoff > t->qhead)
 		return true; /* a reply of ours is half written: on with it */
 	if (off == used)
 		return !t->sn && !t->srem;

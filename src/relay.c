@@ -106,6 +106,9 @@ struct pair {
 	int hs;                         /* where b's handshake is (hs_scan) */
 	uint32_t hs_n, hs_len;
 	bool hs_info;
+	bool hs_go;                     /* the server acknowledged NBD_OPT_GO */
+	bool hs_opaque;                 /* ... or an option after which the
+					 * tap cannot read the stream */
 	unsigned char hs_hdr[20];
 	struct rc_tap *tap;             /* up: reads the disks answer */
 	const char *broke;              /* why b's stream was refused */
@@ -143,6 +146,7 @@ struct relay {
 					 * copy reads only what its disks
 					 * lack) */
 	struct rc_disks *disks;         /* the TARGETs, read for that */
+	bool tap_off;                   /* they answer nothing more */
 	unsigned char *scratch;         /* QEMU's requests, as read */
 	uint64_t idle_since;            /* downstream's last byte (ns) */
 	uint64_t bytes_up, bytes_down;
@@ -612,6 +616,8 @@ enum { HS_GREET, HS_HDR, HS_DATA, HS_DONE };
 #define NBD_REP_ACK   1
 #define NBD_REP_INFO  3
 #define NBD_OPT_STRUCTURED_REPLY 8
+#define NBD_OPT_STARTTLS 5
+#define NBD_OPT_EXTENDED_HEADERS 11
 
 static uint32_t be32(const unsigned char *b)
 {
@@ -656,9 +662,16 @@ static size_t hs_scan(struct pair *p, unsigned char *buf, size_t len)
 			if (p->tap && be32(p->hs_hdr + 12) == NBD_REP_ACK &&
 			    be32(p->hs_hdr + 8) == NBD_OPT_STRUCTURED_REPLY)
 				p->tap->structured = true;
+			/* TLS records, 32-byte requests: not for the tap. */
 			if (be32(p->hs_hdr + 12) == NBD_REP_ACK &&
-			    be32(p->hs_hdr + 8) == NBD_OPT_GO)
+			    (be32(p->hs_hdr + 8) == NBD_OPT_STARTTLS ||
+			     be32(p->hs_hdr + 8) == NBD_OPT_EXTENDED_HEADERS))
+				p->hs_opaque = true;
+			if (be32(p->hs_hdr + 12) == NBD_REP_ACK &&
+			    be32(p->hs_hdr + 8) == NBD_OPT_GO) {
 				p->hs = HS_DONE;
+				p->hs_go = true;
+			}
 			else if (p->hs_len)
 				p->hs = HS_DATA;
 			break;
@@ -709,7 +722,7 @@ static void accept_on(struct relay *rl, int lfd, bool up, bool copy)
 		if (!p)
 			continue;
 		if (up) {
-			if (rl->disks && tap_new(rl, p) < 0) {
+			if (rl->disks && !rl->tap_off && tap_new(rl, p) < 0) {
 				pair_close(rl, rl->npairs - 1);
 				continue;
 			}
@@ -782,10 +795,19 @@ static ssize_t read_server(struct pair *p, uint64_t *moved)
 		from = hs_scan(p, (unsigned char *)p->buf[1], (size_t)r);
 		if (p->hs != HS_DONE)
 			return r;
+		/* A handshake that did not end in NBD_OPT_GO's ACK (an old
+		 * server's NBD_OPT_EXPORT_NAME), or that chose TLS or
+		 * extended headers: the bytes pass as they are. */
+		if (p->tap && (!p->hs_go || p->hs_opaque)) {
+			rc_msg("relay: the upstream's NBD connection is not one the node's disks can answer on; upstream sends every block");
+			rc_tap_free(p->tap);
+			free(p->tap);
+			p->tap = NULL;
+		}
 	}
 	if (p->tap && rc_tap_server(p->tap, (unsigned char *)p->buf[1], from,
 				    (size_t)r) < 0) {
-		p->broke = "sent what is not an NBD reply to QEMU's requests";
+		p->broke = "the upstream sent what is not an NBD reply to QEMU's requests";
 		errno = EPROTO;
 		return -1;
 	}
@@ -811,12 +833,14 @@ static ssize_t write_client(struct pair *p)
 	for (;;) {
 		if (t && rc_tap_queued(t) &&
 		    rc_tap_between(t, p->off[1], used)) {
-			r = write(p->a, t->q + t->qoff, rc_tap_queued(t));
+			const unsigned char *q = rc_tap_next(t, &n);
+
+			r = write(p->a, q, n);
 			if (r <= 0)
 				break;
-			t->qoff += (size_t)r;
-			if (t->qoff == t->qlen)
-				t->qoff = t->qlen = 0;
+			rc_tap_sent(t, (size_t)r);
+			if ((size_t)r < n)
+				break;
 			continue;
 		}
 		n = t ? rc_tap_span(t, p->off[1], used) : p->len[1];
@@ -1329,13 +1353,17 @@ static void serve_pair(struct relay *rl, int i, struct pollfd *pa,
 		pb->revents |= POLLIN;
 	if (pump(rl, p, 0, pa->revents, &which, &moved) < 0 ||
 	    pump(rl, p, 1, pb->revents, &which, &back) < 0) {
-		if (p->up && which == 1) {
-			upstream_failed(rl, i, p->broke ? p->broke
-						       : "closed the connection");
+		/* The tap could not follow the stream: whoever is wrong,
+		 * another upstream would not help; the disks answer nothing
+		 * more and QEMU reconnects to the same one. */
+		if (p->broke) {
+			rc_msg("relay: %s; the node's disks answer nothing more, QEMU reconnects",
+			       p->broke);
+			rl->tap_off = true;
+		} else if (p->up && which == 1) {
+			upstream_failed(rl, i, "closed the connection");
 			return;
 		}
-		if (p->broke)
-			rc_msg("relay: %s; its connection is closed", p->broke);
 		pair_close(rl, i);
 		return;
 	}

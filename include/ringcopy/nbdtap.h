@@ -32,6 +32,10 @@ uint64_t rc_disks_answered(const struct rc_disks *d);
 /* Reads forwarded to the server and not answered yet: QEMU's NBD client
  * keeps at most 16 in flight. */
 #define RC_TAP_INFLIGHT 256
+/* Replies of ours queued at most (more reads are forwarded), and their
+ * bytes at most. */
+#define RC_TAP_QUEUED   64
+#define RC_TAP_QUEUE_MAX (16u << 20)
 
 /* One NBD connection's transmission, both ways.  The client's requests
  * pass through rc_tap_client, which keeps back the reads the disks answer
@@ -61,9 +65,13 @@ struct rc_tap {
 	bool starts;
 	uint32_t *ends;
 	size_t nends, iend, cap;
-	/* replies from the disks, whole, waiting to be written */
+	/* replies from the disks, whole, waiting to be written: q[qoff,
+	 * qlen) unsent, the first of them begun at qhead, each ending at
+	 * qend[0..nq) */
 	unsigned char *q;
-	size_t qoff, qlen, qcap;
+	size_t qoff, qlen, qcap, qhead;
+	size_t qend[RC_TAP_QUEUED];
+	int nq;
 };
 
 /* A tap over a buffer of bufsize bytes for the server's side; -1 when out
@@ -77,13 +85,14 @@ int rc_tap_client(struct rc_tap *t, const unsigned char *in, size_t n,
 		  unsigned char *out, size_t *outlen);
 /* The server's buffer, just filled with used bytes: [0, from) end its
  * handshake (from > 0 only on the read that ends it), [from, used) are
- * replies.  -1 when they are not NBD replies (or answer reads this tap
- * cannot know the length of). */
+ * replies.  -1 when they are not NBD replies.  A simple reply to a handle
+ * that is not a forwarded read's carries no data (a write's, a
+ * flush's). */
 int rc_tap_server(struct rc_tap *t, const unsigned char *buf, size_t from,
 		  size_t used);
-/* The server's buffer written up to off of used bytes: may the queued
- * replies be written now (the stream is between two of the server's
- * messages, or one of ours is half written)? */
+/* The server's buffer written up to off of used bytes: may the next
+ * queued reply be written now (the stream is between two of the server's
+ * messages, or that reply is half written)? */
 bool rc_tap_between(struct rc_tap *t, size_t off, size_t used);
 /* How many of the server's bytes to write now: up to the end of its
  * message when replies are queued, else all. */
@@ -93,5 +102,10 @@ static inline size_t rc_tap_queued(const struct rc_tap *t)
 {
 	return t->qlen - t->qoff;
 }
+/* The rest of the first queued reply: write it, then say how much went
+ * with rc_tap_sent.  One reply at a time, so that the server's next
+ * message may go between two of ours. */
+const unsigned char *rc_tap_next(const struct rc_tap *t, size_t *len);
+void rc_tap_sent(struct rc_tap *t, size_t n);
 
 #endif

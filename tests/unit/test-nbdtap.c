@@ -226,6 +226,7 @@ static void test_server(void **state)
 	/* Something queued: only between messages. */
 	t.q = malloc(16);
 	t.qlen = t.qcap = 16;
+	t.qend[t.nq++] = 16;
 	assert_true(rc_tap_between(&t, 0, n));
 	assert_int_equal(rc_tap_span(&t, 0, n), 116);
 	assert_false(rc_tap_between(&t, 50, n));
@@ -258,18 +259,81 @@ static void test_server(void **state)
 	rc_tap_free(&t);
 }
 
-/* A simple reply to a read this tap did not see forwarded cannot be
- * framed: its data would be taken for the next reply. */
-static void test_unknown_read(void **state)
+/* A simple reply to a handle that is not a forwarded read's carries no
+ * data (a write's, a flush's): the next message starts right after it,
+ * and what is not a reply there is refused. */
+static void test_unknown_handle(void **state)
 {
 	struct rc_tap t;
 	unsigned char buf[64];
 
 	assert_int_equal(rc_tap_init(&t, NULL, sizeof buf), 0);
 	put(buf, 0x67446698, 4), put(buf + 4, 0, 4), put(buf + 8, 42, 8);
-	memset(buf + 16, 0xee, 48);
-	assert_int_equal(rc_tap_server(&t, buf, 0, sizeof buf), -1);
+	put(buf + 16, 0x67446698, 4), put(buf + 20, 0, 4), put(buf + 24, 43, 8);
+	assert_int_equal(rc_tap_server(&t, buf, 0, 32), 0);
+	assert_int_equal(t.nends, 2);
+	assert_int_equal(t.ends[0], 16);
+	assert_int_equal(t.ends[1], 32);
+	memset(buf + 16, 0xee, 16);
+	assert_int_equal(rc_tap_server(&t, buf, 0, 32), -1);
 	rc_tap_free(&t);
+}
+
+/* Replies of ours go one at a time, the server's messages between them;
+ * what was sent is dropped as more are queued, so a long rollout's queue
+ * stays as small as what is in flight. */
+static void test_queue(void **state)
+{
+	struct rc_disks *d = open_disk();
+	struct rc_tap t;
+	unsigned char r[28], out[64], buf[16];
+	const unsigned char *q;
+	size_t o, n, cap = 0;
+	int i;
+
+	assert_int_equal(rc_tap_init(&t, d, sizeof buf), 0);
+	t.structured = true;
+	/* The queue never empties: one reply is always half written. */
+	assert_int_equal(rc_tap_client(&t, r, req(r, 0, 5000, 0, 4096), out, &o), 0);
+	rc_tap_sent(&t, 28);
+	for (i = 0; i < 1000; i++) {
+		assert_int_equal(rc_tap_client(&t, r, req(r, 0, (uint64_t)i, 0, 4096),
+					       out, &o), 0);
+		assert_int_equal(o, 0);
+		/* The half-written one goes on, whatever the server's
+		 * stream, in two pieces. */
+		assert_true(rc_tap_between(&t, 5, 10));
+		q = rc_tap_next(&t, &n);
+		assert_int_equal(n, 4096);
+		rc_tap_sent(&t, 100);
+		q = rc_tap_next(&t, &n);
+		assert_int_equal(n, 4096 - 100);
+		rc_tap_sent(&t, n);
+		/* Whole: the next waits for the server's message to end. */
+		put(buf, 0x67446698, 4), put(buf + 4, 0, 4), put(buf + 8, 77, 8);
+		assert_int_equal(rc_tap_server(&t, buf, 0, 16), 0);
+		assert_false(rc_tap_between(&t, 5, 16));
+		assert_true(rc_tap_between(&t, 16, 16));
+		q = rc_tap_next(&t, &n);
+		assert_int_equal(n, 28 + 4096);
+		assert_int_equal(get(q + 8, 8), (uint64_t)i);
+		rc_tap_sent(&t, 28);
+		assert_int_equal(rc_tap_queued(&t), 4096);
+		/* What was sent is dropped: the buffer stays small. */
+		assert_true(t.qcap <= 4 * (28 + 4096));
+	}
+	q = rc_tap_next(&t, &n);
+	rc_tap_sent(&t, n);
+	assert_int_equal(rc_tap_queued(&t), 0);
+	/* Past RC_TAP_QUEUED replies unsent, reads are forwarded. */
+	for (i = 0; i < RC_TAP_QUEUED; i++) {
+		assert_int_equal(rc_tap_client(&t, r, req(r, 0, 1, 0, 512), out, &o), 0);
+		assert_int_equal(o, 0);
+	}
+	assert_int_equal(rc_tap_client(&t, r, req(r, 0, 1, 0, 512), out, &o), 0);
+	assert_int_equal(o, 28);
+	rc_tap_free(&t);
+	rc_disks_close(d);
 }
 
 /* Structured replies end a read with their DONE flag: a connection that
@@ -309,7 +373,8 @@ int main(void)
 		cmocka_unit_test(test_disks_read),
 		cmocka_unit_test(test_client),
 		cmocka_unit_test(test_server),
-		cmocka_unit_test(test_unknown_read),
+		cmocka_unit_test(test_unknown_handle),
+		cmocka_unit_test(test_queue),
 		cmocka_unit_test(test_structured_done),
 	};
 
