@@ -112,6 +112,9 @@ struct pair {
 	unsigned char hs_hdr[20];
 	struct rc_tap *tap;             /* up: reads the disks answer */
 	const char *broke;              /* why b's stream was refused */
+	int pipe[2];                    /* b->a without a copy (splice) */
+	bool piped;                     /* len[1] bytes are in the pipe */
+	bool nopipe;                    /* none could be made: buf[1] */
 };
 
 struct relay {
@@ -514,6 +517,10 @@ static void pair_close(struct relay *rl, int i)
 		close(p->a);
 	if (p->b >= 0)
 		close(p->b);
+	if (p->pipe[0] >= 0) {
+		close(p->pipe[0]);
+		close(p->pipe[1]);
+	}
 	free(p->buf[0]);
 	free(p->buf[1]);
 	if (p->tap) {
@@ -594,6 +601,7 @@ static struct pair *pair_new(struct relay *rl, int a, bool up)
 	memset(p, 0, sizeof *p);
 	p->a = a;
 	p->b = -1;
+	p->pipe[0] = p->pipe[1] = -1;
 	p->up = up;
 	p->buf[0] = malloc(XFER_BUF);
 	p->buf[1] = malloc(XFER_BUF);
@@ -814,6 +822,59 @@ static ssize_t read_server(struct pair *p, uint64_t *moved)
 	return r;
 }
 
+/* May b's bytes go to a through a pipe, never read into the relay?  Once
+ * nothing needs to read them (no tap, the handshake's size said), and a
+ * pipe of XFER_BUF bytes can be made: splice(2) then moves the pages of
+ * the upstream's replies to QEMU, and of QEMU's to the next node, with
+ * no copy through this process (the relay chain's CPU, doc/design.md). */
+static bool splice_ok(struct pair *p)
+{
+	if (p->tap || (p->exact && p->hs != HS_DONE) || p->nopipe)
+		return false;
+	if (p->pipe[0] >= 0)
+		return true;
+	if (pipe2(p->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		p->pipe[0] = p->pipe[1] = -1;
+		p->nopipe = true;
+		return false;
+	}
+	if (fcntl(p->pipe[1], F_SETPIPE_SZ, XFER_BUF) < 0) {
+		close(p->pipe[0]);
+		close(p->pipe[1]);
+		p->pipe[0] = p->pipe[1] = -1;
+		p->nopipe = true;
+		return false;
+	}
+	return true;
+}
+
+/* What b can send, into the pipe. */
+static ssize_t read_spliced(struct pair *p, uint64_t *moved)
+{
+	ssize_t r = splice(p->b, NULL, p->pipe[1], NULL, XFER_BUF,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+	if (r > 0) {
+		p->len[1] = (size_t)r;
+		p->piped = true;
+		*moved += (uint64_t)r;
+	}
+	return r;
+}
+
+/* The pipe's bytes, to a. */
+static ssize_t write_spliced(struct pair *p)
+{
+	ssize_t r = splice(p->pipe[0], NULL, p->a, NULL, p->len[1],
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+	if (r > 0) {
+		p->len[1] -= (size_t)r;
+		p->piped = p->len[1] != 0;
+	}
+	return r;
+}
+
 /* Has pair p bytes for a that can go now? */
 static bool client_owed(struct pair *p)
 {
@@ -865,7 +926,11 @@ static int pump(struct relay *rl, struct pair *p, int dir, short rev,
 	ssize_t r;
 
 	if (p->len[dir] == 0 && (rev & (POLLIN | POLLHUP | POLLERR))) {
-		r = dir ? read_server(p, moved) : read_client(rl, p, moved);
+		if (dir)
+			r = splice_ok(p) ? read_spliced(p, moved)
+					 : read_server(p, moved);
+		else
+			r = read_client(rl, p, moved);
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 			*which = dir;
 			return -1;
@@ -875,7 +940,8 @@ static int pump(struct relay *rl, struct pair *p, int dir, short rev,
 	}
 	/* The sockets do not block: try whenever there is data. */
 	if (dir)
-		r = client_owed(p) ? write_client(p) : 0;
+		r = p->piped ? write_spliced(p)
+			     : client_owed(p) ? write_client(p) : 0;
 	else if (p->len[0]) {
 		r = write(p->b, p->buf[0] + p->off[0], p->len[0]);
 		if (r > 0) {
@@ -1075,6 +1141,10 @@ static pid_t start_copy(struct relay *rl, const sigset_t *old)
 		close(rl->pairs[i].a);
 		if (rl->pairs[i].b >= 0)
 			close(rl->pairs[i].b);
+		if (rl->pairs[i].pipe[0] >= 0) {
+			close(rl->pairs[i].pipe[0]);
+			close(rl->pairs[i].pipe[1]);
+		}
 	}
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
