@@ -76,6 +76,15 @@
 #define BATCH_LOWAT     (64 * 1024)
 #define BATCH_AFTER     (1024 * 1024)
 #define BATCH_STALL_MS  20
+/* A connection refused is tried again after this long: the daemon's
+ * export (a local socket that appears once the daemon has opened its
+ * upstream), and an upstream (a node whose relay is still starting).  A
+ * chain starts hop by hop, each export waiting for the one above it, and
+ * in a chain of links of one speed a node never catches up the time it
+ * lost at the start: each retry's wait is paid by every node below
+ * (doc/design.md, the chain's start). */
+#define RETRY_EXPORT_MS 10
+#define RETRY_UP_MS     50
 #define NBD_PORT     "10809"
 /* How long QEMU keeps a request waiting for an upstream connection: the
  * relay finds the next upstream well within it. */
@@ -1303,11 +1312,12 @@ static void check_pairs(struct relay *rl, uint64_t now)
 		struct pair *p = &rl->pairs[i];
 
 		if (!p->up) {
-			if (p->b < 0 && now - p->since >= 200000000ULL)
+			if (p->b < 0 &&
+			    now - p->since >= RETRY_EXPORT_MS * 1000000ULL)
 				export_connect(rl, p);
 			continue;
 		}
-		if (p->b < 0 && now - p->since >= 200000000ULL) {
+		if (p->b < 0 && now - p->since >= RETRY_UP_MS * 1000000ULL) {
 			upstream_connect(rl, p);
 		} else if (p->b >= 0 && p->connecting &&
 			   now - p->since > lim) {
@@ -1338,6 +1348,10 @@ static int fill_poll(struct relay *rl, struct pollfd *pfd, uint64_t now,
 	int i, n = 0;
 
 	*ms = 100;
+	/* Until the copy starts, its export is looked for as often as a
+	 * downstream connection tries it. */
+	if (!rl->copy && !rl->copy_done && !rl->stopping)
+		*ms = RETRY_EXPORT_MS;
 	pfd[n++] = (struct pollfd){ .fd = rl->sigfd, .events = POLLIN };
 	pfd[n++] = (struct pollfd){ .fd = rl->lfd, .events = POLLIN };
 	pfd[n++] = (struct pollfd){ .fd = rl->upfd, .events = POLLIN };
@@ -1356,8 +1370,12 @@ static int fill_poll(struct relay *rl, struct pollfd *pfd, uint64_t now,
 			: (p->len[1] ? 0 : POLLIN) | (p->len[0] ? POLLOUT : 0);
 		n++;
 		if (batch_wait(p) &&
-		    (p->owed || now - p->last_rx < 1000000000ULL))
+		    (p->owed || now - p->last_rx < 1000000000ULL) &&
+		    *ms > BATCH_STALL_MS)
 			*ms = BATCH_STALL_MS;
+		if (p->b < 0)
+			*ms = p->up ? (*ms < RETRY_UP_MS ? *ms : RETRY_UP_MS)
+				    : RETRY_EXPORT_MS;
 	}
 	return n;
 }
