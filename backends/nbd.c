@@ -44,6 +44,7 @@ static int nbd_probe(const char *path, int mode)
 
 #ifdef HAVE_LIBNBD
 #include <libnbd.h>
+#include <sys/mman.h>
 
 /* Bytes per request: a 1 MiB block is two.  QEMU's NBD server (7.2, as
  * `ringcopy relay' reads it) spends four times the CPU on 1 MiB reads
@@ -462,6 +463,12 @@ static int ra_fill(struct nbd_dev *n, size_t len)
 			if (posix_memalign(&b->buf, RC_ALIGN, l))
 				return -ENOMEM;
 			b->cap = l;
+#ifdef MADV_POPULATE_WRITE
+			/* Its pages at once, not a fault each as the first
+			 * answer lands (see rc_ring_populate). */
+			(void)madvise(b->buf, l & ~(size_t)(RC_ALIGN - 1),
+				      MADV_POPULATE_WRITE);
+#endif
 		}
 		rc = block_submit(n, &b->io, b->buf, NULL, n->ra_next, l);
 		n->rcount++;

@@ -935,7 +935,10 @@ int rc_consumer_finish(struct rc_consumer *c, int rc)
 int rc_consumer_run(const struct rc_consumer_args *a)
 {
 	struct rc_consumer c;
-	int rc = rc_consumer_start(&c, a, -1);
+	int rc;
+
+	rc_ring_populate(a->ring);
+	rc = rc_consumer_start(&c, a, -1);
 
 	if (!c.claimed)
 		return rc;

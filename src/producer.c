@@ -561,6 +561,7 @@ static void producer_main(struct rc_ring *r, struct rc_dev *src,
 	int keep[4] = { src->fd, ready_fd, map_fd, rdv->dirfd };
 	int fd;
 
+	rc_ring_populate(r);
 	rc_producer_init(&p, r, src, map_fd);
 	setsid();
 	{

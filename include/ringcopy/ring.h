@@ -286,6 +286,7 @@ int rc_ring_create(const struct rc_ring_params *p, struct rc_ring *r,
 		   char *err, size_t errlen);
 int rc_ring_attach(int shmid, int semid, struct rc_ring *r, char *err,
 		   size_t errlen);
+void rc_ring_populate(struct rc_ring *r);
 void rc_ring_detach(struct rc_ring *r);
 /* Whether the ring's semaphore set still exists: teardown removes it
  * first, so a ring whose producer has gone and whose set is still there
