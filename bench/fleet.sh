@@ -129,7 +129,6 @@ run() {
 			fleet_in o bash -c 'exec 3<>/dev/tcp/192.0.2.1/10809' 2> /dev/null && break
 			sleep 0.1
 		done
-		t0=$(date +%s.%N)
 	elif [ "$mode" = swarm-engine ]; then
 		fleet_origin "$work/golden.img"
 		sleep 1
@@ -140,7 +139,13 @@ run() {
 		t0=$(date +%s.%N)
 		for (( i = 1; i <= n; i++ )); do fleet_serve "$i"; done
 	fi
-	cpu0=$(cpu_ticks)
+	# Every node's command waits at a gate, opened once all are launched:
+	# the nodes start together, as machines started at once do, not one
+	# launch of this loop apart (about 50 ms each on this machine, which
+	# a chain's last node would pay in full).  The swarm's clock started
+	# before its servers, the others' as the gate opens.
+	rm -f "$work/go"
+	gate=(bash -c 'while [ ! -e "$0" ]; do sleep 0.005; done; exec "$@"' "$work/go")
 	for (( i = 1; i <= n; i++ )); do
 		[ "$mode" = relay-delta ] || [ "$mode" = relay-noseed ] ||
 			rm -f "$work/d$i.a" "$work/d$i.b"
@@ -149,7 +154,7 @@ run() {
 			# hook marks the moment its download completed.
 			mkdir -p "$fleet_dir/e$i"
 			rm -f "$work/done$i"
-			fleet_in "n$i" env DONE="$work/done$i" aria2c --dir="$fleet_dir/e$i" \
+			fleet_in "n$i" env DONE="$work/done$i" "${gate[@]}" aria2c --dir="$fleet_dir/e$i" \
 				--seed-ratio=0.0 --enable-dht=false --enable-dht6=false \
 				--bt-enable-lpd=false --bt-tracker-interval=2 \
 				--console-log-level=warn --summary-interval=0 --quiet=true \
@@ -158,7 +163,7 @@ run() {
 		elif [ "$mode" = origin ]; then
 			uri=nbd://192.0.2.1/
 			# The node's own namespace: its link is the shaped one.
-			fleet_in "n$i" env RINGCOPY_RUNDIR="$work/run$i" "$rc" -q --expect "$work/golden.mf" "$uri" \
+			fleet_in "n$i" env RINGCOPY_RUNDIR="$work/run$i" "${gate[@]}" "$rc" -q --expect "$work/golden.mf" "$uri" \
 				"$work/d$i.a" "$work/d$i.b" 2> "$work/n$i.err" &
 		elif [ "${mode%-*}" = relay ]; then
 			ups=
@@ -172,20 +177,23 @@ run() {
 			# Each node a machine: its network, IPC and run
 			# directory; its overlay in the work directory.
 			ip netns exec "$(fleet_ns "n$i")" env RINGCOPY_RUNDIR="$work/run$i" TMPDIR="$work" \
-				unshare --ipc "$rc" relay --json --linger 5 --listen "192.0.2.$((10 + i))" \
+				unshare --ipc "${gate[@]}" "$rc" relay --json --linger 5 --listen "192.0.2.$((10 + i))" \
 				--upstream "$ups" --expect "$work/golden.mf" "${delta[@]}" \
 				"$work/d$i.a" "$work/d$i.b" > "$work/n$i.out" 2> "$work/n$i.err" &
 		elif [ "$mode" = swarm-nbdcopy ]; then
-			nbdcopy "$(fleet_uri "$i")" null: 2> "$work/n$i.err" &
+			"${gate[@]}" nbdcopy "$(fleet_uri "$i")" null: 2> "$work/n$i.err" &
 		else
 			uri=$(fleet_uri "$i")
 			start=()
 			[ "$mode" = swarm-random ] && start=(--start-at random)
-			RINGCOPY_RUNDIR=$work/run$i "$rc" -q "${start[@]}" --expect "$work/golden.mf" --connect-timeout 120 \
+			RINGCOPY_RUNDIR=$work/run$i "${gate[@]}" "$rc" -q "${start[@]}" --expect "$work/golden.mf" --connect-timeout 120 \
 				"$uri" "$work/d$i.a" "$work/d$i.b" 2> "$work/n$i.err" &
 		fi
 		pids[i]=$!
 	done
+	[ -n "${t0:-}" ] || t0=$(date +%s.%N)
+	cpu0=$(cpu_ticks)
+	: > "$work/go"
 	if [ "$mode" = relay-kill ]; then
 		# Node 2 dies at 30% of its copy (its disk's allocated bytes).
 		while [ "$(( $(stat -c %b "$work/d2.a" 2> /dev/null || echo 0) * 512 ))" -lt $((size_mib * 1048576 * 3 / 10)) ] &&
