@@ -867,6 +867,13 @@ static ssize_t read_spliced(struct pair *p, uint64_t *moved)
 		p->len[1] = (size_t)r;
 		p->piped = true;
 		*moved += (uint64_t)r;
+	} else if (r < 0 && errno == EINVAL) {
+		/* A socket this kernel cannot splice from: read it. */
+		close(p->pipe[0]);
+		close(p->pipe[1]);
+		p->pipe[0] = p->pipe[1] = -1;
+		p->nopipe = true;
+		return read_server(p, moved);
 	}
 	return r;
 }

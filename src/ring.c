@@ -363,8 +363,10 @@ bad:
  * otherwise take a page fault per 4 KiB of the ring (fork does not copy a
  * shared mapping's page tables), which on a virtual machine cost an eighth
  * of a local copy's CPU (doc/design.md).  The ring has no more slots than
- * the image has blocks (rc_ring_geometry): a copy touches them all.
- * Failing changes nothing (kernels before 5.14 do not know the advice). */
+ * the image has blocks (rc_ring_geometry): a copy touches them all (one
+ * whose producer skips blocks maybe not; the segment is the memory the
+ * ring was sized for either way).  Failing changes nothing (kernels
+ * before 5.14 do not know the advice). */
 void rc_ring_populate(struct rc_ring *r)
 {
 #ifdef MADV_POPULATE_WRITE
