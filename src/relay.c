@@ -121,9 +121,11 @@ struct pair {
 	unsigned char hs_hdr[20];
 	struct rc_tap *tap;             /* up: reads the disks answer */
 	const char *broke;              /* why b's stream was refused */
-	int pipe[2];                    /* b->a without a copy (splice) */
-	bool piped;                     /* len[1] bytes are in the pipe */
-	bool nopipe;                    /* none could be made: buf[1] */
+	int pipe[2];                    /* b->a without a copy (splice):
+					 * once made, every later reply
+					 * passes through it, and len[1]
+					 * bytes are in it */
+	bool nopipe;                    /* none to be made: buf[1] */
 };
 
 struct relay {
@@ -518,6 +520,17 @@ static bool is_unix_sock(int fd)
 	       ss.ss_family == AF_UNIX;
 }
 
+/* Pair p's replies pass through no pipe from now on. */
+static void pipe_off(struct pair *p)
+{
+	if (p->pipe[0] >= 0) {
+		close(p->pipe[0]);
+		close(p->pipe[1]);
+	}
+	p->pipe[0] = p->pipe[1] = -1;
+	p->nopipe = true;
+}
+
 static void pair_close(struct relay *rl, int i)
 {
 	struct pair *p = &rl->pairs[i];
@@ -526,10 +539,7 @@ static void pair_close(struct relay *rl, int i)
 		close(p->a);
 	if (p->b >= 0)
 		close(p->b);
-	if (p->pipe[0] >= 0) {
-		close(p->pipe[0]);
-		close(p->pipe[1]);
-	}
+	pipe_off(p);
 	free(p->buf[0]);
 	free(p->buf[1]);
 	if (p->tap) {
@@ -842,16 +852,9 @@ static bool splice_ok(struct pair *p)
 		return false;
 	if (p->pipe[0] >= 0)
 		return true;
-	if (pipe2(p->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		p->pipe[0] = p->pipe[1] = -1;
-		p->nopipe = true;
-		return false;
-	}
-	if (fcntl(p->pipe[1], F_SETPIPE_SZ, XFER_BUF) < 0) {
-		close(p->pipe[0]);
-		close(p->pipe[1]);
-		p->pipe[0] = p->pipe[1] = -1;
-		p->nopipe = true;
+	if (pipe2(p->pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    fcntl(p->pipe[1], F_SETPIPE_SZ, XFER_BUF) < 0) {
+		pipe_off(p);
 		return false;
 	}
 	return true;
@@ -865,14 +868,11 @@ static ssize_t read_spliced(struct pair *p, uint64_t *moved)
 
 	if (r > 0) {
 		p->len[1] = (size_t)r;
-		p->piped = true;
 		*moved += (uint64_t)r;
 	} else if (r < 0 && errno == EINVAL) {
-		/* A socket this kernel cannot splice from: read it. */
-		close(p->pipe[0]);
-		close(p->pipe[1]);
-		p->pipe[0] = p->pipe[1] = -1;
-		p->nopipe = true;
+		/* A socket this kernel cannot splice from (the pipe is
+		 * empty): read it. */
+		pipe_off(p);
 		return read_server(p, moved);
 	}
 	return r;
@@ -884,10 +884,8 @@ static ssize_t write_spliced(struct pair *p)
 	ssize_t r = splice(p->pipe[0], NULL, p->a, NULL, p->len[1],
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 
-	if (r > 0) {
+	if (r > 0)
 		p->len[1] -= (size_t)r;
-		p->piped = p->len[1] != 0;
-	}
 	return r;
 }
 
@@ -956,8 +954,8 @@ static int pump(struct relay *rl, struct pair *p, int dir, short rev,
 	}
 	/* The sockets do not block: try whenever there is data. */
 	if (dir)
-		r = p->piped ? write_spliced(p)
-			     : client_owed(p) ? write_client(p) : 0;
+		r = p->pipe[0] >= 0 ? (p->len[1] ? write_spliced(p) : 0)
+				    : client_owed(p) ? write_client(p) : 0;
 	else if (p->len[0]) {
 		r = write(p->b, p->buf[0] + p->off[0], p->len[0]);
 		if (r > 0) {
@@ -1157,10 +1155,7 @@ static pid_t start_copy(struct relay *rl, const sigset_t *old)
 		close(rl->pairs[i].a);
 		if (rl->pairs[i].b >= 0)
 			close(rl->pairs[i].b);
-		if (rl->pairs[i].pipe[0] >= 0) {
-			close(rl->pairs[i].pipe[0]);
-			close(rl->pairs[i].pipe[1]);
-		}
+		pipe_off(&rl->pairs[i]);
 	}
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
