@@ -59,11 +59,15 @@ status_answers() {
 
 # broken ACTION...: both copies fail within bounds, naming the ring.
 broken() {
-	local sa sb
+	local sa sb tp
 	what="$*"
 	start
-	"$tamper" "$rdv" "$@" || fail "ring-tamper $*"
+	# In the background: lock-zero waits for the producer (held, maybe
+	# holding the lock) to give the lock back before it takes it.
+	"$tamper" "$rdv" "$@" &
+	tp=$!
 	go
+	wait "$tp" || fail "ring-tamper $*"
 	status_answers
 	finish "$a" "$(slow 30)"; sa=$st
 	finish "$b" "$(slow 30)"; sb=$st

@@ -4,7 +4,10 @@
  * and does one thing to the ring named by a rendezvous file:
  *
  *   ring-tamper RDVFILE lock-hold SECONDS  take LOCK and keep it
- *   ring-tamper RDVFILE lock-zero          set LOCK to 0
+ *   ring-tamper RDVFILE lock-zero          set LOCK to 0 for good: take it
+ *                                          without undo, waiting (at
+ *                                          most 60 s) for a holder to
+ *                                          give it back first
  *   ring-tamper RDVFILE sems-zero          set every semaphore to 0
  *   ring-tamper RDVFILE next-seq VALUE     overwrite next_seq
  *   ring-tamper RDVFILE header-random      random bytes over the header
@@ -22,6 +25,7 @@
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ringcopy/core.h"
@@ -77,9 +81,15 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		sleep((unsigned)atoi(argv[3]));
 	} else if (!strcmp(argv[2], "lock-zero")) {
-		arg.val = 0;
-		if (semctl(semid, RC_SEM_LOCK, SETVAL, arg) < 0)
-			die("semctl SETVAL");
+		/* Not SETVAL 0: under a holder (LOCK already 0) that would be
+		 * undone by the holder's release, and nothing would be
+		 * broken.  Taken when free and never given back, it is a
+		 * holder that died without undo. */
+		struct sembuf op = { RC_SEM_LOCK, -1, 0 };
+		struct timespec ts = { 60, 0 };
+
+		if (semtimedop(semid, &op, 1, &ts) < 0)
+			die("semtimedop");
 	} else if (!strcmp(argv[2], "sems-zero")) {
 		unsigned short *v = calloc(sds.sem_nsems, sizeof *v);
 
